@@ -1,0 +1,95 @@
+// Package bittorrent holds the domain types that flow between the wire
+// protocols and the swarm store. It knows nothing of sockets or encodings.
+package bittorrent
+
+import (
+	"encoding/hex"
+	"net/netip"
+	"time"
+)
+
+// InfoHash identifies a torrent.
+type InfoHash [20]byte
+
+// String returns the hash in lower-case hex, the form people paste into
+// access lists and logs.
+func (h InfoHash) String() string { return hex.EncodeToString(h[:]) }
+
+// PeerID is the 20-byte identifier a client picks for itself.
+type PeerID [20]byte
+
+// Event is what a client says happened since its last announce. The values
+// are those of BEP 15 so that the UDP parser can use them directly.
+type Event uint8
+
+const (
+	EventNone      Event = 0
+	EventCompleted Event = 1
+	EventStarted   Event = 2
+	EventStopped   Event = 3
+)
+
+// AnnounceRequest is one client's announce, whatever protocol carried it.
+type AnnounceRequest struct {
+	InfoHash   InfoHash
+	PeerID     PeerID
+	Addr       netip.Addr // the client's address, IPv4-mapped addresses unmapped
+	Port       uint16
+	Uploaded   uint64
+	Downloaded uint64
+	Left       uint64
+	Event      Event
+	NumWant    int32 // negative: the client did not say
+	Key        uint32
+	// BothFamilies asks for peers of the other address family too, once
+	// those of the client's own family are exhausted. HTTP can carry both
+	// in one reply (BEP 7); a UDP reply cannot.
+	BothFamilies bool
+}
+
+// Peer4 is an IPv4 peer as handed to a client.
+type Peer4 struct {
+	IP   [4]byte
+	Port uint16
+	ID   PeerID
+}
+
+// Peer6 is an IPv6 peer as handed to a client.
+type Peer6 struct {
+	IP   [16]byte
+	Port uint16
+	ID   PeerID
+}
+
+// AnnounceResponse is the tracker's answer to an announce. Its peer slices
+// are reused from one request to the next by the frontends, so that the
+// request path does not allocate.
+type AnnounceResponse struct {
+	Interval    time.Duration
+	MinInterval time.Duration
+	Complete    uint32 // seeders
+	Incomplete  uint32 // leechers
+	Peers4      []Peer4
+	Peers6      []Peer6
+}
+
+// Reset empties the response for reuse, keeping the peer buffers.
+func (r *AnnounceResponse) Reset() {
+	peers4, peers6 := r.Peers4[:0], r.Peers6[:0]
+	*r = AnnounceResponse{Peers4: peers4, Peers6: peers6}
+}
+
+// ScrapeStats are one torrent's figures in a scrape reply.
+type ScrapeStats struct {
+	Complete   uint32 // seeders
+	Downloaded uint32 // completed downloads ever counted
+	Incomplete uint32 // leechers
+}
+
+// ClientError is a request the tracker refuses, with a message meant for
+// the client. The frontends send its text in a BEP 15 error packet or a
+// bencoded failure reason. Values are declared once, so returning one does
+// not allocate.
+type ClientError struct{ Message string }
+
+func (e *ClientError) Error() string { return e.Message }

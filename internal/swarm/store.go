@@ -1,0 +1,284 @@
+// Package swarm is the in-memory swarm database: which peers are in which
+// torrent, and the counts a scrape reports. It knows nothing of the wire.
+package swarm
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/trakx/trakx/internal/bittorrent"
+)
+
+// Config is the part of the tracker's configuration that shapes replies.
+// It can be swapped while the store serves (SIGHUP).
+type Config struct {
+	AnnounceInterval time.Duration
+	MinInterval      time.Duration
+	PeerTTL          time.Duration
+	NumWantDefault   int
+	NumWantMax       int
+}
+
+// shardCount spreads torrents over enough locks that two request workers
+// rarely meet on one. A power of two, so a hash picks a shard with a mask.
+const shardCount = 1024
+
+// Store is the swarm database. It is safe for concurrent use.
+type Store struct {
+	config atomic.Pointer[Config]
+	shards [shardCount]shard
+}
+
+type shard struct {
+	mu       sync.Mutex
+	torrents map[bittorrent.InfoHash]*torrent
+	seeders  int
+	leechers int
+	// Keeps two shards' locks off one cache line.
+	_ [64]byte
+}
+
+type torrent struct {
+	v4         peerList[[4]byte]
+	v6         peerList[[16]byte]
+	downloaded uint32
+}
+
+func (t *torrent) seeders() int  { return t.v4.seeders + t.v6.seeders }
+func (t *torrent) leechers() int { return t.v4.leechers() + t.v6.leechers() }
+func (t *torrent) empty() bool   { return len(t.v4.peers) == 0 && len(t.v6.peers) == 0 }
+
+// New returns an empty store.
+func New(cfg Config) *Store {
+	s := &Store{}
+	for i := range s.shards {
+		s.shards[i].torrents = make(map[bittorrent.InfoHash]*torrent)
+	}
+	s.SetConfig(cfg)
+	return s
+}
+
+// SetConfig replaces the reply settings; requests already under way finish
+// with the old ones.
+func (s *Store) SetConfig(cfg Config) { s.config.Store(&cfg) }
+
+// Config returns the reply settings in use.
+func (s *Store) Config() Config { return *s.config.Load() }
+
+func (s *Store) shardFor(h *bittorrent.InfoHash) *shard {
+	return &s.shards[binary.LittleEndian.Uint32(h[:4])&(shardCount-1)]
+}
+
+func unixNow() uint32 { return uint32(time.Now().Unix()) }
+
+// Announce records the requesting peer and fills resp with the swarm's
+// counts and a random choice of other peers. resp's peer buffers are reused.
+func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.AnnounceResponse) {
+	cfg := s.config.Load()
+	resp.Reset()
+	resp.Interval = cfg.AnnounceInterval + time.Duration(rand.Int64N(int64(cfg.AnnounceInterval)/20+1))
+	resp.MinInterval = cfg.MinInterval
+
+	want := int(req.NumWant)
+	if want < 0 {
+		want = cfg.NumWantDefault
+	}
+	want = min(want, cfg.NumWantMax)
+	if req.Event == bittorrent.EventStopped {
+		want = 0
+	}
+
+	now := unixNow()
+	seeder := req.Left == 0
+	sh := s.shardFor(&req.InfoHash)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+
+	t := sh.torrents[req.InfoHash]
+	if t == nil {
+		if req.Event == bittorrent.EventStopped {
+			return
+		}
+		t = &torrent{}
+		sh.torrents[req.InfoHash] = t
+	}
+
+	if req.Addr.Is4() {
+		self := announceIn(sh, t, &t.v4, req.Addr.As4(), req, now, seeder)
+		resp.Peers4 = appendPeers4(resp.Peers4, &t.v4, want, self, seeder)
+		if req.BothFamilies {
+			resp.Peers6 = appendPeers6(resp.Peers6, &t.v6, want-len(resp.Peers4), -1, seeder)
+		}
+	} else {
+		self := announceIn(sh, t, &t.v6, req.Addr.As16(), req, now, seeder)
+		resp.Peers6 = appendPeers6(resp.Peers6, &t.v6, want, self, seeder)
+		if req.BothFamilies {
+			resp.Peers4 = appendPeers4(resp.Peers4, &t.v4, want-len(resp.Peers6), -1, seeder)
+		}
+	}
+	resp.Complete = uint32(t.seeders())
+	resp.Incomplete = uint32(t.leechers())
+	if t.empty() {
+		delete(sh.torrents, req.InfoHash)
+	}
+}
+
+// announceIn applies one announce to the peer list of the requester's
+// family and returns the requester's position in it, or -1 when it left.
+func announceIn[A ipAddr](sh *shard, t *torrent, l *peerList[A], ip A, req *bittorrent.AnnounceRequest, now uint32, seeder bool) int {
+	i := l.find(endpoint[A]{ip, req.Port})
+	if req.Event == bittorrent.EventStopped {
+		if i >= 0 {
+			sh.forget(l.peers[i].seeder)
+			l.remove(i)
+		}
+		return -1
+	}
+	if req.Event == bittorrent.EventCompleted && (i < 0 || !l.peers[i].seeder) {
+		t.downloaded++
+	}
+	if i < 0 {
+		sh.count(seeder, 1)
+		return l.insert(peer[A]{ip: ip, port: req.Port, seeder: seeder, lastSeen: now, id: req.PeerID})
+	}
+	if l.peers[i].seeder != seeder {
+		sh.count(l.peers[i].seeder, -1)
+		sh.count(seeder, 1)
+		i = l.setSeeder(i, seeder)
+	}
+	l.peers[i].lastSeen = now
+	l.peers[i].id = req.PeerID
+	return i
+}
+
+func (sh *shard) count(seeder bool, n int) {
+	if seeder {
+		sh.seeders += n
+	} else {
+		sh.leechers += n
+	}
+}
+
+func (sh *shard) forget(seeder bool) { sh.count(seeder, -1) }
+
+// appendPeers4 and appendPeers6 copy a window of the list into a reply.
+// A seeder is sent leechers only: other seeders are of no use to it.
+func appendPeers4(dst []bittorrent.Peer4, l *peerList[[4]byte], want, self int, seeder bool) []bittorrent.Peer4 {
+	lo, start, count := l.window(want, self, seeder)
+	for k, taken := 0, 0; k < count && taken < want; k++ {
+		i := start + k
+		if i >= lo+count {
+			i -= count
+		}
+		if i == self {
+			continue
+		}
+		p := &l.peers[i]
+		dst = append(dst, bittorrent.Peer4{IP: p.ip, Port: p.port, ID: p.id})
+		taken++
+	}
+	return dst
+}
+
+func appendPeers6(dst []bittorrent.Peer6, l *peerList[[16]byte], want, self int, seeder bool) []bittorrent.Peer6 {
+	lo, start, count := l.window(want, self, seeder)
+	for k, taken := 0, 0; k < count && taken < want; k++ {
+		i := start + k
+		if i >= lo+count {
+			i -= count
+		}
+		if i == self {
+			continue
+		}
+		p := &l.peers[i]
+		dst = append(dst, bittorrent.Peer6{IP: p.ip, Port: p.port, ID: p.id})
+		taken++
+	}
+	return dst
+}
+
+// Scrape returns one torrent's counts; an unknown torrent has zeros.
+func (s *Store) Scrape(h *bittorrent.InfoHash) bittorrent.ScrapeStats {
+	sh := s.shardFor(h)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	t := sh.torrents[*h]
+	if t == nil {
+		return bittorrent.ScrapeStats{}
+	}
+	return bittorrent.ScrapeStats{
+		Complete:   uint32(t.seeders()),
+		Downloaded: t.downloaded,
+		Incomplete: uint32(t.leechers()),
+	}
+}
+
+// Stats are the store's totals.
+type Stats struct {
+	Torrents int
+	Seeders  int
+	Leechers int
+}
+
+// Peers is the number of peers of both kinds.
+func (st Stats) Peers() int { return st.Seeders + st.Leechers }
+
+// Stats adds up the shards' totals, taking each lock in turn.
+func (s *Store) Stats() Stats {
+	var st Stats
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		st.Torrents += len(sh.torrents)
+		st.Seeders += sh.seeders
+		st.Leechers += sh.leechers
+		sh.mu.Unlock()
+	}
+	return st
+}
+
+// Expire drops every peer silent for longer than the configured peer TTL,
+// and every torrent left without peers. It holds one shard's lock at a time
+// and yields between shards, so requests never wait on more than one shard.
+func (s *Store) Expire() (removed int) {
+	cutoff := unixNow() - uint32(s.config.Load().PeerTTL/time.Second)
+	for i := range s.shards {
+		removed += s.shards[i].expire(cutoff)
+		runtime.Gosched()
+	}
+	return removed
+}
+
+func (sh *shard) expire(cutoff uint32) (removed int) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for h, t := range sh.torrents {
+		s4, l4 := t.v4.expire(cutoff)
+		s6, l6 := t.v6.expire(cutoff)
+		sh.seeders -= s4 + s6
+		sh.leechers -= l4 + l6
+		removed += s4 + l4 + s6 + l6
+		if t.empty() {
+			delete(sh.torrents, h)
+		}
+	}
+	return removed
+}
+
+// RunExpiry calls Expire every interval until stop is closed.
+func (s *Store) RunExpiry(interval time.Duration, stop <-chan struct{}) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			s.Expire()
+		}
+	}
+}

@@ -1,0 +1,313 @@
+package swarm
+
+import (
+	"crypto/sha1"
+	"fmt"
+	"net/netip"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/trakx/trakx/internal/bittorrent"
+)
+
+var testConfig = Config{
+	AnnounceInterval: 30 * time.Minute,
+	MinInterval:      5 * time.Minute,
+	PeerTTL:          45 * time.Minute,
+	NumWantDefault:   50,
+	NumWantMax:       200,
+}
+
+func hashOf(n int) bittorrent.InfoHash {
+	return sha1.Sum(fmt.Appendf(nil, "torrent %d", n))
+}
+
+func v4(n int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)}) }
+
+func announce(s *Store, h bittorrent.InfoHash, addr netip.Addr, port uint16, left uint64, ev bittorrent.Event, numwant int32) *bittorrent.AnnounceResponse {
+	req := bittorrent.AnnounceRequest{InfoHash: h, Addr: addr, Port: port, Left: left, Event: ev, NumWant: numwant}
+	copy(req.PeerID[:], fmt.Sprintf("-TX0001-%012d", port))
+	var resp bittorrent.AnnounceResponse
+	s.Announce(&req, &resp)
+	return &resp
+}
+
+// checkInvariants verifies the partition into seeders and leechers, the
+// index and the shard counters against a full recount.
+func checkInvariants(t *testing.T, s *Store) {
+	t.Helper()
+	for si := range s.shards {
+		sh := &s.shards[si]
+		seeders, leechers := 0, 0
+		for h, tor := range sh.torrents {
+			if tor.empty() {
+				t.Errorf("%x: empty torrent kept", h)
+			}
+			checkList(t, &tor.v4)
+			checkList(t, &tor.v6)
+			seeders += tor.seeders()
+			leechers += tor.leechers()
+		}
+		if seeders != sh.seeders || leechers != sh.leechers {
+			t.Fatalf("shard %d counts %d/%d, recount %d/%d", si, sh.seeders, sh.leechers, seeders, leechers)
+		}
+	}
+}
+
+func checkList[A ipAddr](t *testing.T, l *peerList[A]) {
+	t.Helper()
+	seen := map[endpoint[A]]bool{}
+	for i := range l.peers {
+		p := &l.peers[i]
+		if p.seeder != (i < l.seeders) {
+			t.Fatalf("peer %d seeder=%v but seeders=%d", i, p.seeder, l.seeders)
+		}
+		if seen[p.endpoint()] {
+			t.Fatalf("peer %v listed twice", p.endpoint())
+		}
+		seen[p.endpoint()] = true
+		if l.index != nil && l.index[p.endpoint()] != int32(i) {
+			t.Fatalf("index says %d for peer at %d", l.index[p.endpoint()], i)
+		}
+	}
+	if l.index != nil && len(l.index) != len(l.peers) {
+		t.Fatalf("index has %d entries for %d peers", len(l.index), len(l.peers))
+	}
+}
+
+func TestAnnounceReturnsOthersNotSelf(t *testing.T) {
+	s := New(testConfig)
+	h := hashOf(1)
+	if r := announce(s, h, v4(1), 1001, 100, bittorrent.EventStarted, -1); len(r.Peers4) != 0 || r.Incomplete != 1 {
+		t.Fatalf("first peer got %d peers, incomplete %d", len(r.Peers4), r.Incomplete)
+	}
+	r := announce(s, h, v4(2), 1002, 100, bittorrent.EventStarted, -1)
+	if len(r.Peers4) != 1 || r.Peers4[0].IP != v4(1).As4() || r.Peers4[0].Port != 1001 {
+		t.Fatalf("second peer got %+v", r.Peers4)
+	}
+	if string(r.Peers4[0].ID[:]) != fmt.Sprintf("-TX0001-%012d", 1001) {
+		t.Fatalf("peer id %q", r.Peers4[0].ID)
+	}
+	if r.Incomplete != 2 || r.Complete != 0 {
+		t.Fatalf("counts %d/%d", r.Complete, r.Incomplete)
+	}
+	if r.Interval < 30*time.Minute || r.Interval > 32*time.Minute || r.MinInterval != 5*time.Minute {
+		t.Fatalf("intervals %v %v", r.Interval, r.MinInterval)
+	}
+	checkInvariants(t, s)
+}
+
+func TestSameAddressDifferentPortIsAnotherPeer(t *testing.T) {
+	s := New(testConfig)
+	h := hashOf(1)
+	announce(s, h, v4(1), 1001, 1, 0, -1)
+	r := announce(s, h, v4(1), 1002, 1, 0, -1)
+	if r.Incomplete != 2 || len(r.Peers4) != 1 || r.Peers4[0].Port != 1001 {
+		t.Fatalf("got %+v", r)
+	}
+	// Announcing again from the same endpoint updates, not adds.
+	if r := announce(s, h, v4(1), 1002, 1, 0, -1); r.Incomplete != 2 {
+		t.Fatalf("re-announce counted as new peer: %d", r.Incomplete)
+	}
+}
+
+func TestSeedersGetLeechersOnly(t *testing.T) {
+	s := New(testConfig)
+	h := hashOf(2)
+	for i := range 10 {
+		announce(s, h, v4(i), uint16(2000+i), 0, bittorrent.EventStarted, -1)
+	}
+	for i := range 5 {
+		announce(s, h, v4(100+i), uint16(3000+i), 5, bittorrent.EventStarted, -1)
+	}
+	r := announce(s, h, v4(200), 4000, 0, bittorrent.EventStarted, -1)
+	if r.Complete != 11 || r.Incomplete != 5 {
+		t.Fatalf("counts %d/%d", r.Complete, r.Incomplete)
+	}
+	if len(r.Peers4) != 5 {
+		t.Fatalf("seeder got %d peers, want the 5 leechers", len(r.Peers4))
+	}
+	for _, p := range r.Peers4 {
+		if p.Port < 3000 || p.Port >= 3005 {
+			t.Fatalf("seeder was sent non-leecher %v", p)
+		}
+	}
+	r = announce(s, h, v4(201), 4001, 9, bittorrent.EventStarted, -1)
+	if len(r.Peers4) != 16 {
+		t.Fatalf("leecher got %d peers, want all 16 others", len(r.Peers4))
+	}
+	checkInvariants(t, s)
+}
+
+func TestStateChangesAndStopped(t *testing.T) {
+	s := New(testConfig)
+	h := hashOf(3)
+	announce(s, h, v4(1), 1, 10, bittorrent.EventStarted, -1)
+	announce(s, h, v4(2), 2, 10, bittorrent.EventStarted, -1)
+	r := announce(s, h, v4(1), 1, 0, bittorrent.EventCompleted, -1)
+	if r.Complete != 1 || r.Incomplete != 1 {
+		t.Fatalf("after completed: %d/%d", r.Complete, r.Incomplete)
+	}
+	announce(s, h, v4(1), 1, 0, bittorrent.EventCompleted, -1) // repeated: counted once
+	if st := s.Scrape(&h); st.Downloaded != 1 || st.Complete != 1 || st.Incomplete != 1 {
+		t.Fatalf("scrape %+v", st)
+	}
+	// A stop from another address, even with the same port, removes nothing.
+	announce(s, h, v4(9), 1, 0, bittorrent.EventStopped, -1)
+	if st := s.Scrape(&h); st.Complete != 1 || st.Incomplete != 1 {
+		t.Fatalf("spoofed stop removed a peer: %+v", st)
+	}
+	r = announce(s, h, v4(1), 1, 0, bittorrent.EventStopped, -1)
+	if len(r.Peers4) != 0 || r.Complete != 0 || r.Incomplete != 1 {
+		t.Fatalf("stopped reply %+v", r)
+	}
+	announce(s, h, v4(2), 2, 10, bittorrent.EventStopped, -1)
+	if st := s.Stats(); st.Torrents != 0 || st.Peers() != 0 {
+		t.Fatalf("empty torrent not freed: %+v", st)
+	}
+	if st := s.Scrape(&h); st != (bittorrent.ScrapeStats{}) {
+		t.Fatalf("scrape of freed torrent %+v", st)
+	}
+	checkInvariants(t, s)
+}
+
+func TestNumWant(t *testing.T) {
+	s := New(testConfig)
+	h := hashOf(4)
+	for i := range 300 {
+		announce(s, h, v4(i), 6881, 1, 0, -1)
+	}
+	for _, c := range []struct {
+		numwant int32
+		want    int
+	}{{-1, 50}, {0, 0}, {10, 10}, {1 << 30, 200}, {-1 << 31, 50}} {
+		if r := announce(s, h, v4(1000), 6881, 1, 0, c.numwant); len(r.Peers4) != c.want {
+			t.Errorf("numwant %d: got %d peers, want %d", c.numwant, len(r.Peers4), c.want)
+		}
+	}
+}
+
+func TestPeersAreChosenAtRandom(t *testing.T) {
+	s := New(testConfig)
+	h := hashOf(5)
+	for i := range 100 {
+		announce(s, h, v4(i), 6881, 1, 0, -1)
+	}
+	seen := map[bittorrent.Peer4]bool{}
+	for range 50 {
+		for _, p := range announce(s, h, v4(1000), 6881, 1, 0, 10).Peers4 {
+			seen[p] = true
+		}
+	}
+	if len(seen) < 50 {
+		t.Fatalf("50 replies of 10 peers drew only %d distinct peers of 100", len(seen))
+	}
+}
+
+func TestIPv6AndBothFamilies(t *testing.T) {
+	s := New(testConfig)
+	h := hashOf(6)
+	a6 := netip.MustParseAddr("2001:db8::1")
+	announce(s, h, v4(1), 1, 1, 0, -1)
+	r := announce(s, h, a6, 2, 1, 0, -1)
+	if len(r.Peers6) != 0 || len(r.Peers4) != 0 || r.Incomplete != 2 {
+		t.Fatalf("one-family reply crossed families: %+v", r)
+	}
+	req := bittorrent.AnnounceRequest{InfoHash: h, Addr: netip.MustParseAddr("2001:db8::2"), Port: 3, Left: 1, NumWant: -1, BothFamilies: true}
+	var resp bittorrent.AnnounceResponse
+	s.Announce(&req, &resp)
+	if len(resp.Peers6) != 1 || resp.Peers6[0].IP != a6.As16() || len(resp.Peers4) != 1 {
+		t.Fatalf("both-families reply %+v", resp)
+	}
+	checkInvariants(t, s)
+}
+
+// TestLargeSwarmChurn drives a swarm across the index thresholds in both
+// directions with joins, state changes and leaves, checking every invariant.
+func TestLargeSwarmChurn(t *testing.T) {
+	s := New(testConfig)
+	h := hashOf(7)
+	for i := range 500 {
+		announce(s, h, v4(i), 6881, uint64(i%3), 0, 0)
+	}
+	checkInvariants(t, s)
+	for i := 0; i < 500; i += 2 {
+		announce(s, h, v4(i), 6881, 0, bittorrent.EventCompleted, 0)
+	}
+	checkInvariants(t, s)
+	for i := 0; i < 490; i++ {
+		announce(s, h, v4(i), 6881, 0, bittorrent.EventStopped, 0)
+	}
+	checkInvariants(t, s)
+	if st := s.Scrape(&h); st.Complete+st.Incomplete != 10 {
+		t.Fatalf("scrape %+v", st)
+	}
+}
+
+func TestExpire(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := New(testConfig)
+		for i := range 100 {
+			announce(s, hashOf(i%7), v4(i), 6881, uint64(i%2), 0, 0)
+		}
+		time.Sleep(30 * time.Minute)
+		for i := range 10 { // these stay fresh
+			announce(s, hashOf(i%7), v4(i), 6881, uint64(i%2), 0, 0)
+		}
+		time.Sleep(16 * time.Minute)
+		if n := s.Expire(); n != 90 {
+			t.Fatalf("expired %d peers, want 90", n)
+		}
+		if st := s.Stats(); st.Peers() != 10 || st.Torrents != 7 {
+			t.Fatalf("after expiry %+v", st)
+		}
+		checkInvariants(t, s)
+		time.Sleep(46 * time.Minute)
+		s.Expire()
+		if st := s.Stats(); st.Peers() != 0 || st.Torrents != 0 {
+			t.Fatalf("after full expiry %+v", st)
+		}
+	})
+}
+
+func TestConcurrentUse(t *testing.T) {
+	s := New(testConfig)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				ev := bittorrent.EventNone
+				if i%5 == 4 {
+					ev = bittorrent.EventStopped
+				}
+				announce(s, hashOf(i%13), v4(w*10000+i%97), 6881, uint64(i%2), ev, 20)
+				if i%100 == 0 {
+					s.Expire()
+					s.Stats()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	checkInvariants(t, s)
+}
+
+// BenchmarkAnnounce measures the store's share of an announce in a swarm of
+// 1000 peers, where the requester is already known.
+func BenchmarkAnnounce(b *testing.B) {
+	s := New(testConfig)
+	h := hashOf(1)
+	for i := range 1000 {
+		announce(s, h, v4(i), 6881, uint64(i%2), 0, 0)
+	}
+	req := bittorrent.AnnounceRequest{InfoHash: h, Addr: v4(7), Port: 6881, Left: 1, NumWant: 50}
+	var resp bittorrent.AnnounceResponse
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Announce(&req, &resp)
+	}
+}
