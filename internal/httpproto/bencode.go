@@ -1,0 +1,115 @@
+package httpproto
+
+import (
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/trakx/trakx/internal/bittorrent"
+)
+
+// The encoders write bencode by hand, keys in sorted order as the format
+// requires, straight into a reused buffer.
+
+func appendString(dst []byte, s string) []byte {
+	dst = strconv.AppendInt(dst, int64(len(s)), 10)
+	dst = append(dst, ':')
+	return append(dst, s...)
+}
+
+func appendBytes(dst []byte, b []byte) []byte {
+	dst = strconv.AppendInt(dst, int64(len(b)), 10)
+	dst = append(dst, ':')
+	return append(dst, b...)
+}
+
+func appendInt(dst []byte, key string, n int64) []byte {
+	dst = appendString(dst, key)
+	dst = append(dst, 'i')
+	dst = strconv.AppendInt(dst, n, 10)
+	return append(dst, 'e')
+}
+
+// AppendFailure appends a bencoded failure reason.
+func AppendFailure(dst []byte, reason string) []byte {
+	dst = append(dst, 'd')
+	dst = appendString(dst, "failure reason")
+	dst = appendString(dst, reason)
+	return append(dst, 'e')
+}
+
+// AppendAnnounceResponse appends the bencoded reply to an announce. Compact
+// replies carry IPv4 peers in "peers" (BEP 23) and IPv6 peers in "peers6"
+// (BEP 7); others carry all peers as a list of dictionaries (BEP 3).
+func AppendAnnounceResponse(dst []byte, resp *bittorrent.AnnounceResponse, opts AnnounceOptions) []byte {
+	dst = append(dst, 'd')
+	dst = appendInt(dst, "complete", int64(resp.Complete))
+	dst = appendInt(dst, "incomplete", int64(resp.Incomplete))
+	dst = appendInt(dst, "interval", int64(resp.Interval/time.Second))
+	dst = appendInt(dst, "min interval", int64(resp.MinInterval/time.Second))
+	dst = appendString(dst, "peers")
+	if !opts.Compact {
+		dst = append(dst, 'l')
+		for i := range resp.Peers4 {
+			p := &resp.Peers4[i]
+			dst = appendPeerDict(dst, netip.AddrFrom4(p.IP), p.Port, &p.ID, opts.NoPeerID)
+		}
+		for i := range resp.Peers6 {
+			p := &resp.Peers6[i]
+			dst = appendPeerDict(dst, netip.AddrFrom16(p.IP), p.Port, &p.ID, opts.NoPeerID)
+		}
+		dst = append(dst, 'e')
+		return append(dst, 'e')
+	}
+	dst = strconv.AppendInt(dst, int64(len(resp.Peers4)*6), 10)
+	dst = append(dst, ':')
+	for i := range resp.Peers4 {
+		p := &resp.Peers4[i]
+		dst = append(dst, p.IP[:]...)
+		dst = append(dst, byte(p.Port>>8), byte(p.Port))
+	}
+	if len(resp.Peers6) > 0 {
+		dst = appendString(dst, "peers6")
+		dst = strconv.AppendInt(dst, int64(len(resp.Peers6)*18), 10)
+		dst = append(dst, ':')
+		for i := range resp.Peers6 {
+			p := &resp.Peers6[i]
+			dst = append(dst, p.IP[:]...)
+			dst = append(dst, byte(p.Port>>8), byte(p.Port))
+		}
+	}
+	return append(dst, 'e')
+}
+
+// appendPeerDict writes one BEP 3 peer: ip, peer id, port, in key order.
+func appendPeerDict(dst []byte, ip netip.Addr, port uint16, id *bittorrent.PeerID, noPeerID bool) []byte {
+	dst = append(dst, 'd')
+	dst = appendString(dst, "ip")
+	var text [64]byte
+	dst = appendBytes(dst, ip.AppendTo(text[:0]))
+	if !noPeerID {
+		dst = appendString(dst, "peer id")
+		dst = appendBytes(dst, id[:])
+	}
+	dst = appendInt(dst, "port", int64(port))
+	return append(dst, 'e')
+}
+
+// AppendScrapeResponse appends a BEP 48 scrape reply. hashes must be sorted
+// and free of repeats (ParseScrape makes them so); stats[i] belongs to
+// hashes[i].
+func AppendScrapeResponse(dst []byte, hashes []bittorrent.InfoHash, stats []bittorrent.ScrapeStats) []byte {
+	dst = append(dst, 'd')
+	dst = appendString(dst, "files")
+	dst = append(dst, 'd')
+	for i := range hashes {
+		dst = appendBytes(dst, hashes[i][:])
+		dst = append(dst, 'd')
+		dst = appendInt(dst, "complete", int64(stats[i].Complete))
+		dst = appendInt(dst, "downloaded", int64(stats[i].Downloaded))
+		dst = appendInt(dst, "incomplete", int64(stats[i].Incomplete))
+		dst = append(dst, 'e')
+	}
+	dst = append(dst, 'e')
+	return append(dst, 'e')
+}

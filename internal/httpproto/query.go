@@ -1,0 +1,232 @@
+// Package httpproto reads tracker query strings (BEP 3, 23, 48) and writes
+// bencoded replies (BEP 3, 7, 23, 48). It is pure: bytes in, domain values
+// out, and back; the HTTP framing lives in the frontend.
+package httpproto
+
+import (
+	"bytes"
+	"slices"
+
+	"github.com/trakx/trakx/internal/bittorrent"
+)
+
+// MaxScrapeHashes bounds the info hashes one scrape may ask for.
+const MaxScrapeHashes = 128
+
+// Errors a client is told about, as bencoded failure reasons. They are
+// values, so sending one costs no allocation.
+var (
+	ErrMissingInfoHash  = &bittorrent.ClientError{Message: "missing info_hash"}
+	ErrMissingPeerID    = &bittorrent.ClientError{Message: "missing peer_id"}
+	ErrMissingPort      = &bittorrent.ClientError{Message: "missing port"}
+	ErrMissingLeft      = &bittorrent.ClientError{Message: "missing left"}
+	ErrBadInfoHash      = &bittorrent.ClientError{Message: "info_hash must be 20 bytes"}
+	ErrBadPeerID        = &bittorrent.ClientError{Message: "peer_id must be 20 bytes"}
+	ErrBadPort          = &bittorrent.ClientError{Message: "invalid port"}
+	ErrBadNumber        = &bittorrent.ClientError{Message: "invalid number in uploaded, downloaded, left or numwant"}
+	ErrBadEvent         = &bittorrent.ClientError{Message: "invalid event"}
+	ErrBadEscape        = &bittorrent.ClientError{Message: "malformed percent-encoding"}
+	ErrRepeatedInfoHash = &bittorrent.ClientError{Message: "announce with more than one info_hash"}
+	ErrTooManyHashes    = &bittorrent.ClientError{Message: "too many info_hash values in scrape"}
+)
+
+// AnnounceOptions are the announce parameters that shape the reply's
+// encoding rather than the swarm.
+type AnnounceOptions struct {
+	Compact  bool // 6- and 18-byte peer strings (BEP 23, BEP 7)
+	NoPeerID bool // leave peer ids out of a non-compact reply
+}
+
+// nextParam splits the first key=value pair off a query string.
+func nextParam(q []byte) (key, value, rest []byte) {
+	pair := q
+	if i := bytes.IndexByte(q, '&'); i >= 0 {
+		pair, rest = q[:i], q[i+1:]
+	}
+	key = pair
+	if i := bytes.IndexByte(pair, '='); i >= 0 {
+		key, value = pair[:i], pair[i+1:]
+	}
+	return key, value, rest
+}
+
+// ParseAnnounce reads an announce query string (what follows the '?') into
+// req. It sets neither the client's address, which the connection gives,
+// nor BothFamilies. Unknown parameters are ignored, and so is ip: a client
+// may not choose the address it is announced at.
+func ParseAnnounce(query []byte, req *bittorrent.AnnounceRequest, opts *AnnounceOptions) error {
+	*req = bittorrent.AnnounceRequest{NumWant: -1}
+	*opts = AnnounceOptions{Compact: true}
+	var haveHash, havePeerID, havePort, haveLeft bool
+	for q := query; len(q) > 0; {
+		var key, value []byte
+		key, value, q = nextParam(q)
+		var err error
+		switch string(key) {
+		case "info_hash":
+			if haveHash {
+				return ErrRepeatedInfoHash
+			}
+			haveHash = true
+			err = unescape20(value, (*[20]byte)(&req.InfoHash), ErrBadInfoHash)
+		case "peer_id":
+			havePeerID = true
+			err = unescape20(value, (*[20]byte)(&req.PeerID), ErrBadPeerID)
+		case "port":
+			havePort = true
+			var port uint64
+			port, err = parseUint(value, 65535)
+			if err != nil || port == 0 {
+				return ErrBadPort
+			}
+			req.Port = uint16(port)
+		case "uploaded":
+			req.Uploaded, err = parseUint(value, 1<<63-1)
+		case "downloaded":
+			req.Downloaded, err = parseUint(value, 1<<63-1)
+		case "left":
+			haveLeft = true
+			req.Left, err = parseUint(value, 1<<63-1)
+		case "numwant":
+			var n uint64
+			n, err = parseUint(value, 1<<63-1)
+			req.NumWant = int32(min(n, 1<<31-1))
+		case "event":
+			req.Event, err = parseEvent(value)
+		case "compact":
+			opts.Compact = string(value) != "0"
+		case "no_peer_id":
+			opts.NoPeerID = string(value) == "1"
+		}
+		if err != nil {
+			return err
+		}
+	}
+	switch {
+	case !haveHash:
+		return ErrMissingInfoHash
+	case !havePeerID:
+		return ErrMissingPeerID
+	case !havePort:
+		return ErrMissingPort
+	case !haveLeft:
+		return ErrMissingLeft
+	}
+	return nil
+}
+
+// ParseScrape appends the info hashes of a scrape query string to dst,
+// sorted and without repeats, as the bencoded reply's dictionary needs them.
+func ParseScrape(query []byte, dst []bittorrent.InfoHash) ([]bittorrent.InfoHash, error) {
+	start := len(dst)
+	for q := query; len(q) > 0; {
+		var key, value []byte
+		key, value, q = nextParam(q)
+		if string(key) != "info_hash" {
+			continue
+		}
+		if len(dst)-start == MaxScrapeHashes {
+			return dst, ErrTooManyHashes
+		}
+		var h bittorrent.InfoHash
+		if err := unescape20(value, (*[20]byte)(&h), ErrBadInfoHash); err != nil {
+			return dst, err
+		}
+		dst = append(dst, h)
+	}
+	if len(dst) == start {
+		return dst, ErrMissingInfoHash
+	}
+	hashes := dst[start:]
+	slices.SortFunc(hashes, func(a, b bittorrent.InfoHash) int { return bytes.Compare(a[:], b[:]) })
+	return dst[:start+len(slices.Compact(hashes))], nil
+}
+
+func parseEvent(v []byte) (bittorrent.Event, error) {
+	switch string(v) {
+	case "", "empty", "paused":
+		return bittorrent.EventNone, nil
+	case "started":
+		return bittorrent.EventStarted, nil
+	case "stopped":
+		return bittorrent.EventStopped, nil
+	case "completed":
+		return bittorrent.EventCompleted, nil
+	}
+	return 0, ErrBadEvent
+}
+
+// parseUint reads a plain decimal number no larger than limit.
+func parseUint(v []byte, limit uint64) (uint64, error) {
+	if len(v) == 0 || len(v) > 20 {
+		return 0, ErrBadNumber
+	}
+	var n uint64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, ErrBadNumber
+		}
+		d := uint64(c - '0')
+		if n > (limit-d)/10 {
+			return 0, ErrBadNumber
+		}
+		n = n*10 + d
+	}
+	return n, nil
+}
+
+// unescape20 percent-decodes v into dst, which it must fill exactly.
+func unescape20(v []byte, dst *[20]byte, wrongSize error) error {
+	n, err := Unescape(v, dst[:])
+	if err != nil {
+		return err
+	}
+	if n != len(dst) {
+		return wrongSize
+	}
+	return nil
+}
+
+// Unescape percent-decodes a query value into dst ('+' is a space, as in
+// form encoding) and returns the length decoded. A value that decodes to
+// more than len(dst) bytes reports len(dst)+1, so a caller can tell it was
+// too long without any allocation.
+func Unescape(v []byte, dst []byte) (int, error) {
+	n := 0
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch c {
+		case '%':
+			if i+2 >= len(v) {
+				return 0, ErrBadEscape
+			}
+			hi, ok1 := fromHex(v[i+1])
+			lo, ok2 := fromHex(v[i+2])
+			if !ok1 || !ok2 {
+				return 0, ErrBadEscape
+			}
+			c = hi<<4 | lo
+			i += 2
+		case '+':
+			c = ' '
+		}
+		if n == len(dst) {
+			return n + 1, nil
+		}
+		dst[n] = c
+		n++
+	}
+	return n, nil
+}
+
+func fromHex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
