@@ -93,3 +93,10 @@ type ScrapeStats struct {
 type ClientError struct{ Message string }
 
 func (e *ClientError) Error() string { return e.Message }
+
+// Tracker is what the frontends serve: the swarm logic behind the wire.
+// Its errors are *ClientError values for the client to read.
+type Tracker interface {
+	Announce(*AnnounceRequest, *AnnounceResponse) error
+	Scrape(*InfoHash) (ScrapeStats, error)
+}

@@ -162,7 +162,7 @@ func TestAnnounceResponseDictionaries(t *testing.T) {
 
 func TestScrapeAndFailure(t *testing.T) {
 	hashes := []bittorrent.InfoHash{{1}, {2}}
-	out := AppendScrapeResponse(nil, hashes, []bittorrent.ScrapeStats{{3, 4, 5}, {6, 7, 8}})
+	out := AppendScrapeResponse(nil, hashes, []bittorrent.ScrapeStats{{Complete: 3, Downloaded: 4, Incomplete: 5}, {Complete: 6, Downloaded: 7, Incomplete: 8}})
 	v, err := Decode(out)
 	if err != nil {
 		t.Fatal(err)

@@ -77,7 +77,7 @@ func unixNow() uint32 { return uint32(time.Now().Unix()) }
 
 // Announce records the requesting peer and fills resp with the swarm's
 // counts and a random choice of other peers. resp's peer buffers are reused.
-func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.AnnounceResponse) {
+func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.AnnounceResponse) error {
 	cfg := s.config.Load()
 	resp.Reset()
 	resp.Interval = cfg.AnnounceInterval + time.Duration(rand.Int64N(int64(cfg.AnnounceInterval)/20+1))
@@ -101,7 +101,7 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.Annou
 	t := sh.torrents[req.InfoHash]
 	if t == nil {
 		if req.Event == bittorrent.EventStopped {
-			return
+			return nil
 		}
 		t = &torrent{}
 		sh.torrents[req.InfoHash] = t
@@ -125,6 +125,7 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.Annou
 	if t.empty() {
 		delete(sh.torrents, req.InfoHash)
 	}
+	return nil
 }
 
 // announceIn applies one announce to the peer list of the requester's
@@ -202,19 +203,19 @@ func appendPeers6(dst []bittorrent.Peer6, l *peerList[[16]byte], want, self int,
 }
 
 // Scrape returns one torrent's counts; an unknown torrent has zeros.
-func (s *Store) Scrape(h *bittorrent.InfoHash) bittorrent.ScrapeStats {
+func (s *Store) Scrape(h *bittorrent.InfoHash) (bittorrent.ScrapeStats, error) {
 	sh := s.shardFor(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	t := sh.torrents[*h]
 	if t == nil {
-		return bittorrent.ScrapeStats{}
+		return bittorrent.ScrapeStats{}, nil
 	}
 	return bittorrent.ScrapeStats{
 		Complete:   uint32(t.seeders()),
 		Downloaded: t.downloaded,
 		Incomplete: uint32(t.leechers()),
-	}
+	}, nil
 }
 
 // Stats are the store's totals.

@@ -83,7 +83,7 @@ func TestScrapeRoundTrip(t *testing.T) {
 		t.Errorf("ragged: %v", err)
 	}
 
-	stats := []bittorrent.ScrapeStats{{1, 2, 3}, {4, 5, 6}}
+	stats := []bittorrent.ScrapeStats{{Complete: 1, Downloaded: 2, Incomplete: 3}, {Complete: 4, Downloaded: 5, Incomplete: 6}}
 	reply := AppendScrapeResponseHeader(nil, 6)
 	for _, st := range stats {
 		reply = AppendScrapeStats(reply, st)

@@ -1,0 +1,115 @@
+// Command trakx is a BitTorrent tracker: UDP (BEP 15) and HTTP (BEP 3) over
+// one in-memory swarm database.
+//
+// Usage:
+//
+//	trakx [run] [-config PATH]    run the tracker in the foreground
+//	trakx check-config [-config PATH]
+//	trakx version
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+
+	"github.com/trakx/trakx/internal/config"
+	"github.com/trakx/trakx/internal/daemon"
+	"github.com/trakx/trakx/internal/logging"
+)
+
+// Set at build time with -ldflags "-X main.version=... -X main.commit=...".
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	command := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		command, args = args[0], args[1:]
+	}
+	switch command {
+	case "run":
+		return runTracker(args, stderr)
+	case "check-config":
+		return checkConfig(args, stdout, stderr)
+	case "version":
+		fmt.Fprintf(stdout, "trakx %s (commit %s, %s)\n", version, commit, runtime.Version())
+		return 0
+	case "help":
+		usage(stdout)
+		return 0
+	}
+	fmt.Fprintf(stderr, "trakx: unknown command %q\n", command)
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, `usage:
+  trakx [run] [-config PATH]         run the tracker in the foreground
+  trakx check-config [-config PATH]  validate and print the effective configuration
+  trakx version                      print version, commit and Go version
+
+Without -config, %s is read when it exists, else the built-in defaults apply.
+`, config.DefaultPath)
+}
+
+func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
+	fs := flag.NewFlagSet("trakx "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (default "+config.DefaultPath+" if it exists)")
+	if err := fs.Parse(args); err != nil {
+		return "", false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "trakx %s: unexpected argument %q\n", name, fs.Arg(0))
+		return "", false
+	}
+	return *path, true
+}
+
+func checkConfig(args []string, stdout, stderr io.Writer) int {
+	path, ok := configFlag("check-config", args, stderr)
+	if !ok {
+		return 2
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "trakx: configuration is invalid: %v\n", err)
+		return 1
+	}
+	fmt.Fprint(stdout, cfg.TOML())
+	return 0
+}
+
+func runTracker(args []string, stderr io.Writer) int {
+	path, ok := configFlag("run", args, stderr)
+	if !ok {
+		return 2
+	}
+	log, _ := logging.New(stderr, "info")
+	cfg, err := config.Load(path)
+	if err != nil {
+		log.Errorf("configuration is invalid: %v", err)
+		return 1
+	}
+	if err := logging.SetLevel(log, cfg.Log.Level); err != nil {
+		log.Error(err)
+		return 1
+	}
+	log.Infof("trakx %s (commit %s) starting", version, commit)
+	if err := daemon.New(cfg, path, log).Run(context.Background()); err != nil {
+		log.Errorf("cannot start: %v", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,302 @@
+// Package config reads /etc/trakx.toml. Every key is optional: what a file
+// leaves out keeps its built-in default, so no file at all is a working
+// configuration.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultPath is read when no -config is given and the file exists.
+const DefaultPath = "/etc/trakx.toml"
+
+// Duration is a time.Duration written as a string such as "30m".
+type Duration struct{ time.Duration }
+
+// UnmarshalText reads a Go duration; "0" is allowed without a unit.
+func (d *Duration) UnmarshalText(text []byte) error {
+	v, err := time.ParseDuration(string(text))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (write it like \"30m\" or \"5s\")", text)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration the way people write it.
+func (d Duration) MarshalText() ([]byte, error) {
+	s := d.Duration.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return []byte(s), nil
+}
+
+// Config is the whole configuration.
+type Config struct {
+	Log      Log      `toml:"log"`
+	Tracker  Tracker  `toml:"tracker"`
+	UDP      UDP      `toml:"udp"`
+	HTTP     HTTP     `toml:"http"`
+	Stats    Stats    `toml:"stats"`
+	Database Database `toml:"database"`
+	Access   Access   `toml:"access"`
+}
+
+type Log struct {
+	Level string `toml:"level"`
+}
+
+type Tracker struct {
+	AnnounceInterval Duration `toml:"announce_interval"`
+	MinInterval      Duration `toml:"min_interval"`
+	PeerTTL          Duration `toml:"peer_ttl"`
+	NumWantDefault   int      `toml:"numwant_default"`
+	NumWantMax       int      `toml:"numwant_max"`
+}
+
+type UDP struct {
+	Listen               []string `toml:"listen"`
+	ConnectionIDLifetime Duration `toml:"connection_id_lifetime"`
+}
+
+type HTTP struct {
+	Listen         []string `toml:"listen"`
+	ReadTimeout    Duration `toml:"read_timeout"`
+	WriteTimeout   Duration `toml:"write_timeout"`
+	RealIPHeader   string   `toml:"real_ip_header"`
+	TrustedProxies []string `toml:"trusted_proxies"`
+}
+
+type Stats struct {
+	Listen string `toml:"listen"`
+}
+
+type Database struct {
+	Path         string   `toml:"path"`
+	SaveInterval Duration `toml:"save_interval"`
+}
+
+type Access struct {
+	Mode string `toml:"mode"`
+	File string `toml:"file"`
+}
+
+// Default returns the built-in configuration. The database lives in the
+// state directory systemd gives the service, or else in the working
+// directory.
+func Default() Config {
+	dbDir := ""
+	if dirs := os.Getenv("STATE_DIRECTORY"); dirs != "" {
+		dbDir, _, _ = strings.Cut(dirs, ":")
+	}
+	return Config{
+		Log: Log{Level: "info"},
+		Tracker: Tracker{
+			AnnounceInterval: Duration{30 * time.Minute},
+			MinInterval:      Duration{5 * time.Minute},
+			PeerTTL:          Duration{45 * time.Minute},
+			NumWantDefault:   50,
+			NumWantMax:       200,
+		},
+		UDP: UDP{Listen: []string{"[::]:6969"}, ConnectionIDLifetime: Duration{5 * time.Minute}},
+		HTTP: HTTP{
+			Listen:         []string{"[::]:6969"},
+			ReadTimeout:    Duration{5 * time.Second},
+			WriteTimeout:   Duration{5 * time.Second},
+			TrustedProxies: []string{},
+		},
+		Stats:    Stats{Listen: "127.0.0.1:6880"},
+		Database: Database{Path: filepath.Join(dbDir, "peers.db"), SaveInterval: Duration{5 * time.Minute}},
+		Access:   Access{Mode: "off", File: "/etc/trakx/access.txt"},
+	}
+}
+
+// Load reads the file at path over the defaults. An empty path means the
+// default file if it exists, else the defaults alone. Errors name the file
+// and, where the decoder knows them, the key and line.
+func Load(path string) (Config, error) {
+	if path == "" {
+		if _, err := os.Stat(DefaultPath); err != nil {
+			return Default(), nil
+		}
+		path = DefaultPath
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, err
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse reads a configuration from TOML text over the defaults.
+func Parse(data []byte) (Config, error) {
+	cfg := Default()
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&cfg)
+	if err != nil {
+		return Config{}, err // the decoder's message names the line and key
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		keys := make([]string, len(undecoded))
+		for i, k := range undecoded {
+			keys[i] = k.String()
+		}
+		return Config{}, fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate checks values the decoder cannot, naming the key at fault.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	positive := map[string]time.Duration{
+		"tracker.announce_interval":  c.Tracker.AnnounceInterval.Duration,
+		"tracker.min_interval":       c.Tracker.MinInterval.Duration,
+		"tracker.peer_ttl":           c.Tracker.PeerTTL.Duration,
+		"udp.connection_id_lifetime": c.UDP.ConnectionIDLifetime.Duration,
+		"http.read_timeout":          c.HTTP.ReadTimeout.Duration,
+		"http.write_timeout":         c.HTTP.WriteTimeout.Duration,
+	}
+	for _, key := range sortedKeys(positive) {
+		if positive[key] < time.Second {
+			bad(key, "must be at least 1s, not %v", positive[key])
+		}
+	}
+	if c.Tracker.PeerTTL.Duration <= c.Tracker.AnnounceInterval.Duration {
+		bad("tracker.peer_ttl", "%v must be longer than tracker.announce_interval (%v), or peers expire before they announce again",
+			c.Tracker.PeerTTL.Duration, c.Tracker.AnnounceInterval.Duration)
+	}
+	if c.Tracker.MinInterval.Duration > c.Tracker.AnnounceInterval.Duration {
+		bad("tracker.min_interval", "%v is longer than tracker.announce_interval (%v)", c.Tracker.MinInterval.Duration, c.Tracker.AnnounceInterval.Duration)
+	}
+	if c.Tracker.NumWantMax < 1 || c.Tracker.NumWantMax > 1000 {
+		bad("tracker.numwant_max", "%d is not between 1 and 1000", c.Tracker.NumWantMax)
+	}
+	if c.Tracker.NumWantDefault < 0 || c.Tracker.NumWantDefault > c.Tracker.NumWantMax {
+		bad("tracker.numwant_default", "%d is not between 0 and tracker.numwant_max (%d)", c.Tracker.NumWantDefault, c.Tracker.NumWantMax)
+	}
+	for i, a := range c.UDP.Listen {
+		if err := checkHostPort(a); err != nil {
+			bad(fmt.Sprintf("udp.listen[%d]", i), "%v", err)
+		}
+	}
+	for i, a := range c.HTTP.Listen {
+		if err := checkHostPort(a); err != nil {
+			bad(fmt.Sprintf("http.listen[%d]", i), "%v", err)
+		}
+	}
+	if c.Stats.Listen != "" {
+		if err := checkHostPort(c.Stats.Listen); err != nil {
+			bad("stats.listen", "%v", err)
+		}
+	}
+	if _, err := c.HTTP.TrustedProxyPrefixes(); err != nil {
+		bad("http.trusted_proxies", "%v", err)
+	}
+	if c.HTTP.RealIPHeader != "" && strings.ContainsAny(c.HTTP.RealIPHeader, " :\t\r\n") {
+		bad("http.real_ip_header", "%q is not a header name", c.HTTP.RealIPHeader)
+	}
+	if c.Database.Path == "" {
+		bad("database.path", "must not be empty")
+	}
+	if c.Database.SaveInterval.Duration < 0 {
+		bad("database.save_interval", "must not be negative")
+	}
+	switch c.Access.Mode {
+	case "off":
+	case "allow", "deny":
+		if c.Access.File == "" {
+			bad("access.file", "must be set when access.mode is %q", c.Access.Mode)
+		}
+	default:
+		bad("access.mode", "%q is not one of off, allow, deny", c.Access.Mode)
+	}
+	return errors.Join(errs...)
+}
+
+// TrustedProxyPrefixes parses http.trusted_proxies; a bare address is a
+// prefix of one address.
+func (h *HTTP) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	prefixes := make([]netip.Prefix, 0, len(h.TrustedProxies))
+	for _, s := range h.TrustedProxies {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q is neither a CIDR prefix nor an address", s)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		prefixes = append(prefixes, p.Masked())
+	}
+	return prefixes, nil
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (IPv6 hosts go in brackets: \"[::]:6969\")", s)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", s, port)
+	}
+	if host != "" && host != "localhost" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return fmt.Errorf("%q: %q is not an IP address", s, host)
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]time.Duration) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for i := range keys {
+		for j := i + 1; j < len(keys); j++ {
+			if keys[j] < keys[i] {
+				keys[i], keys[j] = keys[j], keys[i]
+			}
+		}
+	}
+	return keys
+}
+
+// TOML renders the configuration as a complete file.
+func (c *Config) TOML() string {
+	var b bytes.Buffer
+	if err := toml.NewEncoder(&b).Encode(c); err != nil {
+		return "# cannot render: " + err.Error() + "\n"
+	}
+	return b.String()
+}

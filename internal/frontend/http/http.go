@@ -1,0 +1,344 @@
+// Package http serves the HTTP tracker protocol (BEP 3, 7, 23, 48). It
+// speaks just enough HTTP/1.1 for trackers, GET with a query string, keep-alive
+// and pipelining, over fixed per-connection buffers, so that a request costs
+// no allocation. The query strings and replies are httpproto's business.
+package http
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/httpproto"
+	"github.com/trakx/trakx/internal/metrics"
+)
+
+// MaxRequestSize bounds a request's line and headers together. Announces
+// are a few hundred bytes; a scrape of many torrents is the largest thing a
+// client sends.
+const MaxRequestSize = 8192
+
+// Options are the HTTP frontend's settings.
+type Options struct {
+	ReadTimeout    time.Duration // for a whole request to arrive, and idle keep-alive
+	WriteTimeout   time.Duration
+	RealIPHeader   string         // e.g. X-Forwarded-For; empty: none
+	TrustedProxies []netip.Prefix // who may set RealIPHeader
+}
+
+// counterGroups spreads connections over several sets of counters, so that
+// concurrent requests rarely add to the same cache line.
+const counterGroups = 16
+
+// Server answers tracker requests arriving on one listener.
+type Server struct {
+	ln      net.Listener
+	tracker bittorrent.Tracker
+	opts    Options
+	log     *logrus.Logger
+
+	counters [counterGroups]*metrics.HTTP
+	nextConn atomic.Uint32
+
+	// Progress counts requests handled, for the watchdog.
+	Progress atomic.Uint64
+
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	closing bool
+	wg      sync.WaitGroup
+}
+
+// NewServer prepares a server; Serve starts it.
+func NewServer(ln net.Listener, tracker bittorrent.Tracker, opts Options, m *metrics.Metrics, log *logrus.Logger) *Server {
+	s := &Server{ln: ln, tracker: tracker, opts: opts, log: log, conns: map[net.Conn]struct{}{}}
+	for i := range s.counters {
+		s.counters[i] = m.NewHTTP()
+	}
+	return s
+}
+
+// Addr is the listener's address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Serve accepts connections until Close, then waits for every connection to
+// finish the request it is on.
+func (s *Server) Serve() {
+	defer s.wg.Wait()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of descriptors and the like: back off rather than spin.
+			s.log.WithError(err).Warn("http accept")
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		if !s.track(c) {
+			c.Close()
+			return
+		}
+		s.wg.Add(1)
+		go s.serveConn(c)
+	}
+}
+
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Close stops accepting and wakes every connection waiting for a request,
+// so that each closes once its current request, if any, is answered.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closing = true
+	for c := range s.conns {
+		c.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
+	return s.ln.Close()
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// conn holds one connection's buffers. They are pooled, because clients
+// usually open a connection per announce.
+type conn struct {
+	in     [MaxRequestSize]byte
+	body   []byte
+	out    []byte
+	req    bittorrent.AnnounceRequest
+	resp   bittorrent.AnnounceResponse
+	opts   httpproto.AnnounceOptions
+	hashes []bittorrent.InfoHash
+	stats  []bittorrent.ScrapeStats
+}
+
+var connPool = sync.Pool{New: func() any {
+	return &conn{
+		body:   make([]byte, 0, 4096),
+		out:    make([]byte, 0, 4096+256),
+		hashes: make([]bittorrent.InfoHash, 0, 8),
+		stats:  make([]bittorrent.ScrapeStats, 0, 8),
+	}
+}}
+
+// request is what the frontend needs of one parsed HTTP request.
+type request struct {
+	method, path, query []byte
+	keepAlive           bool
+	hasBody             bool
+	realIP              []byte
+}
+
+func (s *Server) serveConn(nc net.Conn) {
+	defer s.wg.Done()
+	defer s.untrack(nc)
+	defer nc.Close()
+	peer := remoteAddr(nc)
+	c := connPool.Get().(*conn)
+	defer connPool.Put(c)
+	counters := s.counters[s.nextConn.Add(1)%counterGroups]
+
+	start, end := 0, 0 // buffered bytes not yet handled: c.in[start:end]
+	for {
+		headerEnd := bytes.Index(c.in[start:end], []byte("\r\n\r\n"))
+		if headerEnd < 0 {
+			if s.isClosing() {
+				return
+			}
+			if start > 0 { // make room for the rest of a partial request
+				end = copy(c.in[:], c.in[start:end])
+				start = 0
+			}
+			if end == len(c.in) {
+				counters.BadRequest.Add(1)
+				s.reply(nc, c, counters, 431, "Request Header Fields Too Large", "request too large", false)
+				return
+			}
+			nc.SetReadDeadline(time.Now().Add(s.opts.ReadTimeout))
+			n, err := nc.Read(c.in[end:])
+			if err != nil {
+				return // closed, timed out or reset: nothing to answer
+			}
+			end += n
+			continue
+		}
+		raw := c.in[start : start+headerEnd+4]
+		start += headerEnd + 4
+		if start == end {
+			start, end = 0, 0
+		}
+		s.Progress.Add(1)
+		var r request
+		if !parseRequest(raw, &r, s.opts.RealIPHeader) {
+			counters.BadRequest.Add(1)
+			s.reply(nc, c, counters, 400, "Bad Request", "malformed HTTP request", false)
+			return
+		}
+		if r.hasBody { // trackers take no bodies; reading past one is not worth it
+			counters.BadRequest.Add(1)
+			s.reply(nc, c, counters, 400, "Bad Request", "request bodies are not accepted", false)
+			return
+		}
+		if !s.handle(nc, c, counters, &r, s.clientAddr(peer, r.realIP)) || !r.keepAlive {
+			return
+		}
+	}
+}
+
+// handle answers one request and reports whether the connection may carry
+// another.
+func (s *Server) handle(nc net.Conn, c *conn, counters *metrics.HTTP, r *request, client netip.Addr) bool {
+	switch string(r.path) {
+	case "/announce", "/scrape":
+	default:
+		counters.Error.Add(1)
+		return s.reply(nc, c, counters, 404, "Not Found", "not found: the announce URL ends in /announce", r.keepAlive)
+	}
+	if string(r.method) != "GET" {
+		counters.BadRequest.Add(1)
+		return s.reply(nc, c, counters, 405, "Method Not Allowed", "only GET is served", r.keepAlive)
+	}
+	if string(r.path) == "/announce" {
+		return s.announce(nc, c, counters, r, client)
+	}
+	return s.scrape(nc, c, counters, r)
+}
+
+func (s *Server) announce(nc net.Conn, c *conn, counters *metrics.HTTP, r *request, client netip.Addr) bool {
+	if err := httpproto.ParseAnnounce(r.query, &c.req, &c.opts); err != nil {
+		counters.BadRequest.Add(1)
+		return s.fail(nc, c, counters, err, r.keepAlive)
+	}
+	c.req.Addr = client
+	c.req.BothFamilies = true
+	if err := s.tracker.Announce(&c.req, &c.resp); err != nil {
+		return s.fail(nc, c, counters, err, r.keepAlive)
+	}
+	counters.Announce.Add(1)
+	if s.log.IsLevelEnabled(logrus.DebugLevel) {
+		s.log.Debugf("http announce %s from %s port %d event %d left %d: %d peers", c.req.InfoHash, client, c.req.Port, c.req.Event, c.req.Left, len(c.resp.Peers4)+len(c.resp.Peers6))
+	}
+	c.body = httpproto.AppendAnnounceResponse(c.body[:0], &c.resp, c.opts)
+	return s.send(nc, c, 200, "OK", r.keepAlive)
+}
+
+func (s *Server) scrape(nc net.Conn, c *conn, counters *metrics.HTTP, r *request) bool {
+	var err error
+	c.hashes, err = httpproto.ParseScrape(r.query, c.hashes[:0])
+	if err != nil {
+		counters.BadRequest.Add(1)
+		return s.fail(nc, c, counters, err, r.keepAlive)
+	}
+	c.stats = c.stats[:0]
+	for i := range c.hashes {
+		st, err := s.tracker.Scrape(&c.hashes[i])
+		if err != nil {
+			return s.fail(nc, c, counters, err, r.keepAlive)
+		}
+		c.stats = append(c.stats, st)
+	}
+	counters.Scrape.Add(1)
+	c.body = httpproto.AppendScrapeResponse(c.body[:0], c.hashes, c.stats)
+	return s.send(nc, c, 200, "OK", r.keepAlive)
+}
+
+// fail answers with a bencoded failure reason. Trackers send those with
+// status 200: that is what clients read them from.
+func (s *Server) fail(nc net.Conn, c *conn, counters *metrics.HTTP, err error, keepAlive bool) bool {
+	var ce *bittorrent.ClientError
+	msg := "internal error"
+	if errors.As(err, &ce) {
+		msg = ce.Message
+	} else {
+		s.log.WithError(err).Error("http request failed")
+	}
+	return s.reply(nc, c, counters, 200, "OK", msg, keepAlive)
+}
+
+// reply sends a bencoded failure reason with the given status.
+func (s *Server) reply(nc net.Conn, c *conn, counters *metrics.HTTP, status int, text, reason string, keepAlive bool) bool {
+	counters.Error.Add(1)
+	c.body = httpproto.AppendFailure(c.body[:0], reason)
+	return s.send(nc, c, status, text, keepAlive)
+}
+
+// send writes the status line, headers and c.body in one write.
+func (s *Server) send(nc net.Conn, c *conn, status int, text string, keepAlive bool) bool {
+	out := append(c.out[:0], "HTTP/1.1 "...)
+	out = strconv.AppendInt(out, int64(status), 10)
+	out = append(out, ' ')
+	out = append(out, text...)
+	out = append(out, "\r\nContent-Type: text/plain\r\nContent-Length: "...)
+	out = strconv.AppendInt(out, int64(len(c.body)), 10)
+	out = append(out, "\r\nDate: "...)
+	out = appendDate(out)
+	if !keepAlive {
+		out = append(out, "\r\nConnection: close"...)
+	}
+	out = append(out, "\r\n\r\n"...)
+	out = append(out, c.body...)
+	c.out = out
+	nc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
+	_, err := nc.Write(out)
+	return err == nil
+}
+
+// clientAddr is the peer's address, or the one a trusted proxy vouches for.
+func (s *Server) clientAddr(peer netip.Addr, realIP []byte) netip.Addr {
+	if len(realIP) == 0 || !s.trusted(peer) {
+		return peer
+	}
+	// The rightmost entry is the one our trusted proxy added; entries left
+	// of it were written by whoever sent the request.
+	if i := bytes.LastIndexByte(realIP, ','); i >= 0 {
+		realIP = realIP[i+1:]
+	}
+	a, err := netip.ParseAddr(string(bytes.TrimSpace(realIP)))
+	if err != nil {
+		return peer
+	}
+	return a.Unmap()
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	for _, p := range s.opts.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func remoteAddr(c net.Conn) netip.Addr {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
+}

@@ -1,0 +1,181 @@
+// Package udp serves the BEP 15 tracker protocol on a packet socket. It is a
+// thin adapter: datagrams go to udpproto's parsers, the parsed requests to
+// the tracker, and its answers back through udpproto's encoders.
+package udp
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/metrics"
+	"github.com/trakx/trakx/internal/udpproto"
+)
+
+// Server answers tracker requests arriving on one socket.
+type Server struct {
+	conn    *net.UDPConn
+	tracker bittorrent.Tracker
+	ids     *udpproto.ConnectionIDs
+	metrics *metrics.Metrics
+	log     *logrus.Logger
+
+	// Progress counts datagrams handled, for the watchdog: it only ever
+	// grows while the workers are alive.
+	Progress atomic.Uint64
+
+	wg sync.WaitGroup
+}
+
+// NewServer prepares a server; Serve starts it.
+func NewServer(conn *net.UDPConn, tracker bittorrent.Tracker, ids *udpproto.ConnectionIDs, m *metrics.Metrics, log *logrus.Logger) *Server {
+	return &Server{conn: conn, tracker: tracker, ids: ids, metrics: m, log: log}
+}
+
+// Addr is the socket's local address.
+func (s *Server) Addr() net.Addr { return s.conn.LocalAddr() }
+
+// Serve answers requests with one worker per CPU and returns once Close has
+// been called and every worker has finished the request it was on.
+func (s *Server) Serve() {
+	for range runtime.GOMAXPROCS(0) {
+		s.wg.Add(1)
+		go s.work()
+	}
+	s.wg.Wait()
+}
+
+// Close stops taking requests.
+func (s *Server) Close() error { return s.conn.Close() }
+
+// worker holds one goroutine's buffers, reused for every request so that the
+// request path does not allocate.
+type worker struct {
+	*Server
+	counters *metrics.UDP
+	in       [2048]byte
+	out      []byte
+	req      bittorrent.AnnounceRequest
+	resp     bittorrent.AnnounceResponse
+	hashes   []bittorrent.InfoHash
+}
+
+func (s *Server) work() {
+	defer s.wg.Done()
+	w := &worker{
+		Server:   s,
+		counters: s.metrics.NewUDP(),
+		out:      make([]byte, 0, 2048),
+		hashes:   make([]bittorrent.InfoHash, 0, udpproto.MaxScrapeHashes),
+	}
+	for {
+		n, from, err := s.conn.ReadFromUDPAddrPort(w.in[:])
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// ICMP errors from earlier replies surface here; they concern
+			// one client, not the socket.
+			s.log.WithError(err).Debug("udp read")
+			continue
+		}
+		s.Progress.Add(1)
+		if n == len(w.in) { // truncated: larger than any request
+			w.counters.BadRequest.Add(1)
+			continue
+		}
+		w.out = w.handle(w.in[:n], from, w.out[:0])
+		if len(w.out) > 0 {
+			if _, err := s.conn.WriteToUDPAddrPort(w.out, from); err != nil && !errors.Is(err, net.ErrClosed) {
+				s.log.WithError(err).Debug("udp write")
+			}
+		}
+	}
+}
+
+// handle answers one datagram, returning the reply or nothing.
+func (w *worker) handle(pkt []byte, from netip.AddrPort, out []byte) []byte {
+	h, err := udpproto.ParseHeader(pkt)
+	if err != nil {
+		w.counters.BadRequest.Add(1)
+		return out
+	}
+	addr := from.Addr().Unmap()
+	now := uint32(time.Now().Unix())
+	if h.Action == udpproto.ActionConnect {
+		if h.ConnectionID != udpproto.ProtocolID {
+			w.counters.BadRequest.Add(1)
+			return out
+		}
+		w.counters.Connect.Add(1)
+		return udpproto.AppendConnectResponse(out, h.TransactionID, w.ids.Issue(addr, now))
+	}
+	// Nothing but a connect is answered without a valid connection id: a
+	// reply to a forged source address would make the tracker an amplifier.
+	if !w.ids.Valid(h.ConnectionID, addr, now) {
+		w.counters.BadConnectionID.Add(1)
+		return out
+	}
+	switch h.Action {
+	case udpproto.ActionAnnounce:
+		return w.announce(pkt, h.TransactionID, addr, out)
+	case udpproto.ActionScrape:
+		return w.scrape(pkt, h.TransactionID, out)
+	}
+	w.counters.BadRequest.Add(1)
+	return w.fail(out, h.TransactionID, udpproto.ErrUnknownAction)
+}
+
+func (w *worker) announce(pkt []byte, tx uint32, addr netip.Addr, out []byte) []byte {
+	if err := udpproto.ParseAnnounce(pkt, &w.req); err != nil {
+		w.counters.BadRequest.Add(1)
+		return w.fail(out, tx, err)
+	}
+	w.req.Addr = addr
+	w.req.BothFamilies = false
+	if err := w.tracker.Announce(&w.req, &w.resp); err != nil {
+		return w.fail(out, tx, err)
+	}
+	w.counters.Announce.Add(1)
+	if w.log.IsLevelEnabled(logrus.DebugLevel) {
+		w.log.Debugf("udp announce %s from %s port %d event %d left %d: %d peers", w.req.InfoHash, addr, w.req.Port, w.req.Event, w.req.Left, len(w.resp.Peers4)+len(w.resp.Peers6))
+	}
+	return udpproto.AppendAnnounceResponse(out, tx, &w.resp, addr.Is6())
+}
+
+func (w *worker) scrape(pkt []byte, tx uint32, out []byte) []byte {
+	var err error
+	w.hashes, err = udpproto.ParseScrape(pkt, w.hashes[:0])
+	if err != nil {
+		w.counters.BadRequest.Add(1)
+		return w.fail(out, tx, err)
+	}
+	w.counters.Scrape.Add(1)
+	out = udpproto.AppendScrapeResponseHeader(out, tx)
+	for i := range w.hashes {
+		st, err := w.tracker.Scrape(&w.hashes[i])
+		if err != nil {
+			return w.fail(out[:0], tx, err)
+		}
+		out = udpproto.AppendScrapeStats(out, st)
+	}
+	return out
+}
+
+// fail turns an error into an error packet. Errors that are not meant for
+// the client are logged and reported as an internal error.
+func (w *worker) fail(out []byte, tx uint32, err error) []byte {
+	w.counters.Error.Add(1)
+	var ce *bittorrent.ClientError
+	if !errors.As(err, &ce) {
+		w.log.WithError(err).Error("udp request failed")
+		return udpproto.AppendError(out, tx, "internal error")
+	}
+	return udpproto.AppendError(out, tx, ce.Message)
+}
