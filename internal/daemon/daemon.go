@@ -234,4 +234,3 @@ func (d *Daemon) shutdown(why string) {
 	st := d.store.Stats()
 	d.log.Infof("stopped with %d peers in %d torrents", st.Peers(), st.Torrents)
 }
-

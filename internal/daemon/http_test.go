@@ -1,0 +1,236 @@
+package daemon_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/config"
+	"github.com/trakx/trakx/internal/httpproto"
+	tt "github.com/trakx/trakx/internal/trackertest"
+)
+
+func announceURL(base string, hash bittorrent.InfoHash, port int, left int, extra string) string {
+	peerID := fmt.Sprintf("-TT0001-%012d", port)
+	return fmt.Sprintf("http://%s/announce?info_hash=%s&peer_id=%s&port=%d&uploaded=0&downloaded=0&left=%d%s",
+		base, url.QueryEscape(string(hash[:])), url.QueryEscape(peerID), port, left, extra)
+}
+
+// get fetches a URL and decodes the bencoded body, checking the headers
+// every reply must carry.
+func get(t *testing.T, client *http.Client, u string) (int, map[string]any) {
+	t.Helper()
+	resp, err := client.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/plain" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	if resp.ContentLength != int64(len(body)) {
+		t.Errorf("Content-Length %d for %d bytes", resp.ContentLength, len(body))
+	}
+	v, err := httpproto.Decode(body)
+	if err != nil {
+		t.Fatalf("body %q is not bencode: %v", body, err)
+	}
+	return resp.StatusCode, v.(map[string]any)
+}
+
+func TestHTTPAnnounceAndScrape(t *testing.T) {
+	d := startTracker(t, nil)
+	families(t, func(t *testing.T, i int) {
+		base := d.HTTPAddrs()[i].String()
+		hash := tt.Hash(fmt.Sprintf("http-announce-%d", i))
+		client := &http.Client{}
+		status, r := get(t, client, announceURL(base, hash, 1111, 0, "&event=started&compact=1"))
+		if status != 200 || r["complete"] != int64(1) || r["incomplete"] != int64(0) || r["peers"] != "" {
+			t.Fatalf("first announce %d %v", status, r)
+		}
+		if r["interval"].(int64) < 1800 || r["min interval"] != int64(300) {
+			t.Fatalf("intervals %v", r)
+		}
+		_, r = get(t, client, announceURL(base, hash, 2222, 5, "&event=started"))
+		want := "\x7f\x00\x00\x01\x04\x57"
+		peersKey := "peers"
+		if i == 1 {
+			want, peersKey = "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x04\x57", "peers6"
+		}
+		if r[peersKey] != want || r["complete"] != int64(1) || r["incomplete"] != int64(1) {
+			t.Fatalf("second announce %q", r)
+		}
+
+		// BEP 3 dictionaries, with and without peer ids.
+		_, r = get(t, client, announceURL(base, hash, 3333, 5, "&compact=0"))
+		peers := r["peers"].([]any)
+		if len(peers) != 2 {
+			t.Fatalf("peers %v", peers)
+		}
+		for _, p := range peers {
+			p := p.(map[string]any)
+			port := p["port"].(int64)
+			if p["peer id"] != fmt.Sprintf("-TT0001-%012d", port) || (p["ip"] != "127.0.0.1" && p["ip"] != "::1") {
+				t.Fatalf("peer %v", p)
+			}
+		}
+		_, r = get(t, client, announceURL(base, hash, 3333, 5, "&compact=0&no_peer_id=1"))
+		for _, p := range r["peers"].([]any) {
+			if _, has := p.(map[string]any)["peer id"]; has {
+				t.Fatalf("no_peer_id ignored: %v", p)
+			}
+		}
+
+		_, r = get(t, client, announceURL(base, hash, 2222, 0, "&event=completed"))
+		nobody := tt.Hash("nobody")
+		scrape := fmt.Sprintf("http://%s/scrape?info_hash=%s&info_hash=%s", base,
+			url.QueryEscape(string(hash[:])), url.QueryEscape(string(nobody[:])))
+		status, r = get(t, client, scrape)
+		files := r["files"].(map[string]any)
+		f := files[string(hash[:])].(map[string]any)
+		if status != 200 || len(files) != 2 || f["complete"] != int64(2) || f["downloaded"] != int64(1) || f["incomplete"] != int64(1) {
+			t.Fatalf("scrape %v", files)
+		}
+	})
+}
+
+// TestHTTPBothFamilies: an HTTP reply can carry both families (BEP 7).
+func TestHTTPBothFamilies(t *testing.T) {
+	d := startTracker(t, nil)
+	hash := tt.Hash("both-families")
+	client := &http.Client{}
+	get(t, client, announceURL(d.HTTPAddrs()[1].String(), hash, 6666, 1, ""))
+	_, r := get(t, client, announceURL(d.HTTPAddrs()[0].String(), hash, 4444, 1, ""))
+	if r["peers"] != "" || len(r["peers6"].(string)) != 18 {
+		t.Fatalf("IPv4 client was not sent the IPv6 peer: %q", r)
+	}
+}
+
+func TestHTTPErrors(t *testing.T) {
+	d := startTracker(t, nil)
+	base := d.HTTPAddrs()[0].String()
+	client := &http.Client{}
+	hash := tt.Hash("errors")
+	for _, c := range []struct {
+		url    string
+		status int
+		reason string
+	}{
+		{"http://" + base + "/announce?peer_id=-TT0001-000000000001&port=1&left=0", 200, "missing info_hash"},
+		{announceURL(base, hash, 0, 0, ""), 200, "invalid port"},
+		{announceURL(base, hash, 1, 0, "&event=exploded"), 200, "invalid event"},
+		{announceURL(base, hash, 1, 0, "&left=-1"), 200, "invalid number"},
+		{"http://" + base + "/announce?info_hash=%ZZ", 200, "malformed percent-encoding"},
+		{"http://" + base + "/announce?info_hash=short&peer_id=x&port=1&left=0", 200, "info_hash must be 20 bytes"},
+		{"http://" + base + "/scrape", 200, "missing info_hash"},
+		{"http://" + base + "/", 404, "not found"},
+		{"http://" + base + "/announce.php", 404, "not found"},
+		{"http://" + base + "/announce?" + strings.Repeat("x", 9000), 431, "request too large"},
+	} {
+		status, r := get(t, client, c.url)
+		if reason, _ := r["failure reason"].(string); status != c.status || !strings.Contains(reason, c.reason) {
+			t.Errorf("%.80s: %d %q, want %d %q", c.url, status, reason, c.status, c.reason)
+		}
+	}
+	resp, err := client.Post("http://"+base+"/announce", "text/plain", strings.NewReader(""))
+	if err != nil || resp.StatusCode != 405 {
+		t.Fatalf("POST: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	// The tracker still serves after all that.
+	if status, r := get(t, client, announceURL(base, hash, 1, 0, "")); status != 200 || r["complete"] != int64(1) {
+		t.Fatalf("after errors: %d %v", status, r)
+	}
+	vars := tt.Vars(t, d.StatsAddr().String())
+	if n, _ := tt.Lookup(vars, "trakx.http.bad_request"); n < 7 {
+		t.Errorf("bad_request counted %v", n)
+	}
+}
+
+// TestHTTPKeepAliveAndPipelining sends requests on one raw connection,
+// the second and third in one write.
+func TestHTTPKeepAliveAndPipelining(t *testing.T) {
+	d := startTracker(t, nil)
+	base := d.HTTPAddrs()[0].String()
+	conn, err := net.Dial("tcp", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	path := func(port int) string {
+		return strings.TrimPrefix(announceURL(base, tt.Hash("keepalive"), port, 1, ""), "http://"+base)
+	}
+	req := func(port int, extra string) string {
+		return "GET " + path(port) + " HTTP/1.1\r\nHost: tracker\r\n" + extra + "\r\n"
+	}
+	rd := bufio.NewReader(conn)
+	read := func(wantClose bool) {
+		t.Helper()
+		resp, err := http.ReadResponse(rd, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if _, err := httpproto.Decode(body); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%d %q", resp.StatusCode, body)
+		}
+		if resp.Close != wantClose {
+			t.Fatalf("Connection close = %v, want %v", resp.Close, wantClose)
+		}
+	}
+	io.WriteString(conn, req(1, ""))
+	read(false)
+	io.WriteString(conn, req(2, "")+req(3, "Connection: close\r\n"))
+	read(false)
+	read(true)
+	if _, err := rd.ReadByte(); err != io.EOF {
+		t.Fatalf("connection left open after Connection: close: %v", err)
+	}
+}
+
+// TestHTTPRealIP: the real-IP header counts only from a trusted proxy.
+func TestHTTPRealIP(t *testing.T) {
+	d := startTracker(t, func(c *config.Config) {
+		c.HTTP.RealIPHeader = "X-Forwarded-For"
+		c.HTTP.TrustedProxies = []string{"127.0.0.1/32"}
+	})
+	hash := tt.Hash("real-ip")
+	send := func(base string, port int, xff string) map[string]any {
+		req, _ := http.NewRequest("GET", announceURL(base, hash, port, 1, "&compact=0"), nil)
+		req.Header.Set("X-Forwarded-For", xff)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		v, err := httpproto.Decode(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.(map[string]any)
+	}
+	send(d.HTTPAddrs()[0].String(), 1000, "203.0.113.9, 198.51.100.7") // trusted: rightmost entry counts
+	send(d.HTTPAddrs()[1].String(), 2000, "198.51.100.8")              // ::1 is not trusted
+	r := send(d.HTTPAddrs()[0].String(), 3000, "192.0.2.1")
+	ips := map[string]int64{}
+	for _, p := range r["peers"].([]any) {
+		p := p.(map[string]any)
+		ips[p["ip"].(string)] = p["port"].(int64)
+	}
+	if ips["198.51.100.7"] != 1000 || ips["::1"] != 2000 || len(ips) != 2 {
+		t.Fatalf("peers %v", ips)
+	}
+}
