@@ -293,7 +293,7 @@ func sortedKeys(m map[string]time.Duration) []string {
 }
 
 // TOML renders the configuration as a complete file.
-func (c *Config) TOML() string {
+func (c Config) TOML() string {
 	var b bytes.Buffer
 	if err := toml.NewEncoder(&b).Encode(c); err != nil {
 		return "# cannot render: " + err.Error() + "\n"

@@ -1,0 +1,119 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultsAreValid(t *testing.T) {
+	t.Setenv("STATE_DIRECTORY", "")
+	cfg := Default()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Database.Path != "peers.db" {
+		t.Fatalf("database path %q", cfg.Database.Path)
+	}
+	t.Setenv("STATE_DIRECTORY", "/var/lib/trakx:/other")
+	if p := Default().Database.Path; p != "/var/lib/trakx/peers.db" {
+		t.Fatalf("under systemd the database path is %q", p)
+	}
+}
+
+// TestShippedFileListsEveryKey checks etc/trakx.toml: uncommented, it must
+// parse to exactly the defaults (but for the packaged database path), and it
+// must mention every key the defaults have.
+func TestShippedFileListsEveryKey(t *testing.T) {
+	t.Setenv("STATE_DIRECTORY", "")
+	shipped, err := os.ReadFile("../../etc/trakx.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := Parse(shipped); err != nil || cfg.TOML() != Default().TOML() {
+		t.Fatalf("the shipped file, as shipped, is not the defaults: %v", err)
+	}
+	uncommented := regexp.MustCompile(`(?m)^# ([a-z_]+ = )`).ReplaceAll(shipped, []byte("$1"))
+	cfg, err := Parse(uncommented)
+	if err != nil {
+		t.Fatalf("uncommented shipped file: %v", err)
+	}
+	want := Default()
+	want.Database.Path = "/var/lib/trakx/peers.db"
+	if cfg.TOML() != want.TOML() {
+		t.Fatalf("uncommented shipped file differs from the defaults:\n%s\nwant:\n%s", cfg.TOML(), want.TOML())
+	}
+	keys := regexp.MustCompile(`(?m)^\s*([a-z_]+) = `).FindAllSubmatch([]byte(want.TOML()), -1)
+	for _, k := range keys {
+		if !strings.Contains(string(shipped), "# "+string(k[1])+" = ") {
+			t.Errorf("key %s is not in etc/trakx.toml", k[1])
+		}
+	}
+}
+
+func TestErrorsNameTheKey(t *testing.T) {
+	for text, want := range map[string]string{
+		"[tracker]\npeer_ttl = \"soon\"\n":                `tracker.peer_ttl`,
+		"[tracker]\npeer_ttl = \"10m\"\n":                 `tracker.peer_ttl: 10m0s must be longer than tracker.announce_interval`,
+		"[tracker]\nnumwant_max = \"many\"\n":             `tracker.numwant_max`,
+		"[tracker]\nnumwant_default = 500\n":              `tracker.numwant_default: 500 is not between 0 and tracker.numwant_max`,
+		"[tracker]\nbogus = 1\n":                          `unknown key tracker.bogus`,
+		"[nonsense]\n":                                    `unknown key nonsense`,
+		"[log]\nlevel = \"loud\"\n":                       `log.level: "loud" is not one of`,
+		"[udp]\nlisten = [\"6969\"]\n":                    `udp.listen[0]: "6969" is not host:port`,
+		"[http]\nlisten = [\"[::]:99999\"]\n":             `http.listen[0]`,
+		"[http]\ntrusted_proxies = [\"10.0.0/8\"]\n":      `http.trusted_proxies`,
+		"[http]\nread_timeout = \"0\"\n":                  `http.read_timeout: must be at least 1s`,
+		"[stats]\nlisten = \"localhost\"\n":               `stats.listen`,
+		"[access]\nmode = \"maybe\"\n":                    `access.mode`,
+		"[database]\nsave_interval = \"-1m\"\n":           `database.save_interval`,
+		"[tracker\n":                                      `line 2`,
+		"[tracker]\nnumwant_max = 10\nnumwant_max = 20\n": `line 3`,
+	} {
+		_, err := Parse([]byte(text))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want it to mention %q", text, err, want)
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "trakx.toml")
+	os.WriteFile(path, []byte("[tracker]\nannounce_interval = \"20m\"\n[database]\nsave_interval = \"0\"\n"), 0o644)
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Tracker.AnnounceInterval.Duration != 20*time.Minute || cfg.Tracker.PeerTTL.Duration != 45*time.Minute || cfg.Database.SaveInterval.Duration != 0 {
+		t.Fatalf("loaded %+v", cfg.Tracker)
+	}
+	os.WriteFile(path, []byte("[tracker]\nannounce_interval = 5\n"), 0o644)
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("error does not name the file: %v", err)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.toml")); err == nil {
+		t.Fatal("a missing -config file was accepted")
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	shipped, _ := os.ReadFile("../../etc/trakx.toml")
+	f.Add(string(shipped))
+	f.Add("[tracker]\npeer_ttl = \"1h\"\n")
+	f.Add("[http]\ntrusted_proxies = [\"::ffff:10.0.0.0/104\"]\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		cfg, err := Parse([]byte(text))
+		if err != nil {
+			return
+		}
+		// What is accepted renders to a file that reads back the same.
+		again, err := Parse([]byte(cfg.TOML()))
+		if err != nil || again.TOML() != cfg.TOML() {
+			t.Fatalf("accepted config does not round-trip: %v\n%s", err, cfg.TOML())
+		}
+	})
+}

@@ -1,0 +1,134 @@
+package http
+
+import (
+	"io"
+	"net"
+	"net/netip"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/metrics"
+	"github.com/trakx/trakx/internal/swarm"
+)
+
+func TestParseRequest(t *testing.T) {
+	var r request
+	raw := "GET /announce?a=1&b=2 HTTP/1.1\r\nHost: x\r\nx-forwarded-for:  1.2.3.4 \r\nConnection: close\r\n\r\n"
+	if !parseRequest([]byte(raw), &r, "X-Forwarded-For") {
+		t.Fatal("rejected")
+	}
+	if string(r.method) != "GET" || string(r.path) != "/announce" || string(r.query) != "a=1&b=2" ||
+		r.keepAlive || r.hasBody || string(r.realIP) != "1.2.3.4" {
+		t.Fatalf("%+v", r)
+	}
+	r = request{}
+	if !parseRequest([]byte("GET http://tracker:6969/scrape?x HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"), &r, "") ||
+		string(r.path) != "/scrape" || !r.keepAlive {
+		t.Fatalf("absolute form: %+v", r)
+	}
+	for _, bad := range []string{
+		"GET /announce\r\n\r\n",
+		"GET /announce HTTP/2.0\r\n\r\n",
+		"GET announce HTTP/1.1\r\n\r\n",
+		"GET /announce HTTP/1.1\r\nno colon\r\n\r\n",
+		"GET /announce HTTP/1.1\r\nBad Name: x\r\n\r\n",
+		" / HTTP/1.1\r\n\r\n",
+		"GET http://host HTTP/1.1\r\n\r\n",
+	} {
+		if parseRequest([]byte(bad), &request{}, "") {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+	r = request{}
+	parseRequest([]byte("GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\n"), &r, "")
+	if !r.hasBody {
+		t.Fatal("body not noticed")
+	}
+}
+
+func FuzzParseRequest(f *testing.F) {
+	f.Add("GET /announce?info_hash=x HTTP/1.1\r\nHost: a\r\n\r\n")
+	f.Add("GET http://h/scrape HTTP/1.0\r\nConnection: close\r\nX-Real-IP: ::1\r\n\r\n")
+	f.Add("GET / HTTP/1.1\r\n:\r\n\r\n")
+	f.Fuzz(func(t *testing.T, raw string) {
+		var r request
+		if parseRequest([]byte(raw), &r, "X-Real-IP") && (len(r.path) == 0 || r.path[0] != '/') {
+			t.Fatalf("accepted path %q", r.path)
+		}
+	})
+}
+
+// fakeConn feeds the same request to the server n times and discards the
+// replies, so that a benchmark measures the server's path and not the
+// kernel's.
+type fakeConn struct {
+	request []byte
+	left    int
+	replies int
+}
+
+func (c *fakeConn) Read(b []byte) (int, error) {
+	if c.left == 0 {
+		return 0, io.EOF
+	}
+	c.left--
+	return copy(b, c.request), nil
+}
+func (c *fakeConn) Write(b []byte) (int, error)      { c.replies++; return len(b), nil }
+func (c *fakeConn) Close() error                     { return nil }
+func (c *fakeConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (c *fakeConn) RemoteAddr() net.Addr             { return remote }
+func (c *fakeConn) SetDeadline(time.Time) error      { return nil }
+func (c *fakeConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *fakeConn) SetWriteDeadline(time.Time) error { return nil }
+
+var remote = net.TCPAddrFromAddrPort(netip.MustParseAddrPort("192.0.2.1:40000"))
+
+// BenchmarkAnnounce is the whole request path short of the socket: HTTP
+// framing, query parsing, store, peer choice, bencoding, reply headers.
+// It must not allocate.
+func BenchmarkAnnounce(b *testing.B) {
+	store := swarm.New(swarm.Config{AnnounceInterval: 30 * time.Minute, MinInterval: 5 * time.Minute,
+		PeerTTL: 45 * time.Minute, NumWantDefault: 50, NumWantMax: 200})
+	var hash bittorrent.InfoHash
+	copy(hash[:], "benchmark-torrent---")
+	for i := range 1000 {
+		req := bittorrent.AnnounceRequest{InfoHash: hash, Addr: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), Port: 6881, Left: uint64(i % 2)}
+		store.Announce(&req, &bittorrent.AnnounceResponse{})
+	}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	s := NewServer(nil, store, Options{ReadTimeout: time.Second, WriteTimeout: time.Second}, metrics.New(nil), log)
+	request := []byte("GET /announce?info_hash=" + url.QueryEscape(string(hash[:])) +
+		"&peer_id=-qB4500-012345678901&port=6881&uploaded=0&downloaded=0&left=1&event=&numwant=50&compact=1&key=abcd HTTP/1.1\r\n" +
+		"Host: tracker.example:6969\r\nUser-Agent: qBittorrent/4.5.0\r\nAccept-Encoding: gzip\r\n\r\n")
+	conn := &fakeConn{request: request}
+	s.wg.Add(1)
+	s.serveConn(&fakeConn{request: request, left: 10}) // warm the pool
+	b.ReportAllocs()
+	b.ResetTimer()
+	conn.left = b.N
+	s.wg.Add(1)
+	s.serveConn(conn)
+	if conn.replies != b.N {
+		b.Fatalf("%d replies to %d requests", conn.replies, b.N)
+	}
+}
+
+func TestServeConnAnswersEveryPipelinedRequest(t *testing.T) {
+	store := swarm.New(swarm.Config{AnnounceInterval: time.Minute, MinInterval: time.Minute, PeerTTL: 2 * time.Minute, NumWantDefault: 5, NumWantMax: 5})
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	s := NewServer(nil, store, Options{ReadTimeout: time.Second, WriteTimeout: time.Second}, metrics.New(nil), log)
+	one := "GET /scrape?info_hash=" + strings.Repeat("a", 20) + " HTTP/1.1\r\n\r\n"
+	conn := &fakeConn{request: []byte(strings.Repeat(one, 20)), left: 1}
+	s.wg.Add(1)
+	s.serveConn(conn)
+	if conn.replies != 20 {
+		t.Fatalf("%d replies to 20 pipelined requests", conn.replies)
+	}
+}

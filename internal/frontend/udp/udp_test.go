@@ -1,0 +1,44 @@
+package udp
+
+import (
+	"io"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/metrics"
+	"github.com/trakx/trakx/internal/swarm"
+	"github.com/trakx/trakx/internal/udpproto"
+)
+
+// BenchmarkAnnounce is the whole request path short of the socket: parse,
+// check the connection id, store, choose peers, encode. It must not
+// allocate.
+func BenchmarkAnnounce(b *testing.B) {
+	store := swarm.New(swarm.Config{AnnounceInterval: 30 * time.Minute, MinInterval: 5 * time.Minute,
+		PeerTTL: 45 * time.Minute, NumWantDefault: 50, NumWantMax: 200})
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	s := NewServer(nil, store, udpproto.NewConnectionIDs(5*time.Minute), metrics.New(nil), log)
+	w := &worker{Server: s, counters: &metrics.UDP{}, out: make([]byte, 0, 2048)}
+
+	var hash bittorrent.InfoHash
+	copy(hash[:], "benchmark-torrent---")
+	client := netip.MustParseAddrPort("192.0.2.1:6881")
+	for i := range 1000 {
+		req := bittorrent.AnnounceRequest{InfoHash: hash, Addr: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), Port: 6881, Left: uint64(i % 2)}
+		store.Announce(&req, &bittorrent.AnnounceResponse{})
+	}
+	id := s.ids.Issue(client.Addr(), uint32(time.Now().Unix()))
+	req := bittorrent.AnnounceRequest{InfoHash: hash, Port: 6881, Left: 1, NumWant: 50}
+	pkt := udpproto.AppendAnnounceRequest(nil, id, 1, &req)
+	b.ReportAllocs()
+	for b.Loop() {
+		w.out = w.handle(pkt, client, w.out[:0])
+		if len(w.out) != 20+50*6 {
+			b.Fatalf("reply of %d bytes", len(w.out))
+		}
+	}
+}
