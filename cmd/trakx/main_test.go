@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,10 +97,21 @@ func TestBrokenConfigIsOneFatalLine(t *testing.T) {
 	}
 }
 
-// TestRunAndStop starts the binary, announces to it, and stops it with
-// SIGTERM: it must exit 0.
-func TestRunAndStop(t *testing.T) {
-	dir := t.TempDir()
+// tracker is the trakx binary running as a user would run it.
+type tracker struct {
+	t        *testing.T
+	cmd      *exec.Cmd
+	udpAddr  string
+	httpAddr string
+	lines    chan string
+	log      strings.Builder // every line read so far
+	exited   chan error
+}
+
+// startTracker runs the binary with a configuration using dir for its
+// database, and waits until it says it is ready.
+func startTracker(t *testing.T, dir string) *tracker {
+	t.Helper()
 	cfg := writeConfig(t, `
 [udp]
 listen = ["127.0.0.1:0"]
@@ -111,43 +121,88 @@ listen = ["127.0.0.1:0"]
 listen = ""
 [database]
 path = "`+dir+`/peers.db"
+save_interval = "0"
 `)
-	cmd := exec.Command(binary, "run", "-config", cfg)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
+	tr := &tracker{t: t, cmd: exec.Command(binary, "run", "-config", cfg), lines: make(chan string, 1000), exited: make(chan error, 1)}
+	stderr, _ := tr.cmd.StderrPipe()
+	if err := tr.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
-	lines := bufio.NewScanner(stderr)
-	udpAddr := ""
-	listening := regexp.MustCompile(`udp tracker on (\S+?)"`)
-	for udpAddr == "" && lines.Scan() {
-		if m := listening.FindStringSubmatch(lines.Text()); m != nil {
-			udpAddr = m[1]
+	t.Cleanup(func() { tr.cmd.Process.Kill() })
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			tr.lines <- sc.Text()
+		}
+		close(tr.lines)
+		tr.exited <- tr.cmd.Wait()
+	}()
+	udp := regexp.MustCompile(`udp tracker on (\S+?)"`)
+	web := regexp.MustCompile(`http tracker on (\S+?)"`)
+	tr.waitLog("trakx ready", func(line string) {
+		if m := udp.FindStringSubmatch(line); m != nil {
+			tr.udpAddr = m[1]
+		}
+		if m := web.FindStringSubmatch(line); m != nil {
+			tr.httpAddr = m[1]
+		}
+	})
+	return tr
+}
+
+// waitLog reads log lines until one contains want, for at most ten seconds,
+// passing each to seen if it is not nil. It returns the matching line.
+func (tr *tracker) waitLog(want string, seen func(string)) string {
+	tr.t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case line, ok := <-tr.lines:
+			if !ok {
+				tr.t.Fatalf("tracker exited before logging %q:\n%s", want, tr.log.String())
+			}
+			tr.log.WriteString(line + "\n")
+			if seen != nil {
+				seen(line)
+			}
+			if strings.Contains(line, want) {
+				return line
+			}
+		case <-timeout:
+			tr.t.Fatalf("no log line %q within 10s:\n%s", want, tr.log.String())
 		}
 	}
-	if udpAddr == "" {
-		t.Fatal("the tracker never said where it listens")
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (tr *tracker) stop() {
+	tr.t.Helper()
+	tr.cmd.Process.Signal(syscall.SIGTERM)
+	tr.waitLog("stopped with", nil)
+	for range tr.lines {
 	}
-	c := tt.DialUDP(t, udpAddr)
+	select {
+	case err := <-tr.exited:
+		if err != nil {
+			tr.t.Fatalf("exit after SIGTERM: %v\n%s", err, tr.log.String())
+		}
+	case <-time.After(10 * time.Second):
+		tr.t.Fatalf("still running 10s after SIGTERM")
+	}
+}
+
+// TestRunAndStop starts the binary, announces to it, and stops it with
+// SIGTERM: it must exit 0.
+func TestRunAndStop(t *testing.T) {
+	tr := startTracker(t, t.TempDir())
+	c := tt.DialUDP(t, tr.udpAddr)
 	c.Connect()
 	req := &bittorrent.AnnounceRequest{InfoHash: tt.Hash("cmd"), Port: 1, Left: 0, NumWant: -1}
 	if resp, err := c.Announce(req); err != nil || resp.Complete != 1 {
 		t.Fatalf("announce: %+v %v", resp, err)
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	rest, _ := io.ReadAll(stderr)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, rest)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("still running 10s after SIGTERM\n%s", rest)
-	}
-	if !strings.Contains(string(rest), "stopped with 1 peers in 1 torrents") {
-		t.Fatalf("log after SIGTERM: %s", rest)
+	tr.stop()
+	if !strings.Contains(tr.log.String(), "stopped with 1 peers in 1 torrents") {
+		t.Fatalf("log: %s", tr.log.String())
 	}
 }

@@ -38,14 +38,16 @@ type Daemon struct {
 	stats   *nethttp.Server
 	statsLn net.Listener
 
-	stopExpiry chan struct{}
-	wg         sync.WaitGroup
+	stopping chan struct{}
+	wg       sync.WaitGroup
+
+	saveMu sync.Mutex // one save at a time
 }
 
 // New prepares a tracker for cfg, read from configPath ("" for the built-in
 // defaults), which SIGHUP reads again.
 func New(cfg config.Config, configPath string, log *logrus.Logger) *Daemon {
-	d := &Daemon{log: log, configPath: configPath, cfg: cfg, stopExpiry: make(chan struct{})}
+	d := &Daemon{log: log, configPath: configPath, cfg: cfg, stopping: make(chan struct{})}
 	d.store = swarm.New(storeConfig(&cfg))
 	d.metrics = metrics.New(func() metrics.SwarmStats {
 		st := d.store.Stats()
@@ -67,6 +69,7 @@ func storeConfig(cfg *config.Config) swarm.Config {
 // Start binds every configured socket and starts serving. On error nothing
 // is left open.
 func (d *Daemon) Start() (err error) {
+	d.load()
 	defer func() {
 		if err != nil {
 			d.closeListeners()
@@ -116,7 +119,10 @@ func (d *Daemon) Start() (err error) {
 		d.goServe(func() { d.stats.Serve(d.statsLn) })
 		d.log.Infof("stats on http://%s/debug/vars", d.statsLn.Addr())
 	}
-	d.goServe(func() { d.store.RunExpiry(expiryInterval(d.cfg.Tracker.PeerTTL.Duration), d.stopExpiry) })
+	d.goServe(func() { d.store.RunExpiry(expiryInterval(d.cfg.Tracker.PeerTTL.Duration), d.stopping) })
+	if every := d.cfg.Database.SaveInterval.Duration; every > 0 {
+		d.goServe(func() { d.saveEvery(every) })
+	}
 	return nil
 }
 
@@ -146,11 +152,13 @@ func (d *Daemon) closeListeners() {
 	}
 }
 
-// Stop stops taking requests and waits for those under way to finish.
+// Stop stops taking requests, waits for those under way to finish, and
+// saves the database: every announce answered before the stop is in it.
 func (d *Daemon) Stop() {
-	close(d.stopExpiry)
+	close(d.stopping)
 	d.closeListeners()
 	d.wg.Wait()
+	d.Save()
 }
 
 // UDPAddrs, HTTPAddrs and StatsAddr are the bound addresses, for tests that
@@ -200,20 +208,26 @@ func (d *Daemon) Reload() error {
 // Run serves until ctx is done or a SIGTERM or SIGINT arrives, reloading on
 // SIGHUP.
 func (d *Daemon) Run(ctx context.Context) error {
+	// Signals are caught before anything starts, so that none arriving
+	// during start-up takes the default action of killing the process.
+	signals := make(chan os.Signal, 4)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Stop(signals)
 	if err := d.Start(); err != nil {
 		return err
 	}
 	st := d.store.Stats()
 	d.log.Infof("trakx ready: %d peers in %d torrents", st.Peers(), st.Torrents)
-	signals := make(chan os.Signal, 4)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(signals)
 	for {
 		select {
 		case <-ctx.Done():
 			d.shutdown("context done")
 			return nil
 		case sig := <-signals:
+			if sig == syscall.SIGUSR1 {
+				go d.Save()
+				continue
+			}
 			if sig == syscall.SIGHUP {
 				if err := d.Reload(); err != nil {
 					d.log.Errorf("reload failed, keeping the old configuration: %v", err)

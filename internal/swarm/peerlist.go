@@ -10,15 +10,21 @@ import (
 // so that an IPv4 peer costs 32 bytes, not the 44 of an IPv6 one.
 type ipAddr interface{ [4]byte | [16]byte }
 
-// peer is one stored peer. It holds no pointer, so millions of them cost the
+// Peer is one stored peer. It holds no pointer, so millions of them cost the
 // garbage collector nothing to scan.
-type peer[A ipAddr] struct {
-	ip       A
-	port     uint16
-	seeder   bool
-	lastSeen uint32 // unix seconds
-	id       bittorrent.PeerID
+type Peer[A ipAddr] struct {
+	IP       A
+	Port     uint16
+	Seeder   bool
+	LastSeen uint32 // unix seconds
+	ID       bittorrent.PeerID
 }
+
+// Peer4 and Peer6 are the stored peers of each family.
+type (
+	Peer4 = Peer[[4]byte]
+	Peer6 = Peer[[16]byte]
+)
 
 // endpoint is what identifies a peer within a torrent: its address and port.
 type endpoint[A ipAddr] struct {
@@ -26,7 +32,7 @@ type endpoint[A ipAddr] struct {
 	port uint16
 }
 
-func (p *peer[A]) endpoint() endpoint[A] { return endpoint[A]{p.ip, p.port} }
+func (p *Peer[A]) endpoint() endpoint[A] { return endpoint[A]{p.IP, p.Port} }
 
 // A swarm gets a hash index only once a linear scan would cost more than a
 // map lookup; most swarms have a handful of peers and never need one. The
@@ -41,7 +47,7 @@ const (
 // peers[:seeders], leechers after them, so that a seeder can be sent
 // leechers only without a scan.
 type peerList[A ipAddr] struct {
-	peers   []peer[A]
+	peers   []Peer[A]
 	seeders int
 	index   map[endpoint[A]]int32
 }
@@ -57,7 +63,7 @@ func (l *peerList[A]) find(ep endpoint[A]) int {
 		return -1
 	}
 	for i := range l.peers {
-		if l.peers[i].port == ep.port && l.peers[i].ip == ep.ip {
+		if l.peers[i].Port == ep.port && l.peers[i].IP == ep.ip {
 			return i
 		}
 	}
@@ -76,7 +82,7 @@ func (l *peerList[A]) swap(i, j int) {
 }
 
 // insert adds a peer that is not in the list yet and returns its position.
-func (l *peerList[A]) insert(p peer[A]) int {
+func (l *peerList[A]) insert(p Peer[A]) int {
 	l.peers = append(l.peers, p)
 	i := len(l.peers) - 1
 	if l.index != nil {
@@ -84,7 +90,7 @@ func (l *peerList[A]) insert(p peer[A]) int {
 	} else if len(l.peers) > indexAbove {
 		l.buildIndex()
 	}
-	if p.seeder {
+	if p.Seeder {
 		l.swap(i, l.seeders)
 		i = l.seeders
 		l.seeders++
@@ -121,7 +127,7 @@ func (l *peerList[A]) setSeeder(i int, seeder bool) int {
 		i = l.seeders - 1
 		l.seeders--
 	}
-	l.peers[i].seeder = seeder
+	l.peers[i].Seeder = seeder
 	return i
 }
 
@@ -130,7 +136,7 @@ func (l *peerList[A]) setSeeder(i int, seeder bool) int {
 func (l *peerList[A]) expire(cutoff uint32) (seeders, leechers int) {
 	w := 0
 	keep := func(r int) {
-		if l.peers[r].lastSeen < cutoff {
+		if l.peers[r].LastSeen < cutoff {
 			if l.index != nil {
 				delete(l.index, l.peers[r].endpoint())
 			}
@@ -178,7 +184,7 @@ func (l *peerList[A]) afterShrink() {
 		return
 	}
 	if c := cap(l.peers); c > 32 && n < c/4 {
-		shrunk := make([]peer[A], n, 2*n)
+		shrunk := make([]Peer[A], n, 2*n)
 		copy(shrunk, l.peers)
 		l.peers = shrunk
 	}

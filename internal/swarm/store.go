@@ -134,25 +134,25 @@ func announceIn[A ipAddr](sh *shard, t *torrent, l *peerList[A], ip A, req *bitt
 	i := l.find(endpoint[A]{ip, req.Port})
 	if req.Event == bittorrent.EventStopped {
 		if i >= 0 {
-			sh.forget(l.peers[i].seeder)
+			sh.forget(l.peers[i].Seeder)
 			l.remove(i)
 		}
 		return -1
 	}
-	if req.Event == bittorrent.EventCompleted && (i < 0 || !l.peers[i].seeder) {
+	if req.Event == bittorrent.EventCompleted && (i < 0 || !l.peers[i].Seeder) {
 		t.downloaded++
 	}
 	if i < 0 {
 		sh.count(seeder, 1)
-		return l.insert(peer[A]{ip: ip, port: req.Port, seeder: seeder, lastSeen: now, id: req.PeerID})
+		return l.insert(Peer[A]{IP: ip, Port: req.Port, Seeder: seeder, LastSeen: now, ID: req.PeerID})
 	}
-	if l.peers[i].seeder != seeder {
-		sh.count(l.peers[i].seeder, -1)
+	if l.peers[i].Seeder != seeder {
+		sh.count(l.peers[i].Seeder, -1)
 		sh.count(seeder, 1)
 		i = l.setSeeder(i, seeder)
 	}
-	l.peers[i].lastSeen = now
-	l.peers[i].id = req.PeerID
+	l.peers[i].LastSeen = now
+	l.peers[i].ID = req.PeerID
 	return i
 }
 
@@ -179,7 +179,7 @@ func appendPeers4(dst []bittorrent.Peer4, l *peerList[[4]byte], want, self int, 
 			continue
 		}
 		p := &l.peers[i]
-		dst = append(dst, bittorrent.Peer4{IP: p.ip, Port: p.port, ID: p.id})
+		dst = append(dst, bittorrent.Peer4{IP: p.IP, Port: p.Port, ID: p.ID})
 		taken++
 	}
 	return dst
@@ -196,7 +196,7 @@ func appendPeers6(dst []bittorrent.Peer6, l *peerList[[16]byte], want, self int,
 			continue
 		}
 		p := &l.peers[i]
-		dst = append(dst, bittorrent.Peer6{IP: p.ip, Port: p.port, ID: p.id})
+		dst = append(dst, bittorrent.Peer6{IP: p.IP, Port: p.Port, ID: p.ID})
 		taken++
 	}
 	return dst

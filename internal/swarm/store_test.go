@@ -61,8 +61,8 @@ func checkList[A ipAddr](t *testing.T, l *peerList[A]) {
 	seen := map[endpoint[A]]bool{}
 	for i := range l.peers {
 		p := &l.peers[i]
-		if p.seeder != (i < l.seeders) {
-			t.Fatalf("peer %d seeder=%v but seeders=%d", i, p.seeder, l.seeders)
+		if p.Seeder != (i < l.seeders) {
+			t.Fatalf("peer %d seeder=%v but seeders=%d", i, p.Seeder, l.seeders)
 		}
 		if seen[p.endpoint()] {
 			t.Fatalf("peer %v listed twice", p.endpoint())

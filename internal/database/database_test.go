@@ -1,0 +1,269 @@
+package database
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/swarm"
+)
+
+var testConfig = swarm.Config{
+	AnnounceInterval: 30 * time.Minute,
+	MinInterval:      5 * time.Minute,
+	PeerTTL:          45 * time.Minute,
+	NumWantDefault:   50,
+	NumWantMax:       200,
+}
+
+func hashOf(n int) bittorrent.InfoHash {
+	var h bittorrent.InfoHash
+	binary.BigEndian.PutUint64(h[:], uint64(n)*0x9E3779B97F4A7C15)
+	binary.BigEndian.PutUint64(h[8:], uint64(n))
+	return h
+}
+
+// fill announces peers into torrents: torrent t gets 1 + t%size peers,
+// alternately seeders and leechers, every ipv6Every-th one (if not 0) over
+// IPv6.
+func fill(s *swarm.Store, torrents, size, ipv6Every int) (peers int) {
+	var resp bittorrent.AnnounceResponse
+	for t := range torrents {
+		h := hashOf(t)
+		for p := range 1 + t%size {
+			req := bittorrent.AnnounceRequest{InfoHash: h, Port: uint16(1000 + p), Left: uint64(p % 2), NumWant: 0}
+			if ipv6Every > 0 && p%ipv6Every == ipv6Every-1 {
+				req.Addr = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 14: byte(t), 15: byte(p)})
+			} else {
+				req.Addr = netip.AddrFrom4([4]byte{10, byte(t >> 16), byte(t >> 8), byte(t)})
+			}
+			copy(req.PeerID[:], fmt.Sprintf("-TT0001-%06d%06d", t%1e6, p))
+			if p == 1 {
+				req.Event = bittorrent.EventCompleted
+			}
+			s.Announce(&req, &resp)
+			peers++
+		}
+	}
+	return peers
+}
+
+// contents lists every torrent's state in a comparable form.
+func contents(s *swarm.Store) map[bittorrent.InfoHash]string {
+	out := map[bittorrent.InfoHash]string{}
+	for shard := range swarm.Shards {
+		s.ForEachTorrent(shard, func(h bittorrent.InfoHash, downloaded uint32, v4 []swarm.Peer4, v6 []swarm.Peer6) {
+			var lines []string
+			for _, p := range v4 {
+				lines = append(lines, fmt.Sprintf("%v:%d seeder=%v seen=%d id=%q", p.IP, p.Port, p.Seeder, p.LastSeen, p.ID))
+			}
+			for _, p := range v6 {
+				lines = append(lines, fmt.Sprintf("%v:%d seeder=%v seen=%d id=%q", p.IP, p.Port, p.Seeder, p.LastSeen, p.ID))
+			}
+			slices.Sort(lines)
+			out[h] = fmt.Sprintf("downloaded=%d\n%s", downloaded, strings.Join(lines, "\n"))
+		})
+	}
+	return out
+}
+
+func TestRoundTrip(t *testing.T) {
+	s := swarm.New(testConfig)
+	peers := fill(s, 500, 30, 5)
+	path := filepath.Join(t.TempDir(), "peers.db")
+	saved, err := Save(path, s, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if saved.Peers != peers || saved.Torrents != 500 {
+		t.Fatalf("saved %+v, want %d peers", saved, peers)
+	}
+	if fi, _ := os.Stat(path); fi.Size() != saved.Bytes {
+		t.Fatalf("file is %d bytes, save said %d", fi.Size(), saved.Bytes)
+	}
+	loaded, st, err := Load(path, testConfig, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Peers != peers || st.Torrents != 500 || st.Expired != 0 {
+		t.Fatalf("loaded %+v", st)
+	}
+	if want, got := contents(s), contents(loaded); !mapsEqual(want, got) {
+		t.Fatal("loaded store differs from the saved one")
+	}
+	if a, b := s.Stats(), loaded.Stats(); a != b {
+		t.Fatalf("stats %+v, loaded %+v", a, b)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	if len(entries) != 1 {
+		t.Fatalf("temporary files left behind: %v", entries)
+	}
+}
+
+func mapsEqual(a, b map[bittorrent.InfoHash]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestLoadDropsExpiredPeers(t *testing.T) {
+	s := swarm.New(testConfig)
+	peers := fill(s, 100, 5, 5)
+	path := filepath.Join(t.TempDir(), "peers.db")
+	if _, err := Save(path, s, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	loaded, st, err := Load(path, testConfig, time.Now().Add(46*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Peers != 0 || st.Expired != peers || loaded.Stats().Torrents != 0 {
+		t.Fatalf("after the TTL: %+v %+v", st, loaded.Stats())
+	}
+}
+
+func TestMissingFile(t *testing.T) {
+	_, _, err := Load(filepath.Join(t.TempDir(), "none.db"), testConfig, time.Now())
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing file: %v", err)
+	}
+}
+
+func TestSaveFailureLeavesOldFile(t *testing.T) {
+	if _, err := Save(filepath.Join(t.TempDir(), "no-such-dir", "peers.db"), swarm.New(testConfig), time.Now()); err == nil {
+		t.Fatal("save into a missing directory succeeded")
+	}
+}
+
+func savedFile(t testing.TB) []byte {
+	s := swarm.New(testConfig)
+	fill(s, 20, 6, 3)
+	var buf bytes.Buffer
+	if _, err := write(&buf, s, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func loadBytes(b []byte) (*swarm.Store, LoadStats, error) {
+	s := swarm.New(testConfig)
+	st, err := read(bytes.NewReader(b), int64(len(b)), s, testConfig.PeerTTL, time.Now())
+	return s, st, err
+}
+
+func TestDamagedFiles(t *testing.T) {
+	good := savedFile(t)
+	if _, _, err := loadBytes(good); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string][]byte{
+		"empty":        {},
+		"garbage":      []byte(strings.Repeat("not a database ", 10)),
+		"bad magic":    append([]byte("TRAKXDC\n"), good[8:]...),
+		"version 2":    slices.Concat(good[:8], []byte{0, 0, 0, 2}, good[12:]),
+		"trailing":     append(slices.Clone(good), 0),
+		"huge count":   hugeCount(good),
+		"flipped body": flip(good, headerSize+40),
+		"flipped crc":  flip(good, len(good)-1),
+	}
+	want := map[string]string{
+		"bad magic": "bad magic", "version 2": "format version 2", "huge count": "claims",
+		"flipped crc": "checksum mismatch", "empty": "too short", "garbage": "bad magic",
+	}
+	// Every truncation must be caught too.
+	for n := 0; n < len(good); n += max(1, len(good)/97) {
+		cases[fmt.Sprintf("truncated to %d", n)] = good[:n]
+	}
+	for name, b := range cases {
+		_, _, err := loadBytes(b)
+		if !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: got %v, want a corruption error", name, err)
+		} else if w := want[name]; w != "" && !strings.Contains(err.Error(), w) {
+			t.Errorf("%s: %v does not say %q", name, err, w)
+		}
+	}
+}
+
+// hugeCount claims four billion IPv4 leechers in the first torrent.
+func hugeCount(good []byte) []byte {
+	b := slices.Clone(good)
+	copy(b[headerSize+21:], []byte{0, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	return b
+}
+
+func flip(good []byte, at int) []byte {
+	b := slices.Clone(good)
+	b[at] ^= 0x40
+	return b
+}
+
+// TestSaveWhileAnnouncing saves repeatedly while announces pour in; under
+// -race it checks the snapshot's locking, and every file must load.
+func TestSaveWhileAnnouncing(t *testing.T) {
+	s := swarm.New(testConfig)
+	fill(s, 200, 10, 5)
+	path := filepath.Join(t.TempDir(), "peers.db")
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var resp bittorrent.AnnounceResponse
+			for i := 0; !stop.Load() && i < 1_000_000; i++ {
+				req := bittorrent.AnnounceRequest{InfoHash: hashOf(rand.IntN(300)), Addr: netip.AddrFrom4([4]byte{192, 0, byte(w), byte(i)}), Port: 7000, Left: uint64(i % 2), NumWant: 5}
+				if i%7 == 0 {
+					req.Event = bittorrent.EventStopped
+				}
+				s.Announce(&req, &resp)
+			}
+		}()
+	}
+	for range 10 {
+		if _, err := Save(path, s, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := Load(path, testConfig, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+}
+
+func FuzzLoad(f *testing.F) {
+	good := savedFile(f)
+	f.Add(good)
+	f.Add(good[:headerSize+30])
+	f.Add(hugeCount(good))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, st, err := loadBytes(b)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error that is not a corruption: %v", err)
+			}
+			return
+		}
+		if got := s.Stats(); got.Peers() != st.Peers || got.Torrents != st.Torrents {
+			t.Fatalf("load says %+v, store has %+v", st, got)
+		}
+	})
+}
