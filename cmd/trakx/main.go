@@ -16,6 +16,7 @@ import (
 	"os"
 	"runtime"
 
+	"github.com/coreos/go-systemd/v22/journal"
 	"github.com/trakx/trakx/internal/config"
 	"github.com/trakx/trakx/internal/daemon"
 	"github.com/trakx/trakx/internal/logging"
@@ -96,7 +97,7 @@ func runTracker(args []string, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
-	log, _ := logging.New(stderr, "info")
+	log, _ := logging.New(stderr, "info", journaled())
 	cfg, err := config.Load(path)
 	if err != nil {
 		log.Errorf("configuration is invalid: %v", err)
@@ -106,10 +107,16 @@ func runTracker(args []string, stderr io.Writer) int {
 		log.Error(err)
 		return 1
 	}
-	log.Infof("trakx %s (commit %s) starting", version, commit)
-	if err := daemon.New(cfg, path, log).Run(context.Background()); err != nil {
+	if err := daemon.New(cfg, path, version, log).Run(context.Background()); err != nil {
 		log.Errorf("cannot start: %v", err)
 		return 1
 	}
 	return 0
+}
+
+// journaled reports whether standard error goes to the journal, which then
+// gets the priority-prefixed form.
+func journaled() bool {
+	ok, _ := journal.StderrIsJournalStream()
+	return ok
 }

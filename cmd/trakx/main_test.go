@@ -137,9 +137,9 @@ save_interval = "0"
 		close(tr.lines)
 		tr.exited <- tr.cmd.Wait()
 	}()
-	udp := regexp.MustCompile(`udp tracker on (\S+?)"`)
-	web := regexp.MustCompile(`http tracker on (\S+?)"`)
-	tr.waitLog("trakx ready", func(line string) {
+	udp := regexp.MustCompile(`udp (\S+?)[ ,;]`)
+	web := regexp.MustCompile(`http (\S+?)[ ,;]`)
+	tr.waitLog(" serving ", func(line string) {
 		if m := udp.FindStringSubmatch(line); m != nil {
 			tr.udpAddr = m[1]
 		}

@@ -100,3 +100,7 @@ type Tracker interface {
 	Announce(*AnnounceRequest, *AnnounceResponse) error
 	Scrape(*InfoHash) (ScrapeStats, error)
 }
+
+// ErrNotAllowed refuses a torrent the tracker's access list excludes. The
+// frontends count it apart from other errors.
+var ErrNotAllowed = &ClientError{Message: "torrent not allowed on this tracker"}

@@ -1,20 +1,25 @@
-// Package daemon wires trakx together: configuration, the swarm store, the
-// UDP and HTTP frontends, the stats listener and the process's signals. It
-// is the one place that knows about all of them.
+// Package daemon wires trakx together: configuration, the swarm store and
+// its database, the access list, the UDP and HTTP frontends, the stats
+// listener, systemd and the process's signals. It is the one place that
+// knows about all of them.
 package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	nethttp "net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/sirupsen/logrus"
+	"github.com/trakx/trakx/internal/access"
 	"github.com/trakx/trakx/internal/config"
 	"github.com/trakx/trakx/internal/frontend/http"
 	"github.com/trakx/trakx/internal/frontend/udp"
@@ -24,13 +29,18 @@ import (
 	"github.com/trakx/trakx/internal/udpproto"
 )
 
+// statusEvery is how often the STATUS= line is refreshed.
+const statusEvery = 5 * time.Second
+
 // Daemon is one running tracker.
 type Daemon struct {
 	log        *logrus.Logger
 	configPath string
+	version    string
 	cfg        config.Config
 
 	store   *swarm.Store
+	gate    *access.Gate
 	metrics *metrics.Metrics
 
 	udp     []*udp.Server
@@ -45,9 +55,9 @@ type Daemon struct {
 }
 
 // New prepares a tracker for cfg, read from configPath ("" for the built-in
-// defaults), which SIGHUP reads again.
-func New(cfg config.Config, configPath string, log *logrus.Logger) *Daemon {
-	d := &Daemon{log: log, configPath: configPath, cfg: cfg, stopping: make(chan struct{})}
+// defaults), which SIGHUP reads again. version goes into the start-up line.
+func New(cfg config.Config, configPath, version string, log *logrus.Logger) *Daemon {
+	d := &Daemon{log: log, configPath: configPath, version: version, cfg: cfg, stopping: make(chan struct{})}
 	d.store = swarm.New(storeConfig(&cfg))
 	d.metrics = metrics.New(func() metrics.SwarmStats {
 		st := d.store.Stats()
@@ -66,64 +76,111 @@ func storeConfig(cfg *config.Config) swarm.Config {
 	}
 }
 
-// Start binds every configured socket and starts serving. On error nothing
-// is left open.
-func (d *Daemon) Start() (err error) {
-	d.load()
-	defer func() {
-		if err != nil {
-			d.closeListeners()
-		}
-	}()
-	ids := udpproto.NewConnectionIDs(d.cfg.UDP.ConnectionIDLifetime.Duration)
-	for _, addr := range d.cfg.UDP.Listen {
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			return fmt.Errorf("udp.listen %s: %w", addr, err)
-		}
-		d.udp = append(d.udp, udp.NewServer(pc.(*net.UDPConn), d.store, ids, d.metrics, d.log))
-	}
-	proxies, err := d.cfg.HTTP.TrustedProxyPrefixes()
+// Start loads the database, takes the sockets systemd passed or binds the
+// configured ones, and starts serving. On error nothing is left open.
+func (d *Daemon) Start() error {
+	list, err := access.Load(access.Mode(d.cfg.Access.Mode), d.cfg.Access.File)
 	if err != nil {
 		return err
 	}
+	socks, err := inheritedSockets()
+	if err != nil {
+		return err
+	}
+	if !socks.inherited {
+		if socks, err = d.bind(); err != nil {
+			return err
+		}
+	}
+	if len(socks.udp)+len(socks.tcp) == 0 {
+		return errors.New("nothing to serve: udp.listen and http.listen are both empty")
+	}
+	if d.cfg.Stats.Listen != "" {
+		if d.statsLn, err = net.Listen("tcp", d.cfg.Stats.Listen); err != nil {
+			socks.close()
+			return fmt.Errorf("stats.listen %s: %w", d.cfg.Stats.Listen, err)
+		}
+	}
+
+	d.load()
+	d.gate = access.NewGate(d.store, list)
+	ids := udpproto.NewConnectionIDs(d.cfg.UDP.ConnectionIDLifetime.Duration)
+	for _, c := range socks.udp {
+		d.udp = append(d.udp, udp.NewServer(c, d.gate, ids, d.metrics, d.log))
+	}
+	proxies, _ := d.cfg.HTTP.TrustedProxyPrefixes() // checked by Validate
 	httpOpts := http.Options{
 		ReadTimeout:    d.cfg.HTTP.ReadTimeout.Duration,
 		WriteTimeout:   d.cfg.HTTP.WriteTimeout.Duration,
 		RealIPHeader:   d.cfg.HTTP.RealIPHeader,
 		TrustedProxies: proxies,
 	}
-	for _, addr := range d.cfg.HTTP.Listen {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("http.listen %s: %w", addr, err)
-		}
-		d.http = append(d.http, http.NewServer(ln, d.store, httpOpts, d.metrics, d.log))
-	}
-	if d.cfg.Stats.Listen != "" {
-		if d.statsLn, err = net.Listen("tcp", d.cfg.Stats.Listen); err != nil {
-			return fmt.Errorf("stats.listen %s: %w", d.cfg.Stats.Listen, err)
-		}
-		d.stats = &nethttp.Server{Handler: d.metrics.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	for _, ln := range socks.tcp {
+		d.http = append(d.http, http.NewServer(ln, d.gate, httpOpts, d.metrics, d.log))
 	}
 
 	for _, s := range d.udp {
 		d.goServe(s.Serve)
-		d.log.Infof("udp tracker on %s", s.Addr())
 	}
 	for _, s := range d.http {
 		d.goServe(s.Serve)
-		d.log.Infof("http tracker on %s", s.Addr())
 	}
-	if d.stats != nil {
+	if d.statsLn != nil {
+		d.stats = &nethttp.Server{Handler: d.metrics.Handler(), ReadHeaderTimeout: 5 * time.Second}
 		d.goServe(func() { d.stats.Serve(d.statsLn) })
-		d.log.Infof("stats on http://%s/debug/vars", d.statsLn.Addr())
 	}
 	d.goServe(func() { d.store.RunExpiry(expiryInterval(d.cfg.Tracker.PeerTTL.Duration), d.stopping) })
 	if every := d.cfg.Database.SaveInterval.Duration; every > 0 {
 		d.goServe(func() { d.saveEvery(every) })
 	}
+	d.log.Info(d.serving(socks.inherited, list))
 	return nil
+}
+
+// bind opens the configured sockets.
+func (d *Daemon) bind() (sockets, error) {
+	var s sockets
+	for _, addr := range d.cfg.UDP.Listen {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			s.close()
+			return sockets{}, fmt.Errorf("udp.listen %s: %w", addr, err)
+		}
+		s.udp = append(s.udp, pc.(*net.UDPConn))
+	}
+	for _, addr := range d.cfg.HTTP.Listen {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			s.close()
+			return sockets{}, fmt.Errorf("http.listen %s: %w", addr, err)
+		}
+		s.tcp = append(s.tcp, ln)
+	}
+	return s, nil
+}
+
+// serving is the start-up line: what is served where, and with what.
+func (d *Daemon) serving(inherited bool, list *access.List) string {
+	var parts []string
+	from := ""
+	if inherited {
+		from = " (inherited)"
+	}
+	for _, s := range d.udp {
+		parts = append(parts, "udp "+s.Addr().String()+from)
+	}
+	for _, s := range d.http {
+		parts = append(parts, "http "+s.Addr().String()+from)
+	}
+	if d.statsLn != nil {
+		parts = append(parts, "stats http://"+d.statsLn.Addr().String()+"/debug/vars")
+	}
+	acl := "access off"
+	if list.Mode() != access.Off {
+		acl = fmt.Sprintf("access %s with %d info hashes from %s", list.Mode(), list.Len(), d.cfg.Access.File)
+	}
+	st := d.store.Stats()
+	return fmt.Sprintf("trakx %s serving %s; %s; %d peers in %d torrents", d.version, strings.Join(parts, ", "), acl, st.Peers(), st.Torrents)
 }
 
 // expiryInterval sweeps often enough that a peer outlives its TTL by at
@@ -138,7 +195,10 @@ func (d *Daemon) goServe(f func()) {
 	}()
 }
 
-func (d *Daemon) closeListeners() {
+// Stop stops taking requests, waits for those under way to finish, and
+// saves the database: every announce answered before the stop is in it.
+func (d *Daemon) Stop() {
+	close(d.stopping)
 	for _, s := range d.udp {
 		s.Close()
 	}
@@ -147,16 +207,7 @@ func (d *Daemon) closeListeners() {
 	}
 	if d.stats != nil {
 		d.stats.Close()
-	} else if d.statsLn != nil {
-		d.statsLn.Close()
 	}
-}
-
-// Stop stops taking requests, waits for those under way to finish, and
-// saves the database: every announce answered before the stop is in it.
-func (d *Daemon) Stop() {
-	close(d.stopping)
-	d.closeListeners()
 	d.wg.Wait()
 	d.Save()
 }
@@ -186,14 +237,16 @@ func (d *Daemon) StatsAddr() net.Addr {
 	return d.statsLn.Addr()
 }
 
-// Metrics returns the tracker's counters.
-func (d *Daemon) Metrics() *metrics.Metrics { return d.metrics }
-
 // Reload reads the configuration file again and applies what can change
-// without dropping a peer: log level, intervals and numwant limits. A file
-// that does not load leaves everything as it was.
+// without dropping a peer: log level, intervals, numwant limits and the
+// access list. A file or list that does not load leaves everything as it
+// was. Listeners, timeouts and the database path need a restart.
 func (d *Daemon) Reload() error {
 	cfg, err := config.Load(d.configPath)
+	if err != nil {
+		return err
+	}
+	list, err := access.Load(access.Mode(cfg.Access.Mode), cfg.Access.File)
 	if err != nil {
 		return err
 	}
@@ -201,12 +254,20 @@ func (d *Daemon) Reload() error {
 		return err
 	}
 	d.store.SetConfig(storeConfig(&cfg))
-	d.cfg.Log, d.cfg.Tracker = cfg.Log, cfg.Tracker
+	d.gate.SetList(list)
+	d.cfg.Log, d.cfg.Tracker, d.cfg.Access = cfg.Log, cfg.Tracker, cfg.Access
+	acl := "access off"
+	if list.Mode() != access.Off {
+		acl = fmt.Sprintf("access %s with %d info hashes", list.Mode(), list.Len())
+	}
+	d.log.Infof("configuration reloaded: log level %s, announce interval %v, peer TTL %v, numwant %d/%d, %s",
+		cfg.Log.Level, cfg.Tracker.AnnounceInterval.Duration, cfg.Tracker.PeerTTL.Duration,
+		cfg.Tracker.NumWantDefault, cfg.Tracker.NumWantMax, acl)
 	return nil
 }
 
 // Run serves until ctx is done or a SIGTERM or SIGINT arrives, reloading on
-// SIGHUP.
+// SIGHUP and saving on SIGUSR1, and keeps systemd informed throughout.
 func (d *Daemon) Run(ctx context.Context) error {
 	// Signals are caught before anything starts, so that none arriving
 	// during start-up takes the default action of killing the process.
@@ -216,33 +277,38 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.Start(); err != nil {
 		return err
 	}
-	st := d.store.Stats()
-	d.log.Infof("trakx ready: %d peers in %d torrents", st.Peers(), st.Torrents)
+	d.notify("READY=1\n" + d.status())
+	d.goServe(func() { d.reportStatus(statusEvery) })
+	if interval, err := sddaemon.SdWatchdogEnabled(false); err != nil {
+		d.log.WithError(err).Warn("watchdog settings")
+	} else if interval > 0 {
+		d.goServe(func() { d.watchdog(interval) })
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			d.shutdown("context done")
 			return nil
 		case sig := <-signals:
-			if sig == syscall.SIGUSR1 {
+			switch sig {
+			case syscall.SIGUSR1:
 				go d.Save()
-				continue
-			}
-			if sig == syscall.SIGHUP {
+			case syscall.SIGHUP:
+				d.notify("RELOADING=1\n" + sddaemon.SdNotifyMonotonicUsec() + "STATUS=reloading")
 				if err := d.Reload(); err != nil {
 					d.log.Errorf("reload failed, keeping the old configuration: %v", err)
-				} else {
-					d.log.Info("configuration reloaded")
 				}
-				continue
+				d.notify("READY=1\n" + d.status())
+			default:
+				d.shutdown(sig.String())
+				return nil
 			}
-			d.shutdown(sig.String())
-			return nil
 		}
 	}
 }
 
 func (d *Daemon) shutdown(why string) {
+	d.notify("STOPPING=1\nSTATUS=stopping: saving the database")
 	d.log.Infof("stopping (%s)", why)
 	d.Stop()
 	st := d.store.Stats()

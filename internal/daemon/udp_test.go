@@ -32,7 +32,7 @@ func startTracker(t *testing.T, edit func(*config.Config)) *daemon.Daemon {
 	}
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	d := daemon.New(cfg, "", log)
+	d := daemon.New(cfg, "", "test", log)
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
 	}

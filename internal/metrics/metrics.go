@@ -24,6 +24,7 @@ type UDP struct {
 	Error           atomic.Uint64 // error packets sent
 	BadConnectionID atomic.Uint64 // announces and scrapes dropped unanswered
 	BadRequest      atomic.Uint64 // malformed packets, answered or not
+	Refused         atomic.Uint64 // torrents the access list excludes
 	_               [64]byte
 }
 
@@ -33,6 +34,7 @@ type HTTP struct {
 	Scrape     atomic.Uint64
 	Error      atomic.Uint64 // failure replies and error statuses sent
 	BadRequest atomic.Uint64 // malformed requests
+	Refused    atomic.Uint64 // torrents the access list excludes
 	_          [64]byte
 }
 
@@ -101,15 +103,15 @@ func (m *Metrics) RecordSave(at time.Time, took time.Duration, peers int, err er
 // Snapshot returns the "trakx" tree of /debug/vars.
 func (m *Metrics) Snapshot() map[string]any {
 	m.mu.Lock()
-	var udp [6]uint64
+	var udp [7]uint64
 	for _, c := range m.udp {
-		for i, v := range []*atomic.Uint64{&c.Connect, &c.Announce, &c.Scrape, &c.Error, &c.BadConnectionID, &c.BadRequest} {
+		for i, v := range []*atomic.Uint64{&c.Connect, &c.Announce, &c.Scrape, &c.Error, &c.BadConnectionID, &c.BadRequest, &c.Refused} {
 			udp[i] += v.Load()
 		}
 	}
-	var ht [4]uint64
+	var ht [5]uint64
 	for _, c := range m.http {
-		for i, v := range []*atomic.Uint64{&c.Announce, &c.Scrape, &c.Error, &c.BadRequest} {
+		for i, v := range []*atomic.Uint64{&c.Announce, &c.Scrape, &c.Error, &c.BadRequest, &c.Refused} {
 			ht[i] += v.Load()
 		}
 	}
@@ -122,10 +124,10 @@ func (m *Metrics) Snapshot() map[string]any {
 		},
 		"udp": map[string]any{
 			"connect": udp[0], "announce": udp[1], "scrape": udp[2], "error": udp[3],
-			"bad_connection_id": udp[4], "bad_request": udp[5],
+			"bad_connection_id": udp[4], "bad_request": udp[5], "refused": udp[6],
 		},
 		"http": map[string]any{
-			"announce": ht[0], "scrape": ht[1], "error": ht[2], "bad_request": ht[3],
+			"announce": ht[0], "scrape": ht[1], "error": ht[2], "bad_request": ht[3], "refused": ht[4],
 		},
 		"database": map[string]any{
 			"saves":             db.Saves.Load(),

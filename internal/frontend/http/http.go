@@ -47,18 +47,15 @@ type Server struct {
 	counters [counterGroups]*metrics.HTTP
 	nextConn atomic.Uint32
 
-	// Progress counts requests handled, for the watchdog.
-	Progress atomic.Uint64
-
 	mu      sync.Mutex
-	conns   map[net.Conn]struct{}
+	conns   map[net.Conn]*connState
 	closing bool
 	wg      sync.WaitGroup
 }
 
 // NewServer prepares a server; Serve starts it.
 func NewServer(ln net.Listener, tracker bittorrent.Tracker, opts Options, m *metrics.Metrics, log *logrus.Logger) *Server {
-	s := &Server{ln: ln, tracker: tracker, opts: opts, log: log, conns: map[net.Conn]struct{}{}}
+	s := &Server{ln: ln, tracker: tracker, opts: opts, log: log, conns: map[net.Conn]*connState{}}
 	for i := range s.counters {
 		s.counters[i] = m.NewHTTP()
 	}
@@ -83,23 +80,47 @@ func (s *Server) Serve() {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		if !s.track(c) {
+		state := s.track(c)
+		if state == nil {
 			c.Close()
 			return
 		}
 		s.wg.Add(1)
-		go s.serveConn(c)
+		go s.serveConn(c, state)
 	}
 }
 
-func (s *Server) track(c net.Conn) bool {
+// connState is what the server knows of a connection from outside it.
+type connState struct {
+	// busySince is when the request being handled was read (unix
+	// nanoseconds), or 0 while the connection waits for one.
+	busySince atomic.Int64
+}
+
+func (s *Server) track(c net.Conn) *connState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
-		return false
+		return nil
 	}
-	s.conns[c] = struct{}{}
-	return true
+	state := &connState{}
+	s.conns[c] = state
+	return state
+}
+
+// Stalled reports whether a connection has been on one request for longer
+// than limit: a wedged handler, for the watchdog. Connections waiting for
+// requests are not stalled.
+func (s *Server) Stalled(limit time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now().UnixNano()
+	for _, st := range s.conns {
+		if since := st.busySince.Load(); since != 0 && now-since > int64(limit) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) untrack(c net.Conn) {
@@ -156,7 +177,7 @@ type request struct {
 	realIP              []byte
 }
 
-func (s *Server) serveConn(nc net.Conn) {
+func (s *Server) serveConn(nc net.Conn, state *connState) {
 	defer s.wg.Done()
 	defer s.untrack(nc)
 	defer nc.Close()
@@ -194,7 +215,7 @@ func (s *Server) serveConn(nc net.Conn) {
 		if start == end {
 			start, end = 0, 0
 		}
-		s.Progress.Add(1)
+		state.busySince.Store(time.Now().UnixNano())
 		var r request
 		if !parseRequest(raw, &r, s.opts.RealIPHeader) {
 			counters.BadRequest.Add(1)
@@ -206,7 +227,9 @@ func (s *Server) serveConn(nc net.Conn) {
 			s.reply(nc, c, counters, 400, "Bad Request", "request bodies are not accepted", false)
 			return
 		}
-		if !s.handle(nc, c, counters, &r, s.clientAddr(peer, r.realIP)) || !r.keepAlive {
+		more := s.handle(nc, c, counters, &r, s.clientAddr(peer, r.realIP))
+		state.busySince.Store(0)
+		if !more || !r.keepAlive {
 			return
 		}
 	}
@@ -239,7 +262,7 @@ func (s *Server) announce(nc net.Conn, c *conn, counters *metrics.HTTP, r *reque
 	c.req.Addr = client
 	c.req.BothFamilies = true
 	if err := s.tracker.Announce(&c.req, &c.resp); err != nil {
-		return s.fail(nc, c, counters, err, r.keepAlive)
+		return s.refuse(nc, c, counters, err, r.keepAlive)
 	}
 	counters.Announce.Add(1)
 	if s.log.IsLevelEnabled(logrus.DebugLevel) {
@@ -260,13 +283,21 @@ func (s *Server) scrape(nc net.Conn, c *conn, counters *metrics.HTTP, r *request
 	for i := range c.hashes {
 		st, err := s.tracker.Scrape(&c.hashes[i])
 		if err != nil {
-			return s.fail(nc, c, counters, err, r.keepAlive)
+			return s.refuse(nc, c, counters, err, r.keepAlive)
 		}
 		c.stats = append(c.stats, st)
 	}
 	counters.Scrape.Add(1)
 	c.body = httpproto.AppendScrapeResponse(c.body[:0], c.hashes, c.stats)
 	return s.send(nc, c, 200, "OK", r.keepAlive)
+}
+
+// refuse answers a request the tracker turned down.
+func (s *Server) refuse(nc net.Conn, c *conn, counters *metrics.HTTP, err error, keepAlive bool) bool {
+	if err == bittorrent.ErrNotAllowed {
+		counters.Refused.Add(1)
+	}
+	return s.fail(nc, c, counters, err, keepAlive)
 }
 
 // fail answers with a bencoded failure reason. Trackers send those with

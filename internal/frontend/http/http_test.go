@@ -108,12 +108,12 @@ func BenchmarkAnnounce(b *testing.B) {
 		"Host: tracker.example:6969\r\nUser-Agent: qBittorrent/4.5.0\r\nAccept-Encoding: gzip\r\n\r\n")
 	conn := &fakeConn{request: request}
 	s.wg.Add(1)
-	s.serveConn(&fakeConn{request: request, left: 10}) // warm the pool
+	s.serveConn(&fakeConn{request: request, left: 10}, &connState{}) // warm the pool
 	b.ReportAllocs()
 	b.ResetTimer()
 	conn.left = b.N
 	s.wg.Add(1)
-	s.serveConn(conn)
+	s.serveConn(conn, &connState{})
 	if conn.replies != b.N {
 		b.Fatalf("%d replies to %d requests", conn.replies, b.N)
 	}
@@ -127,7 +127,7 @@ func TestServeConnAnswersEveryPipelinedRequest(t *testing.T) {
 	one := "GET /scrape?info_hash=" + strings.Repeat("a", 20) + " HTTP/1.1\r\n\r\n"
 	conn := &fakeConn{request: []byte(strings.Repeat(one, 20)), left: 1}
 	s.wg.Add(1)
-	s.serveConn(conn)
+	s.serveConn(conn, &connState{})
 	if conn.replies != 20 {
 		t.Fatalf("%d replies to 20 pipelined requests", conn.replies)
 	}

@@ -26,11 +26,9 @@ type Server struct {
 	metrics *metrics.Metrics
 	log     *logrus.Logger
 
-	// Progress counts datagrams handled, for the watchdog: it only ever
-	// grows while the workers are alive.
-	Progress atomic.Uint64
-
-	wg sync.WaitGroup
+	mu      sync.Mutex
+	workers []*worker
+	wg      sync.WaitGroup
 }
 
 // NewServer prepares a server; Serve starts it.
@@ -59,6 +57,9 @@ func (s *Server) Close() error { return s.conn.Close() }
 type worker struct {
 	*Server
 	counters *metrics.UDP
+	// busySince is when the request being handled arrived (unix
+	// nanoseconds), or 0 while the worker waits for one.
+	busySince atomic.Int64
 	in       [2048]byte
 	out      []byte
 	req      bittorrent.AnnounceRequest
@@ -74,6 +75,9 @@ func (s *Server) work() {
 		out:      make([]byte, 0, 2048),
 		hashes:   make([]bittorrent.InfoHash, 0, udpproto.MaxScrapeHashes),
 	}
+	s.mu.Lock()
+	s.workers = append(s.workers, w)
+	s.mu.Unlock()
 	for {
 		n, from, err := s.conn.ReadFromUDPAddrPort(w.in[:])
 		if err != nil {
@@ -85,18 +89,34 @@ func (s *Server) work() {
 			s.log.WithError(err).Debug("udp read")
 			continue
 		}
-		s.Progress.Add(1)
 		if n == len(w.in) { // truncated: larger than any request
 			w.counters.BadRequest.Add(1)
 			continue
 		}
+		w.busySince.Store(time.Now().UnixNano())
 		w.out = w.handle(w.in[:n], from, w.out[:0])
 		if len(w.out) > 0 {
 			if _, err := s.conn.WriteToUDPAddrPort(w.out, from); err != nil && !errors.Is(err, net.ErrClosed) {
 				s.log.WithError(err).Debug("udp write")
 			}
 		}
+		w.busySince.Store(0)
 	}
+}
+
+// Stalled reports whether a worker has been on one request for longer than
+// limit: a wedged worker, for the watchdog. Workers waiting for requests are
+// not stalled, however long they wait.
+func (s *Server) Stalled(limit time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now().UnixNano()
+	for _, w := range s.workers {
+		if since := w.busySince.Load(); since != 0 && now-since > int64(limit) {
+			return true
+		}
+	}
+	return false
 }
 
 // handle answers one datagram, returning the reply or nothing.
@@ -140,7 +160,7 @@ func (w *worker) announce(pkt []byte, tx uint32, addr netip.Addr, out []byte) []
 	w.req.Addr = addr
 	w.req.BothFamilies = false
 	if err := w.tracker.Announce(&w.req, &w.resp); err != nil {
-		return w.fail(out, tx, err)
+		return w.refuse(out, tx, err)
 	}
 	w.counters.Announce.Add(1)
 	if w.log.IsLevelEnabled(logrus.DebugLevel) {
@@ -161,11 +181,19 @@ func (w *worker) scrape(pkt []byte, tx uint32, out []byte) []byte {
 	for i := range w.hashes {
 		st, err := w.tracker.Scrape(&w.hashes[i])
 		if err != nil {
-			return w.fail(out[:0], tx, err)
+			return w.refuse(out[:0], tx, err)
 		}
 		out = udpproto.AppendScrapeStats(out, st)
 	}
 	return out
+}
+
+// refuse answers a request the tracker turned down.
+func (w *worker) refuse(out []byte, tx uint32, err error) []byte {
+	if err == bittorrent.ErrNotAllowed {
+		w.counters.Refused.Add(1)
+	}
+	return w.fail(out, tx, err)
 }
 
 // fail turns an error into an error packet. Errors that are not meant for
