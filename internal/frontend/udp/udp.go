@@ -60,11 +60,11 @@ type worker struct {
 	// busySince is when the request being handled arrived (unix
 	// nanoseconds), or 0 while the worker waits for one.
 	busySince atomic.Int64
-	in       [2048]byte
-	out      []byte
-	req      bittorrent.AnnounceRequest
-	resp     bittorrent.AnnounceResponse
-	hashes   []bittorrent.InfoHash
+	in        [2048]byte
+	out       []byte
+	req       bittorrent.AnnounceRequest
+	resp      bittorrent.AnnounceResponse
+	hashes    []bittorrent.InfoHash
 }
 
 func (s *Server) work() {
