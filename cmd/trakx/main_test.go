@@ -3,6 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"github.com/trakx/trakx/internal/httpproto"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -205,4 +208,20 @@ func TestRunAndStop(t *testing.T) {
 	if !strings.Contains(tr.log.String(), "stopped with 1 peers in 1 torrents") {
 		t.Fatalf("log: %s", tr.log.String())
 	}
+}
+
+func getBencoded(t *testing.T, url string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	v, err := httpproto.Decode(body)
+	if err != nil {
+		t.Fatalf("%q: %v", body, err)
+	}
+	m, _ := v.(map[string]any)
+	return resp.StatusCode, m
 }

@@ -129,7 +129,8 @@ func (d *Daemon) Start() error {
 		d.stats = &nethttp.Server{Handler: d.metrics.Handler(), ReadHeaderTimeout: 5 * time.Second}
 		d.goServe(func() { d.stats.Serve(d.statsLn) })
 	}
-	d.goServe(func() { d.store.RunExpiry(expiryInterval(d.cfg.Tracker.PeerTTL.Duration), d.stopping) })
+	sweep := expiryInterval(d.cfg.Tracker.PeerTTL.Duration)
+	d.goServe(func() { d.store.RunExpiry(sweep, d.stopping) })
 	if every := d.cfg.Database.SaveInterval.Duration; every > 0 {
 		d.goServe(func() { d.saveEvery(every) })
 	}
@@ -282,7 +283,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if interval, err := sddaemon.SdWatchdogEnabled(false); err != nil {
 		d.log.WithError(err).Warn("watchdog settings")
 	} else if interval > 0 {
-		d.goServe(func() { d.watchdog(interval) })
+		writeTimeout := d.cfg.HTTP.WriteTimeout.Duration
+		d.goServe(func() { d.watchdog(interval, writeTimeout) })
 	}
 	for {
 		select {

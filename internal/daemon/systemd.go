@@ -139,25 +139,27 @@ func (d *Daemon) stalled(limit time.Duration) bool {
 // no request worker is stuck: a wedged worker stops the pings, and systemd
 // restarts the service. A request may take as long as a slow client's write
 // timeout, so nothing shorter than twice that counts as stuck.
-func (d *Daemon) watchdog(interval time.Duration) {
-	limit := max(interval/3, 2*d.cfg.HTTP.WriteTimeout.Duration)
+func (d *Daemon) watchdog(interval, writeTimeout time.Duration) {
+	limit := max(interval/3, 2*writeTimeout)
 	tick := time.NewTicker(interval / 2)
 	defer tick.Stop()
-	warned := false
 	for {
 		select {
 		case <-d.stopping:
 			return
 		case <-tick.C:
-			if d.stalled(limit) {
-				if !warned {
-					d.log.Errorf("a request worker has been stuck for over %v: withholding the watchdog ping", limit)
-					warned = true
-				}
-				continue
-			}
-			warned = false
-			d.notify("WATCHDOG=1")
+			d.watchdogTick(limit)
 		}
 	}
+}
+
+// watchdogTick pings the watchdog unless a request has been stuck for
+// longer than limit, and reports whether it pinged.
+func (d *Daemon) watchdogTick(limit time.Duration) bool {
+	if d.stalled(limit) {
+		d.log.Errorf("a request worker has been stuck for over %v: withholding the watchdog ping", limit)
+		return false
+	}
+	d.notify("WATCHDOG=1")
+	return true
 }

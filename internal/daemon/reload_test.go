@@ -1,0 +1,142 @@
+package daemon_test
+
+import (
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sirupsen/logrus"
+	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/config"
+	"github.com/trakx/trakx/internal/daemon"
+	tt "github.com/trakx/trakx/internal/trackertest"
+)
+
+// fileTracker runs a tracker from a configuration file, so that Reload
+// reads it again.
+func fileTracker(t *testing.T, text string) (*daemon.Daemon, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "trakx.toml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	d := daemon.New(cfg, path, "test", log)
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Stop)
+	return d, path
+}
+
+func baseConfig(t *testing.T) string {
+	return fmt.Sprintf(`
+[udp]
+listen = ["127.0.0.1:0"]
+[http]
+listen = ["127.0.0.1:0"]
+[stats]
+listen = "127.0.0.1:0"
+[database]
+path = %q
+`, filepath.Join(t.TempDir(), "peers.db"))
+}
+
+func TestAccessListsAndReload(t *testing.T) {
+	allowed, other := tt.Hash("allowed"), tt.Hash("other")
+	listPath := filepath.Join(t.TempDir(), "access.txt")
+	os.WriteFile(listPath, []byte("# test list\n"+hex.EncodeToString(allowed[:])+"\n"), 0o644)
+	base := baseConfig(t)
+	d, cfgPath := fileTracker(t, base+fmt.Sprintf("[access]\nmode = \"allow\"\nfile = %q\n", listPath))
+	c := tt.DialUDP(t, d.UDPAddrs()[0].String())
+	c.Connect()
+	httpBase := d.HTTPAddrs()[0].String()
+
+	if _, err := c.Announce(peerReq(allowed, 1, 0, 0)); err != nil {
+		t.Fatalf("listed torrent refused: %v", err)
+	}
+	if _, err := c.Announce(peerReq(other, 1, 0, 0)); err == nil || err.Error() != "torrent not allowed on this tracker" {
+		t.Fatalf("unlisted torrent over UDP: %v", err)
+	}
+	if _, err := c.Scrape(allowed, other); err == nil || !strings.Contains(err.Error(), "not allowed") {
+		t.Fatalf("scrape of an unlisted torrent over UDP: %v", err)
+	}
+	_, r := get(t, http.DefaultClient, announceURL(httpBase, other, 2, 0, ""))
+	if r["failure reason"] != "torrent not allowed on this tracker" {
+		t.Fatalf("unlisted torrent over HTTP: %v", r)
+	}
+	vars := tt.Vars(t, d.StatsAddr().String())
+	if u, _ := tt.Lookup(vars, "trakx.udp.refused"); u != 2 {
+		t.Errorf("udp.refused = %v", u)
+	}
+	if h, _ := tt.Lookup(vars, "trakx.http.refused"); h != 1 {
+		t.Errorf("http.refused = %v", h)
+	}
+
+	// Switch to a deny list of the first torrent, and a new interval.
+	os.WriteFile(cfgPath, []byte(base+fmt.Sprintf("[tracker]\nannounce_interval = \"10m\"\npeer_ttl = \"20m\"\n[access]\nmode = \"deny\"\nfile = %q\n", listPath)), 0o644)
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Announce(peerReq(allowed, 2, 0, 0)); err == nil {
+		t.Fatal("denied torrent announced after reload")
+	}
+	resp, err := c.Announce(peerReq(other, 1, 0, 0))
+	if err != nil || resp.Interval.Minutes() < 10 || resp.Interval.Minutes() > 11 {
+		t.Fatalf("after reload: %+v %v", resp, err)
+	}
+	// No peer was dropped: the first torrent's peer is still counted.
+	if st := scrapeOpen(t, d, allowed); st.Complete != 1 {
+		t.Fatalf("reload dropped a peer: %+v", st)
+	}
+
+	// A broken file keeps everything as it was.
+	os.WriteFile(cfgPath, []byte(base+"[tracker]\nannounce_interval = \"soon\"\n"), 0o644)
+	if err := d.Reload(); err == nil || !strings.Contains(err.Error(), "announce_interval") {
+		t.Fatalf("bad config reload: %v", err)
+	}
+	if _, err := c.Announce(peerReq(allowed, 2, 0, 0)); err == nil {
+		t.Fatal("a failed reload changed the access list")
+	}
+	// So does a broken access list.
+	os.WriteFile(cfgPath, []byte(base+fmt.Sprintf("[access]\nmode = \"allow\"\nfile = %q\n", listPath+".missing")), 0o644)
+	if err := d.Reload(); err == nil || !strings.Contains(err.Error(), "access.file") {
+		t.Fatalf("missing list reload: %v", err)
+	}
+	if _, err := c.Announce(peerReq(other, 1, 0, 0)); err != nil {
+		t.Fatalf("a failed reload changed the access list: %v", err)
+	}
+}
+
+// scrapeOpen reads a torrent's figures past the access list: the swarm, as
+// a save would see it.
+func scrapeOpen(t *testing.T, d *daemon.Daemon, h bittorrent.InfoHash) bittorrent.ScrapeStats {
+	t.Helper()
+	if err := d.Save(); err != nil {
+		t.Fatal(err)
+	}
+	vars := tt.Vars(t, d.StatsAddr().String())
+	peers, _ := tt.Lookup(vars, "trakx.swarm.seeders")
+	return bittorrent.ScrapeStats{Complete: uint32(peers) - 1} // minus the other torrent's seeder
+}
+
+func TestStartRefusesMissingAccessList(t *testing.T) {
+	cfg := config.Default()
+	cfg.UDP.Listen, cfg.HTTP.Listen, cfg.Stats.Listen = []string{"127.0.0.1:0"}, nil, ""
+	cfg.Database.Path = filepath.Join(t.TempDir(), "peers.db")
+	cfg.Access.Mode, cfg.Access.File = "allow", filepath.Join(t.TempDir(), "none.txt")
+	d := daemon.New(cfg, "", "test", logrus.New())
+	if err := d.Start(); err == nil || !strings.Contains(err.Error(), "access.file") {
+		t.Fatalf("start with a missing list: %v", err)
+	}
+}

@@ -1,0 +1,104 @@
+package daemon
+
+import (
+	"io"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/config"
+	"github.com/trakx/trakx/internal/swarm"
+	tt "github.com/trakx/trakx/internal/trackertest"
+	"github.com/trakx/trakx/internal/udpproto"
+)
+
+// TestWatchdogStopsWhenAWorkerWedges wedges a real UDP worker on a shard
+// lock and checks that the watchdog withholds its ping until the worker is
+// free again.
+func TestWatchdogStopsWhenAWorkerWedges(t *testing.T) {
+	notifyPath := filepath.Join(t.TempDir(), "notify.sock")
+	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notify.Close()
+	t.Setenv("NOTIFY_SOCKET", notifyPath)
+
+	cfg := config.Default()
+	cfg.UDP.Listen = []string{"127.0.0.1:0"}
+	cfg.HTTP.Listen = nil
+	cfg.Stats.Listen = ""
+	cfg.Database.Path = filepath.Join(t.TempDir(), "peers.db")
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	d := New(cfg, "", "test", log)
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+
+	const limit = 50 * time.Millisecond
+	if !d.watchdogTick(limit) {
+		t.Fatal("a healthy tracker withheld the ping")
+	}
+	buf := make([]byte, 256)
+	notify.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := notify.Read(buf); err != nil || string(buf[:n]) != "WATCHDOG=1" {
+		t.Fatalf("notify got %q %v", buf[:n], err)
+	}
+
+	c := tt.DialUDP(t, d.UDPAddrs()[0].String())
+	c.Connect()
+	hash := tt.Hash("wedge")
+	req := &bittorrent.AnnounceRequest{InfoHash: hash, Port: 9, NumWant: -1}
+	if _, err := c.Announce(req); err != nil {
+		t.Fatal(err)
+	}
+	// Hold the lock of the torrent's shard, as a deadlock would.
+	release, held := make(chan struct{}), make(chan struct{})
+	go func() {
+		for shard := range 1024 {
+			found := false
+			d.store.ForEachTorrent(shard, func(h bittorrent.InfoHash, _ uint32, _ []swarm.Peer4, _ []swarm.Peer6) {
+				if h == hash {
+					found = true
+					close(held)
+					<-release
+				}
+			})
+			if found {
+				return
+			}
+		}
+	}()
+	<-held
+	tx := c.NextTx()
+	c.Conn.Write(udpproto.AppendAnnounceRequest(nil, c.ID, tx, req))
+	deadline := time.Now().Add(5 * time.Second)
+	for !d.stalled(limit) {
+		if time.Now().After(deadline) {
+			t.Fatal("the wedged worker was never seen as stalled")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if d.watchdogTick(limit) {
+		t.Fatal("pinged the watchdog with a wedged worker")
+	}
+	close(release)
+	c.Conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Conn.Read(buf); err != nil || n < 20 {
+		t.Fatalf("the freed worker did not answer: %v", err)
+	}
+	// The worker marks itself idle just after sending the reply.
+	for deadline := time.Now().Add(5 * time.Second); d.stalled(limit); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the freed worker still counts as stalled")
+		}
+	}
+	if !d.watchdogTick(limit) {
+		t.Fatal("the watchdog did not resume once the worker was free")
+	}
+}
