@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -194,5 +195,84 @@ func TestNotify(t *testing.T) {
 	n.waitFor("STOPPING=1")
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit: %v", err)
+	}
+}
+
+// TestSocketActivateScript runs test/socket-activation.sh, which starts the
+// binary under nested systemd-socket-activate and announces over both
+// sockets.
+func TestSocketActivateScript(t *testing.T) {
+	for _, tool := range []string{"systemd-socket-activate", "curl", "python3"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("TRAKX_REQUIRE_CLIENTS") != "" {
+				t.Fatalf("%s is not installed, and TRAKX_REQUIRE_CLIENTS is set", tool)
+			}
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+	out, err := exec.Command("bash", "../../test/socket-activation.sh", binary).CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestJournalPriorities: with standard error going to the journal (as
+// JOURNAL_STREAM says), every line starts with its syslog priority and has
+// no timestamp of its own.
+func TestJournalPriorities(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "journal")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(logFile.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	dbDir := t.TempDir()
+	os.WriteFile(filepath.Join(dbDir, "peers.db"), []byte("garbage"), 0o644)
+	cfg := writeConfig(t, `
+[udp]
+listen = ["127.0.0.1:0"]
+[http]
+listen = []
+[stats]
+listen = ""
+[database]
+path = "`+dbDir+`/peers.db"
+`)
+	cmd := exec.Command(binary, "-config", cfg)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("JOURNAL_STREAM=%d:%d", st.Dev, st.Ino))
+	cmd.Stderr = logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, _ := os.ReadFile(logPath)
+		if strings.Contains(string(out), " serving ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never served:\n%s", out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := os.ReadFile(logPath)
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	want := []string{"<3>cannot load database", "<6>trakx dev serving udp 127.0.0.1:", "<6>stopping", "<6>saved 0 peers", "<6>stopped with 0 peers"}
+	if len(lines) != len(want) {
+		t.Fatalf("log lines:\n%s", out)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) || strings.Contains(lines[i], "time=") {
+			t.Errorf("line %d is %q, want it to start %q", i, lines[i], w)
+		}
 	}
 }
