@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# End-to-end test of the package in a real systemd, booted in systemd-nspawn
+# with a private network (only loopback inside):
+#   install -> the first request starts the service through its socket ->
+#   UDP and HTTP peers see each other -> journal priorities -> reload ->
+#   restart keeps peers -> upgrade keeps an edited conffile and the peers ->
+#   netdata lists the trakx charts -> remove -> purge leaves nothing.
+#
+# Usage: test/e2e.sh OLD.deb NEW.deb   (NEW must be a newer version)
+# Needs root, systemd-container and debootstrap. The base tree (Debian 12
+# with systemd, python3, netdata and netdata-plugins-python) is cached in
+# $TRAKX_E2E_CACHE (default /var/cache/trakx-e2e) between local runs; with
+# CI set it is always built fresh.
+set -euo pipefail
+old_deb=$(realpath "${1:?usage: $0 OLD.deb NEW.deb}")
+new_deb=$(realpath "${2:?usage: $0 OLD.deb NEW.deb}")
+here=$(cd "$(dirname "$0")" && pwd)
+
+step() { printf '\n== %s\n' "$*"; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# --- the base tree -----------------------------------------------------------
+mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1)
+[ -n "$mirror" ] || mirror=$(awk '$1 == "deb" { print $2; exit }' /etc/apt/sources.list 2>/dev/null)
+[ -n "$mirror" ] || fail "no Debian mirror in /etc/apt/sources.list*"
+
+work=$(mktemp -d /var/tmp/trakx-e2e.XXXXXX)
+leader=
+nspawn=
+cleanup() {
+  if [ -n "$nspawn" ]; then
+    kill "$nspawn" 2>/dev/null || true
+    wait "$nspawn" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+if [ -n "${CI:-}" ]; then
+  base="$work/base"
+else
+  base="${TRAKX_E2E_CACHE:-/var/cache/trakx-e2e}/bookworm-netdata"
+fi
+if [ ! -f "$base/.complete" ]; then
+  step "building the base tree in $base"
+  rm -rf "$base"
+  mkdir -p "$(dirname "$base")"
+  debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,iproute2,procps,python3 \
+    bookworm "$base" "$mirror" >"$work/debootstrap.log" 2>&1 \
+    || { tail -20 "$work/debootstrap.log"; fail "debootstrap"; }
+  # netdata goes into the base: inside, the container has no network.
+  chroot "$base" sh -c 'DEBIAN_FRONTEND=noninteractive apt-get install -y -q netdata netdata-plugins-python' \
+    >"$work/netdata.log" 2>&1 || { tail -20 "$work/netdata.log"; fail "installing netdata in the base tree"; }
+  chroot "$base" apt-get clean
+  touch "$base/.complete"
+fi
+
+# --- boot --------------------------------------------------------------------
+step "booting systemd in a container"
+root="$work/root"
+cp -a "$base" "$root"
+mkdir -p "$root/root/e2e"
+cp "$old_deb" "$root/root/e2e/old.deb"
+cp "$new_deb" "$root/root/e2e/new.deb"
+cp "$here/e2e_client.py" "$root/root/e2e/client.py"
+systemd-nspawn -D "$root" -b --keep-unit --register=no --console=passive --private-network \
+  --machine=trakx-e2e >"$work/console.log" 2>&1 &
+nspawn=$!
+for _ in $(seq 300); do
+  leader=$(pgrep -P "$nspawn" | head -1 || true)
+  [ -n "$leader" ] && break
+  sleep 0.1
+done
+[ -n "$leader" ] || { cat "$work/console.log"; fail "the container did not start"; }
+ct() { nsenter -t "$leader" -a -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"; }
+state=
+for _ in $(seq 600); do
+  state=$(ct systemctl is-system-running 2>/dev/null || true)
+  case "$state" in running | degraded) break ;; esac
+  sleep 0.1
+done
+case "$state" in running | degraded) echo "system is $state" ;; *) cat "$work/console.log"; fail "boot: $state" ;; esac
+client() { ct python3 /root/e2e/client.py "$@"; }
+version_of() { ct dpkg-query -W -f '${Version}' trakx; }
+
+# --- install -----------------------------------------------------------------
+step "apt install ./trakx_*.deb"
+ct apt-get install -y -q /root/e2e/old.deb >"$work/install.log" 2>&1 || { cat "$work/install.log"; fail "install"; }
+[ -z "$(ct dpkg --audit)" ] || fail "dpkg left packages half-configured"
+ct systemctl is-active --quiet trakx.socket || fail "trakx.socket is not active after install"
+ct systemctl is-enabled --quiet trakx.socket || fail "trakx.socket is not enabled after install"
+if ct systemctl is-active --quiet trakx.service; then fail "trakx.service runs before any request"; fi
+echo "installed $(version_of); socket active, service waiting for its first request"
+
+# --- the first request starts it; peers see each other ------------------------
+step "announces over UDP and HTTP"
+udp_reply=$(client udp 6969 e2e-torrent 7001 0)
+echo "udp seeder: $udp_reply"
+ct systemctl is-active --quiet trakx.service || fail "the first UDP request did not start trakx.service"
+http_reply=$(client http 6969 e2e-torrent 7002 100)
+echo "http leecher: $http_reply"
+case "$http_reply" in *"peers=127.0.0.1:7001"*) ;; *) fail "the HTTP peer was not sent the UDP peer" ;; esac
+udp_reply=$(client udp 6969 e2e-torrent 7003 100)
+echo "udp leecher: $udp_reply"
+case "$udp_reply" in *127.0.0.1:7001* ) ;; *) fail "a UDP peer was not sent the others" ;; esac
+case "$udp_reply" in *127.0.0.1:7002*) ;; *) fail "a UDP peer was not sent the HTTP peer" ;; esac
+
+# --- journal -----------------------------------------------------------------
+step "journalctl -u trakx"
+journal_info=$(ct journalctl -u trakx -p info -o cat --no-pager)
+echo "$journal_info" | grep -E 'serving|database' || true
+echo "$journal_info" | grep -q 'serving udp \[::\]:6969 (inherited), http \[::\]:6969 (inherited)' \
+  || fail "no start-up line naming the inherited sockets"
+echo "$journal_info" | grep -q 'no database at /var/lib/trakx/peers.db yet' || fail "no database line at start-up"
+if ct journalctl -u trakx -p warning -o cat --no-pager | grep -q serving; then
+  fail "the info start-up line shows at priority warning: priorities are not passed to the journal"
+fi
+prio=$(ct journalctl -u trakx -o export --no-pager | awk -F= '/^MESSAGE=trakx .* serving/ { s = 1 } s && /^PRIORITY=/ { print $2; exit }')
+[ "$prio" = 6 ] || fail "the start-up line has priority '$prio', want 6"
+
+# --- reload --------------------------------------------------------------------
+step "systemctl reload trakx"
+pid=$(ct systemctl show -P MainPID trakx.service)
+ct systemctl reload trakx.service || fail "reload"
+ct journalctl -u trakx -o cat --no-pager | grep -q 'configuration reloaded' || fail "reload not logged"
+[ "$(ct systemctl show -P MainPID trakx.service)" = "$pid" ] || fail "reload replaced the process"
+ct systemctl is-active --quiet trakx.service || fail "not active after reload"
+
+# --- restart keeps the peers -------------------------------------------------
+step "systemctl restart trakx keeps the peers"
+before=$(client scrape 6969 e2e-torrent)
+ct systemctl restart trakx.service
+after=$(client scrape 6969 e2e-torrent)
+echo "before: $before"; echo "after:  $after"
+[ "$before" = "$after" ] || fail "restart lost peers"
+ct journalctl -u trakx -o cat --no-pager | grep -q 'loaded 3 peers in 1 torrents from /var/lib/trakx/peers.db' \
+  || fail "no load line after restart"
+
+# --- upgrade keeps an edited conffile and the peers ----------------------------
+step "upgrade to a newer build"
+ct sed -i 's/^# numwant_default = 50/numwant_default = 40/' /etc/trakx.toml
+old_pid=$(ct systemctl show -P MainPID trakx.service)
+ct apt-get install -y -q -o Dpkg::Options::=--force-confold /root/e2e/new.deb >"$work/upgrade.log" 2>&1 \
+  || { cat "$work/upgrade.log"; fail "upgrade"; }
+[ -z "$(ct dpkg --audit)" ] || fail "dpkg left packages half-configured after upgrade"
+echo "upgraded to $(version_of)"
+ct grep -q '^numwant_default = 40' /etc/trakx.toml || fail "the upgrade replaced the edited /etc/trakx.toml"
+new_pid=$(ct systemctl show -P MainPID trakx.service)
+[ "$new_pid" != "$old_pid" ] && [ "$new_pid" != 0 ] || fail "the upgrade did not restart the service"
+upstream=$(version_of); upstream=${upstream%-*}
+ct trakx version | grep -qF "trakx $upstream " || fail "the installed binary is not the new one: $(ct trakx version)"
+ct journalctl -u trakx -o cat --no-pager | grep -qF "trakx $upstream serving" || fail "the running process is not the new one"
+after_upgrade=$(client scrape 6969 e2e-torrent)
+echo "after upgrade: $after_upgrade"
+[ "$after_upgrade" = "$before" ] || fail "the upgrade lost peers"
+
+# --- netdata -----------------------------------------------------------------
+step "netdata graphs trakx"
+ct systemctl is-active --quiet netdata || ct systemctl start netdata
+charts=
+for _ in $(seq 120); do
+  charts=$(ct python3 -c 'import json, urllib.request
+try:
+    d = json.load(urllib.request.urlopen("http://127.0.0.1:19999/api/v1/charts", timeout=2))
+    print(" ".join(sorted(c for c in d["charts"] if c.startswith("trakx"))))
+except Exception:
+    pass' || true)
+  case "$charts" in *trakx_local.requests*) break ;; esac
+  sleep 1
+done
+echo "netdata charts: $charts"
+for chart in requests swarm_peers swarm_torrents errors refused database_saves; do
+  case " $charts " in *" trakx_local.$chart "*) ;; *) fail "netdata has no chart trakx_local.$chart" ;; esac
+done
+alarms=
+for _ in $(seq 60); do
+  alarms=$(ct python3 -c 'import json, urllib.request
+d = json.load(urllib.request.urlopen("http://127.0.0.1:19999/api/v1/alarms?all", timeout=5))
+print(" ".join(sorted(a["name"] for a in d["alarms"].values() if a["name"].startswith("trakx"))))' || true)
+  case "$alarms" in *trakx_database_save_errors*) break ;; esac
+  sleep 1
+done
+echo "netdata alarms: $alarms"
+case "$alarms" in *trakx_database_save_errors*) ;; *) fail "the trakx health alarms are not loaded" ;; esac
+
+# --- remove, then purge ------------------------------------------------------
+step "apt remove, then apt purge"
+ct apt-get remove -y -q trakx >"$work/remove.log" 2>&1 || { cat "$work/remove.log"; fail "remove"; }
+if ct systemctl is-active --quiet trakx.service trakx.socket; then fail "trakx still runs after remove"; fi
+ct test ! -e /usr/bin/trakx || fail "remove left /usr/bin/trakx"
+ct test -e /etc/trakx.toml || fail "remove deleted the conffile (only purge should)"
+ct apt-get purge -y -q trakx >"$work/purge.log" 2>&1 || { cat "$work/purge.log"; fail "purge"; }
+[ -z "$(ct dpkg --audit)" ] || fail "dpkg left packages half-configured after purge"
+left=$(ct sh -c 'ls -d /etc/trakx.toml /etc/trakx /var/lib/trakx /var/lib/private/trakx 2>/dev/null; find /etc/systemd /usr/lib/systemd /usr/lib/netdata -name "trakx*" 2>/dev/null; dpkg -l trakx 2>/dev/null | grep "^[a-z][a-z] " | grep -v "^un"' || true)
+[ -z "$left" ] || fail "purge left behind: $left"
+
+echo
+echo "PASS: end-to-end in systemd"
