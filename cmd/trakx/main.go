@@ -42,6 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runTracker(args, stderr)
 	case "check-config":
 		return checkConfig(args, stdout, stderr)
+	case "bench":
+		return bench(args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "trakx %s (commit %s, %s)\n", version, commit, runtime.Version())
 		return 0
@@ -59,6 +61,7 @@ func usage(w io.Writer) {
   trakx [run] [-config PATH]         run the tracker in the foreground
   trakx check-config [-config PATH]  validate and print the effective configuration
   trakx version                      print version, commit and Go version
+  trakx bench [flags]                load-test a tracker (trakx bench -h)
 
 Without -config, %s is read when it exists, else the built-in defaults apply.
 `, config.DefaultPath)

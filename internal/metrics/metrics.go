@@ -8,6 +8,7 @@ import (
 	"expvar"
 	"math"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"runtime"
 	"sync"
@@ -146,6 +147,12 @@ func (m *Metrics) Snapshot() map[string]any {
 // can run several trackers in one process.
 func (m *Metrics) Handler() http.Handler {
 	mux := http.NewServeMux()
+	// Profiles, for finding where time goes under load; the stats listener
+	// is loopback-only by default.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("GET /debug/vars", func(w http.ResponseWriter, r *http.Request) {
 		vars := map[string]any{}
 		expvar.Do(func(kv expvar.KeyValue) {

@@ -52,16 +52,15 @@ func (s *Server) Serve() {
 // Close stops taking requests.
 func (s *Server) Close() error { return s.conn.Close() }
 
-// worker holds one goroutine's buffers, reused for every request so that the
-// request path does not allocate.
+// worker holds one goroutine's buffers, reused for every request so that
+// the request path does not allocate.
 type worker struct {
 	*Server
 	counters *metrics.UDP
-	// busySince is when the request being handled arrived (unix
+	// busySince is when the batch being handled arrived (unix
 	// nanoseconds), or 0 while the worker waits for one.
 	busySince atomic.Int64
-	in        [2048]byte
-	out       []byte
+	batch     *batch
 	req       bittorrent.AnnounceRequest
 	resp      bittorrent.AnnounceResponse
 	hashes    []bittorrent.InfoHash
@@ -69,44 +68,51 @@ type worker struct {
 
 func (s *Server) work() {
 	defer s.wg.Done()
+	b, err := newBatch(s.conn)
+	if err != nil {
+		s.log.WithError(err).Error("udp worker")
+		return
+	}
 	w := &worker{
 		Server:   s,
 		counters: s.metrics.NewUDP(),
-		out:      make([]byte, 0, 2048),
+		batch:    b,
 		hashes:   make([]bittorrent.InfoHash, 0, udpproto.MaxScrapeHashes),
 	}
 	s.mu.Lock()
 	s.workers = append(s.workers, w)
 	s.mu.Unlock()
 	for {
-		n, from, err := s.conn.ReadFromUDPAddrPort(w.in[:])
-		if err != nil {
+		if err := b.recv(); err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			// ICMP errors from earlier replies surface here; they concern
 			// one client, not the socket.
-			s.log.WithError(err).Debug("udp read")
-			continue
-		}
-		if n == len(w.in) { // truncated: larger than any request
-			w.counters.BadRequest.Add(1)
+			s.log.WithError(err).Debug("udp receive")
 			continue
 		}
 		w.busySince.Store(time.Now().UnixNano())
-		w.out = w.handle(w.in[:n], from, w.out[:0])
-		if len(w.out) > 0 {
-			if _, err := s.conn.WriteToUDPAddrPort(w.out, from); err != nil && !errors.Is(err, net.ErrClosed) {
-				s.log.WithError(err).Debug("udp write")
+		for i := range b.n {
+			pkt, from, truncated := b.datagram(i)
+			if truncated { // larger than any request
+				w.counters.BadRequest.Add(1)
+				continue
 			}
+			if reply := w.handle(pkt, from, b.reply(i)); len(reply) > 0 {
+				b.queueReply(i, reply)
+			}
+		}
+		if err := b.send(); err != nil && !errors.Is(err, net.ErrClosed) {
+			s.log.WithError(err).Debug("udp send")
 		}
 		w.busySince.Store(0)
 	}
 }
 
-// Stalled reports whether a worker has been on one request for longer than
-// limit: a wedged worker, for the watchdog. Workers waiting for requests are
-// not stalled, however long they wait.
+// Stalled reports whether a worker has been on one batch of requests for
+// longer than limit: a wedged worker, for the watchdog. Workers waiting for
+// requests are not stalled, however long they wait.
 func (s *Server) Stalled(limit time.Duration) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -22,7 +22,8 @@ func BenchmarkAnnounce(b *testing.B) {
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	s := NewServer(nil, store, udpproto.NewConnectionIDs(5*time.Minute), metrics.New(nil), log)
-	w := &worker{Server: s, counters: &metrics.UDP{}, out: make([]byte, 0, 2048)}
+	w := &worker{Server: s, counters: &metrics.UDP{}}
+	out := make([]byte, 0, 2048)
 
 	var hash bittorrent.InfoHash
 	copy(hash[:], "benchmark-torrent---")
@@ -36,9 +37,9 @@ func BenchmarkAnnounce(b *testing.B) {
 	pkt := udpproto.AppendAnnounceRequest(nil, id, 1, &req)
 	b.ReportAllocs()
 	for b.Loop() {
-		w.out = w.handle(pkt, client, w.out[:0])
-		if len(w.out) != 20+50*6 {
-			b.Fatalf("reply of %d bytes", len(w.out))
+		out = w.handle(pkt, client, out[:0])
+		if len(out) != 20+50*6 {
+			b.Fatalf("reply of %d bytes", len(out))
 		}
 	}
 }

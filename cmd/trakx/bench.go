@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+
+	"github.com/trakx/trakx/internal/loadgen"
+)
+
+// bench runs the load generator: `trakx bench -target HOST:PORT [...]`.
+func bench(args []string, stdout, stderr io.Writer) int {
+	cfg := loadgen.Defaults()
+	fs := flag.NewFlagSet("trakx bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Target, "target", "127.0.0.1:6969", "tracker address, host:port")
+	fs.StringVar(&cfg.Protocol, "protocol", cfg.Protocol, "udp or http")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long to measure")
+	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "load sent before measuring")
+	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "UDP sockets, or HTTP connections")
+	fs.IntVar(&cfg.InFlight, "inflight", cfg.InFlight, "requests outstanding per UDP socket")
+	fs.IntVar(&cfg.Torrents, "torrents", cfg.Torrents, "number of torrents")
+	fs.Float64Var(&cfg.Skew, "skew", cfg.Skew, "Zipf exponent of torrent popularity (above 1; higher is more skewed)")
+	fs.IntVar(&cfg.NumWant, "numwant", cfg.NumWant, "peers asked for per announce")
+	fs.Float64Var(&cfg.ScrapeRatio, "scrapes", cfg.ScrapeRatio, "fraction of requests that are scrapes")
+	fs.IntVar(&cfg.ScrapeSize, "scrape-size", cfg.ScrapeSize, "info hashes per scrape")
+	fs.Float64Var(&cfg.SeederRatio, "seeders", cfg.SeederRatio, "fraction of announces from seeders")
+	fs.BoolVar(&cfg.KeepAlive, "keepalive", cfg.KeepAlive, "HTTP: reuse connections (default: a new connection per request, as clients do)")
+	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "random seed; also picks the info hashes")
+	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "a request unanswered this long counts as a timeout")
+	fill := fs.Int64("fill", 0, "instead of measuring, announce this many distinct peers over UDP (spread over -torrents) and exit")
+	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file")
+	hashes := fs.Bool("hashes", false, "instead of measuring, print the -torrents info hashes in hex, one per line (a whitelist)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: trakx bench [flags]\n\nPlays BitTorrent clients against a tracker and reports responses/s,\nerrors, timeouts, peers per reply and latency percentiles.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	switch {
+	case *hashes:
+		w := bufio.NewWriter(stdout)
+		defer w.Flush()
+		if err := loadgen.WriteHashes(w, cfg.Seed, cfg.Torrents); err != nil {
+			fmt.Fprintln(stderr, "trakx bench:", err)
+			return 1
+		}
+		return 0
+	case *fill > 0:
+		r, err := loadgen.Fill(cfg, *fill)
+		if err != nil {
+			fmt.Fprintln(stderr, "trakx bench:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "filled %d peers into %d torrents in %.1fs (%.0f announces/s); %d timeouts (sent again), %d errors\n",
+			r.Peers, cfg.Torrents, r.Elapsed.Seconds(), float64(r.Peers)/r.Elapsed.Seconds(), r.Timeouts, r.Errors)
+		if r.Errors > 0 {
+			return 1
+		}
+		return 0
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "trakx bench:", err)
+			return 1
+		}
+		defer f.Close()
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	r, err := loadgen.Run(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "trakx bench:", err)
+		return 1
+	}
+	r.Fprint(stdout)
+	return 0
+}
+

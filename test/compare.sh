@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Side-by-side comparison of trakx and Debian's opentracker on this machine.
+# Each tracker in turn runs pinned to CPU 0, the load generator
+# (`trakx bench`) pinned to CPU 1; the same seeds, torrents and mixes go to
+# both. Prints responses/s, the tracker's CPU use, responses per second of
+# tracker CPU, and RSS per peer at 1M and 10M IPv4 peers, with ratios.
+#
+# Usage: test/compare.sh [seconds per run]      (needs opentracker, taskset)
+# Writes its raw output to ${OUT:-/tmp/trakx-compare}.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}
+out=${OUT:-/tmp/trakx-compare}
+mkdir -p "$out"
+port_trakx=17070
+port_ot=17071
+make -s build
+trakx=$PWD/bin/trakx
+command -v opentracker >/dev/null || { echo "opentracker is not installed (apt-get install opentracker)"; exit 1; }
+nproc_=$(nproc)
+[ "$nproc_" -ge 2 ] || { echo "needs two CPUs"; exit 1; }
+
+torrents=10000
+"$trakx" bench -hashes -torrents 1000000 > "$out/whitelist.txt" # a superset of every run's torrents
+
+pid=
+stop_tracker() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=; fi
+}
+trap stop_tracker EXIT
+
+start_tracker() { # name port
+  case "$1" in
+  trakx)
+    cat > "$out/trakx.toml" <<TOML
+[udp]
+listen = ["127.0.0.1:$2"]
+[http]
+listen = ["127.0.0.1:$2"]
+[stats]
+listen = ""
+[database]
+path = "$out/peers.db"
+save_interval = "0"
+TOML
+    rm -f "$out/peers.db"
+    taskset -c 0 "$trakx" -config "$out/trakx.toml" 2>"$out/trakx.log" &
+    ;;
+  opentracker)
+    taskset -c 0 opentracker -i 127.0.0.1 -p "$2" -P "$2" -w "$out/whitelist.txt" >"$out/opentracker.log" 2>&1 &
+    ;;
+  esac
+  pid=$!
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "$1 did not start"; exit 1
+}
+
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# run NAME PORT LABEL BENCH-ARGS...: one measurement; prints "rps cpu%".
+run() {
+  local name=$1 port=$2 label=$3; shift 3
+  local t0 t1 start end
+  t0=$(cpu_ticks "$pid"); start=$(date +%s.%N)
+  taskset -c 1 "$trakx" bench -target "127.0.0.1:$port" -duration "${secs}s" -warmup 0s "$@" > "$out/$name-$label.txt"
+  t1=$(cpu_ticks "$pid"); end=$(date +%s.%N)
+  local rps p99
+  rps=$(sed -n 's/^RESULT.* rps=\([0-9]*\).*/\1/p' "$out/$name-$label.txt")
+  p99=$(sed -n 's/^RESULT.* p99_us=\([0-9]*\).*/\1/p' "$out/$name-$label.txt")
+  local cpu
+  cpu=$(awk -v a="$t0" -v b="$t1" -v s="$start" -v e="$end" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", 100 * (b - a) / hz / (e - s) }')
+  echo "$rps $cpu $p99"
+}
+
+declare -A result
+for name in trakx opentracker; do
+  port=$port_trakx; [ "$name" = opentracker ] && port=$port_ot
+  start_tracker "$name" "$port"
+  result[$name,udp]=$(run "$name" "$port" udp -protocol udp -torrents $torrents -workers 4 -inflight 8)
+  result[$name,http]=$(run "$name" "$port" http -protocol http -torrents $torrents -workers 16)
+  result[$name,keepalive]=$(run "$name" "$port" keepalive -protocol http -keepalive -torrents $torrents -workers 16)
+  stop_tracker
+done
+
+rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+for name in trakx opentracker; do
+  port=$port_trakx; [ "$name" = opentracker ] && port=$port_ot
+  for peers in 1000000 10000000; do
+    start_tracker "$name" "$port"
+    base=$(rss_kb "$pid")
+    taskset -c 1 "$trakx" bench -target "127.0.0.1:$port" -fill "$peers" -torrents $((peers / 10)) -workers 4 -inflight 16 > "$out/$name-fill-$peers.txt"
+    result[$name,rss$peers]=$(awk -v r="$(rss_kb "$pid")" -v b="$base" -v p="$peers" 'BEGIN { printf "%.1f %.0f", (r - b) * 1024 / p, r / 1024 }')
+    stop_tracker
+  done
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+per_cpu() { awk -v r="$1" -v c="$2" 'BEGIN { if (c > 0) printf "%.0f", r * 100 / c; else print "-" }'; }
+echo
+echo "trakx $("$trakx" version | cut -d' ' -f2-) vs opentracker (Debian $(dpkg-query -W -f '${Version}' opentracker 2>/dev/null || echo '?')), ${secs}s per run, $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+printf '%-26s %14s %14s %7s\n' "" trakx opentracker ratio
+for kind in udp http keepalive; do
+  read -r tr tc tp <<<"${result[trakx,$kind]}"
+  read -r orr oc op <<<"${result[opentracker,$kind]}"
+  label=$kind; [ "$kind" = http ] && label="http, new connections"; [ "$kind" = keepalive ] && label="http, keep-alive"
+  printf '%-26s %14s %14s %7s\n' "$label: responses/s" "$tr" "$orr" "$(ratio "$tr" "$orr")"
+  printf '%-26s %13s%% %13s%%\n' "  tracker CPU" "$tc" "$oc"
+  printf '%-26s %14s %14s %7s\n' "  per tracker CPU-second" "$(per_cpu "$tr" "$tc")" "$(per_cpu "$orr" "$oc")" "$(ratio "$(per_cpu "$tr" "$tc")" "$(per_cpu "$orr" "$oc")")"
+  printf '%-26s %12sµs %12sµs\n' "  p99 latency" "$tp" "$op"
+done
+for peers in 1000000 10000000; do
+  read -r tb tm <<<"${result[trakx,rss$peers]}"
+  read -r ob om <<<"${result[opentracker,rss$peers]}"
+  printf '%-26s %14s %14s %7s\n' "RSS bytes/peer at $((peers / 1000000))M" "$tb" "$ob" "$(ratio "$tb" "$ob")"
+  printf '%-26s %12sMB %12sMB\n' "  RSS" "$tm" "$om"
+done
