@@ -81,4 +81,3 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	r.Fprint(stdout)
 	return 0
 }
-

@@ -116,6 +116,7 @@ func (d *Daemon) Start() error {
 		TrustedProxies: proxies,
 	}
 	for _, ln := range socks.tcp {
+		deferAccept(ln, httpOpts.ReadTimeout)
 		d.http = append(d.http, http.NewServer(ln, d.gate, httpOpts, d.metrics, d.log))
 	}
 

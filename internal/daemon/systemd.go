@@ -163,3 +163,19 @@ func (d *Daemon) watchdogTick(limit time.Duration) bool {
 	d.notify("WATCHDOG=1")
 	return true
 }
+
+// deferAccept has the kernel hand over a TCP connection only once its
+// request has arrived, so that accepting one never waits on the client.
+func deferAccept(ln net.Listener, timeout time.Duration) {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		return
+	}
+	rc, err := tl.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT, int(max(timeout/time.Second, 1)))
+	})
+}

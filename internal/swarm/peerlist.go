@@ -83,6 +83,14 @@ func (l *peerList[A]) swap(i, j int) {
 
 // insert adds a peer that is not in the list yet and returns its position.
 func (l *peerList[A]) insert(p Peer[A]) int {
+	if len(l.peers) == cap(l.peers) {
+		// Grow by a quarter, not append's doubling: most swarms stop
+		// growing soon, and the slack of a doubled slice would be most of
+		// the store's memory.
+		grown := make([]Peer[A], len(l.peers), len(l.peers)+len(l.peers)/4+1)
+		copy(grown, l.peers)
+		l.peers = grown
+	}
 	l.peers = append(l.peers, p)
 	i := len(l.peers) - 1
 	if l.index != nil {

@@ -15,7 +15,7 @@ func (s *Store) ForEachTorrent(shard int, fn func(h bittorrent.InfoHash, downloa
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	for h, t := range sh.torrents {
-		fn(h, t.downloaded, t.v4.peers, t.v6.peers)
+		fn(h, t.downloaded, t.v4.peers, t.peers6().peers)
 	}
 }
 
@@ -33,7 +33,11 @@ func (s *Store) Restore(h *bittorrent.InfoHash, downloaded uint32, v4 []Peer4, v
 		t = &torrent{}
 	}
 	t.downloaded = max(t.downloaded, downloaded)
-	kept := restoreInto(sh, &t.v4, v4, cutoff, now) + restoreInto(sh, &t.v6, v6, cutoff, now)
+	kept := restoreInto(sh, &t.v4, v4, cutoff, now)
+	if len(v6) > 0 {
+		kept += restoreInto(sh, t.growPeers6(), v6, cutoff, now)
+		t.dropEmptyPeers6()
+	}
 	if !t.empty() {
 		sh.torrents[*h] = t
 	}

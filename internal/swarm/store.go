@@ -43,14 +43,41 @@ type shard struct {
 }
 
 type torrent struct {
-	v4         peerList[[4]byte]
-	v6         peerList[[16]byte]
+	v4 peerList[[4]byte]
+	// Most torrents have no IPv6 peer: their list costs a nil pointer.
+	v6         *peerList[[16]byte]
 	downloaded uint32
 }
 
-func (t *torrent) seeders() int  { return t.v4.seeders + t.v6.seeders }
-func (t *torrent) leechers() int { return t.v4.leechers() + t.v6.leechers() }
-func (t *torrent) empty() bool   { return len(t.v4.peers) == 0 && len(t.v6.peers) == 0 }
+// noPeers6 stands in, read-only, for a torrent's missing IPv6 list.
+var noPeers6 peerList[[16]byte]
+
+// peers6 is the torrent's IPv6 list for reading.
+func (t *torrent) peers6() *peerList[[16]byte] {
+	if t.v6 == nil {
+		return &noPeers6
+	}
+	return t.v6
+}
+
+// growPeers6 is the torrent's IPv6 list for writing, made if need be.
+func (t *torrent) growPeers6() *peerList[[16]byte] {
+	if t.v6 == nil {
+		t.v6 = &peerList[[16]byte]{}
+	}
+	return t.v6
+}
+
+// dropEmptyPeers6 frees an IPv6 list that has lost its last peer.
+func (t *torrent) dropEmptyPeers6() {
+	if t.v6 != nil && len(t.v6.peers) == 0 {
+		t.v6 = nil
+	}
+}
+
+func (t *torrent) seeders() int  { return t.v4.seeders + t.peers6().seeders }
+func (t *torrent) leechers() int { return t.v4.leechers() + t.peers6().leechers() }
+func (t *torrent) empty() bool   { return len(t.v4.peers) == 0 && len(t.peers6().peers) == 0 }
 
 // New returns an empty store.
 func New(cfg Config) *Store {
@@ -111,11 +138,13 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.Annou
 		self := announceIn(sh, t, &t.v4, req.Addr.As4(), req, now, seeder)
 		resp.Peers4 = appendPeers4(resp.Peers4, &t.v4, want, self, seeder)
 		if req.BothFamilies {
-			resp.Peers6 = appendPeers6(resp.Peers6, &t.v6, want-len(resp.Peers4), -1, seeder)
+			resp.Peers6 = appendPeers6(resp.Peers6, t.peers6(), want-len(resp.Peers4), -1, seeder)
 		}
 	} else {
-		self := announceIn(sh, t, &t.v6, req.Addr.As16(), req, now, seeder)
-		resp.Peers6 = appendPeers6(resp.Peers6, &t.v6, want, self, seeder)
+		v6 := t.growPeers6()
+		self := announceIn(sh, t, v6, req.Addr.As16(), req, now, seeder)
+		resp.Peers6 = appendPeers6(resp.Peers6, v6, want, self, seeder)
+		t.dropEmptyPeers6()
 		if req.BothFamilies {
 			resp.Peers4 = appendPeers4(resp.Peers4, &t.v4, want-len(resp.Peers6), -1, seeder)
 		}
@@ -259,7 +288,11 @@ func (sh *shard) expire(cutoff uint32) (removed int) {
 	defer sh.mu.Unlock()
 	for h, t := range sh.torrents {
 		s4, l4 := t.v4.expire(cutoff)
-		s6, l6 := t.v6.expire(cutoff)
+		var s6, l6 int
+		if t.v6 != nil {
+			s6, l6 = t.v6.expire(cutoff)
+			t.dropEmptyPeers6()
+		}
 		sh.seeders -= s4 + s6
 		sh.leechers -= l4 + l6
 		removed += s4 + l4 + s6 + l6

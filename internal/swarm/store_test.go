@@ -46,7 +46,10 @@ func checkInvariants(t *testing.T, s *Store) {
 				t.Errorf("%x: empty torrent kept", h)
 			}
 			checkList(t, &tor.v4)
-			checkList(t, &tor.v6)
+			if tor.v6 != nil && len(tor.v6.peers) == 0 {
+				t.Errorf("%x: empty IPv6 list kept", h)
+			}
+			checkList(t, tor.peers6())
 			seeders += tor.seeders()
 			leechers += tor.leechers()
 		}

@@ -187,6 +187,9 @@ func (s *Server) serveConn(nc net.Conn, state *connState) {
 	counters := s.counters[s.nextConn.Add(1)%counterGroups]
 
 	start, end := 0, 0 // buffered bytes not yet handled: c.in[start:end]
+	// The read timeout bounds a whole request, not each read of it: a
+	// client trickling a byte at a time cannot hold a connection longer.
+	timed := false
 	for {
 		headerEnd := bytes.Index(c.in[start:end], []byte("\r\n\r\n"))
 		if headerEnd < 0 {
@@ -202,7 +205,10 @@ func (s *Server) serveConn(nc net.Conn, state *connState) {
 				s.reply(nc, c, counters, 431, "Request Header Fields Too Large", "request too large", false)
 				return
 			}
-			nc.SetReadDeadline(time.Now().Add(s.opts.ReadTimeout))
+			if !timed {
+				nc.SetReadDeadline(time.Now().Add(s.opts.ReadTimeout))
+				timed = true
+			}
 			n, err := nc.Read(c.in[end:])
 			if err != nil {
 				return // closed, timed out or reset: nothing to answer
@@ -210,6 +216,7 @@ func (s *Server) serveConn(nc net.Conn, state *connState) {
 			end += n
 			continue
 		}
+		timed = false
 		raw := c.in[start : start+headerEnd+4]
 		start += headerEnd + 4
 		if start == end {
