@@ -101,19 +101,19 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 per_cpu() { awk -v r="$1" -v c="$2" 'BEGIN { if (c > 0) printf "%.0f", r * 100 / c; else print "-" }'; }
 echo
 echo "trakx $("$trakx" version | cut -d' ' -f2-) vs opentracker (Debian $(dpkg-query -W -f '${Version}' opentracker 2>/dev/null || echo '?')), ${secs}s per run, $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-printf '%-26s %14s %14s %7s\n' "" trakx opentracker ratio
+printf '%-34s %14s %14s %7s\n' "" trakx opentracker ratio
 for kind in udp http keepalive; do
   read -r tr tc tp <<<"${result[trakx,$kind]}"
   read -r orr oc op <<<"${result[opentracker,$kind]}"
   label=$kind; [ "$kind" = http ] && label="http, new connections"; [ "$kind" = keepalive ] && label="http, keep-alive"
-  printf '%-26s %14s %14s %7s\n' "$label: responses/s" "$tr" "$orr" "$(ratio "$tr" "$orr")"
-  printf '%-26s %13s%% %13s%%\n' "  tracker CPU" "$tc" "$oc"
-  printf '%-26s %14s %14s %7s\n' "  per tracker CPU-second" "$(per_cpu "$tr" "$tc")" "$(per_cpu "$orr" "$oc")" "$(ratio "$(per_cpu "$tr" "$tc")" "$(per_cpu "$orr" "$oc")")"
-  printf '%-26s %12sµs %12sµs\n' "  p99 latency" "$tp" "$op"
+  printf '%-34s %14s %14s %7s\n' "$label: responses/s" "$tr" "$orr" "$(ratio "$tr" "$orr")"
+  printf '%-34s %13s%% %13s%%\n' "  tracker CPU" "$tc" "$oc"
+  printf '%-34s %14s %14s %7s\n' "  per tracker CPU-second" "$(per_cpu "$tr" "$tc")" "$(per_cpu "$orr" "$oc")" "$(ratio "$(per_cpu "$tr" "$tc")" "$(per_cpu "$orr" "$oc")")"
+  printf '%-34s %12sµs %12sµs\n' "  p99 latency" "$tp" "$op"
 done
 for peers in 1000000 10000000; do
   read -r tb tm <<<"${result[trakx,rss$peers]}"
   read -r ob om <<<"${result[opentracker,rss$peers]}"
-  printf '%-26s %14s %14s %7s\n' "RSS bytes/peer at $((peers / 1000000))M" "$tb" "$ob" "$(ratio "$tb" "$ob")"
-  printf '%-26s %12sMB %12sMB\n' "  RSS" "$tm" "$om"
+  printf '%-34s %14s %14s %7s\n' "RSS bytes/peer at $((peers / 1000000))M" "$tb" "$ob" "$(ratio "$tb" "$ob")"
+  printf '%-34s %12sMB %12sMB\n' "  RSS" "$tm" "$om"
 done
