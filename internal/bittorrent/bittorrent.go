@@ -45,6 +45,9 @@ type AnnounceRequest struct {
 	// those of the client's own family are exhausted. HTTP can carry both
 	// in one reply (BEP 7); a UDP reply cannot.
 	BothFamilies bool
+	// WithPeerIDs asks for the peers' ids in the reply: only a non-compact
+	// HTTP reply carries them, and copying them costs.
+	WithPeerIDs bool
 }
 
 // Peer4 is an IPv4 peer as handed to a client.

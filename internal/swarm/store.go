@@ -136,17 +136,17 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.Annou
 
 	if req.Addr.Is4() {
 		self := announceIn(sh, t, &t.v4, req.Addr.As4(), req, now, seeder)
-		resp.Peers4 = appendPeers4(resp.Peers4, &t.v4, want, self, seeder)
+		resp.Peers4 = appendPeers4(resp.Peers4, &t.v4, want, self, seeder, req.WithPeerIDs)
 		if req.BothFamilies {
-			resp.Peers6 = appendPeers6(resp.Peers6, t.peers6(), want-len(resp.Peers4), -1, seeder)
+			resp.Peers6 = appendPeers6(resp.Peers6, t.peers6(), want-len(resp.Peers4), -1, seeder, req.WithPeerIDs)
 		}
 	} else {
 		v6 := t.growPeers6()
 		self := announceIn(sh, t, v6, req.Addr.As16(), req, now, seeder)
-		resp.Peers6 = appendPeers6(resp.Peers6, v6, want, self, seeder)
+		resp.Peers6 = appendPeers6(resp.Peers6, v6, want, self, seeder, req.WithPeerIDs)
 		t.dropEmptyPeers6()
 		if req.BothFamilies {
-			resp.Peers4 = appendPeers4(resp.Peers4, &t.v4, want-len(resp.Peers6), -1, seeder)
+			resp.Peers4 = appendPeers4(resp.Peers4, &t.v4, want-len(resp.Peers6), -1, seeder, req.WithPeerIDs)
 		}
 	}
 	resp.Complete = uint32(t.seeders())
@@ -197,7 +197,7 @@ func (sh *shard) forget(seeder bool) { sh.count(seeder, -1) }
 
 // appendPeers4 and appendPeers6 copy a window of the list into a reply.
 // A seeder is sent leechers only: other seeders are of no use to it.
-func appendPeers4(dst []bittorrent.Peer4, l *peerList[[4]byte], want, self int, seeder bool) []bittorrent.Peer4 {
+func appendPeers4(dst []bittorrent.Peer4, l *peerList[[4]byte], want, self int, seeder, withIDs bool) []bittorrent.Peer4 {
 	lo, start, count := l.window(want, self, seeder)
 	for k, taken := 0, 0; k < count && taken < want; k++ {
 		i := start + k
@@ -208,13 +208,16 @@ func appendPeers4(dst []bittorrent.Peer4, l *peerList[[4]byte], want, self int, 
 			continue
 		}
 		p := &l.peers[i]
-		dst = append(dst, bittorrent.Peer4{IP: p.IP, Port: p.Port, ID: p.ID})
+		dst = append(dst, bittorrent.Peer4{IP: p.IP, Port: p.Port})
+		if withIDs {
+			dst[len(dst)-1].ID = p.ID
+		}
 		taken++
 	}
 	return dst
 }
 
-func appendPeers6(dst []bittorrent.Peer6, l *peerList[[16]byte], want, self int, seeder bool) []bittorrent.Peer6 {
+func appendPeers6(dst []bittorrent.Peer6, l *peerList[[16]byte], want, self int, seeder, withIDs bool) []bittorrent.Peer6 {
 	lo, start, count := l.window(want, self, seeder)
 	for k, taken := 0, 0; k < count && taken < want; k++ {
 		i := start + k
@@ -225,7 +228,10 @@ func appendPeers6(dst []bittorrent.Peer6, l *peerList[[16]byte], want, self int,
 			continue
 		}
 		p := &l.peers[i]
-		dst = append(dst, bittorrent.Peer6{IP: p.IP, Port: p.Port, ID: p.ID})
+		dst = append(dst, bittorrent.Peer6{IP: p.IP, Port: p.Port})
+		if withIDs {
+			dst[len(dst)-1].ID = p.ID
+		}
 		taken++
 	}
 	return dst

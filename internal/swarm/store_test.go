@@ -27,7 +27,7 @@ func hashOf(n int) bittorrent.InfoHash {
 func v4(n int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)}) }
 
 func announce(s *Store, h bittorrent.InfoHash, addr netip.Addr, port uint16, left uint64, ev bittorrent.Event, numwant int32) *bittorrent.AnnounceResponse {
-	req := bittorrent.AnnounceRequest{InfoHash: h, Addr: addr, Port: port, Left: left, Event: ev, NumWant: numwant}
+	req := bittorrent.AnnounceRequest{InfoHash: h, Addr: addr, Port: port, Left: left, Event: ev, NumWant: numwant, WithPeerIDs: true}
 	copy(req.PeerID[:], fmt.Sprintf("-TX0001-%012d", port))
 	var resp bittorrent.AnnounceResponse
 	s.Announce(&req, &resp)
