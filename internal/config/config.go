@@ -67,6 +67,8 @@ type Tracker struct {
 	PeerTTL          Duration `toml:"peer_ttl"`
 	NumWantDefault   int      `toml:"numwant_default"`
 	NumWantMax       int      `toml:"numwant_max"`
+	MaxPeers         int64    `toml:"max_peers"`
+	MaxTorrents      int64    `toml:"max_torrents"`
 }
 
 type UDP struct {
@@ -112,6 +114,10 @@ func Default() Config {
 			PeerTTL:          Duration{45 * time.Minute},
 			NumWantDefault:   50,
 			NumWantMax:       200,
+			// About 80 bytes a peer and a few hundred a torrent at most:
+			// these bound the store near 1 GiB.
+			MaxPeers:    10_000_000,
+			MaxTorrents: 2_000_000,
 		},
 		UDP: UDP{Listen: []string{"[::]:6969"}, ConnectionIDLifetime: Duration{5 * time.Minute}},
 		HTTP: HTTP{
@@ -200,6 +206,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Tracker.NumWantDefault < 0 || c.Tracker.NumWantDefault > c.Tracker.NumWantMax {
 		bad("tracker.numwant_default", "%d is not between 0 and tracker.numwant_max (%d)", c.Tracker.NumWantDefault, c.Tracker.NumWantMax)
+	}
+	if c.Tracker.MaxPeers < 1 {
+		bad("tracker.max_peers", "%d is not a positive number", c.Tracker.MaxPeers)
+	}
+	if c.Tracker.MaxTorrents < 1 {
+		bad("tracker.max_torrents", "%d is not a positive number", c.Tracker.MaxTorrents)
 	}
 	for i, a := range c.UDP.Listen {
 		if err := checkHostPort(a); err != nil {

@@ -61,7 +61,8 @@ func New(cfg config.Config, configPath, version string, log *logrus.Logger) *Dae
 	d.store = swarm.New(storeConfig(&cfg))
 	d.metrics = metrics.New(func() metrics.SwarmStats {
 		st := d.store.Stats()
-		return metrics.SwarmStats{Torrents: st.Torrents, Peers: st.Peers(), Seeders: st.Seeders, Leechers: st.Leechers}
+		return metrics.SwarmStats{Torrents: st.Torrents, Peers: st.Peers(), Seeders: st.Seeders, Leechers: st.Leechers,
+			RefusedPeers: st.RefusedPeers, RefusedTorrents: st.RefusedTorrents}
 	})
 	return d
 }
@@ -73,6 +74,8 @@ func storeConfig(cfg *config.Config) swarm.Config {
 		PeerTTL:          cfg.Tracker.PeerTTL.Duration,
 		NumWantDefault:   cfg.Tracker.NumWantDefault,
 		NumWantMax:       cfg.Tracker.NumWantMax,
+		MaxPeers:         cfg.Tracker.MaxPeers,
+		MaxTorrents:      cfg.Tracker.MaxTorrents,
 	}
 }
 

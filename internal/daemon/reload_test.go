@@ -140,3 +140,48 @@ func TestStartRefusesMissingAccessList(t *testing.T) {
 		t.Fatalf("start with a missing list: %v", err)
 	}
 }
+
+// TestFullTrackerRefusesNewcomers floods the tracker with announces for
+// random torrents: past tracker.max_torrents and max_peers they are refused
+// with a clear reason, while a swarm already tracked keeps working.
+func TestFullTrackerRefusesNewcomers(t *testing.T) {
+	d := startTracker(t, func(c *config.Config) { c.Tracker.MaxPeers, c.Tracker.MaxTorrents = 40, 20 })
+	c := tt.DialUDP(t, d.UDPAddrs()[0].String())
+	c.Connect()
+	kept := tt.Hash("kept")
+	if _, err := c.Announce(peerReq(kept, 1, 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	refusedTorrents := 0
+	for i := range 200 {
+		_, err := c.Announce(peerReq(tt.Hash(fmt.Sprintf("flood-%d", i)), 2, 1, 0))
+		if err != nil {
+			if err.Error() != "tracker is full: no new torrents accepted now, try again later" {
+				t.Fatalf("flood announce %d: %v", i, err)
+			}
+			refusedTorrents++
+		}
+	}
+	if refusedTorrents != 181 {
+		t.Fatalf("%d of 200 new torrents refused, want 181 (room for 19 beside the kept one)", refusedTorrents)
+	}
+	for p := range 30 { // 20 peers so far; room for 20 more
+		_, err := c.Announce(peerReq(kept, uint16(100+p), 1, 0))
+		if (err != nil) != (p >= 20) {
+			t.Fatalf("peer %d: %v", p, err)
+		}
+	}
+	_, r := get(t, http.DefaultClient, announceURL(d.HTTPAddrs()[0].String(), kept, 999, 1, ""))
+	if r["failure reason"] != "tracker is full: no new peers accepted now, try again later" {
+		t.Fatalf("HTTP newcomer: %v", r)
+	}
+	if resp, err := c.Announce(peerReq(kept, 1, 0, 0)); err != nil || resp.Complete != 1 {
+		t.Fatalf("a known peer re-announcing when full: %+v %v", resp, err)
+	}
+	vars := tt.Vars(t, d.StatsAddr().String())
+	for path, want := range map[string]float64{"trakx.swarm.peers": 40, "trakx.swarm.torrents": 20, "trakx.swarm.refused_torrents": 181, "trakx.swarm.refused_peers": 11} {
+		if got, _ := tt.Lookup(vars, path); got != want {
+			t.Errorf("%s = %v, want %v", path, got, want)
+		}
+	}
+}

@@ -26,6 +26,8 @@ var testConfig = swarm.Config{
 	PeerTTL:          45 * time.Minute,
 	NumWantDefault:   50,
 	NumWantMax:       200,
+	MaxPeers:         1 << 40,
+	MaxTorrents:      1 << 40,
 }
 
 func hashOf(n int) bittorrent.InfoHash {

@@ -51,6 +51,9 @@ type Database struct {
 // SwarmStats are the store's totals at the time of a scrape.
 type SwarmStats struct {
 	Torrents, Peers, Seeders, Leechers int
+	// Announces refused because tracker.max_peers or max_torrents was
+	// reached.
+	RefusedPeers, RefusedTorrents uint64
 }
 
 // Metrics is the set of counters of one tracker.
@@ -122,6 +125,7 @@ func (m *Metrics) Snapshot() map[string]any {
 	return map[string]any{
 		"swarm": map[string]any{
 			"torrents": sw.Torrents, "peers": sw.Peers, "seeders": sw.Seeders, "leechers": sw.Leechers,
+			"refused_peers": sw.RefusedPeers, "refused_torrents": sw.RefusedTorrents,
 		},
 		"udp": map[string]any{
 			"connect": udp[0], "announce": udp[1], "scrape": udp[2], "error": udp[3],

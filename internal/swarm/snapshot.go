@@ -38,8 +38,9 @@ func (s *Store) Restore(h *bittorrent.InfoHash, downloaded uint32, v4 []Peer4, v
 		kept += restoreInto(sh, t.growPeers6(), v6, cutoff, now)
 		t.dropEmptyPeers6()
 	}
-	if !t.empty() {
+	if _, known := sh.torrents[*h]; !known && !t.empty() {
 		sh.torrents[*h] = t
+		s.totals.torrents.Add(1)
 	}
 	return kept
 }
@@ -55,6 +56,7 @@ func restoreInto[A ipAddr](sh *shard, l *peerList[A], peers []Peer[A], cutoff, n
 		p.LastSeen = min(p.LastSeen, now)
 		l.insert(p)
 		sh.count(p.Seeder, 1)
+		sh.totals.peers.Add(1)
 		kept++
 	}
 	return kept

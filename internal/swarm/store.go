@@ -21,6 +21,24 @@ type Config struct {
 	PeerTTL          time.Duration
 	NumWantDefault   int
 	NumWantMax       int
+	// The store refuses new peers and torrents beyond these, so that no
+	// flood of announces can take more memory than planned; swarms
+	// already there keep working.
+	MaxPeers    int64
+	MaxTorrents int64
+}
+
+// Refusals when the store is full.
+var (
+	ErrTooManyPeers    = &bittorrent.ClientError{Message: "tracker is full: no new peers accepted now, try again later"}
+	ErrTooManyTorrents = &bittorrent.ClientError{Message: "tracker is full: no new torrents accepted now, try again later"}
+)
+
+// totals are the store-wide counts the limits are checked against. They
+// change only when a peer or torrent comes or goes, not on re-announces.
+type totals struct {
+	peers, torrents               atomic.Int64
+	refusedPeers, refusedTorrents atomic.Uint64
 }
 
 // shardCount spreads torrents over enough locks that two request workers
@@ -30,6 +48,7 @@ const shardCount = 1024
 // Store is the swarm database. It is safe for concurrent use.
 type Store struct {
 	config atomic.Pointer[Config]
+	totals totals
 	shards [shardCount]shard
 }
 
@@ -38,6 +57,7 @@ type shard struct {
 	torrents map[bittorrent.InfoHash]*torrent
 	seeders  int
 	leechers int
+	totals   *totals
 	// Keeps two shards' locks off one cache line.
 	_ [64]byte
 }
@@ -84,6 +104,7 @@ func New(cfg Config) *Store {
 	s := &Store{}
 	for i := range s.shards {
 		s.shards[i].torrents = make(map[bittorrent.InfoHash]*torrent)
+		s.shards[i].totals = &s.totals
 	}
 	s.SetConfig(cfg)
 	return s
@@ -130,19 +151,37 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.Annou
 		if req.Event == bittorrent.EventStopped {
 			return nil
 		}
+		if s.totals.torrents.Load() >= cfg.MaxTorrents {
+			s.totals.refusedTorrents.Add(1)
+			return ErrTooManyTorrents
+		}
 		t = &torrent{}
 		sh.torrents[req.InfoHash] = t
+		s.totals.torrents.Add(1)
 	}
+	defer func() {
+		if t.empty() {
+			delete(sh.torrents, req.InfoHash)
+			s.totals.torrents.Add(-1)
+		}
+	}()
 
 	if req.Addr.Is4() {
-		self := announceIn(sh, t, &t.v4, req.Addr.As4(), req, now, seeder)
+		self, err := announceIn(sh, t, &t.v4, req.Addr.As4(), req, now, seeder, cfg.MaxPeers)
+		if err != nil {
+			return err
+		}
 		resp.Peers4 = appendPeers4(resp.Peers4, &t.v4, want, self, seeder, req.WithPeerIDs)
 		if req.BothFamilies {
 			resp.Peers6 = appendPeers6(resp.Peers6, t.peers6(), want-len(resp.Peers4), -1, seeder, req.WithPeerIDs)
 		}
 	} else {
 		v6 := t.growPeers6()
-		self := announceIn(sh, t, v6, req.Addr.As16(), req, now, seeder)
+		self, err := announceIn(sh, t, v6, req.Addr.As16(), req, now, seeder, cfg.MaxPeers)
+		if err != nil {
+			t.dropEmptyPeers6()
+			return err
+		}
 		resp.Peers6 = appendPeers6(resp.Peers6, v6, want, self, seeder, req.WithPeerIDs)
 		t.dropEmptyPeers6()
 		if req.BothFamilies {
@@ -151,29 +190,32 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.Annou
 	}
 	resp.Complete = uint32(t.seeders())
 	resp.Incomplete = uint32(t.leechers())
-	if t.empty() {
-		delete(sh.torrents, req.InfoHash)
-	}
 	return nil
 }
 
 // announceIn applies one announce to the peer list of the requester's
 // family and returns the requester's position in it, or -1 when it left.
-func announceIn[A ipAddr](sh *shard, t *torrent, l *peerList[A], ip A, req *bittorrent.AnnounceRequest, now uint32, seeder bool) int {
+func announceIn[A ipAddr](sh *shard, t *torrent, l *peerList[A], ip A, req *bittorrent.AnnounceRequest, now uint32, seeder bool, maxPeers int64) (int, error) {
 	i := l.find(endpoint[A]{ip, req.Port})
 	if req.Event == bittorrent.EventStopped {
 		if i >= 0 {
 			sh.forget(l.peers[i].Seeder)
 			l.remove(i)
+			sh.totals.peers.Add(-1)
 		}
-		return -1
+		return -1, nil
+	}
+	if i < 0 && sh.totals.peers.Load() >= maxPeers {
+		sh.totals.refusedPeers.Add(1)
+		return -1, ErrTooManyPeers
 	}
 	if req.Event == bittorrent.EventCompleted && (i < 0 || !l.peers[i].Seeder) {
 		t.downloaded++
 	}
 	if i < 0 {
 		sh.count(seeder, 1)
-		return l.insert(Peer[A]{IP: ip, Port: req.Port, Seeder: seeder, LastSeen: now, ID: req.PeerID})
+		sh.totals.peers.Add(1)
+		return l.insert(Peer[A]{IP: ip, Port: req.Port, Seeder: seeder, LastSeen: now, ID: req.PeerID}), nil
 	}
 	if l.peers[i].Seeder != seeder {
 		sh.count(l.peers[i].Seeder, -1)
@@ -182,7 +224,7 @@ func announceIn[A ipAddr](sh *shard, t *torrent, l *peerList[A], ip A, req *bitt
 	}
 	l.peers[i].LastSeen = now
 	l.peers[i].ID = req.PeerID
-	return i
+	return i, nil
 }
 
 func (sh *shard) count(seeder bool, n int) {
@@ -258,6 +300,9 @@ type Stats struct {
 	Torrents int
 	Seeders  int
 	Leechers int
+	// Announces refused because the store was full, since it was made.
+	RefusedPeers    uint64
+	RefusedTorrents uint64
 }
 
 // Peers is the number of peers of both kinds.
@@ -274,6 +319,8 @@ func (s *Store) Stats() Stats {
 		st.Leechers += sh.leechers
 		sh.mu.Unlock()
 	}
+	st.RefusedPeers = s.totals.refusedPeers.Load()
+	st.RefusedTorrents = s.totals.refusedTorrents.Load()
 	return st
 }
 
@@ -292,6 +339,7 @@ func (s *Store) Expire() (removed int) {
 func (sh *shard) expire(cutoff uint32) (removed int) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	defer func() { sh.totals.peers.Add(int64(-removed)) }()
 	for h, t := range sh.torrents {
 		s4, l4 := t.v4.expire(cutoff)
 		var s6, l6 int
@@ -304,6 +352,7 @@ func (sh *shard) expire(cutoff uint32) (removed int) {
 		removed += s4 + l4 + s6 + l6
 		if t.empty() {
 			delete(sh.torrents, h)
+			sh.totals.torrents.Add(-1)
 		}
 	}
 	return removed

@@ -18,6 +18,8 @@ var testConfig = Config{
 	PeerTTL:          45 * time.Minute,
 	NumWantDefault:   50,
 	NumWantMax:       200,
+	MaxPeers:         1 << 40,
+	MaxTorrents:      1 << 40,
 }
 
 func hashOf(n int) bittorrent.InfoHash {
@@ -38,6 +40,9 @@ func announce(s *Store, h bittorrent.InfoHash, addr netip.Addr, port uint16, lef
 // index and the shard counters against a full recount.
 func checkInvariants(t *testing.T, s *Store) {
 	t.Helper()
+	if st := s.Stats(); int64(st.Peers()) != s.totals.peers.Load() || int64(st.Torrents) != s.totals.torrents.Load() {
+		t.Fatalf("totals %d peers, %d torrents; shards %+v", s.totals.peers.Load(), s.totals.torrents.Load(), st)
+	}
 	for si := range s.shards {
 		sh := &s.shards[si]
 		seeders, leechers := 0, 0
@@ -318,4 +323,46 @@ func BenchmarkAnnounce(b *testing.B) {
 func scrape(s *Store, h bittorrent.InfoHash) bittorrent.ScrapeStats {
 	st, _ := s.Scrape(&h)
 	return st
+}
+
+func TestLimits(t *testing.T) {
+	cfg := testConfig
+	cfg.MaxPeers, cfg.MaxTorrents = 5, 2
+	s := New(cfg)
+	try := func(h bittorrent.InfoHash, n int, port uint16) error {
+		req := bittorrent.AnnounceRequest{InfoHash: h, Addr: v4(n), Port: port, Left: 1, NumWant: -1}
+		return s.Announce(&req, &bittorrent.AnnounceResponse{})
+	}
+	for i := range 3 {
+		if err := try(hashOf(1), i, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := try(hashOf(2), 9, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := try(hashOf(3), 9, 1); err != ErrTooManyTorrents {
+		t.Fatalf("third torrent: %v", err)
+	}
+	try(hashOf(2), 10, 1)
+	if err := try(hashOf(2), 11, 1); err != ErrTooManyPeers {
+		t.Fatalf("sixth peer: %v", err)
+	}
+	// Known peers keep announcing; a leave makes room for a newcomer.
+	if err := try(hashOf(1), 0, 1); err != nil {
+		t.Fatalf("re-announce when full: %v", err)
+	}
+	req := bittorrent.AnnounceRequest{InfoHash: hashOf(1), Addr: v4(0), Port: 1, Event: bittorrent.EventStopped}
+	s.Announce(&req, &bittorrent.AnnounceResponse{})
+	if err := try(hashOf(2), 11, 1); err != nil {
+		t.Fatalf("after a leave: %v", err)
+	}
+	st := s.Stats()
+	if st.Peers() != 5 || st.Torrents != 2 || st.RefusedPeers != 1 || st.RefusedTorrents != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if s.totals.peers.Load() != 5 || s.totals.torrents.Load() != 2 {
+		t.Fatalf("totals %d/%d", s.totals.peers.Load(), s.totals.torrents.Load())
+	}
+	checkInvariants(t, s)
 }

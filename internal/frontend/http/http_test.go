@@ -93,7 +93,7 @@ var remote = net.TCPAddrFromAddrPort(netip.MustParseAddrPort("192.0.2.1:40000"))
 // It must not allocate.
 func BenchmarkAnnounce(b *testing.B) {
 	store := swarm.New(swarm.Config{AnnounceInterval: 30 * time.Minute, MinInterval: 5 * time.Minute,
-		PeerTTL: 45 * time.Minute, NumWantDefault: 50, NumWantMax: 200})
+		PeerTTL: 45 * time.Minute, NumWantDefault: 50, NumWantMax: 200, MaxPeers: 1 << 40, MaxTorrents: 1 << 40})
 	var hash bittorrent.InfoHash
 	copy(hash[:], "benchmark-torrent---")
 	for i := range 1000 {
@@ -120,7 +120,7 @@ func BenchmarkAnnounce(b *testing.B) {
 }
 
 func TestServeConnAnswersEveryPipelinedRequest(t *testing.T) {
-	store := swarm.New(swarm.Config{AnnounceInterval: time.Minute, MinInterval: time.Minute, PeerTTL: 2 * time.Minute, NumWantDefault: 5, NumWantMax: 5})
+	store := swarm.New(swarm.Config{AnnounceInterval: time.Minute, MinInterval: time.Minute, PeerTTL: 2 * time.Minute, NumWantDefault: 5, NumWantMax: 5, MaxPeers: 1 << 40, MaxTorrents: 1 << 40})
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	s := NewServer(nil, store, Options{ReadTimeout: time.Second, WriteTimeout: time.Second}, metrics.New(nil), log)

@@ -18,7 +18,7 @@ import (
 // allocate.
 func BenchmarkAnnounce(b *testing.B) {
 	store := swarm.New(swarm.Config{AnnounceInterval: 30 * time.Minute, MinInterval: 5 * time.Minute,
-		PeerTTL: 45 * time.Minute, NumWantDefault: 50, NumWantMax: 200})
+		PeerTTL: 45 * time.Minute, NumWantDefault: 50, NumWantMax: 200, MaxPeers: 1 << 40, MaxTorrents: 1 << 40})
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	s := NewServer(nil, store, udpproto.NewConnectionIDs(5*time.Minute), metrics.New(nil), log)
