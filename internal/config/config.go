@@ -82,6 +82,7 @@ type HTTP struct {
 	WriteTimeout   Duration `toml:"write_timeout"`
 	RealIPHeader   string   `toml:"real_ip_header"`
 	TrustedProxies []string `toml:"trusted_proxies"`
+	MaxConnections int64    `toml:"max_connections"`
 }
 
 type Stats struct {
@@ -125,6 +126,8 @@ func Default() Config {
 			ReadTimeout:    Duration{5 * time.Second},
 			WriteTimeout:   Duration{5 * time.Second},
 			TrustedProxies: []string{},
+			// A connection costs about 20 KiB (goroutine and buffers).
+			MaxConnections: 10_000,
 		},
 		Stats:    Stats{Listen: "127.0.0.1:6880"},
 		Database: Database{Path: filepath.Join(dbDir, "peers.db"), SaveInterval: Duration{5 * time.Minute}},
@@ -209,6 +212,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Tracker.MaxPeers < 1 {
 		bad("tracker.max_peers", "%d is not a positive number", c.Tracker.MaxPeers)
+	}
+	if c.HTTP.MaxConnections < 1 {
+		bad("http.max_connections", "%d is not a positive number", c.HTTP.MaxConnections)
 	}
 	if c.Tracker.MaxTorrents < 1 {
 		bad("tracker.max_torrents", "%d is not a positive number", c.Tracker.MaxTorrents)

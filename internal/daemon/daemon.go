@@ -117,6 +117,8 @@ func (d *Daemon) Start() error {
 		WriteTimeout:   d.cfg.HTTP.WriteTimeout.Duration,
 		RealIPHeader:   d.cfg.HTTP.RealIPHeader,
 		TrustedProxies: proxies,
+		MaxConnections: d.cfg.HTTP.MaxConnections,
+		Open:           &d.metrics.HTTPConnections,
 	}
 	for _, ln := range socks.tcp {
 		deferAccept(ln, httpOpts.ReadTimeout)

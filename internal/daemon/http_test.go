@@ -234,3 +234,58 @@ func TestHTTPRealIP(t *testing.T) {
 		t.Fatalf("peers %v", ips)
 	}
 }
+
+// TestHTTPConnectionCap: past http.max_connections a connection gets a 503
+// and is closed, idle connections do not block announces on the others,
+// and a slow client cannot stretch its request past the read timeout.
+func TestHTTPConnectionCap(t *testing.T) {
+	d := startTracker(t, func(c *config.Config) {
+		c.HTTP.MaxConnections = 5
+		c.HTTP.ReadTimeout = config.Duration{Duration: 3 * time.Second}
+	})
+	base := d.HTTPAddrs()[0].String()
+	stats := d.StatsAddr().String()
+	var idle []net.Conn
+	for range 4 {
+		c, err := net.Dial("tcp", base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		// With TCP_DEFER_ACCEPT the kernel hands trakx a connection only
+		// once data arrives: a connection that sends nothing costs trakx
+		// nothing. These send the start of a request and stall.
+		io.WriteString(c, "GET /")
+		idle = append(idle, c)
+	}
+	tt.WaitForVar(t, stats, "trakx.http.connections", func(v float64) bool { return v == 4 })
+	// One slot is left: an announce still goes through.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	if status, r := get(t, client, announceURL(base, tt.Hash("cap"), 1, 1, "")); status != 200 || r["incomplete"] != int64(1) {
+		t.Fatalf("with idle connections open: %d %v", status, r)
+	}
+	// A fifth idle connection fills the cap; the next is refused.
+	fifth, _ := net.Dial("tcp", base)
+	defer fifth.Close()
+	io.WriteString(fifth, "GET /")
+	tt.WaitForVar(t, stats, "trakx.http.connections", func(v float64) bool { return v == 5 })
+	status, r := get(t, client, announceURL(base, tt.Hash("cap"), 2, 1, ""))
+	if status != 503 || r["failure reason"] != "too many connections, try again later" {
+		t.Fatalf("over the cap: %d %v", status, r)
+	}
+	if n, _ := tt.Lookup(tt.Vars(t, stats), "trakx.http.connections_refused"); n != 1 {
+		t.Fatalf("connections_refused = %v", n)
+	}
+	// A client trickling its request is cut off at the read timeout.
+	started := time.Now()
+	for range 60 { // a byte every 100 ms for up to 6 s
+		if _, err := io.WriteString(idle[0], "x"); err != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	idle[0].SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := idle[0].Read(make([]byte, 1)); err == nil || time.Since(started) > 5500*time.Millisecond {
+		t.Fatalf("a trickling client kept its connection %v (%v)", time.Since(started), err)
+	}
+}

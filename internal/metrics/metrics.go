@@ -36,7 +36,9 @@ type HTTP struct {
 	Error      atomic.Uint64 // failure replies and error statuses sent
 	BadRequest atomic.Uint64 // malformed requests
 	Refused    atomic.Uint64 // torrents the access list excludes
-	_          [64]byte
+	// ConnectionsRefused counts connections closed at http.max_connections.
+	ConnectionsRefused atomic.Uint64
+	_                  [64]byte
 }
 
 // Database counts snapshot saves.
@@ -59,6 +61,9 @@ type SwarmStats struct {
 // Metrics is the set of counters of one tracker.
 type Metrics struct {
 	Database Database
+	// HTTPConnections is the number of HTTP connections open now, kept by
+	// the HTTP servers.
+	HTTPConnections atomic.Int64
 
 	start time.Time
 	swarm func() SwarmStats
@@ -113,9 +118,9 @@ func (m *Metrics) Snapshot() map[string]any {
 			udp[i] += v.Load()
 		}
 	}
-	var ht [5]uint64
+	var ht [6]uint64
 	for _, c := range m.http {
-		for i, v := range []*atomic.Uint64{&c.Announce, &c.Scrape, &c.Error, &c.BadRequest, &c.Refused} {
+		for i, v := range []*atomic.Uint64{&c.Announce, &c.Scrape, &c.Error, &c.BadRequest, &c.Refused, &c.ConnectionsRefused} {
 			ht[i] += v.Load()
 		}
 	}
@@ -133,6 +138,7 @@ func (m *Metrics) Snapshot() map[string]any {
 		},
 		"http": map[string]any{
 			"announce": ht[0], "scrape": ht[1], "error": ht[2], "bad_request": ht[3], "refused": ht[4],
+			"connections_refused": ht[5], "connections": m.HTTPConnections.Load(),
 		},
 		"database": map[string]any{
 			"saves":             db.Saves.Load(),

@@ -63,7 +63,14 @@ if a.num_peers < 1:
     sys.exit(f"leecher was sent {a.num_peers} peers")
 
 wait_for(leecher, "download", lambda a: isinstance(a, lt.torrent_finished_alert))
-with open(os.path.join(leech_dir, "payload.bin"), "rb") as f:
-    if hashlib.sha256(f.read()).digest() != hashlib.sha256(payload).digest():
+# "Finished" means every piece passed its hash check; libtorrent may still
+# be writing the last of them out, so the file is compared until it matches.
+want = hashlib.sha256(payload).digest()
+while True:
+    with open(os.path.join(leech_dir, "payload.bin"), "rb") as f:
+        if hashlib.sha256(f.read()).digest() == want:
+            break
+    if time.monotonic() > deadline:
         sys.exit("downloaded payload differs")
+    time.sleep(0.05)
 print("leecher downloaded the payload from the seeder it found through the tracker")

@@ -31,6 +31,10 @@ type Options struct {
 	WriteTimeout   time.Duration
 	RealIPHeader   string         // e.g. X-Forwarded-For; empty: none
 	TrustedProxies []netip.Prefix // who may set RealIPHeader
+	// MaxConnections bounds the connections open at once across every
+	// server sharing Open; one more is answered 503 and closed.
+	MaxConnections int64
+	Open           *atomic.Int64
 }
 
 // counterGroups spreads connections over several sets of counters, so that
@@ -80,8 +84,15 @@ func (s *Server) Serve() {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
+		if s.opts.Open.Add(1) > s.opts.MaxConnections {
+			s.opts.Open.Add(-1)
+			s.counters[0].ConnectionsRefused.Add(1)
+			s.refuseConn(c)
+			continue
+		}
 		state := s.track(c)
 		if state == nil {
+			s.opts.Open.Add(-1)
 			c.Close()
 			return
 		}
@@ -127,6 +138,23 @@ func (s *Server) untrack(c net.Conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	s.opts.Open.Add(-1)
+}
+
+// tooManyConnections is the whole answer to a connection over the cap.
+var tooManyConnections = func() []byte {
+	body := httpproto.AppendFailure(nil, "too many connections, try again later")
+	head := "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: " +
+		strconv.Itoa(len(body)) + "\r\n\r\n"
+	return append([]byte(head), body...)
+}()
+
+// refuseConn tells a client over the connection cap to come back later,
+// without waiting on it.
+func (s *Server) refuseConn(c net.Conn) {
+	c.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
+	c.Write(tooManyConnections)
+	c.Close()
 }
 
 // Close stops accepting and wakes every connection waiting for a request,

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,7 +103,7 @@ func BenchmarkAnnounce(b *testing.B) {
 	}
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	s := NewServer(nil, store, Options{ReadTimeout: time.Second, WriteTimeout: time.Second}, metrics.New(nil), log)
+	s := NewServer(nil, store, Options{ReadTimeout: time.Second, WriteTimeout: time.Second, MaxConnections: 10, Open: new(atomic.Int64)}, metrics.New(nil), log)
 	request := []byte("GET /announce?info_hash=" + url.QueryEscape(string(hash[:])) +
 		"&peer_id=-qB4500-012345678901&port=6881&uploaded=0&downloaded=0&left=1&event=&numwant=50&compact=1&key=abcd HTTP/1.1\r\n" +
 		"Host: tracker.example:6969\r\nUser-Agent: qBittorrent/4.5.0\r\nAccept-Encoding: gzip\r\n\r\n")
@@ -123,7 +124,7 @@ func TestServeConnAnswersEveryPipelinedRequest(t *testing.T) {
 	store := swarm.New(swarm.Config{AnnounceInterval: time.Minute, MinInterval: time.Minute, PeerTTL: 2 * time.Minute, NumWantDefault: 5, NumWantMax: 5, MaxPeers: 1 << 40, MaxTorrents: 1 << 40})
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	s := NewServer(nil, store, Options{ReadTimeout: time.Second, WriteTimeout: time.Second}, metrics.New(nil), log)
+	s := NewServer(nil, store, Options{ReadTimeout: time.Second, WriteTimeout: time.Second, MaxConnections: 10, Open: new(atomic.Int64)}, metrics.New(nil), log)
 	one := "GET /scrape?info_hash=" + strings.Repeat("a", 20) + " HTTP/1.1\r\n\r\n"
 	conn := &fakeConn{request: []byte(strings.Repeat(one, 20)), left: 1}
 	s.wg.Add(1)
