@@ -69,6 +69,7 @@ type Tracker struct {
 	NumWantMax       int      `toml:"numwant_max"`
 	MaxPeers         int64    `toml:"max_peers"`
 	MaxTorrents      int64    `toml:"max_torrents"`
+	PrivatePeers     bool     `toml:"private_peers"`
 }
 
 type UDP struct {

@@ -76,6 +76,7 @@ func storeConfig(cfg *config.Config) swarm.Config {
 		NumWantMax:       cfg.Tracker.NumWantMax,
 		MaxPeers:         cfg.Tracker.MaxPeers,
 		MaxTorrents:      cfg.Tracker.MaxTorrents,
+		PrivatePeers:     cfg.Tracker.PrivatePeers,
 	}
 }
 

@@ -222,16 +222,22 @@ func TestHTTPRealIP(t *testing.T) {
 		}
 		return v.(map[string]any)
 	}
+	peersOf := func(r map[string]any) map[string]int64 {
+		ips := map[string]int64{}
+		for _, p := range r["peers"].([]any) {
+			p := p.(map[string]any)
+			ips[p["ip"].(string)] = p["port"].(int64)
+		}
+		return ips
+	}
 	send(d.HTTPAddrs()[0].String(), 1000, "203.0.113.9, 198.51.100.7") // trusted: rightmost entry counts
 	send(d.HTTPAddrs()[1].String(), 2000, "198.51.100.8")              // ::1 is not trusted
-	r := send(d.HTTPAddrs()[0].String(), 3000, "192.0.2.1")
-	ips := map[string]int64{}
-	for _, p := range r["peers"].([]any) {
-		p := p.(map[string]any)
-		ips[p["ip"].(string)] = p["port"].(int64)
+	// A public client is not sent the loopback peer; a loopback one is.
+	if ips := peersOf(send(d.HTTPAddrs()[0].String(), 3000, "192.0.2.1")); ips["198.51.100.7"] != 1000 || len(ips) != 1 {
+		t.Fatalf("a public client was sent %v", ips)
 	}
-	if ips["198.51.100.7"] != 1000 || ips["::1"] != 2000 || len(ips) != 2 {
-		t.Fatalf("peers %v", ips)
+	if ips := peersOf(send(d.HTTPAddrs()[1].String(), 4000, "")); ips["198.51.100.7"] != 1000 || ips["::1"] != 2000 || ips["192.0.2.1"] != 3000 || len(ips) != 3 {
+		t.Fatalf("a loopback client was sent %v", ips)
 	}
 }
 
@@ -287,5 +293,22 @@ func TestHTTPConnectionCap(t *testing.T) {
 	idle[0].SetReadDeadline(time.Now().Add(2 * time.Second))
 	if _, err := idle[0].Read(make([]byte, 1)); err == nil || time.Since(started) > 5500*time.Millisecond {
 		t.Fatalf("a trickling client kept its connection %v (%v)", time.Since(started), err)
+	}
+}
+
+// TestHTTPIPParameter: the ip parameter counts only from a trusted proxy.
+func TestHTTPIPParameter(t *testing.T) {
+	d := startTracker(t, func(c *config.Config) { c.HTTP.TrustedProxies = []string{"127.0.0.1"} })
+	hash := tt.Hash("ip-param")
+	get(t, http.DefaultClient, announceURL(d.HTTPAddrs()[0].String(), hash, 1000, 1, "&ip=203.0.113.50")) // trusted
+	get(t, http.DefaultClient, announceURL(d.HTTPAddrs()[1].String(), hash, 2000, 1, "&ip=203.0.113.51")) // not trusted
+	_, r := get(t, http.DefaultClient, announceURL(d.HTTPAddrs()[1].String(), hash, 3000, 1, "&compact=0"))
+	ips := map[string]int64{}
+	for _, p := range r["peers"].([]any) {
+		p := p.(map[string]any)
+		ips[p["ip"].(string)] = p["port"].(int64)
+	}
+	if ips["203.0.113.50"] != 1000 || ips["::1"] != 2000 || len(ips) != 2 {
+		t.Fatalf("peers %v", ips)
 	}
 }

@@ -5,6 +5,7 @@ package httpproto
 
 import (
 	"bytes"
+	"net/netip"
 	"slices"
 
 	"github.com/trakx/trakx/internal/bittorrent"
@@ -35,6 +36,9 @@ var (
 type AnnounceOptions struct {
 	Compact  bool // 6- and 18-byte peer strings (BEP 23, BEP 7)
 	NoPeerID bool // leave peer ids out of a non-compact reply
+	// IP is the address the ip parameter claims, if any. The frontend
+	// believes it only from a trusted proxy.
+	IP netip.Addr
 }
 
 // nextParam splits the first key=value pair off a query string.
@@ -52,8 +56,9 @@ func nextParam(q []byte) (key, value, rest []byte) {
 
 // ParseAnnounce reads an announce query string (what follows the '?') into
 // req. It sets neither the client's address, which the connection gives,
-// nor BothFamilies. Unknown parameters are ignored, and so is ip: a client
-// may not choose the address it is announced at.
+// nor BothFamilies. Unknown parameters are ignored; ip is read into opts
+// but not believed here: a client may not choose the address it is
+// announced at, only a trusted proxy may say it for one.
 func ParseAnnounce(query []byte, req *bittorrent.AnnounceRequest, opts *AnnounceOptions) error {
 	*req = bittorrent.AnnounceRequest{NumWant: -1}
 	*opts = AnnounceOptions{Compact: true}
@@ -97,6 +102,13 @@ func ParseAnnounce(query []byte, req *bittorrent.AnnounceRequest, opts *Announce
 			opts.Compact = string(value) != "0"
 		case "no_peer_id":
 			opts.NoPeerID = string(value) == "1"
+		case "ip":
+			var text [64]byte
+			if n, uerr := Unescape(value, text[:]); uerr == nil && n <= len(text) {
+				if a, perr := netip.ParseAddr(string(text[:n])); perr == nil {
+					opts.IP = a.Unmap()
+				}
+			}
 		}
 		if err != nil {
 			return err

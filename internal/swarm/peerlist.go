@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"math/rand/v2"
+	"net/netip"
 
 	"github.com/trakx/trakx/internal/bittorrent"
 )
@@ -13,11 +14,22 @@ type ipAddr interface{ [4]byte | [16]byte }
 // Peer is one stored peer. It holds no pointer, so millions of them cost the
 // garbage collector nothing to scan.
 type Peer[A ipAddr] struct {
-	IP       A
-	Port     uint16
-	Seeder   bool
+	IP     A
+	Port   uint16
+	Seeder bool
+	// Public is false for private, loopback, link-local and other
+	// addresses that peers on the internet cannot reach.
+	Public   bool
 	LastSeen uint32 // unix seconds
 	ID       bittorrent.PeerID
+}
+
+// cgnat is the shared address space of carrier-grade NAT (RFC 6598).
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+
+// IsPublic reports whether peers on the internet can reach a.
+func IsPublic(a netip.Addr) bool {
+	return a.IsGlobalUnicast() && !a.IsPrivate() && !cgnat.Contains(a)
 }
 
 // Peer4 and Peer6 are the stored peers of each family.

@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"github.com/trakx/trakx/internal/bittorrent"
+	"net/netip"
 )
 
 // Shards is how many shards the store has; a snapshot walks them one by one.
@@ -33,9 +34,9 @@ func (s *Store) Restore(h *bittorrent.InfoHash, downloaded uint32, v4 []Peer4, v
 		t = &torrent{}
 	}
 	t.downloaded = max(t.downloaded, downloaded)
-	kept := restoreInto(sh, &t.v4, v4, cutoff, now)
+	kept := restoreInto(sh, &t.v4, v4, cutoff, now, func(ip [4]byte) bool { return IsPublic(netip.AddrFrom4(ip)) })
 	if len(v6) > 0 {
-		kept += restoreInto(sh, t.growPeers6(), v6, cutoff, now)
+		kept += restoreInto(sh, t.growPeers6(), v6, cutoff, now, func(ip [16]byte) bool { return IsPublic(netip.AddrFrom16(ip)) })
 		t.dropEmptyPeers6()
 	}
 	if _, known := sh.torrents[*h]; !known && !t.empty() {
@@ -45,7 +46,7 @@ func (s *Store) Restore(h *bittorrent.InfoHash, downloaded uint32, v4 []Peer4, v
 	return kept
 }
 
-func restoreInto[A ipAddr](sh *shard, l *peerList[A], peers []Peer[A], cutoff, now uint32) (kept int) {
+func restoreInto[A ipAddr](sh *shard, l *peerList[A], peers []Peer[A], cutoff, now uint32, isPublic func(A) bool) (kept int) {
 	for _, p := range peers {
 		if p.LastSeen < cutoff || p.Port == 0 {
 			continue
@@ -54,6 +55,7 @@ func restoreInto[A ipAddr](sh *shard, l *peerList[A], peers []Peer[A], cutoff, n
 			continue
 		}
 		p.LastSeen = min(p.LastSeen, now)
+		p.Public = isPublic(p.IP)
 		l.insert(p)
 		sh.count(p.Seeder, 1)
 		sh.totals.peers.Add(1)

@@ -26,6 +26,11 @@ type Config struct {
 	// already there keep working.
 	MaxPeers    int64
 	MaxTorrents int64
+	// PrivatePeers hands peers at private, loopback and link-local
+	// addresses to every client. Without it they go only to clients at
+	// such addresses themselves: to anyone else they are useless, and a
+	// way to point strangers at a private network.
+	PrivatePeers bool
 }
 
 // Refusals when the store is full.
@@ -142,6 +147,8 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.Annou
 
 	now := unixNow()
 	seeder := req.Left == 0
+	public := IsPublic(req.Addr)
+	publicOnly := public && !cfg.PrivatePeers
 	sh := s.shardFor(&req.InfoHash)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -167,25 +174,25 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.Annou
 	}()
 
 	if req.Addr.Is4() {
-		self, err := announceIn(sh, t, &t.v4, req.Addr.As4(), req, now, seeder, cfg.MaxPeers)
+		self, err := announceIn(sh, t, &t.v4, req.Addr.As4(), req, now, seeder, public, cfg.MaxPeers)
 		if err != nil {
 			return err
 		}
-		resp.Peers4 = appendPeers4(resp.Peers4, &t.v4, want, self, seeder, req.WithPeerIDs)
+		resp.Peers4 = appendPeers4(publicOnly, resp.Peers4, &t.v4, want, self, seeder, req.WithPeerIDs)
 		if req.BothFamilies {
-			resp.Peers6 = appendPeers6(resp.Peers6, t.peers6(), want-len(resp.Peers4), -1, seeder, req.WithPeerIDs)
+			resp.Peers6 = appendPeers6(publicOnly, resp.Peers6, t.peers6(), want-len(resp.Peers4), -1, seeder, req.WithPeerIDs)
 		}
 	} else {
 		v6 := t.growPeers6()
-		self, err := announceIn(sh, t, v6, req.Addr.As16(), req, now, seeder, cfg.MaxPeers)
+		self, err := announceIn(sh, t, v6, req.Addr.As16(), req, now, seeder, public, cfg.MaxPeers)
 		if err != nil {
 			t.dropEmptyPeers6()
 			return err
 		}
-		resp.Peers6 = appendPeers6(resp.Peers6, v6, want, self, seeder, req.WithPeerIDs)
+		resp.Peers6 = appendPeers6(publicOnly, resp.Peers6, v6, want, self, seeder, req.WithPeerIDs)
 		t.dropEmptyPeers6()
 		if req.BothFamilies {
-			resp.Peers4 = appendPeers4(resp.Peers4, &t.v4, want-len(resp.Peers6), -1, seeder, req.WithPeerIDs)
+			resp.Peers4 = appendPeers4(publicOnly, resp.Peers4, &t.v4, want-len(resp.Peers6), -1, seeder, req.WithPeerIDs)
 		}
 	}
 	resp.Complete = uint32(t.seeders())
@@ -195,7 +202,7 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.Annou
 
 // announceIn applies one announce to the peer list of the requester's
 // family and returns the requester's position in it, or -1 when it left.
-func announceIn[A ipAddr](sh *shard, t *torrent, l *peerList[A], ip A, req *bittorrent.AnnounceRequest, now uint32, seeder bool, maxPeers int64) (int, error) {
+func announceIn[A ipAddr](sh *shard, t *torrent, l *peerList[A], ip A, req *bittorrent.AnnounceRequest, now uint32, seeder, public bool, maxPeers int64) (int, error) {
 	i := l.find(endpoint[A]{ip, req.Port})
 	if req.Event == bittorrent.EventStopped {
 		if i >= 0 {
@@ -215,7 +222,7 @@ func announceIn[A ipAddr](sh *shard, t *torrent, l *peerList[A], ip A, req *bitt
 	if i < 0 {
 		sh.count(seeder, 1)
 		sh.totals.peers.Add(1)
-		return l.insert(Peer[A]{IP: ip, Port: req.Port, Seeder: seeder, LastSeen: now, ID: req.PeerID}), nil
+		return l.insert(Peer[A]{IP: ip, Port: req.Port, Seeder: seeder, Public: public, LastSeen: now, ID: req.PeerID}), nil
 	}
 	if l.peers[i].Seeder != seeder {
 		sh.count(l.peers[i].Seeder, -1)
@@ -239,17 +246,17 @@ func (sh *shard) forget(seeder bool) { sh.count(seeder, -1) }
 
 // appendPeers4 and appendPeers6 copy a window of the list into a reply.
 // A seeder is sent leechers only: other seeders are of no use to it.
-func appendPeers4(dst []bittorrent.Peer4, l *peerList[[4]byte], want, self int, seeder, withIDs bool) []bittorrent.Peer4 {
+func appendPeers4(publicOnly bool, dst []bittorrent.Peer4, l *peerList[[4]byte], want, self int, seeder, withIDs bool) []bittorrent.Peer4 {
 	lo, start, count := l.window(want, self, seeder)
 	for k, taken := 0, 0; k < count && taken < want; k++ {
 		i := start + k
 		if i >= lo+count {
 			i -= count
 		}
-		if i == self {
+		p := &l.peers[i]
+		if i == self || (publicOnly && !p.Public) {
 			continue
 		}
-		p := &l.peers[i]
 		dst = append(dst, bittorrent.Peer4{IP: p.IP, Port: p.Port})
 		if withIDs {
 			dst[len(dst)-1].ID = p.ID
@@ -259,17 +266,17 @@ func appendPeers4(dst []bittorrent.Peer4, l *peerList[[4]byte], want, self int, 
 	return dst
 }
 
-func appendPeers6(dst []bittorrent.Peer6, l *peerList[[16]byte], want, self int, seeder, withIDs bool) []bittorrent.Peer6 {
+func appendPeers6(publicOnly bool, dst []bittorrent.Peer6, l *peerList[[16]byte], want, self int, seeder, withIDs bool) []bittorrent.Peer6 {
 	lo, start, count := l.window(want, self, seeder)
 	for k, taken := 0, 0; k < count && taken < want; k++ {
 		i := start + k
 		if i >= lo+count {
 			i -= count
 		}
-		if i == self {
+		p := &l.peers[i]
+		if i == self || (publicOnly && !p.Public) {
 			continue
 		}
-		p := &l.peers[i]
 		dst = append(dst, bittorrent.Peer6{IP: p.IP, Port: p.Port})
 		if withIDs {
 			dst[len(dst)-1].ID = p.ID

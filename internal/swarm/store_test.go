@@ -218,7 +218,7 @@ func TestIPv6AndBothFamilies(t *testing.T) {
 	s := New(testConfig)
 	h := hashOf(6)
 	a6 := netip.MustParseAddr("2001:db8::1")
-	announce(s, h, v4(1), 1, 1, 0, -1)
+	announce(s, h, netip.MustParseAddr("192.0.2.1"), 1, 1, 0, -1)
 	r := announce(s, h, a6, 2, 1, 0, -1)
 	if len(r.Peers6) != 0 || len(r.Peers4) != 0 || r.Incomplete != 2 {
 		t.Fatalf("one-family reply crossed families: %+v", r)
@@ -365,4 +365,28 @@ func TestLimits(t *testing.T) {
 		t.Fatalf("totals %d/%d", s.totals.peers.Load(), s.totals.torrents.Load())
 	}
 	checkInvariants(t, s)
+}
+
+func TestPrivatePeersStayPrivate(t *testing.T) {
+	for _, private := range []bool{false, true} {
+		cfg := testConfig
+		cfg.PrivatePeers = private
+		s := New(cfg)
+		h := hashOf(8)
+		for _, a := range []string{"10.1.2.3", "127.0.0.1", "169.254.1.1", "100.64.0.1", "203.0.113.5", "2001:db8::5", "fd00::1", "fe80::1"} {
+			announce(s, h, netip.MustParseAddr(a), 6881, 1, 0, -1)
+		}
+		req := bittorrent.AnnounceRequest{InfoHash: h, Addr: netip.MustParseAddr("198.51.100.1"), Port: 1, Left: 1, NumWant: -1, BothFamilies: true}
+		var resp bittorrent.AnnounceResponse
+		s.Announce(&req, &resp)
+		wantPublic, wantAll := 2, 8
+		if got := len(resp.Peers4) + len(resp.Peers6); (private && got != wantAll) || (!private && got != wantPublic) {
+			t.Fatalf("private_peers=%v: a public client got %d peers: %+v", private, got, resp)
+		}
+		req.Addr = netip.MustParseAddr("192.168.7.7") // sees the public client too
+		s.Announce(&req, &resp)
+		if got := len(resp.Peers4) + len(resp.Peers6); got != wantAll+1 {
+			t.Fatalf("a private client got %d peers, want all %d", got, wantAll+1)
+		}
+	}
 }

@@ -203,6 +203,7 @@ type request struct {
 	keepAlive           bool
 	hasBody             bool
 	realIP              []byte
+	peer                netip.Addr // the connection's remote address
 }
 
 func (s *Server) serveConn(nc net.Conn, state *connState) {
@@ -262,6 +263,7 @@ func (s *Server) serveConn(nc net.Conn, state *connState) {
 			s.reply(nc, c, counters, 400, "Bad Request", "request bodies are not accepted", false)
 			return
 		}
+		r.peer = peer
 		more := s.handle(nc, c, counters, &r, s.clientAddr(peer, r.realIP))
 		state.busySince.Store(0)
 		if !more || !r.keepAlive {
@@ -293,6 +295,9 @@ func (s *Server) announce(nc net.Conn, c *conn, counters *metrics.HTTP, r *reque
 	if err := httpproto.ParseAnnounce(r.query, &c.req, &c.opts); err != nil {
 		counters.BadRequest.Add(1)
 		return s.fail(nc, c, counters, err, r.keepAlive)
+	}
+	if c.opts.IP.IsValid() && client == r.peer && s.trusted(r.peer) {
+		client = c.opts.IP // a trusted proxy's ip parameter, when no header said
 	}
 	c.req.Addr = client
 	c.req.BothFamilies = true
