@@ -312,3 +312,25 @@ func TestHTTPIPParameter(t *testing.T) {
 		t.Fatalf("peers %v", ips)
 	}
 }
+
+// TestThousandIdleConnections: a thousand connections that sent half a
+// request and stalled do not keep another client from being answered.
+func TestThousandIdleConnections(t *testing.T) {
+	d := startTracker(t, func(c *config.Config) { c.HTTP.ReadTimeout = config.Duration{Duration: 30 * time.Second} })
+	base := d.HTTPAddrs()[0].String()
+	for range 1000 {
+		c, err := net.Dial("tcp", base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "GET /announce?info_hash=")
+	}
+	tt.WaitForVar(t, d.StatsAddr().String(), "trakx.http.connections", func(v float64) bool { return v == 1000 })
+	// Were the idle ones in the way, this would wait for their 30 s
+	// timeout and fail at the client's 10 s one.
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	if status, r := get(t, client, announceURL(base, tt.Hash("busy"), 1, 1, "")); status != 200 || r["incomplete"] != int64(1) {
+		t.Fatalf("beside 1000 idle connections: %d %v", status, r)
+	}
+}
