@@ -138,8 +138,8 @@ func (d *Daemon) Start() error {
 	}
 	sweep := expiryInterval(d.cfg.Tracker.PeerTTL.Duration)
 	d.goServe(func() { d.store.RunExpiry(sweep, d.stopping) })
-	if every := d.cfg.Database.SaveInterval.Duration; every > 0 {
-		d.goServe(func() { d.saveEvery(every) })
+	if interval := d.cfg.Database.SaveInterval.Duration; interval > 0 {
+		d.goServe(func() { d.every(interval, func() { d.Save() }) })
 	}
 	d.log.Info(d.serving(socks.inherited, list))
 	return nil
@@ -194,6 +194,20 @@ func (d *Daemon) serving(inherited bool, list *access.List) string {
 // expiryInterval sweeps often enough that a peer outlives its TTL by at
 // most a small fraction of it.
 func expiryInterval(ttl time.Duration) time.Duration { return max(ttl/16, time.Second) }
+
+// every calls f at each interval until the daemon stops.
+func (d *Daemon) every(interval time.Duration, f func()) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-d.stopping:
+			return
+		case <-tick.C:
+			f()
+		}
+	}
+}
 
 func (d *Daemon) goServe(f func()) {
 	d.wg.Add(1)
@@ -286,7 +300,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	d.notify("READY=1\n" + d.status())
-	d.goServe(func() { d.reportStatus(statusEvery) })
+	d.goServe(func() { d.every(statusEvery, func() { d.notify(d.status()) }) })
 	if interval, err := sddaemon.SdWatchdogEnabled(false); err != nil {
 		d.log.WithError(err).Warn("watchdog settings")
 	} else if interval > 0 {

@@ -49,16 +49,3 @@ func (d *Daemon) Save() error {
 		st.Peers, st.Torrents, d.cfg.Database.Path, took.Seconds(), st.Bytes, st.LongestLock.Round(time.Microsecond))
 	return nil
 }
-
-func (d *Daemon) saveEvery(interval time.Duration) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-d.stopping:
-			return
-		case <-tick.C:
-			d.Save()
-		}
-	}
-}

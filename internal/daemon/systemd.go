@@ -105,19 +105,6 @@ func (d *Daemon) status() string {
 	return fmt.Sprintf("STATUS=%d peers in %d torrents", st.Peers(), st.Torrents)
 }
 
-// reportStatus refreshes the STATUS= line every few seconds.
-func (d *Daemon) reportStatus(every time.Duration) {
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-d.stopping:
-			return
-		case <-tick.C:
-			d.notify(d.status())
-		}
-	}
-}
 
 // stalled reports whether any frontend has a request stuck for longer than
 // limit.
@@ -141,16 +128,7 @@ func (d *Daemon) stalled(limit time.Duration) bool {
 // timeout, so nothing shorter than twice that counts as stuck.
 func (d *Daemon) watchdog(interval, writeTimeout time.Duration) {
 	limit := max(interval/3, 2*writeTimeout)
-	tick := time.NewTicker(interval / 2)
-	defer tick.Stop()
-	for {
-		select {
-		case <-d.stopping:
-			return
-		case <-tick.C:
-			d.watchdogTick(limit)
-		}
-	}
+	d.every(interval/2, func() { d.watchdogTick(limit) })
 }
 
 // watchdogTick pings the watchdog unless a request has been stuck for
