@@ -105,7 +105,6 @@ func (d *Daemon) status() string {
 	return fmt.Sprintf("STATUS=%d peers in %d torrents", st.Peers(), st.Torrents)
 }
 
-
 // stalled reports whether any frontend has a request stuck for longer than
 // limit.
 func (d *Daemon) stalled(limit time.Duration) bool {
