@@ -104,11 +104,10 @@ func (b *batch) datagram(i int) (pkt []byte, from netip.AddrPort, truncated bool
 	return b.in[i][:h.len], sockaddrAddrPort(&b.inNames[i]), h.hdr.Flags&syscall.MSG_TRUNC != 0
 }
 
-// queue adds a reply to the i-th datagram's sender. The caller appends the
-// reply to the buffer reply returns.
-func (b *batch) reply(i int) []byte { return b.out[b.queued][:0] }
+// replyBuffer is the buffer the next reply is built in.
+func (b *batch) replyBuffer() []byte { return b.out[b.queued][:0] }
 
-// queueReply records the reply built in b.out[b.queued] for datagram i.
+// queueReply queues a reply, built in replyBuffer, to datagram i's sender.
 func (b *batch) queueReply(i int, reply []byte) {
 	q := b.queued
 	b.out[q] = reply

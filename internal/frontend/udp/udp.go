@@ -99,7 +99,7 @@ func (s *Server) work() {
 				w.counters.BadRequest.Add(1)
 				continue
 			}
-			if reply := w.handle(pkt, from, b.reply(i)); len(reply) > 0 {
+			if reply := w.handle(pkt, from, b.replyBuffer()); len(reply) > 0 {
 				b.queueReply(i, reply)
 			}
 		}
