@@ -38,18 +38,14 @@ const (
 // Errors a client is told about. They are values, so sending one costs no
 // allocation.
 var (
-	ErrShortPacket    = &bittorrent.ClientError{Message: "packet too short"}
-	ErrBadProtocolID  = &bittorrent.ClientError{Message: "bad protocol id"}
-	ErrUnknownAction  = &bittorrent.ClientError{Message: "unknown action"}
-	ErrBadEvent       = &bittorrent.ClientError{Message: "invalid event"}
-	ErrBadPort        = &bittorrent.ClientError{Message: "invalid port"}
-	ErrNoInfoHash     = &bittorrent.ClientError{Message: "no info hash"}
-	ErrTooManyHashes  = &bittorrent.ClientError{Message: "too many info hashes (at most 74)"}
-	ErrRaggedScrape   = &bittorrent.ClientError{Message: "scrape length is not a whole number of info hashes"}
-	ErrBadResponse    = &bittorrent.ClientError{Message: "malformed response"}
-	ErrWrongAction    = &bittorrent.ClientError{Message: "unexpected action in response"}
-	ErrTransactionID  = &bittorrent.ClientError{Message: "transaction id mismatch"}
-	ErrPacketTooLarge = &bittorrent.ClientError{Message: "packet too large"}
+	ErrShortPacket   = &bittorrent.ClientError{Message: "packet too short"}
+	ErrUnknownAction = &bittorrent.ClientError{Message: "unknown action"}
+	ErrBadEvent      = &bittorrent.ClientError{Message: "invalid event"}
+	ErrBadPort       = &bittorrent.ClientError{Message: "invalid port"}
+	ErrNoInfoHash    = &bittorrent.ClientError{Message: "no info hash"}
+	ErrTooManyHashes = &bittorrent.ClientError{Message: "too many info hashes (at most 74)"}
+	ErrRaggedScrape  = &bittorrent.ClientError{Message: "scrape length is not a whole number of info hashes"}
+	ErrBadResponse   = &bittorrent.ClientError{Message: "malformed response"}
 )
 
 // Header is the start of every request.
