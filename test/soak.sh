@@ -8,7 +8,8 @@
 #   2. under load again, after a periodic save, trakx gets kill -9: the
 #      restart must load the file whole, with the peers of the last save.
 # Fails on any error the load saw beyond the access list's refusals, and
-# (for runs of 5 minutes or more) on RSS growing after warm-up.
+# (for runs of 5 minutes or more) on RSS growing after warm-up: the last
+# third's peak more than 10% over the middle third's.
 # Usage: test/soak.sh [MINUTES]. Bounded: about MINUTES + 2 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -91,13 +92,22 @@ loads=()
 refused=$(( $(var trakx.udp.refused) + $(var trakx.http.refused) ))
 errors=$(errors_of)
 echo "load errors $errors, access-list refusals $refused"
-[ "$errors" -eq "$refused" ] || fail "the load saw $errors errors, but only $refused refusals were expected"
+# Every error must be a refusal. A refusal may go uncounted by the load:
+# one answered just as it stopped counting, at most one per request in
+# flight (2 x 8 UDP, 4 + 2 HTTP).
+[ "$errors" -le "$refused" ] && [ $((refused - errors)) -le 22 ] \
+  || fail "the load saw $errors errors, and $refused refusals were expected"
 grep -q "reload failed\|level=error" "$out/trakx.log" && fail "errors in the log: $(grep 'level=error' "$out/trakx.log" | head -3)"
 saves=$(var trakx.database.saves)
 [ "$saves" -ge $((secs / 20 - 1)) ] || fail "only $saves periodic saves in ${secs}s"
 if [ "$minutes" -ge 5 ]; then
-  # After warm-up (a third of the run), RSS must stay within 20% of its level.
-  awk -v w=$((secs / 3)) '$1 >= w { if (!base) base = $2; if ($2 > max) max = $2 } END { printf "RSS after warm-up: %d MB, at most %d MB\n", base, max; exit !(max <= base * 1.2) }' "$out/rss.txt" \
+  # After warm-up (the first third: the store fills to its peer TTL and the
+  # heap grows to the garbage collector's goal of twice the live data),
+  # RSS must stay flat: the last third's peak within 10% of the middle's.
+  awk -v a=$((secs / 3)) -v b=$((2 * secs / 3)) '
+    $1 > a && $1 <= b && $2 > mid { mid = $2 }
+    $1 > b && $2 > last { last = $2 }
+    END { printf "RSS peak: %d MB in the middle third, %d MB in the last\n", mid, last; exit !(last <= mid * 1.1) }' "$out/rss.txt" \
     || fail "RSS grew after warm-up (see $out/rss.txt)"
 fi
 
