@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"github.com/trakx/trakx/internal/httpproto"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -212,16 +210,5 @@ func TestRunAndStop(t *testing.T) {
 
 func getBencoded(t *testing.T, url string) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	v, err := httpproto.Decode(body)
-	if err != nil {
-		t.Fatalf("%q: %v", body, err)
-	}
-	m, _ := v.(map[string]any)
-	return resp.StatusCode, m
+	return tt.GetBencoded(t, http.DefaultClient, url)
 }

@@ -23,30 +23,10 @@ func announceURL(base string, hash bittorrent.InfoHash, port int, left int, extr
 		base, url.QueryEscape(string(hash[:])), url.QueryEscape(peerID), port, left, extra)
 }
 
-// get fetches a URL and decodes the bencoded body, checking the headers
-// every reply must carry.
+// get fetches a URL and decodes the bencoded body.
 func get(t *testing.T, client *http.Client, u string) (int, map[string]any) {
 	t.Helper()
-	resp, err := client.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ct := resp.Header.Get("Content-Type"); ct != "text/plain" {
-		t.Errorf("Content-Type %q", ct)
-	}
-	if resp.ContentLength != int64(len(body)) {
-		t.Errorf("Content-Length %d for %d bytes", resp.ContentLength, len(body))
-	}
-	v, err := httpproto.Decode(body)
-	if err != nil {
-		t.Fatalf("body %q is not bencode: %v", body, err)
-	}
-	return resp.StatusCode, v.(map[string]any)
+	return tt.GetBencoded(t, client, u)
 }
 
 func TestHTTPAnnounceAndScrape(t *testing.T) {

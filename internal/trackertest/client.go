@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/httpproto"
 	"github.com/trakx/trakx/internal/udpproto"
 )
 
@@ -176,4 +177,34 @@ func Hash(name string) bittorrent.InfoHash {
 	var h bittorrent.InfoHash
 	copy(h[:], fmt.Sprintf("%-20s", name))
 	return h
+}
+
+// GetBencoded fetches a URL from a tracker and decodes its bencoded body,
+// checking the headers every reply must carry.
+func GetBencoded(t testing.TB, client *http.Client, u string) (int, map[string]any) {
+	t.Helper()
+	resp, err := client.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/plain" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	if resp.ContentLength != int64(len(body)) {
+		t.Errorf("Content-Length %d for %d bytes", resp.ContentLength, len(body))
+	}
+	v, err := httpproto.Decode(body)
+	if err != nil {
+		t.Fatalf("body %q is not bencode: %v", body, err)
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		t.Fatalf("body %q is not a dictionary", body)
+	}
+	return resp.StatusCode, m
 }
