@@ -188,12 +188,31 @@ type generator struct {
 	fill      *atomic.Int64
 	fillTotal int64
 	retry     []int64 // peers whose announce timed out, to send again
-	lastFill  int64   // the peer of the last announce made
 }
 
 // exhausted reports whether a fill has handed out every peer.
 func (g *generator) exhausted() bool {
 	return g.fill != nil && g.fill.Load() >= g.fillTotal && len(g.retry) == 0
+}
+
+// claimFillPeer takes the next peer of a fill to announce: one that timed
+// out first, else a new one. Workers race for the last peers, so a claim is
+// a compare-and-swap rather than a check followed by an add.
+func (g *generator) claimFillPeer() (int64, bool) {
+	if n := len(g.retry); n > 0 {
+		j := g.retry[n-1]
+		g.retry = g.retry[:n-1]
+		return j, true
+	}
+	for {
+		j := g.fill.Load()
+		if j >= g.fillTotal {
+			return 0, false
+		}
+		if g.fill.CompareAndSwap(j, j+1) {
+			return j, true
+		}
+	}
 }
 
 var hashCache struct {
@@ -242,23 +261,17 @@ func (g *generator) torrent() *bittorrent.InfoHash {
 	return &g.hashes[g.draws[g.next]]
 }
 
+// fillAnnounce fills req with peer j of a fill.
+func (g *generator) fillAnnounce(req *bittorrent.AnnounceRequest, j int64) {
+	t := int64(len(g.hashes))
+	*req = bittorrent.AnnounceRequest{InfoHash: g.hashes[j%t], Port: uint16(1 + j/t), Left: uint64(j % 2)}
+	binary.BigEndian.PutUint64(req.PeerID[:], uint64(j))
+	copy(req.PeerID[8:], "-TB0001-")
+}
+
 // announce fills req with a random peer of a popular-weighted torrent. The
 // peer's port tells peers apart, since all come from one address.
 func (g *generator) announce(req *bittorrent.AnnounceRequest) {
-	if g.fill != nil {
-		var j int64
-		if n := len(g.retry); n > 0 {
-			j, g.retry = g.retry[n-1], g.retry[:n-1]
-		} else {
-			j = g.fill.Add(1) - 1
-		}
-		g.lastFill = j
-		t := int64(len(g.hashes))
-		*req = bittorrent.AnnounceRequest{InfoHash: g.hashes[j%t], Port: uint16(1 + j/t), Left: uint64(j % 2)}
-		binary.BigEndian.PutUint64(req.PeerID[:], uint64(j))
-		copy(req.PeerID[8:], "-TB0001-")
-		return
-	}
 	*req = bittorrent.AnnounceRequest{
 		InfoHash: *g.torrent(),
 		Port:     uint16(1 + g.rng.Intn(65535)),

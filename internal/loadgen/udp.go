@@ -98,8 +98,13 @@ func runUDP(cfg *Config, g *generator, st *stats, counting *atomic.Bool, stop <-
 			if stale && connecting {
 				continue // wait for the connect under way
 			}
-			if !stale && g.exhausted() {
-				continue
+			fillPeer := int64(-1)
+			if !stale && g.fill != nil {
+				j, ok := g.claimFillPeer()
+				if !ok {
+					continue
+				}
+				fillPeer = j
 			}
 			s.gen++
 			s.tx = uint32(s.gen)<<16 | uint32(i)
@@ -115,8 +120,12 @@ func runUDP(cfg *Config, g *generator, st *stats, counting *atomic.Bool, stop <-
 				buf = udpproto.AppendScrapeRequest(buf, connID, s.tx, hashes)
 			default:
 				s.kind = kindAnnounce
-				g.announce(&req)
-				s.peer = g.lastFill
+				if fillPeer >= 0 {
+					g.fillAnnounce(&req, fillPeer)
+				} else {
+					g.announce(&req)
+				}
+				s.peer = fillPeer
 				buf = udpproto.AppendAnnounceRequest(buf, connID, s.tx, &req)
 			}
 			outBufs[n] = buf
