@@ -159,14 +159,15 @@ func Lookup(vars map[string]any, path string) (float64, bool) {
 // most five seconds.
 func WaitForVar(t testing.TB, statsAddr, path string, ok func(float64) bool) float64 {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	// Generous: it bounds only a failing wait, and CI machines are shared.
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		v, found := Lookup(Vars(t, statsAddr), path)
 		if found && ok(v) {
 			return v
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s is %v (found %v), still not as expected after 5s", path, v, found)
+			t.Fatalf("%s is %v (found %v), still not as expected after 15s", path, v, found)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
