@@ -50,19 +50,23 @@ type AnnounceRequest struct {
 	WithPeerIDs bool
 }
 
-// Peer4 is an IPv4 peer as handed to a client.
-type Peer4 struct {
-	IP   [4]byte
+// IP is the fixed-size address of either family: an array, so that a peer
+// holds no pointer.
+type IP interface{ [4]byte | [16]byte }
+
+// PeerOf is a peer as handed to a client. Code that treats both families
+// alike is written once over it; the rest names Peer4 and Peer6.
+type PeerOf[A IP] struct {
+	IP   A
 	Port uint16
 	ID   PeerID
 }
 
+// Peer4 is an IPv4 peer as handed to a client.
+type Peer4 = PeerOf[[4]byte]
+
 // Peer6 is an IPv6 peer as handed to a client.
-type Peer6 struct {
-	IP   [16]byte
-	Port uint16
-	ID   PeerID
-}
+type Peer6 = PeerOf[[16]byte]
 
 // AnnounceResponse is the tracker's answer to an announce. Its peer slices
 // are reused from one request to the next by the frontends, so that the

@@ -7,13 +7,10 @@ import (
 	"github.com/trakx/trakx/internal/bittorrent"
 )
 
-// ipAddr is the fixed-size address of one family. Peers are kept per family
-// so that an IPv4 peer costs 32 bytes, not the 44 of an IPv6 one.
-type ipAddr interface{ [4]byte | [16]byte }
-
 // Peer is one stored peer. It holds no pointer, so millions of them cost the
-// garbage collector nothing to scan.
-type Peer[A ipAddr] struct {
+// garbage collector nothing to scan. Peers are kept per family, so an IPv4
+// peer costs 32 bytes, not the 44 of an IPv6 one.
+type Peer[A bittorrent.IP] struct {
 	IP     A
 	Port   uint16
 	Seeder bool
@@ -39,7 +36,7 @@ type (
 )
 
 // endpoint is what identifies a peer within a torrent: its address and port.
-type endpoint[A ipAddr] struct {
+type endpoint[A bittorrent.IP] struct {
 	ip   A
 	port uint16
 }
@@ -58,7 +55,7 @@ const (
 // peerList holds one address family's peers of one torrent: seeders in
 // peers[:seeders], leechers after them, so that a seeder can be sent
 // leechers only without a scan.
-type peerList[A ipAddr] struct {
+type peerList[A bittorrent.IP] struct {
 	peers   []Peer[A]
 	seeders int
 	index   map[endpoint[A]]int32

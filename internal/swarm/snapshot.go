@@ -46,7 +46,7 @@ func (s *Store) Restore(h *bittorrent.InfoHash, downloaded uint32, v4 []Peer4, v
 	return kept
 }
 
-func restoreInto[A ipAddr](sh *shard, l *peerList[A], peers []Peer[A], cutoff, now uint32, isPublic func(A) bool) (kept int) {
+func restoreInto[A bittorrent.IP](sh *shard, l *peerList[A], peers []Peer[A], cutoff, now uint32, isPublic func(A) bool) (kept int) {
 	for _, p := range peers {
 		if p.LastSeen < cutoff || p.Port == 0 {
 			continue

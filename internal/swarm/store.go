@@ -178,9 +178,9 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.Annou
 		if err != nil {
 			return err
 		}
-		resp.Peers4 = appendPeers4(publicOnly, resp.Peers4, &t.v4, want, self, seeder, req.WithPeerIDs)
+		resp.Peers4 = appendPeers(publicOnly, resp.Peers4, &t.v4, want, self, seeder, req.WithPeerIDs)
 		if req.BothFamilies {
-			resp.Peers6 = appendPeers6(publicOnly, resp.Peers6, t.peers6(), want-len(resp.Peers4), -1, seeder, req.WithPeerIDs)
+			resp.Peers6 = appendPeers(publicOnly, resp.Peers6, t.peers6(), want-len(resp.Peers4), -1, seeder, req.WithPeerIDs)
 		}
 	} else {
 		v6 := t.growPeers6()
@@ -189,10 +189,10 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.Annou
 			t.dropEmptyPeers6()
 			return err
 		}
-		resp.Peers6 = appendPeers6(publicOnly, resp.Peers6, v6, want, self, seeder, req.WithPeerIDs)
+		resp.Peers6 = appendPeers(publicOnly, resp.Peers6, v6, want, self, seeder, req.WithPeerIDs)
 		t.dropEmptyPeers6()
 		if req.BothFamilies {
-			resp.Peers4 = appendPeers4(publicOnly, resp.Peers4, &t.v4, want-len(resp.Peers6), -1, seeder, req.WithPeerIDs)
+			resp.Peers4 = appendPeers(publicOnly, resp.Peers4, &t.v4, want-len(resp.Peers6), -1, seeder, req.WithPeerIDs)
 		}
 	}
 	resp.Complete = uint32(t.seeders())
@@ -202,7 +202,7 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.Annou
 
 // announceIn applies one announce to the peer list of the requester's
 // family and returns the requester's position in it, or -1 when it left.
-func announceIn[A ipAddr](sh *shard, t *torrent, l *peerList[A], ip A, req *bittorrent.AnnounceRequest, now uint32, seeder, public bool, maxPeers int64) (int, error) {
+func announceIn[A bittorrent.IP](sh *shard, t *torrent, l *peerList[A], ip A, req *bittorrent.AnnounceRequest, now uint32, seeder, public bool, maxPeers int64) (int, error) {
 	i := l.find(endpoint[A]{ip, req.Port})
 	if req.Event == bittorrent.EventStopped {
 		if i >= 0 {
@@ -244,9 +244,9 @@ func (sh *shard) count(seeder bool, n int) {
 
 func (sh *shard) forget(seeder bool) { sh.count(seeder, -1) }
 
-// appendPeers4 and appendPeers6 copy a window of the list into a reply.
-// A seeder is sent leechers only: other seeders are of no use to it.
-func appendPeers4(publicOnly bool, dst []bittorrent.Peer4, l *peerList[[4]byte], want, self int, seeder, withIDs bool) []bittorrent.Peer4 {
+// appendPeers copies a window of the list into a reply. A seeder is sent
+// leechers only: other seeders are of no use to it.
+func appendPeers[A bittorrent.IP](publicOnly bool, dst []bittorrent.PeerOf[A], l *peerList[A], want, self int, seeder, withIDs bool) []bittorrent.PeerOf[A] {
 	lo, start, count := l.window(want, self, seeder)
 	for k, taken := 0, 0; k < count && taken < want; k++ {
 		i := start + k
@@ -257,27 +257,7 @@ func appendPeers4(publicOnly bool, dst []bittorrent.Peer4, l *peerList[[4]byte],
 		if i == self || (publicOnly && !p.Public) {
 			continue
 		}
-		dst = append(dst, bittorrent.Peer4{IP: p.IP, Port: p.Port})
-		if withIDs {
-			dst[len(dst)-1].ID = p.ID
-		}
-		taken++
-	}
-	return dst
-}
-
-func appendPeers6(publicOnly bool, dst []bittorrent.Peer6, l *peerList[[16]byte], want, self int, seeder, withIDs bool) []bittorrent.Peer6 {
-	lo, start, count := l.window(want, self, seeder)
-	for k, taken := 0, 0; k < count && taken < want; k++ {
-		i := start + k
-		if i >= lo+count {
-			i -= count
-		}
-		p := &l.peers[i]
-		if i == self || (publicOnly && !p.Public) {
-			continue
-		}
-		dst = append(dst, bittorrent.Peer6{IP: p.IP, Port: p.Port})
+		dst = append(dst, bittorrent.PeerOf[A]{IP: p.IP, Port: p.Port})
 		if withIDs {
 			dst[len(dst)-1].ID = p.ID
 		}

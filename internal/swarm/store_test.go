@@ -64,7 +64,7 @@ func checkInvariants(t *testing.T, s *Store) {
 	}
 }
 
-func checkList[A ipAddr](t *testing.T, l *peerList[A]) {
+func checkList[A bittorrent.IP](t *testing.T, l *peerList[A]) {
 	t.Helper()
 	seen := map[endpoint[A]]bool{}
 	for i := range l.peers {
