@@ -1,6 +1,7 @@
 package http
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"net/netip"
@@ -67,9 +68,10 @@ func FuzzParseRequest(f *testing.F) {
 // replies, so that a benchmark measures the server's path and not the
 // kernel's.
 type fakeConn struct {
-	request []byte
-	left    int
-	replies int
+	request   []byte
+	left      int
+	replies   int
+	lastReply []byte
 }
 
 func (c *fakeConn) Read(b []byte) (int, error) {
@@ -79,7 +81,11 @@ func (c *fakeConn) Read(b []byte) (int, error) {
 	c.left--
 	return copy(b, c.request), nil
 }
-func (c *fakeConn) Write(b []byte) (int, error)      { c.replies++; return len(b), nil }
+func (c *fakeConn) Write(b []byte) (int, error) {
+	c.replies++
+	c.lastReply = append(c.lastReply[:0], b...)
+	return len(b), nil
+}
 func (c *fakeConn) Close() error                     { return nil }
 func (c *fakeConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
 func (c *fakeConn) RemoteAddr() net.Addr             { return remote }
@@ -97,8 +103,10 @@ func BenchmarkAnnounce(b *testing.B) {
 		PeerTTL: 45 * time.Minute, NumWantDefault: 50, NumWantMax: 200, MaxPeers: 1 << 40, MaxTorrents: 1 << 40})
 	var hash bittorrent.InfoHash
 	copy(hash[:], "benchmark-torrent---")
+	// Public addresses: private ones would be withheld from this public
+	// client and the reply would carry no peers at all.
 	for i := range 1000 {
-		req := bittorrent.AnnounceRequest{InfoHash: hash, Addr: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), Port: 6881, Left: uint64(i % 2)}
+		req := bittorrent.AnnounceRequest{InfoHash: hash, Addr: netip.AddrFrom4([4]byte{203, 0, byte(i >> 8), byte(i)}), Port: 6881, Left: uint64(i % 2)}
 		store.Announce(&req, &bittorrent.AnnounceResponse{})
 	}
 	log := logrus.New()
@@ -117,6 +125,9 @@ func BenchmarkAnnounce(b *testing.B) {
 	s.serveConn(conn, &connState{})
 	if conn.replies != b.N {
 		b.Fatalf("%d replies to %d requests", conn.replies, b.N)
+	}
+	if !bytes.Contains(conn.lastReply, []byte("5:peers300:")) {
+		b.Fatalf("reply without 50 compact peers: %q", conn.lastReply)
 	}
 }
 

@@ -28,8 +28,10 @@ func BenchmarkAnnounce(b *testing.B) {
 	var hash bittorrent.InfoHash
 	copy(hash[:], "benchmark-torrent---")
 	client := netip.MustParseAddrPort("192.0.2.1:6881")
+	// Public addresses: private ones would be withheld from this public
+	// client and the reply would carry no peers at all.
 	for i := range 1000 {
-		req := bittorrent.AnnounceRequest{InfoHash: hash, Addr: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), Port: 6881, Left: uint64(i % 2)}
+		req := bittorrent.AnnounceRequest{InfoHash: hash, Addr: netip.AddrFrom4([4]byte{203, 0, byte(i >> 8), byte(i)}), Port: 6881, Left: uint64(i % 2)}
 		store.Announce(&req, &bittorrent.AnnounceResponse{})
 	}
 	id := s.ids.Issue(client.Addr(), uint32(time.Now().Unix()))
