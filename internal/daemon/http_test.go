@@ -249,6 +249,10 @@ func TestHTTPConnectionCap(t *testing.T) {
 	if status, r := get(t, client, announceURL(base, tt.Hash("cap"), 1, 1, "")); status != 200 || r["incomplete"] != int64(1) {
 		t.Fatalf("with idle connections open: %d %v", status, r)
 	}
+	// The announce's own connection may still be counted while the server
+	// closes it; until it is gone, a count of 5 would not mean the fifth
+	// idle connection.
+	tt.WaitForVar(t, stats, "trakx.http.connections", func(v float64) bool { return v == 4 })
 	// A fifth idle connection fills the cap; the next is refused.
 	fifth, _ := net.Dial("tcp", base)
 	defer fifth.Close()
@@ -258,7 +262,19 @@ func TestHTTPConnectionCap(t *testing.T) {
 	if status != 503 || r["failure reason"] != "too many connections, try again later" {
 		t.Fatalf("over the cap: %d %v", status, r)
 	}
-	if n, _ := tt.Lookup(tt.Vars(t, stats), "trakx.http.connections_refused"); n != 1 {
+	// The refusal arrives whole, followed by an orderly end of stream, not
+	// a reset, although the tracker never read the request.
+	raw, err := net.Dial("tcp", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(raw, "GET "+strings.TrimPrefix(announceURL(base, tt.Hash("cap"), 3, 1, ""), "http://"+base)+" HTTP/1.1\r\n\r\n")
+	if reply, err := io.ReadAll(raw); err != nil || !strings.HasPrefix(string(reply), "HTTP/1.1 503 ") {
+		t.Fatalf("refused raw connection: %q, %v", reply, err)
+	}
+	if n, _ := tt.Lookup(tt.Vars(t, stats), "trakx.http.connections_refused"); n != 2 {
 		t.Fatalf("connections_refused = %v", n)
 	}
 }
@@ -332,5 +348,29 @@ func TestThousandIdleConnections(t *testing.T) {
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	if status, r := get(t, client, announceURL(base, tt.Hash("busy"), 1, 1, "")); status != 200 || r["incomplete"] != int64(1) {
 		t.Fatalf("beside 1000 idle connections: %d %v", status, r)
+	}
+}
+
+// TestHTTPOversizedRequestReplyArrives: the tracker gives up on a request
+// before reading all of it. Closing with the rest unread would send a
+// reset, which can destroy the reply before the client reads it; the reply
+// and an orderly end of stream must arrive every time.
+func TestHTTPOversizedRequestReplyArrives(t *testing.T) {
+	d := startTracker(t, nil)
+	request := "GET /announce?" + strings.Repeat("x", 32<<10) + " HTTP/1.1\r\n\r\n"
+	for i := range 20 {
+		c, err := net.Dial("tcp", d.HTTPAddrs()[0].String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, request); err != nil {
+			t.Fatalf("try %d: writing: %v", i, err)
+		}
+		reply, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || !strings.HasPrefix(string(reply), "HTTP/1.1 431 ") || !strings.Contains(string(reply), "request too large") {
+			t.Fatalf("try %d: %q, %v", i, reply, err)
+		}
 	}
 }

@@ -48,8 +48,9 @@ type Server struct {
 	opts    Options
 	log     *logrus.Logger
 
-	counters [counterGroups]*metrics.HTTP
-	nextConn atomic.Uint32
+	counters  [counterGroups]*metrics.HTTP
+	nextConn  atomic.Uint32
+	lingering atomic.Int64 // refused connections being closed gracefully
 
 	mu      sync.Mutex
 	conns   map[net.Conn]*connState
@@ -149,12 +150,53 @@ var tooManyConnections = func() []byte {
 	return append([]byte(head), body...)
 }()
 
-// refuseConn tells a client over the connection cap to come back later,
-// without waiting on it.
+// refuseConn tells a client over the connection cap to come back later.
+// Its request is unread, so the connection is closed gracefully, off the
+// accept loop; under a flood of refusals beyond maxLingering, it is just
+// closed.
 func (s *Server) refuseConn(c net.Conn) {
 	c.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
 	c.Write(tooManyConnections)
-	c.Close()
+	if s.lingering.Add(1) > maxLingering {
+		s.lingering.Add(-1)
+		c.Close()
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer s.lingering.Add(-1)
+		closeGracefully(c, make([]byte, 4096))
+	}()
+}
+
+// How long and how much a connection closed after an error is read from
+// before it is closed, and how many refused connections may linger so at
+// once. Half a second is what net/http waits for the same reason.
+const (
+	lingerTime   = 500 * time.Millisecond
+	lingerBytes  = 64 << 10
+	maxLingering = 256
+)
+
+// closeGracefully ends a connection whose request was not read to the end.
+// Closing it outright would answer the unread bytes with a reset, and a
+// reset can destroy the reply before the client reads it. So it sends the
+// end of stream after the reply, reads and discards what the client still
+// sends, for a moment and a bounded amount, and only then closes.
+func closeGracefully(nc net.Conn, scratch []byte) {
+	if hc, ok := nc.(interface{ CloseWrite() error }); ok {
+		hc.CloseWrite()
+	}
+	nc.SetReadDeadline(time.Now().Add(lingerTime))
+	for read := 0; read < lingerBytes; {
+		n, err := nc.Read(scratch)
+		if err != nil {
+			break
+		}
+		read += n
+	}
+	nc.Close()
 }
 
 // Close stops accepting and wakes every connection waiting for a request,
@@ -232,6 +274,7 @@ func (s *Server) serveConn(nc net.Conn, state *connState) {
 			if end == len(c.in) {
 				counters.BadRequest.Add(1)
 				s.reply(nc, c, counters, 431, "Request Header Fields Too Large", "request too large", false)
+				closeGracefully(nc, c.in[:])
 				return
 			}
 			if !timed {
@@ -256,11 +299,13 @@ func (s *Server) serveConn(nc net.Conn, state *connState) {
 		if !parseRequest(raw, &r, s.opts.RealIPHeader) {
 			counters.BadRequest.Add(1)
 			s.reply(nc, c, counters, 400, "Bad Request", "malformed HTTP request", false)
+			closeGracefully(nc, c.in[:])
 			return
 		}
 		if r.hasBody { // trackers take no bodies; reading past one is not worth it
 			counters.BadRequest.Add(1)
 			s.reply(nc, c, counters, 400, "Bad Request", "request bodies are not accepted", false)
+			closeGracefully(nc, c.in[:])
 			return
 		}
 		r.peer = peer
