@@ -25,7 +25,7 @@ func TestRealClientSwarm(t *testing.T) {
 		"http": "http://" + d.HTTPAddrs()[0].String() + "/announce",
 	} {
 		t.Run(name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 70*time.Second)
 			defer cancel()
 			out, err := exec.CommandContext(ctx, "/usr/bin/python3", "testdata/libtorrent_swarm.py", url).CombinedOutput()
 			t.Logf("%s", out)
