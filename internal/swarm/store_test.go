@@ -316,7 +316,6 @@ func BenchmarkAnnounce(b *testing.B) {
 	var resp bittorrent.AnnounceResponse
 	b.ReportAllocs()
 	for b.Loop() {
-		resp.Peers4 = resp.Peers4[:0]
 		if err := s.Announce(&req, &resp); err != nil || len(resp.Peers4) != 50 {
 			b.Fatalf("%d peers, error %v", len(resp.Peers4), err)
 		}

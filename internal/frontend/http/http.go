@@ -272,9 +272,7 @@ func (s *Server) serveConn(nc net.Conn, state *connState) {
 				start = 0
 			}
 			if end == len(c.in) {
-				counters.BadRequest.Add(1)
-				s.reply(nc, c, counters, 431, "Request Header Fields Too Large", "request too large", false)
-				closeGracefully(nc, c.in[:])
+				s.reject(nc, c, counters, 431, "Request Header Fields Too Large", "request too large")
 				return
 			}
 			if !timed {
@@ -297,15 +295,11 @@ func (s *Server) serveConn(nc net.Conn, state *connState) {
 		state.busySince.Store(time.Now().UnixNano())
 		var r request
 		if !parseRequest(raw, &r, s.opts.RealIPHeader) {
-			counters.BadRequest.Add(1)
-			s.reply(nc, c, counters, 400, "Bad Request", "malformed HTTP request", false)
-			closeGracefully(nc, c.in[:])
+			s.reject(nc, c, counters, 400, "Bad Request", "malformed HTTP request")
 			return
 		}
 		if r.hasBody { // trackers take no bodies; reading past one is not worth it
-			counters.BadRequest.Add(1)
-			s.reply(nc, c, counters, 400, "Bad Request", "request bodies are not accepted", false)
-			closeGracefully(nc, c.in[:])
+			s.reject(nc, c, counters, 400, "Bad Request", "request bodies are not accepted")
 			return
 		}
 		r.peer = peer
@@ -425,6 +419,14 @@ func (s *Server) send(nc net.Conn, c *conn, status int, text string, keepAlive b
 	nc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
 	_, err := nc.Write(out)
 	return err == nil
+}
+
+// reject answers a request the server will not read to the end, and ends
+// the connection without losing the answer to a reset.
+func (s *Server) reject(nc net.Conn, c *conn, counters *metrics.HTTP, status int, text, reason string) {
+	counters.BadRequest.Add(1)
+	s.reply(nc, c, counters, status, text, reason, false)
+	closeGracefully(nc, c.in[:])
 }
 
 // clientAddr is the peer's address, or the one a trusted proxy vouches for.
