@@ -45,21 +45,19 @@ type AnnounceRequest struct {
 	// those of the client's own family are exhausted. HTTP can carry both
 	// in one reply (BEP 7); a UDP reply cannot.
 	BothFamilies bool
-	// WithPeerIDs asks for the peers' ids in the reply: only a non-compact
-	// HTTP reply carries them, and copying them costs.
-	WithPeerIDs bool
 }
 
 // IP is the fixed-size address of either family: an array, so that a peer
 // holds no pointer.
 type IP interface{ [4]byte | [16]byte }
 
-// PeerOf is a peer as handed to a client. Code that treats both families
-// alike is written once over it; the rest names Peer4 and Peer6.
+// PeerOf is a peer as handed to a client: its address and port, which is
+// all the tracker keeps of it (peer ids are not stored). Code that treats
+// both families alike is written once over it; the rest names Peer4 and
+// Peer6.
 type PeerOf[A IP] struct {
 	IP   A
 	Port uint16
-	ID   PeerID
 }
 
 // Peer4 is an IPv4 peer as handed to a client.

@@ -10,7 +10,6 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/config"
-	"github.com/trakx/trakx/internal/swarm"
 	tt "github.com/trakx/trakx/internal/trackertest"
 	"github.com/trakx/trakx/internal/udpproto"
 )
@@ -58,23 +57,7 @@ func TestWatchdogStopsWhenAWorkerWedges(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Hold the lock of the torrent's shard, as a deadlock would.
-	release, held := make(chan struct{}), make(chan struct{})
-	go func() {
-		for shard := range 1024 {
-			found := false
-			d.store.ForEachTorrent(shard, func(h bittorrent.InfoHash, _ uint32, _ []swarm.Peer4, _ []swarm.Peer6) {
-				if h == hash {
-					found = true
-					close(held)
-					<-release
-				}
-			})
-			if found {
-				return
-			}
-		}
-	}()
-	<-held
+	release := d.store.Stall(&hash)
 	tx := c.NextTx()
 	c.Conn.Write(udpproto.AppendAnnounceRequest(nil, c.ID, tx, req))
 	deadline := time.Now().Add(5 * time.Second)
@@ -87,7 +70,7 @@ func TestWatchdogStopsWhenAWorkerWedges(t *testing.T) {
 	if d.watchdogTick(limit) {
 		t.Fatal("pinged the watchdog with a wedged worker")
 	}
-	close(release)
+	release()
 	c.Conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if n, err := c.Conn.Read(buf); err != nil || n < 20 {
 		t.Fatalf("the freed worker did not answer: %v", err)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -65,19 +66,18 @@ func fill(s *swarm.Store, torrents, size, ipv6Every int) (peers int) {
 // contents lists every torrent's state in a comparable form.
 func contents(s *swarm.Store) map[bittorrent.InfoHash]string {
 	out := map[bittorrent.InfoHash]string{}
-	for shard := range swarm.Shards {
-		s.ForEachTorrent(shard, func(h bittorrent.InfoHash, downloaded uint32, v4 []swarm.Peer4, v6 []swarm.Peer6) {
-			var lines []string
-			for _, p := range v4 {
-				lines = append(lines, fmt.Sprintf("%v:%d seeder=%v seen=%d id=%q", p.IP, p.Port, p.Seeder, p.LastSeen, p.ID))
-			}
-			for _, p := range v6 {
-				lines = append(lines, fmt.Sprintf("%v:%d seeder=%v seen=%d id=%q", p.IP, p.Port, p.Seeder, p.LastSeen, p.ID))
-			}
-			slices.Sort(lines)
-			out[h] = fmt.Sprintf("downloaded=%d\n%s", downloaded, strings.Join(lines, "\n"))
-		})
-	}
+	s.Walk(func(t *swarm.Torrent) error {
+		var lines []string
+		for _, p := range t.Peers4 {
+			lines = append(lines, fmt.Sprintf("%v:%d seeder=%v seen=%d", p.IP, p.Port, p.Seeder, p.LastSeen))
+		}
+		for _, p := range t.Peers6 {
+			lines = append(lines, fmt.Sprintf("%v:%d seeder=%v seen=%d", p.IP, p.Port, p.Seeder, p.LastSeen))
+		}
+		slices.Sort(lines)
+		out[t.Hash] = fmt.Sprintf("downloaded=%d\n%s", t.Downloaded, strings.Join(lines, "\n"))
+		return nil
+	})
 	return out
 }
 
@@ -180,14 +180,14 @@ func TestDamagedFiles(t *testing.T) {
 		"empty":        {},
 		"garbage":      []byte(strings.Repeat("not a database ", 10)),
 		"bad magic":    append([]byte("TRAKXDC\n"), good[8:]...),
-		"version 2":    slices.Concat(good[:8], []byte{0, 0, 0, 2}, good[12:]),
+		"version 3":    slices.Concat(good[:8], []byte{0, 0, 0, 3}, good[12:]),
 		"trailing":     append(slices.Clone(good), 0),
 		"huge count":   hugeCount(good),
 		"flipped body": flip(good, headerSize+40),
 		"flipped crc":  flip(good, len(good)-1),
 	}
 	want := map[string]string{
-		"bad magic": "bad magic", "version 2": "format version 2", "huge count": "claims",
+		"bad magic": "bad magic", "version 3": "format version 3", "huge count": "claims",
 		"flipped crc": "checksum mismatch", "empty": "too short", "garbage": "bad magic",
 	}
 	// Every truncation must be caught too.
@@ -268,4 +268,68 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("load says %+v, store has %+v", st, got)
 		}
 	})
+}
+
+// TestLoadsVersion1 loads a file written by the version before peer ids
+// were dropped (testdata/v1.db: three torrents, nine peers, each torrent
+// with one completed download, every peer seen at the save). The store
+// keeps time by the clock, so the test moves the save to a minute ago,
+// mending the checksum.
+func TestLoadsVersion1(t *testing.T) {
+	v1, err := os.ReadFile("testdata/v1.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	savedAt := time.Unix(time.Now().Unix()-60, 0)
+	binary.BigEndian.PutUint64(v1[12:], uint64(savedAt.Unix()))
+	binary.BigEndian.PutUint32(v1[len(v1)-4:], crc32.Checksum(v1[:len(v1)-4], castagnoli))
+	path := filepath.Join(t.TempDir(), "v1.db")
+	os.WriteFile(path, v1, 0o644)
+	s, st, err := Load(path, testConfig, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Torrents != 3 || st.Peers != 9 || st.Expired != 0 || !st.SavedAt.Equal(savedAt) {
+		t.Fatalf("loaded %+v", st)
+	}
+	// Every peer was seen at the save, so a minute before the load.
+	loadedAt := time.Now()
+	s.Walk(func(tr *swarm.Torrent) error {
+		for _, p := range tr.Peers4 {
+			if a := loadedAt.Unix() - int64(p.LastSeen); a < 60 || a > 62 {
+				t.Errorf("%v seen %d s before the load", p, a)
+			}
+		}
+		return nil
+	})
+	got := contents(s)
+	seen := got[hashOf(0)][strings.LastIndex(got[hashOf(0)], "seen=")+5:]
+	want := map[bittorrent.InfoHash]string{
+		hashOf(0): "downloaded=1\n[203 0 113 0]:6881 seeder=true seen=S\n[203 0 113 1]:6882 seeder=false seen=S",
+		hashOf(1): "downloaded=1\n[203 0 113 10]:6881 seeder=true seen=S\n[203 0 113 11]:6882 seeder=false seen=S\n" +
+			"[32 1 13 184 0 0 0 0 0 0 0 0 0 0 0 1]:6883 seeder=true seen=S",
+		hashOf(2): "downloaded=1\n[203 0 113 20]:6881 seeder=true seen=S\n[203 0 113 21]:6882 seeder=false seen=S\n" +
+			"[203 0 113 23]:6884 seeder=false seen=S\n[32 1 13 184 0 0 0 0 0 0 0 0 0 0 0 2]:6883 seeder=true seen=S",
+	}
+	for h, w := range want {
+		want[h] = strings.ReplaceAll(w, "seen=S", "seen="+seen)
+	}
+	if !mapsEqual(got, want) {
+		t.Fatalf("loaded\n%v\nwant\n%v", got, want)
+	}
+	// Saved again, it is a version 2 file of the same peers.
+	var buf bytes.Buffer
+	if _, err := write(&buf, s, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if v := binary.BigEndian.Uint32(buf.Bytes()[8:]); v != formatVersion {
+		t.Fatalf("saved as version %d", v)
+	}
+	again := swarm.New(testConfig)
+	if _, err := read(bytes.NewReader(buf.Bytes()), int64(buf.Len()), again, testConfig.PeerTTL, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if !mapsEqual(contents(again), want) {
+		t.Fatalf("saved again and loaded: %v", contents(again))
+	}
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/swarm"
 )
 
@@ -62,6 +61,7 @@ func Load(path string, cfg swarm.Config, now time.Time) (*swarm.Store, LoadStats
 type decoder struct {
 	r    *bufio.Reader
 	left int64 // bytes of body (everything before the trailer) not yet read
+	size int64 // bytes of body in all
 }
 
 func (d *decoder) full(b []byte) error {
@@ -74,6 +74,9 @@ func (d *decoder) full(b []byte) error {
 	d.left -= int64(len(b))
 	return nil
 }
+
+// offset is how far into the file the decoder is.
+func (d *decoder) offset() int64 { return d.size - d.left }
 
 func (d *decoder) byte() (byte, error) {
 	var b [1]byte
@@ -110,101 +113,17 @@ func read(r io.Reader, size int64, store *swarm.Store, ttl time.Duration, now ti
 	d := &decoder{
 		r:    bufio.NewReaderSize(io.TeeReader(io.LimitReader(r, size-trailerSize), crc), 1<<20),
 		left: size - trailerSize,
+		size: size - trailerSize,
 	}
-	var header [headerSize]byte
-	if err := d.full(header[:]); err != nil {
+	l, err := d.header()
+	if err != nil {
 		return st, err
 	}
-	if string(header[:8]) != magic {
-		return st, corrupt("not a trakx database (bad magic)")
-	}
-	if v := binary.BigEndian.Uint32(header[8:]); v != formatVersion {
-		return st, corrupt("format version %d, but this trakx reads version %d", v, formatVersion)
-	}
-	savedAt := binary.BigEndian.Uint64(header[12:])
-	st.SavedAt = time.Unix(int64(savedAt), 0)
-	nowUnix := uint32(now.Unix())
-	cutoff := nowUnix - uint32(ttl/time.Second)
-
-	var (
-		records, peers uint64
-		raw            = make([]byte, peersPerChunk*peer6Size)
-		v4             = make([]swarm.Peer4, 0, peersPerChunk)
-		v6             = make([]swarm.Peer6, 0, peersPerChunk)
-	)
-	for {
-		tag, err := d.byte()
-		if err != nil {
-			return st, err
-		}
-		if tag == tagEnd {
-			var end [endSize - 1]byte
-			if err := d.full(end[:]); err != nil {
-				return st, err
-			}
-			if t, p := binary.BigEndian.Uint64(end[:8]), binary.BigEndian.Uint64(end[8:]); t != records || p != peers {
-				return st, corrupt("end record counts %d torrents and %d peers, but the file holds %d and %d", t, p, records, peers)
-			}
-			if d.left != 0 {
-				return st, corrupt("%d unexpected bytes after the end record", d.left)
-			}
-			break
-		}
-		if tag != tagTorrent {
-			return st, corrupt("unknown record type %#x at byte %d", tag, size-trailerSize-d.left-1)
-		}
-		var hash bittorrent.InfoHash
-		if err := d.full(hash[:]); err != nil {
-			return st, err
-		}
-		var counts [5]uint32 // downloaded, IPv4 seeders, IPv4 leechers, IPv6 seeders, IPv6 leechers
-		for i := range counts {
-			if counts[i], err = d.uvarint(); err != nil {
-				return st, err
-			}
-		}
-		downloaded := counts[0]
-		s4, l4, s6, l6 := int64(counts[1]), int64(counts[2]), int64(counts[3]), int64(counts[4])
-		if (s4+l4)*peer4Size+(s6+l6)*peer6Size > d.left-endSize {
-			return st, corrupt("torrent %s claims %d peers, more than the %d bytes left hold", hash, s4+l4+s6+l6, d.left)
-		}
-		records++
-		peers += uint64(s4 + l4 + s6 + l6)
-		// Peers go to the store a chunk at a time, each chunk of one kind.
-		for _, group := range [4]struct {
-			n      int64
-			ipv6   bool
-			seeder bool
-		}{{s4, false, true}, {l4, false, false}, {s6, true, true}, {l6, true, false}} {
-			size := int64(peer4Size)
-			if group.ipv6 {
-				size = peer6Size
-			}
-			for group.n > 0 {
-				c := min(group.n, peersPerChunk)
-				group.n -= c
-				chunk := raw[:c*size]
-				if err := d.full(chunk); err != nil {
-					return st, err
-				}
-				v4, v6 = v4[:0], v6[:0]
-				for i := range c {
-					b := chunk[i*size:]
-					if group.ipv6 {
-						p := swarm.Peer6{IP: [16]byte(b[:16]), Seeder: group.seeder}
-						decodeTail(b[16:], savedAt, &p.Port, &p.LastSeen, &p.ID)
-						v6 = append(v6, p)
-					} else {
-						p := swarm.Peer4{IP: [4]byte(b[:4]), Seeder: group.seeder}
-						decodeTail(b[4:], savedAt, &p.Port, &p.LastSeen, &p.ID)
-						v4 = append(v4, p)
-					}
-				}
-				k := store.Restore(&hash, downloaded, v4, v6, cutoff, nowUnix)
-				st.Peers += k
-				st.Expired += len(v4) + len(v6) - k
-			}
-		}
+	st.SavedAt = time.Unix(int64(l.savedAt), 0)
+	l.store, l.now = store, uint32(now.Unix())
+	l.cutoff = l.now - uint32(ttl/time.Second)
+	if err := l.torrents(d, &st); err != nil {
+		return st, err
 	}
 	var trailer [trailerSize]byte
 	if _, err := io.ReadFull(r, trailer[:]); err != nil {
@@ -217,6 +136,139 @@ func read(r io.Reader, size int64, store *swarm.Store, ttl time.Duration, now ti
 	return st, nil
 }
 
+// loader is one load under way: where peers go and what the file's
+// version makes a peer record.
+type loader struct {
+	store          *swarm.Store
+	savedAt        uint64
+	now, cutoff    uint32
+	tail           int64 // bytes after a peer's address
+	raw            []byte
+	torrent        swarm.Torrent
+	records, peers uint64
+}
+
+// header checks the file's header and sets up for its version.
+func (d *decoder) header() (*loader, error) {
+	var header [headerSize]byte
+	if err := d.full(header[:]); err != nil {
+		return nil, err
+	}
+	if string(header[:8]) != magic {
+		return nil, corrupt("not a trakx database (bad magic)")
+	}
+	l := &loader{savedAt: binary.BigEndian.Uint64(header[12:])}
+	switch v := binary.BigEndian.Uint32(header[8:]); v {
+	case 1:
+		l.tail = peerTailSize + peerIDSize
+	case formatVersion:
+		l.tail = peerTailSize
+	default:
+		return nil, corrupt("format version %d, but this trakx reads versions 1 to %d", v, formatVersion)
+	}
+	l.raw = make([]byte, peersPerChunk*(16+l.tail))
+	return l, nil
+}
+
+// torrents reads torrent records up to and including the end record.
+func (l *loader) torrents(d *decoder, st *LoadStats) error {
+	for {
+		tag, err := d.byte()
+		if err != nil {
+			return err
+		}
+		switch tag {
+		case tagEnd:
+			return l.end(d)
+		case tagTorrent:
+			if err := l.torrentRecord(d, st); err != nil {
+				return err
+			}
+		default:
+			return corrupt("unknown record type %#x at byte %d", tag, d.offset()-1)
+		}
+	}
+}
+
+func (l *loader) end(d *decoder) error {
+	var end [endSize - 1]byte
+	if err := d.full(end[:]); err != nil {
+		return err
+	}
+	if t, p := binary.BigEndian.Uint64(end[:8]), binary.BigEndian.Uint64(end[8:]); t != l.records || p != l.peers {
+		return corrupt("end record counts %d torrents and %d peers, but the file holds %d and %d", t, p, l.records, l.peers)
+	}
+	if d.left != 0 {
+		return corrupt("%d unexpected bytes after the end record", d.left)
+	}
+	return nil
+}
+
+// torrentRecord reads one torrent and hands its peers to the store a chunk
+// at a time, each chunk of one kind.
+func (l *loader) torrentRecord(d *decoder, st *LoadStats) error {
+	t := &l.torrent
+	if err := d.full(t.Hash[:]); err != nil {
+		return err
+	}
+	var counts [5]uint32 // downloaded, IPv4 seeders, IPv4 leechers, IPv6 seeders, IPv6 leechers
+	for i := range counts {
+		var err error
+		if counts[i], err = d.uvarint(); err != nil {
+			return err
+		}
+	}
+	t.Downloaded = counts[0]
+	s4, l4, s6, l6 := int64(counts[1]), int64(counts[2]), int64(counts[3]), int64(counts[4])
+	if (s4+l4)*(4+l.tail)+(s6+l6)*(16+l.tail) > d.left-endSize {
+		return corrupt("torrent %s claims %d peers, more than the %d bytes left hold", t.Hash, s4+l4+s6+l6, d.left)
+	}
+	l.records++
+	l.peers += uint64(s4 + l4 + s6 + l6)
+	for _, group := range [4]struct {
+		n      int64
+		ipv6   bool
+		seeder bool
+	}{{s4, false, true}, {l4, false, false}, {s6, true, true}, {l6, true, false}} {
+		for group.n > 0 {
+			c := min(group.n, peersPerChunk)
+			group.n -= c
+			if err := l.chunk(d, c, group.ipv6, group.seeder); err != nil {
+				return err
+			}
+			k := l.store.Restore(t, l.cutoff, l.now)
+			st.Peers += k
+			st.Expired += len(t.Peers4) + len(t.Peers6) - k
+		}
+	}
+	return nil
+}
+
+// chunk reads n peers of one kind into l.torrent.
+func (l *loader) chunk(d *decoder, n int64, ipv6, seeder bool) error {
+	addr := int64(4)
+	if ipv6 {
+		addr = 16
+	}
+	size := addr + l.tail
+	raw := l.raw[:n*size]
+	if err := d.full(raw); err != nil {
+		return err
+	}
+	t := &l.torrent
+	t.Peers4, t.Peers6 = t.Peers4[:0], t.Peers6[:0]
+	for i := range n {
+		b := raw[i*size:]
+		port, lastSeen := decodeTail(b[addr:], l.savedAt)
+		if ipv6 {
+			t.Peers6 = append(t.Peers6, swarm.Peer6{IP: [16]byte(b[:16]), Port: port, Seeder: seeder, LastSeen: lastSeen})
+		} else {
+			t.Peers4 = append(t.Peers4, swarm.Peer4{IP: [4]byte(b[:4]), Port: port, Seeder: seeder, LastSeen: lastSeen})
+		}
+	}
+	return nil
+}
+
 func truncated(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return corrupt("truncated")
@@ -224,10 +276,8 @@ func truncated(err error) error {
 	return err
 }
 
-// decodeTail reads what follows a peer's address.
-func decodeTail(b []byte, savedAt uint64, port *uint16, lastSeen *uint32, id *bittorrent.PeerID) {
-	*port = binary.BigEndian.Uint16(b)
+// decodeTail reads the port and age that follow a peer's address.
+func decodeTail(b []byte, savedAt uint64) (port uint16, lastSeen uint32) {
 	age := uint64(b[2])<<16 | uint64(b[3])<<8 | uint64(b[4])
-	*lastSeen = uint32(max(savedAt, age) - age)
-	*id = bittorrent.PeerID(b[5:25])
+	return binary.BigEndian.Uint16(b), uint32(max(savedAt, age) - age)
 }

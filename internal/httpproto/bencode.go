@@ -40,7 +40,9 @@ func AppendFailure(dst []byte, reason string) []byte {
 
 // AppendAnnounceResponse appends the bencoded reply to an announce. Compact
 // replies carry IPv4 peers in "peers" (BEP 23) and IPv6 peers in "peers6"
-// (BEP 7); others carry all peers as a list of dictionaries (BEP 3).
+// (BEP 7); others carry all peers as a list of dictionaries (BEP 3) with
+// "ip" and "port" only: peer ids are not stored, so every reply is the one
+// no_peer_id=1 asks for.
 func AppendAnnounceResponse(dst []byte, resp *bittorrent.AnnounceResponse, opts AnnounceOptions) []byte {
 	dst = append(dst, 'd')
 	dst = appendInt(dst, "complete", int64(resp.Complete))
@@ -52,11 +54,11 @@ func AppendAnnounceResponse(dst []byte, resp *bittorrent.AnnounceResponse, opts 
 		dst = append(dst, 'l')
 		for i := range resp.Peers4 {
 			p := &resp.Peers4[i]
-			dst = appendPeerDict(dst, netip.AddrFrom4(p.IP), p.Port, &p.ID, opts.NoPeerID)
+			dst = appendPeerDict(dst, netip.AddrFrom4(p.IP), p.Port)
 		}
 		for i := range resp.Peers6 {
 			p := &resp.Peers6[i]
-			dst = appendPeerDict(dst, netip.AddrFrom16(p.IP), p.Port, &p.ID, opts.NoPeerID)
+			dst = appendPeerDict(dst, netip.AddrFrom16(p.IP), p.Port)
 		}
 		dst = append(dst, 'e')
 		return append(dst, 'e')
@@ -81,16 +83,12 @@ func AppendAnnounceResponse(dst []byte, resp *bittorrent.AnnounceResponse, opts 
 	return append(dst, 'e')
 }
 
-// appendPeerDict writes one BEP 3 peer: ip, peer id, port, in key order.
-func appendPeerDict(dst []byte, ip netip.Addr, port uint16, id *bittorrent.PeerID, noPeerID bool) []byte {
+// appendPeerDict writes one BEP 3 peer: ip and port, in key order.
+func appendPeerDict(dst []byte, ip netip.Addr, port uint16) []byte {
 	dst = append(dst, 'd')
 	dst = appendString(dst, "ip")
 	var text [64]byte
 	dst = appendBytes(dst, ip.AppendTo(text[:0]))
-	if !noPeerID {
-		dst = appendString(dst, "peer id")
-		dst = appendBytes(dst, id[:])
-	}
 	dst = appendInt(dst, "port", int64(port))
 	return append(dst, 'e')
 }

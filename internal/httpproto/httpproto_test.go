@@ -32,13 +32,13 @@ func TestParseAnnounce(t *testing.T) {
 		t.Fatalf("hash %q peer id %q", req.InfoHash[:], req.PeerID[:])
 	}
 	if req.Port != 6881 || req.Uploaded != 10 || req.Downloaded != 20 || req.Left != 30 ||
-		req.Event != bittorrent.EventStarted || req.NumWant != 12 || !opts.Compact || opts.NoPeerID {
+		req.Event != bittorrent.EventStarted || req.NumWant != 12 || !opts.Compact {
 		t.Fatalf("parsed %+v %+v", req, opts)
 	}
 	if err := ParseAnnounce([]byte(announceQuery("&compact=0&no_peer_id=1&numwant=99999999999")), &req, &opts); err != nil {
 		t.Fatal(err)
 	}
-	if opts.Compact || !opts.NoPeerID || req.NumWant != 1<<31-1 || req.Event != bittorrent.EventNone {
+	if opts.Compact || req.NumWant != 1<<31-1 || req.Event != bittorrent.EventNone {
 		t.Fatalf("parsed %+v %+v", req, opts)
 	}
 	if err := ParseAnnounce([]byte(announceQuery("")), &req, &opts); err != nil || req.NumWant != -1 || !opts.Compact {
@@ -109,7 +109,7 @@ func TestUnescape(t *testing.T) {
 
 func sampleResponse() *bittorrent.AnnounceResponse {
 	resp := &bittorrent.AnnounceResponse{Interval: 1800 * time.Second, MinInterval: 300 * time.Second, Complete: 2, Incomplete: 5}
-	resp.Peers4 = []bittorrent.Peer4{{IP: [4]byte{192, 0, 2, 1}, Port: 6881, ID: bittorrent.PeerID([]byte(rawPeerID))}}
+	resp.Peers4 = []bittorrent.Peer4{{IP: [4]byte{192, 0, 2, 1}, Port: 6881}}
 	resp.Peers6 = []bittorrent.Peer6{{IP: [16]byte{0x20, 0x01, 0x0d, 0xb8, 15: 1}, Port: 51413}}
 	return resp
 }
@@ -137,8 +137,14 @@ func TestAnnounceResponseCompact(t *testing.T) {
 }
 
 func TestAnnounceResponseDictionaries(t *testing.T) {
-	for _, noPeerID := range []bool{false, true} {
-		out := AppendAnnounceResponse(nil, sampleResponse(), AnnounceOptions{NoPeerID: noPeerID})
+	// no_peer_id=1 or not, the dictionaries carry ip and port only.
+	for _, query := range []string{"&compact=0", "&compact=0&no_peer_id=1"} {
+		var req bittorrent.AnnounceRequest
+		var opts AnnounceOptions
+		if err := ParseAnnounce([]byte(announceQuery(query)), &req, &opts); err != nil {
+			t.Fatal(err)
+		}
+		out := AppendAnnounceResponse(nil, sampleResponse(), opts)
 		v, err := Decode(out)
 		if err != nil {
 			t.Fatalf("%q: %v", out, err)
@@ -151,11 +157,8 @@ func TestAnnounceResponseDictionaries(t *testing.T) {
 		if p0["ip"] != "192.0.2.1" || p0["port"] != int64(6881) || p1["ip"] != "2001:db8::1" || p1["port"] != int64(51413) {
 			t.Fatalf("peers %v", peers)
 		}
-		if _, has := p0["peer id"]; has == noPeerID {
-			t.Fatalf("no_peer_id=%v but peer %v", noPeerID, p0)
-		}
-		if !noPeerID && p0["peer id"] != rawPeerID {
-			t.Fatalf("peer id %q", p0["peer id"])
+		if len(p0) != 2 || len(p1) != 2 {
+			t.Fatalf("%s: peers carry more than ip and port: %v", query, peers)
 		}
 	}
 }

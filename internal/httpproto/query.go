@@ -34,8 +34,7 @@ var (
 // AnnounceOptions are the announce parameters that shape the reply's
 // encoding rather than the swarm.
 type AnnounceOptions struct {
-	Compact  bool // 6- and 18-byte peer strings (BEP 23, BEP 7)
-	NoPeerID bool // leave peer ids out of a non-compact reply
+	Compact bool // 6- and 18-byte peer strings (BEP 23, BEP 7)
 	// IP is the address the ip parameter claims, if any. The frontend
 	// believes it only from a trusted proxy.
 	IP netip.Addr
@@ -100,8 +99,6 @@ func ParseAnnounce(query []byte, req *bittorrent.AnnounceRequest, opts *Announce
 			req.Event, err = parseEvent(value)
 		case "compact":
 			opts.Compact = string(value) != "0"
-		case "no_peer_id":
-			opts.NoPeerID = string(value) == "1"
 		case "ip":
 			var text [64]byte
 			if n, uerr := Unescape(value, text[:]); uerr == nil && n <= len(text) {

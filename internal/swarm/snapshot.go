@@ -1,64 +1,146 @@
 package swarm
 
 import (
+	"time"
+
 	"github.com/trakx/trakx/internal/bittorrent"
-	"net/netip"
 )
 
-// Shards is how many shards the store has; a snapshot walks them one by one.
-const Shards = shardCount
+// Peer is a stored peer as Walk hands it out and Restore takes it back.
+type Peer[A bittorrent.IP] struct {
+	IP       A
+	Port     uint16
+	Seeder   bool
+	LastSeen uint32 // unix seconds
+}
 
-// ForEachTorrent calls fn for every torrent of one shard, holding that
-// shard's lock, and only that one, for the whole walk: requests for other
-// shards go on meanwhile. fn must not keep the slices it is given.
-func (s *Store) ForEachTorrent(shard int, fn func(h bittorrent.InfoHash, downloaded uint32, v4 []Peer4, v6 []Peer6)) {
-	sh := &s.shards[shard]
+// Peer4 and Peer6 are the stored peers of each family.
+type (
+	Peer4 = Peer[[4]byte]
+	Peer6 = Peer[[16]byte]
+)
+
+// Torrent is one torrent's whole state, copied out of the store.
+type Torrent struct {
+	Hash       bittorrent.InfoHash
+	Downloaded uint32
+	Peers4     []Peer4 // seeders first
+	Peers6     []Peer6
+}
+
+// WalkStats describe a finished Walk.
+type WalkStats struct {
+	// LongestLock is the longest a shard was locked while being copied:
+	// the most any request could have waited on the walk.
+	LongestLock time.Duration
+}
+
+// walkCopy is one shard's torrents, copied under its lock.
+type walkCopy struct {
+	slots  []slot
+	peers4 []record[[4]byte]
+	peers6 []record[[16]byte]
+	now    uint32
+}
+
+// Walk calls fn for every torrent. Each shard's torrents are copied out
+// under its lock, which is all the lock is held for; fn runs after it is
+// released, so neither fn nor anything it waits on holds up requests. The
+// Torrent and its slices are reused: fn must not keep them. Walk stops at
+// the first error fn returns and returns it.
+func (s *Store) Walk(fn func(*Torrent) error) (WalkStats, error) {
+	var st WalkStats
+	var c walkCopy
+	var t Torrent
+	for i := range s.shards {
+		locked := time.Now()
+		s.shards[i].copyOut(&c)
+		st.LongestLock = max(st.LongestLock, time.Since(locked))
+		rest4, rest6 := c.peers4, c.peers6
+		for k := range c.slots {
+			sl := &c.slots[k]
+			t.Hash, t.Downloaded = sl.hash, sl.downloaded
+			t.Peers4 = exportPeers(t.Peers4[:0], rest4[:sl.lists[ipv4].n], sl.lists[ipv4].seeders, c.now)
+			t.Peers6 = exportPeers(t.Peers6[:0], rest6[:sl.lists[ipv6].n], sl.lists[ipv6].seeders, c.now)
+			rest4, rest6 = rest4[sl.lists[ipv4].n:], rest6[sl.lists[ipv6].n:]
+			if err := fn(&t); err != nil {
+				return st, err
+			}
+		}
+	}
+	return st, nil
+}
+
+// copyOut copies the shard's torrents and their peers, in table order.
+func (sh *shard) copyOut(c *walkCopy) {
+	c.slots, c.peers4, c.peers6 = c.slots[:0], c.peers4[:0], c.peers6[:0]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	for h, t := range sh.torrents {
-		fn(h, t.downloaded, t.v4.peers, t.peers6().peers)
+	c.now = unixNow()
+	for i := range sh.table.slots {
+		sl := &sh.table.slots[i]
+		if sl.dist == 0 {
+			continue
+		}
+		c.slots = append(c.slots, *sl)
+		c.peers4 = append(c.peers4, sh.arena4.peers(&sl.lists[ipv4])...)
+		c.peers6 = append(c.peers6, sh.arena6.peers(&sl.lists[ipv6])...)
 	}
+}
+
+func exportPeers[A bittorrent.IP](dst []Peer[A], recs []record[A], seeders, now uint32) []Peer[A] {
+	for i, r := range recs {
+		dst = append(dst, Peer[A]{IP: r.ip, Port: r.port, Seeder: uint32(i) < seeders, LastSeen: now - age(tickOf(now), r.seen)})
+	}
+	return dst
 }
 
 // Restore adds saved peers to a torrent, creating it if need be. Peers last
-// seen before cutoff are dropped, as are repeats of a peer already present;
-// a last-seen time after now is taken as now. Restore may be called more
-// than once for one torrent: the peers add up, downloaded is the largest
-// given. It returns how many peers it kept.
-func (s *Store) Restore(h *bittorrent.InfoHash, downloaded uint32, v4 []Peer4, v6 []Peer6, cutoff, now uint32) int {
-	sh := s.shardFor(h)
+// seen before cutoff are dropped, as are peers with port 0 and repeats of a
+// peer already present; a last-seen time after now is taken as now. now
+// must be the present: the store keeps last-seen times relative to its
+// clock.
+// Restore may be called more than once for one torrent: the peers add up,
+// downloaded is the largest given. It returns how many peers it kept. The
+// store's limits do not apply: what was saved comes back.
+func (s *Store) Restore(t *Torrent, cutoff, now uint32) (kept int) {
+	cutoff = max(cutoff, now-uint32(MaxPeerTTL/time.Second))
+	hv := s.hash(&t.Hash)
+	sh := s.shardOf(hv)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	t := sh.torrents[*h]
-	if t == nil {
-		t = &torrent{}
-	}
-	t.downloaded = max(t.downloaded, downloaded)
-	kept := restoreInto(sh, &t.v4, v4, cutoff, now, func(ip [4]byte) bool { return IsPublic(netip.AddrFrom4(ip)) })
-	if len(v6) > 0 {
-		kept += restoreInto(sh, t.growPeers6(), v6, cutoff, now, func(ip [16]byte) bool { return IsPublic(netip.AddrFrom16(ip)) })
-		t.dropEmptyPeers6()
-	}
-	if _, known := sh.torrents[*h]; !known && !t.empty() {
-		sh.torrents[*h] = t
+	i := sh.table.find(&t.Hash, hv)
+	if i < 0 {
+		if !anyKept(t.Peers4, cutoff) && !anyKept(t.Peers6, cutoff) {
+			return 0
+		}
+		i = sh.table.insert(&t.Hash, hv, s.hash)
 		s.totals.torrents.Add(1)
 	}
+	sl := &sh.table.slots[i]
+	sl.downloaded = max(sl.downloaded, t.Downloaded)
+	v4, v6 := sh.view4(s, i), sh.view6(s, i)
+	kept = restoreInto(sh, &v4, t.Peers4, cutoff, now) + restoreInto(sh, &v6, t.Peers6, cutoff, now)
+	s.totals.peers.Add(int64(kept))
 	return kept
 }
 
-func restoreInto[A bittorrent.IP](sh *shard, l *peerList[A], peers []Peer[A], cutoff, now uint32, isPublic func(A) bool) (kept int) {
+func anyKept[A bittorrent.IP](peers []Peer[A], cutoff uint32) bool {
+	for i := range peers {
+		if peers[i].LastSeen >= cutoff && peers[i].Port != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func restoreInto[A bittorrent.IP](sh *shard, v *view[A], peers []Peer[A], cutoff, now uint32) (kept int) {
 	for _, p := range peers {
-		if p.LastSeen < cutoff || p.Port == 0 {
+		if p.LastSeen < cutoff || p.Port == 0 || v.find(p.IP, p.Port) >= 0 {
 			continue
 		}
-		if l.find(p.endpoint()) >= 0 {
-			continue
-		}
-		p.LastSeen = min(p.LastSeen, now)
-		p.Public = isPublic(p.IP)
-		l.insert(p)
-		sh.count(p.Seeder, 1)
-		sh.totals.peers.Add(1)
+		v.add(record[A]{ip: p.IP, port: p.Port, seen: tickOf(min(p.LastSeen, now))}, p.Seeder)
+		sh.count(v.fam, p.Seeder, 1)
 		kept++
 	}
 	return kept

@@ -1,9 +1,7 @@
-// Package swarm is the in-memory swarm database: which peers are in which
-// torrent, and the counts a scrape reports. It knows nothing of the wire.
 package swarm
 
 import (
-	"encoding/binary"
+	"hash/maphash"
 	"math/rand/v2"
 	"runtime"
 	"sync"
@@ -18,7 +16,7 @@ import (
 type Config struct {
 	AnnounceInterval time.Duration
 	MinInterval      time.Duration
-	PeerTTL          time.Duration
+	PeerTTL          time.Duration // at most MaxPeerTTL; longer counts as MaxPeerTTL
 	NumWantDefault   int
 	NumWantMax       int
 	// The store refuses new peers and torrents beyond these, so that no
@@ -46,73 +44,67 @@ type totals struct {
 	refusedPeers, refusedTorrents atomic.Uint64
 }
 
-// shardCount spreads torrents over enough locks that two request workers
-// rarely meet on one. A power of two, so a hash picks a shard with a mask.
-const shardCount = 1024
+// reserve counts one more in n unless that would pass limit: exact even
+// when shards race for the last place.
+func reserve(n *atomic.Int64, limit int64) bool {
+	if n.Add(1) > limit {
+		n.Add(-1)
+		return false
+	}
+	return true
+}
+
+// shardBits spreads torrents over enough locks that two request workers
+// rarely meet on one.
+const (
+	shardBits  = 10
+	shardCount = 1 << shardBits
+)
 
 // Store is the swarm database. It is safe for concurrent use.
 type Store struct {
-	config atomic.Pointer[Config]
-	totals totals
-	shards [shardCount]shard
+	config   atomic.Pointer[Config]
+	hashSeed maphash.Seed // keys the torrent hash: clients choose info hashes
+	peerSeed uint64       // keys the big swarms' position index
+	totals   *totals
+	shards   *shards
 }
+
+type shards [shardCount]shard
 
 type shard struct {
 	mu       sync.Mutex
-	torrents map[bittorrent.InfoHash]*torrent
-	seeders  int
-	leechers int
-	totals   *totals
+	table    table
+	arena4   arena[[4]byte]
+	arena6   arena[[16]byte]
+	seeders  [2]int // per family
+	leechers [2]int
 	// Keeps two shards' locks off one cache line.
 	_ [64]byte
 }
 
-type torrent struct {
-	v4 peerList[[4]byte]
-	// Most torrents have no IPv6 peer: their list costs a nil pointer.
-	v6         *peerList[[16]byte]
-	downloaded uint32
-}
-
-// noPeers6 stands in, read-only, for a torrent's missing IPv6 list.
-var noPeers6 peerList[[16]byte]
-
-// peers6 is the torrent's IPv6 list for reading.
-func (t *torrent) peers6() *peerList[[16]byte] {
-	if t.v6 == nil {
-		return &noPeers6
-	}
-	return t.v6
-}
-
-// growPeers6 is the torrent's IPv6 list for writing, made if need be.
-func (t *torrent) growPeers6() *peerList[[16]byte] {
-	if t.v6 == nil {
-		t.v6 = &peerList[[16]byte]{}
-	}
-	return t.v6
-}
-
-// dropEmptyPeers6 frees an IPv6 list that has lost its last peer.
-func (t *torrent) dropEmptyPeers6() {
-	if t.v6 != nil && len(t.v6.peers) == 0 {
-		t.v6 = nil
-	}
-}
-
-func (t *torrent) seeders() int  { return t.v4.seeders + t.peers6().seeders }
-func (t *torrent) leechers() int { return t.v4.leechers() + t.peers6().leechers() }
-func (t *torrent) empty() bool   { return len(t.v4.peers) == 0 && len(t.peers6().peers) == 0 }
-
-// New returns an empty store.
+// New returns an empty store. Its memory lies outside the Go heap; Close
+// gives it back at once, and it is given back anyway once the store is
+// no longer reachable.
 func New(cfg Config) *Store {
-	s := &Store{}
-	for i := range s.shards {
-		s.shards[i].torrents = make(map[bittorrent.InfoHash]*torrent)
-		s.shards[i].totals = &s.totals
-	}
+	s := &Store{hashSeed: maphash.MakeSeed(), peerSeed: rand.Uint64(), totals: &totals{}, shards: &shards{}}
 	s.SetConfig(cfg)
+	runtime.AddCleanup(s, (*shards).free, s.shards)
 	return s
+}
+
+// Close frees the store's memory. The store must not be used afterwards.
+func (s *Store) Close() { s.shards.free() }
+
+func (all *shards) free() {
+	for i := range all {
+		sh := &all[i]
+		sh.mu.Lock()
+		sh.table.free()
+		sh.arena4.free()
+		sh.arena6.free()
+		sh.mu.Unlock()
+	}
 }
 
 // SetConfig replaces the reply settings; requests already under way finish
@@ -122,11 +114,40 @@ func (s *Store) SetConfig(cfg Config) { s.config.Store(&cfg) }
 // Config returns the reply settings in use.
 func (s *Store) Config() Config { return *s.config.Load() }
 
-func (s *Store) shardFor(h *bittorrent.InfoHash) *shard {
-	return &s.shards[binary.LittleEndian.Uint32(h[:4])&(shardCount-1)]
-}
+func (s *Store) hash(h *bittorrent.InfoHash) uint64 { return maphash.Bytes(s.hashSeed, h[:]) }
+
+// shardOf picks a shard by the hash's top bits; the table uses the low ones.
+func (s *Store) shardOf(hv uint64) *shard { return &s.shards[hv>>(64-shardBits)] }
 
 func unixNow() uint32 { return uint32(time.Now().Unix()) }
+
+func (sh *shard) view4(s *Store, slot int) view[[4]byte] {
+	return view[[4]byte]{a: &sh.arena4, tb: &sh.table, slot: slot, fam: ipv4, seed: s.peerSeed}
+}
+
+func (sh *shard) view6(s *Store, slot int) view[[16]byte] {
+	return view[[16]byte]{a: &sh.arena6, tb: &sh.table, slot: slot, fam: ipv6, seed: s.peerSeed}
+}
+
+func (sh *shard) count(fam int, seeder bool, n int) {
+	if seeder {
+		sh.seeders[fam] += n
+	} else {
+		sh.leechers[fam] += n
+	}
+}
+
+// numWant is how many peers a reply carries at most.
+func numWant(req *bittorrent.AnnounceRequest, cfg *Config) int {
+	if req.Event == bittorrent.EventStopped {
+		return 0
+	}
+	want := int(req.NumWant)
+	if want < 0 {
+		want = cfg.NumWantDefault
+	}
+	return min(want, cfg.NumWantMax)
+}
 
 // Announce records the requesting peer and fills resp with the swarm's
 // counts and a random choice of other peers. resp's peer buffers are reused.
@@ -135,158 +156,128 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.Annou
 	resp.Reset()
 	resp.Interval = cfg.AnnounceInterval + time.Duration(rand.Int64N(int64(cfg.AnnounceInterval)/20+1))
 	resp.MinInterval = cfg.MinInterval
-
-	want := int(req.NumWant)
-	if want < 0 {
-		want = cfg.NumWantDefault
-	}
-	want = min(want, cfg.NumWantMax)
-	if req.Event == bittorrent.EventStopped {
-		want = 0
-	}
-
-	now := unixNow()
+	want := numWant(req, cfg)
 	seeder := req.Left == 0
-	public := IsPublic(req.Addr)
-	publicOnly := public && !cfg.PrivatePeers
-	sh := s.shardFor(&req.InfoHash)
+	publicOnly := !cfg.PrivatePeers && IsPublic(req.Addr)
+	now := tickOf(unixNow())
+
+	hv := s.hash(&req.InfoHash)
+	sh := s.shardOf(hv)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-
-	t := sh.torrents[req.InfoHash]
-	if t == nil {
+	i := sh.table.find(&req.InfoHash, hv)
+	if i < 0 {
 		if req.Event == bittorrent.EventStopped {
 			return nil
 		}
-		if s.totals.torrents.Load() >= cfg.MaxTorrents {
+		if !reserve(&s.totals.torrents, cfg.MaxTorrents) {
 			s.totals.refusedTorrents.Add(1)
 			return ErrTooManyTorrents
 		}
-		t = &torrent{}
-		sh.torrents[req.InfoHash] = t
-		s.totals.torrents.Add(1)
+		i = sh.table.insert(&req.InfoHash, hv, s.hash)
 	}
-	defer func() {
-		if t.empty() {
-			delete(sh.torrents, req.InfoHash)
-			s.totals.torrents.Add(-1)
-		}
-	}()
 
+	var err error
+	v4, v6 := sh.view4(s, i), sh.view6(s, i)
 	if req.Addr.Is4() {
-		self, err := announceIn(sh, t, &t.v4, req.Addr.As4(), req, now, seeder, public, cfg.MaxPeers)
-		if err != nil {
-			return err
-		}
-		resp.Peers4 = appendPeers(publicOnly, resp.Peers4, &t.v4, want, self, seeder, req.WithPeerIDs)
-		if req.BothFamilies {
-			resp.Peers6 = appendPeers(publicOnly, resp.Peers6, t.peers6(), want-len(resp.Peers4), -1, seeder, req.WithPeerIDs)
+		var self int
+		if self, err = announceIn(s, sh, &v4, req.Addr.As4(), req, cfg, now); err == nil {
+			resp.Peers4 = appendPeers(resp.Peers4, v4.peers(), v4.list().seeders, want, self, seeder, publicOnly)
+			if req.BothFamilies {
+				resp.Peers6 = appendPeers(resp.Peers6, v6.peers(), v6.list().seeders, want-len(resp.Peers4), -1, seeder, publicOnly)
+			}
 		}
 	} else {
-		v6 := t.growPeers6()
-		self, err := announceIn(sh, t, v6, req.Addr.As16(), req, now, seeder, public, cfg.MaxPeers)
-		if err != nil {
-			t.dropEmptyPeers6()
-			return err
-		}
-		resp.Peers6 = appendPeers(publicOnly, resp.Peers6, v6, want, self, seeder, req.WithPeerIDs)
-		t.dropEmptyPeers6()
-		if req.BothFamilies {
-			resp.Peers4 = appendPeers(publicOnly, resp.Peers4, &t.v4, want-len(resp.Peers6), -1, seeder, req.WithPeerIDs)
+		var self int
+		if self, err = announceIn(s, sh, &v6, req.Addr.As16(), req, cfg, now); err == nil {
+			resp.Peers6 = appendPeers(resp.Peers6, v6.peers(), v6.list().seeders, want, self, seeder, publicOnly)
+			if req.BothFamilies {
+				resp.Peers4 = appendPeers(resp.Peers4, v4.peers(), v4.list().seeders, want-len(resp.Peers6), -1, seeder, publicOnly)
+			}
 		}
 	}
-	resp.Complete = uint32(t.seeders())
-	resp.Incomplete = uint32(t.leechers())
-	return nil
+	t := &sh.table.slots[i]
+	if t.empty() {
+		sh.table.remove(i)
+		s.totals.torrents.Add(-1)
+		return err
+	}
+	if err == nil {
+		resp.Complete, resp.Incomplete = t.counts()
+	}
+	return err
 }
 
-// announceIn applies one announce to the peer list of the requester's
-// family and returns the requester's position in it, or -1 when it left.
-func announceIn[A bittorrent.IP](sh *shard, t *torrent, l *peerList[A], ip A, req *bittorrent.AnnounceRequest, now uint32, seeder, public bool, maxPeers int64) (int, error) {
-	i := l.find(endpoint[A]{ip, req.Port})
+// counts are a torrent's seeders and leechers over both families.
+func (t *slot) counts() (seeders, leechers uint32) {
+	for _, l := range &t.lists {
+		seeders += l.seeders
+		leechers += l.n - l.seeders
+	}
+	return seeders, leechers
+}
+
+// announceIn applies one announce to the requester's list and returns
+// the requester's position in it, or -1 when it is not (or no longer) in.
+func announceIn[A bittorrent.IP](s *Store, sh *shard, v *view[A], ip A, req *bittorrent.AnnounceRequest, cfg *Config, now uint16) (int, error) {
+	t := &sh.table.slots[v.slot]
+	pos := v.find(ip, req.Port)
+	seeder := req.Left == 0
 	if req.Event == bittorrent.EventStopped {
-		if i >= 0 {
-			sh.forget(l.peers[i].Seeder)
-			l.remove(i)
-			sh.totals.peers.Add(-1)
+		if pos >= 0 {
+			sh.count(v.fam, pos < int(v.list().seeders), -1)
+			v.remove(pos)
+			s.totals.peers.Add(-1)
 		}
 		return -1, nil
 	}
-	if i < 0 && sh.totals.peers.Load() >= maxPeers {
-		sh.totals.refusedPeers.Add(1)
-		return -1, ErrTooManyPeers
+	if pos < 0 {
+		if !reserve(&s.totals.peers, cfg.MaxPeers) {
+			s.totals.refusedPeers.Add(1)
+			return -1, ErrTooManyPeers
+		}
+		if req.Event == bittorrent.EventCompleted {
+			t.downloaded++
+		}
+		sh.count(v.fam, seeder, 1)
+		return v.add(record[A]{ip: ip, port: req.Port, seen: now}, seeder), nil
 	}
-	if req.Event == bittorrent.EventCompleted && (i < 0 || !l.peers[i].Seeder) {
+	wasSeeder := pos < int(v.list().seeders)
+	if req.Event == bittorrent.EventCompleted && !wasSeeder {
 		t.downloaded++
 	}
-	if i < 0 {
-		sh.count(seeder, 1)
-		sh.totals.peers.Add(1)
-		return l.insert(Peer[A]{IP: ip, Port: req.Port, Seeder: seeder, Public: public, LastSeen: now, ID: req.PeerID}), nil
+	if wasSeeder != seeder {
+		sh.count(v.fam, wasSeeder, -1)
+		sh.count(v.fam, seeder, 1)
+		pos = v.setSeeder(pos, seeder)
 	}
-	if l.peers[i].Seeder != seeder {
-		sh.count(l.peers[i].Seeder, -1)
-		sh.count(seeder, 1)
-		i = l.setSeeder(i, seeder)
-	}
-	l.peers[i].LastSeen = now
-	l.peers[i].ID = req.PeerID
-	return i, nil
-}
-
-func (sh *shard) count(seeder bool, n int) {
-	if seeder {
-		sh.seeders += n
-	} else {
-		sh.leechers += n
-	}
-}
-
-func (sh *shard) forget(seeder bool) { sh.count(seeder, -1) }
-
-// appendPeers copies a window of the list into a reply. A seeder is sent
-// leechers only: other seeders are of no use to it.
-func appendPeers[A bittorrent.IP](publicOnly bool, dst []bittorrent.PeerOf[A], l *peerList[A], want, self int, seeder, withIDs bool) []bittorrent.PeerOf[A] {
-	lo, start, count := l.window(want, self, seeder)
-	for k, taken := 0, 0; k < count && taken < want; k++ {
-		i := start + k
-		if i >= lo+count {
-			i -= count
-		}
-		p := &l.peers[i]
-		if i == self || (publicOnly && !p.Public) {
-			continue
-		}
-		dst = append(dst, bittorrent.PeerOf[A]{IP: p.IP, Port: p.Port})
-		if withIDs {
-			dst[len(dst)-1].ID = p.ID
-		}
-		taken++
-	}
-	return dst
+	v.at(pos).seen = now
+	return pos, nil
 }
 
 // Scrape returns one torrent's counts; an unknown torrent has zeros.
 func (s *Store) Scrape(h *bittorrent.InfoHash) (bittorrent.ScrapeStats, error) {
-	sh := s.shardFor(h)
+	hv := s.hash(h)
+	sh := s.shardOf(hv)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	t := sh.torrents[*h]
-	if t == nil {
+	i := sh.table.find(h, hv)
+	if i < 0 {
 		return bittorrent.ScrapeStats{}, nil
 	}
-	return bittorrent.ScrapeStats{
-		Complete:   uint32(t.seeders()),
-		Downloaded: t.downloaded,
-		Incomplete: uint32(t.leechers()),
-	}, nil
+	t := &sh.table.slots[i]
+	seeders, leechers := t.counts()
+	return bittorrent.ScrapeStats{Complete: seeders, Downloaded: t.downloaded, Incomplete: leechers}, nil
 }
 
 // Stats are the store's totals.
 type Stats struct {
 	Torrents int
-	Seeders  int
+	Seeders  int // of both families
 	Leechers int
+	// Of the seeders and leechers, those at IPv6 addresses.
+	Seeders6  int
+	Leechers6 int
 	// Announces refused because the store was full, since it was made.
 	RefusedPeers    uint64
 	RefusedTorrents uint64
@@ -301,9 +292,11 @@ func (s *Store) Stats() Stats {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		st.Torrents += len(sh.torrents)
-		st.Seeders += sh.seeders
-		st.Leechers += sh.leechers
+		st.Torrents += sh.table.count
+		st.Seeders += sh.seeders[ipv4] + sh.seeders[ipv6]
+		st.Leechers += sh.leechers[ipv4] + sh.leechers[ipv6]
+		st.Seeders6 += sh.seeders[ipv6]
+		st.Leechers6 += sh.leechers[ipv6]
 		sh.mu.Unlock()
 	}
 	st.RefusedPeers = s.totals.refusedPeers.Load()
@@ -311,37 +304,48 @@ func (s *Store) Stats() Stats {
 	return st
 }
 
-// Expire drops every peer silent for longer than the configured peer TTL,
-// and every torrent left without peers. It holds one shard's lock at a time
-// and yields between shards, so requests never wait on more than one shard.
+// Expire drops every peer silent for longer than the configured peer TTL
+// and every torrent left without peers, then compacts each shard's memory.
+// It holds one shard's lock at a time and yields between shards, so
+// requests never wait on more than one shard.
 func (s *Store) Expire() (removed int) {
-	cutoff := unixNow() - uint32(s.config.Load().PeerTTL/time.Second)
+	ttl := uint32(min(s.config.Load().PeerTTL, MaxPeerTTL) / time.Second)
 	for i := range s.shards {
-		removed += s.shards[i].expire(cutoff)
+		n := s.shards[i].expire(s, tickOf(unixNow()), ttl)
+		s.totals.peers.Add(int64(-n))
+		removed += n
 		runtime.Gosched()
 	}
 	return removed
 }
 
-func (sh *shard) expire(cutoff uint32) (removed int) {
+func (sh *shard) expire(s *Store, now uint16, ttl uint32) (removed int) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	defer func() { sh.totals.peers.Add(int64(-removed)) }()
-	for h, t := range sh.torrents {
-		s4, l4 := t.v4.expire(cutoff)
-		var s6, l6 int
-		if t.v6 != nil {
-			s6, l6 = t.v6.expire(cutoff)
-			t.dropEmptyPeers6()
+	for i := 0; i < len(sh.table.slots); {
+		if sh.table.slots[i].dist == 0 {
+			i++
+			continue
 		}
-		sh.seeders -= s4 + s6
-		sh.leechers -= l4 + l6
-		removed += s4 + l4 + s6 + l6
-		if t.empty() {
-			delete(sh.torrents, h)
-			sh.totals.torrents.Add(-1)
+		v4, v6 := sh.view4(s, i), sh.view6(s, i)
+		s4, l4 := v4.expire(now, ttl)
+		s6, l6 := v6.expire(now, ttl)
+		sh.seeders[ipv4] -= int(s4)
+		sh.leechers[ipv4] -= int(l4)
+		sh.seeders[ipv6] -= int(s6)
+		sh.leechers[ipv6] -= int(l6)
+		removed += int(s4 + l4 + s6 + l6)
+		if sh.table.slots[i].empty() {
+			// The slot now holds the next of its run, if any: look again.
+			sh.table.remove(i)
+			s.totals.torrents.Add(-1)
+			continue
 		}
+		i++
 	}
+	sh.arena4.compact(&sh.table, ipv4, s.peerSeed)
+	sh.arena6.compact(&sh.table, ipv6, s.peerSeed)
+	sh.table.shrinkToFit(s.hash)
 	return removed
 }
 

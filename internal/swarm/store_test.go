@@ -1,9 +1,11 @@
 package swarm
 
 import (
+	"cmp"
 	"crypto/sha1"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -29,15 +31,15 @@ func hashOf(n int) bittorrent.InfoHash {
 func v4(n int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)}) }
 
 func announce(s *Store, h bittorrent.InfoHash, addr netip.Addr, port uint16, left uint64, ev bittorrent.Event, numwant int32) *bittorrent.AnnounceResponse {
-	req := bittorrent.AnnounceRequest{InfoHash: h, Addr: addr, Port: port, Left: left, Event: ev, NumWant: numwant, WithPeerIDs: true}
+	req := bittorrent.AnnounceRequest{InfoHash: h, Addr: addr, Port: port, Left: left, Event: ev, NumWant: numwant}
 	copy(req.PeerID[:], fmt.Sprintf("-TX0001-%012d", port))
 	var resp bittorrent.AnnounceResponse
 	s.Announce(&req, &resp)
 	return &resp
 }
 
-// checkInvariants verifies the partition into seeders and leechers, the
-// index and the shard counters against a full recount.
+// checkInvariants verifies every shard's table, arenas and counters
+// against a full recount.
 func checkInvariants(t *testing.T, s *Store) {
 	t.Helper()
 	if st := s.Stats(); int64(st.Peers()) != s.totals.peers.Load() || int64(st.Torrents) != s.totals.torrents.Load() {
@@ -45,43 +47,94 @@ func checkInvariants(t *testing.T, s *Store) {
 	}
 	for si := range s.shards {
 		sh := &s.shards[si]
-		seeders, leechers := 0, 0
-		for h, tor := range sh.torrents {
-			if tor.empty() {
-				t.Errorf("%x: empty torrent kept", h)
-			}
-			checkList(t, &tor.v4)
-			if tor.v6 != nil && len(tor.v6.peers) == 0 {
-				t.Errorf("%x: empty IPv6 list kept", h)
-			}
-			checkList(t, tor.peers6())
-			seeders += tor.seeders()
-			leechers += tor.leechers()
-		}
-		if seeders != sh.seeders || leechers != sh.leechers {
-			t.Fatalf("shard %d counts %d/%d, recount %d/%d", si, sh.seeders, sh.leechers, seeders, leechers)
-		}
+		sh.mu.Lock()
+		checkShard(t, s, sh)
+		sh.mu.Unlock()
 	}
 }
 
-func checkList[A bittorrent.IP](t *testing.T, l *peerList[A]) {
+func checkShard(t *testing.T, s *Store, sh *shard) {
 	t.Helper()
-	seen := map[endpoint[A]]bool{}
-	for i := range l.peers {
-		p := &l.peers[i]
-		if p.Seeder != (i < l.seeders) {
-			t.Fatalf("peer %d seeder=%v but seeders=%d", i, p.Seeder, l.seeders)
+	var seeders, leechers [2]int
+	torrents := 0
+	var blocks4, blocks6 [][2]uint32
+	for i := range sh.table.slots {
+		sl := &sh.table.slots[i]
+		if sl.dist == 0 {
+			continue
 		}
-		if seen[p.endpoint()] {
-			t.Fatalf("peer %v listed twice", p.endpoint())
+		torrents++
+		if got := sh.table.find(&sl.hash, s.hash(&sl.hash)); got != i {
+			t.Fatalf("torrent %x at %d, but find says %d", sl.hash, i, got)
 		}
-		seen[p.endpoint()] = true
-		if l.index != nil && l.index[p.endpoint()] != int32(i) {
-			t.Fatalf("index says %d for peer at %d", l.index[p.endpoint()], i)
+		if sl.empty() {
+			t.Fatalf("%x: empty torrent kept", sl.hash)
+		}
+		v4, v6 := sh.view4(s, i), sh.view6(s, i)
+		blocks4 = checkList(t, &v4, blocks4)
+		blocks6 = checkList(t, &v6, blocks6)
+		for f, l := range sl.lists {
+			seeders[f] += int(l.seeders)
+			leechers[f] += int(l.n - l.seeders)
 		}
 	}
-	if l.index != nil && len(l.index) != len(l.peers) {
-		t.Fatalf("index has %d entries for %d peers", len(l.index), len(l.peers))
+	if torrents != sh.table.count {
+		t.Fatalf("table counts %d torrents, holds %d", sh.table.count, torrents)
+	}
+	if seeders != sh.seeders || leechers != sh.leechers {
+		t.Fatalf("shard counts %v/%v, recount %v/%v", sh.seeders, sh.leechers, seeders, leechers)
+	}
+	checkBlocks(t, "IPv4", blocks4, sh.arena4.used, sh.arena4.live, len(sh.arena4.recs))
+	checkBlocks(t, "IPv6", blocks6, sh.arena6.used, sh.arena6.live, len(sh.arena6.recs))
+}
+
+// checkList verifies one list: partition, no repeats, the index, its
+// block; it returns blocks with the list's [start, end) added.
+func checkList[A bittorrent.IP](t *testing.T, v *view[A], blocks [][2]uint32) [][2]uint32 {
+	t.Helper()
+	l, c := v.list(), *v.class()
+	if (l.n == 0) != (c == 0) || l.n > classCap[c] || l.seeders > l.n {
+		t.Fatalf("list %+v in class %d (capacity %d)", *l, c, classCap[c])
+	}
+	for i, p := range v.peers() {
+		if got := v.find(p.ip, p.port); got != i {
+			t.Fatalf("peer %v:%d at %d, but find says %d", p.ip, p.port, i, got)
+		}
+	}
+	if idx := v.index(); idx != nil {
+		entries := 0
+		for _, e := range idx {
+			if e != 0 {
+				entries++
+			}
+		}
+		if entries != int(l.n) {
+			t.Fatalf("index holds %d entries for %d peers", entries, l.n)
+		}
+	}
+	if c == 0 {
+		return blocks
+	}
+	return append(blocks, [2]uint32{l.at, l.at + v.a.blockSize(c)})
+}
+
+// checkBlocks verifies that blocks do not overlap and that the arena's
+// accounting matches them.
+func checkBlocks(t *testing.T, family string, blocks [][2]uint32, used, live uint32, size int) {
+	t.Helper()
+	slices.SortFunc(blocks, func(a, b [2]uint32) int { return cmp.Compare(a[0], b[0]) })
+	var sum uint32
+	for i, b := range blocks {
+		if i > 0 && b[0] < blocks[i-1][1] {
+			t.Fatalf("%s blocks %v and %v overlap", family, blocks[i-1], b)
+		}
+		if b[1] > used || int(used) > size {
+			t.Fatalf("%s block %v past the %d records used of %d", family, b, used, size)
+		}
+		sum += b[1] - b[0]
+	}
+	if sum != live {
+		t.Fatalf("%s arena counts %d live records, blocks hold %d", family, live, sum)
 	}
 }
 
@@ -94,9 +147,6 @@ func TestAnnounceReturnsOthersNotSelf(t *testing.T) {
 	r := announce(s, h, v4(2), 1002, 100, bittorrent.EventStarted, -1)
 	if len(r.Peers4) != 1 || r.Peers4[0].IP != v4(1).As4() || r.Peers4[0].Port != 1001 {
 		t.Fatalf("second peer got %+v", r.Peers4)
-	}
-	if string(r.Peers4[0].ID[:]) != fmt.Sprintf("-TX0001-%012d", 1001) {
-		t.Fatalf("peer id %q", r.Peers4[0].ID)
 	}
 	if r.Incomplete != 2 || r.Complete != 0 {
 		t.Fatalf("counts %d/%d", r.Complete, r.Incomplete)

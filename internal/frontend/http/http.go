@@ -340,7 +340,6 @@ func (s *Server) announce(nc net.Conn, c *conn, counters *metrics.HTTP, r *reque
 	}
 	c.req.Addr = client
 	c.req.BothFamilies = true
-	c.req.WithPeerIDs = !c.opts.Compact && !c.opts.NoPeerID
 	if err := s.tracker.Announce(&c.req, &c.resp); err != nil {
 		return s.refuse(nc, c, counters, err, r.keepAlive)
 	}

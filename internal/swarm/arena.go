@@ -1,0 +1,168 @@
+package swarm
+
+import (
+	"slices"
+	"sync"
+	"unsafe"
+
+	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/offheap"
+)
+
+// Block size classes, about 1.25x apart: classCap[c] peers. Class 0 is no
+// block at all.
+var classCap = func() (caps [maxClass + 1]uint32) {
+	for c := 1; c <= maxClass; c++ {
+		caps[c] = max(caps[c-1]+1, uint32(uint64(caps[c-1])*5/4))
+	}
+	return caps
+}()
+
+const maxClass = 80 // classCap[80] is over 16 million peers
+
+// fitClass is the smallest class that holds n peers.
+func fitClass(n uint32) uint8 {
+	c, _ := slices.BinarySearch(classCap[:], n)
+	return uint8(c)
+}
+
+// A block of indexedFrom peers or more carries a hash index after its
+// records: below that, a scan of the block is quicker than a probe.
+const indexedFrom = 48
+
+// indexSlots is the size of a block's position index: a power of two, at
+// least twice its capacity, so probes stay short.
+func indexSlots(capacity uint32) uint32 {
+	if capacity < indexedFrom {
+		return 0
+	}
+	n := uint32(1)
+	for n < 2*capacity {
+		n <<= 1
+	}
+	return n
+}
+
+// arena holds the peers of one family in one shard.
+type arena[A bittorrent.IP] struct {
+	recs []record[A] // off the Go heap
+	used uint32      // records handed out; [used, len(recs)) is free
+	live uint32      // records in blocks that lists own; the rest is garbage
+}
+
+// blockSize is the records a block of class c takes: its peers, then its
+// index, if any, rounded up to whole records.
+func (a *arena[A]) blockSize(c uint8) uint32 {
+	capacity := classCap[c]
+	recSize := uint32(unsafe.Sizeof(record[A]{}))
+	return capacity + (indexSlots(capacity)*4+recSize-1)/recSize
+}
+
+// peers are the records of l.
+func (a *arena[A]) peers(l *list) []record[A] {
+	if l.n == 0 {
+		return nil // an empty list's at may point past a shrunk arena
+	}
+	return a.recs[l.at : l.at+l.n]
+}
+
+// index is the position index of l's block, or nil: slot values are
+// positions + 1, 0 is empty.
+func (a *arena[A]) index(l *list, c uint8) []uint32 {
+	capacity := classCap[c]
+	n := indexSlots(capacity)
+	if n == 0 {
+		return nil
+	}
+	return unsafe.Slice((*uint32)(unsafe.Pointer(&a.recs[l.at+capacity])), n)
+}
+
+// garbageAllowed is how much garbage an arena keeps before compacting: an
+// eighth of what is live, and a little so small arenas are left alone.
+func (a *arena[A]) garbageAllowed() uint32 { return a.live/8 + 256 }
+
+// alloc hands out a block of size records and returns where it starts.
+// It may compact first, which moves other blocks.
+func (a *arena[A]) alloc(size uint32, tb *table, fam int, seed uint64) uint32 {
+	if a.used-a.live > a.garbageAllowed() {
+		a.compact(tb, fam, seed)
+	}
+	if need := int(a.used) + int(size); need > len(a.recs) {
+		a.recs = offheap.Resize(a.recs, max(need, len(a.recs)*3/2, 64))
+	}
+	at := a.used
+	a.used += size
+	a.live += size
+	return at
+}
+
+// release gives up a block of class c; its space is garbage until the
+// next compaction.
+func (a *arena[A]) release(c uint8) { a.live -= a.blockSize(c) }
+
+// compactScratch holds the (at, slot) pairs compaction sorts; pooled so
+// that the request path, which compacts now and then, does not allocate.
+var compactScratch = sync.Pool{New: func() any { return new([]uint64) }}
+
+// compact slides every live block down to the start of the arena, in
+// address order, shrinking each to the smallest class that holds its
+// peers, and hands the freed pages back to the kernel.
+func (a *arena[A]) compact(tb *table, fam int, seed uint64) {
+	scratch := compactScratch.Get().(*[]uint64)
+	order := (*scratch)[:0]
+	for i := range tb.slots {
+		if s := &tb.slots[i]; s.dist != 0 && s.classes[fam] != 0 {
+			order = append(order, uint64(s.lists[fam].at)<<32|uint64(i))
+		}
+	}
+	slices.Sort(order)
+	var w uint32
+	for _, o := range order {
+		s := &tb.slots[uint32(o)]
+		l := &s.lists[fam]
+		c := fitClass(l.n)
+		copy(a.recs[w:w+l.n], a.recs[l.at:l.at+l.n])
+		l.at, s.classes[fam] = w, c
+		if c == 0 {
+			continue
+		}
+		a.rebuildIndex(l, c, seed)
+		w += a.blockSize(c)
+	}
+	*scratch = order
+	compactScratch.Put(scratch)
+	a.used, a.live = w, w
+	offheap.Release(a.recs, int(w))
+	if w == 0 {
+		offheap.Free(a.recs)
+		a.recs = nil
+	}
+}
+
+// rebuildIndex fills l's position index, if its block has one, afresh.
+func (a *arena[A]) rebuildIndex(l *list, c uint8, seed uint64) {
+	idx := a.index(l, c)
+	if idx == nil {
+		return
+	}
+	clear(idx)
+	for i, p := range a.peers(l) {
+		indexInsert(idx, endpointHash(p.ip, p.port, seed), uint32(i))
+	}
+}
+
+func (a *arena[A]) free() {
+	offheap.Free(a.recs)
+	*a = arena[A]{}
+}
+
+// indexInsert records that the peer hashing to hv stands at pos.
+func indexInsert(idx []uint32, hv uint64, pos uint32) {
+	mask := uint64(len(idx) - 1)
+	for i := hv & mask; ; i = (i + 1) & mask {
+		if idx[i] == 0 {
+			idx[i] = pos + 1
+			return
+		}
+	}
+}

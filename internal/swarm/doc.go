@@ -1,0 +1,50 @@
+// Package swarm is the in-memory swarm database: which peers are in which
+// torrent, and the counts a scrape reports. It knows nothing of the wire.
+//
+// # Contract
+//
+//   - A peer is identified within a torrent by its address and port. Peer
+//     ids are not stored. IPv4 and IPv6 peers are kept apart: a reply lists
+//     peers of the requester's family, then, if asked (BothFamilies), of the
+//     other one.
+//   - A reply never lists the requester itself. A seeder (left = 0) is sent
+//     leechers only. Peers at private, loopback or link-local addresses go
+//     only to requesters at such addresses, unless Config.PrivatePeers.
+//   - The peers of a reply are a uniformly random choice among those that
+//     qualify: every qualifying peer is equally likely to be listed. At most
+//     numwant (capped by Config.NumWantMax, Config.NumWantDefault when the
+//     client did not say) are listed, and fewer only when fewer qualify.
+//   - A stopped event removes the peer and lists no peers. A completed event
+//     adds one to the torrent's downloaded count when it comes from a peer
+//     that is new or was a leecher.
+//   - A peer silent for longer than Config.PeerTTL is removed by the next
+//     Expire; a torrent without peers is forgotten, its downloaded count
+//     with it. Config.PeerTTL may be at most MaxPeerTTL.
+//   - Counts (seeders and leechers per family, torrents, downloaded) are
+//     exact after every sequence of calls. Config.MaxPeers and
+//     Config.MaxTorrents are never exceeded, even by concurrent announces:
+//     a newcomer beyond them is refused with ErrTooManyPeers or
+//     ErrTooManyTorrents, and peers already present keep announcing.
+//   - Walk copies the store out torrent by torrent; Restore puts torrents
+//     back. Walk's copy of each torrent is consistent, taken under the same
+//     lock that announces take.
+//   - All methods are safe for concurrent use. Announce and Scrape do not
+//     allocate once the store has grown to its working size.
+//
+// # Layout
+//
+// The store never shows its layout, but it is what makes it small. Torrents
+// are spread over shards, each with its own lock. A shard keeps its torrents
+// in an open-addressed table of fixed 52-byte slots (Robin Hood hashing on
+// a keyed hash of the info hash) and each family's peers in an arena: one
+// array of fixed-size records, 8 bytes for IPv4 (address, port, and the
+// last-seen time as seconds modulo 2^16) and 20 for IPv6. A torrent's peers
+// of one family are one block of the arena, seeders first; blocks come in
+// size classes about 1.25x apart, a swarm that outgrows its block moves to a
+// bigger one at the arena's end, and a block of 48 peers or more carries a
+// hash index of positions after its records. The arena is compacted, blocks
+// slid down in place and shrunk to fit, when its garbage passes an eighth of
+// what is live and by every expiry sweep. Tables and arenas live outside the
+// Go heap (package offheap), so the garbage collector never scans or copies
+// them and freed memory goes back to the kernel at once.
+package swarm

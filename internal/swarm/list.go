@@ -1,0 +1,224 @@
+package swarm
+
+import (
+	"math/rand/v2"
+
+	"github.com/trakx/trakx/internal/bittorrent"
+)
+
+// view is one torrent's peers of one family: the list in its table slot
+// and the arena its records live in. Positions are within the list.
+// Growing a list can move every block of the arena: record pointers do
+// not outlive a call.
+type view[A bittorrent.IP] struct {
+	a    *arena[A]
+	tb   *table
+	slot int
+	fam  int
+	seed uint64
+}
+
+func (v *view[A]) list() *list          { return &v.tb.slots[v.slot].lists[v.fam] }
+func (v *view[A]) class() *uint8        { return &v.tb.slots[v.slot].classes[v.fam] }
+func (v *view[A]) peers() []record[A]   { return v.a.peers(v.list()) }
+func (v *view[A]) index() []uint32      { return v.a.index(v.list(), *v.class()) }
+func (v *view[A]) at(pos int) *record[A] { return &v.a.recs[v.list().at+uint32(pos)] }
+
+// find returns the position of the peer at ip and port, or -1.
+func (v *view[A]) find(ip A, port uint16) int {
+	if idx := v.index(); idx != nil {
+		mask := uint64(len(idx) - 1)
+		for i := endpointHash(ip, port, v.seed) & mask; ; i = (i + 1) & mask {
+			if idx[i] == 0 {
+				return -1
+			}
+			if p := v.at(int(idx[i] - 1)); p.ip == ip && p.port == port {
+				return int(idx[i] - 1)
+			}
+		}
+	}
+	for i, p := range v.peers() {
+		if p.port == port && p.ip == ip {
+			return i
+		}
+	}
+	return -1
+}
+
+// add appends a peer that is not in the list and returns its position.
+func (v *view[A]) add(r record[A], seeder bool) int {
+	l := v.list()
+	if l.n == classCap[*v.class()] {
+		v.grow()
+		l = v.list()
+	}
+	pos := int(l.n)
+	*v.at(pos) = r
+	l.n++
+	if idx := v.index(); idx != nil {
+		indexInsert(idx, endpointHash(r.ip, r.port, v.seed), uint32(pos))
+	}
+	if seeder {
+		v.swap(pos, int(l.seeders))
+		pos = int(l.seeders)
+		l.seeders++
+	}
+	return pos
+}
+
+// grow moves the list to a block of the next size class at the arena's
+// end.
+func (v *view[A]) grow() {
+	old := *v.class()
+	c := old + 1
+	at := v.a.alloc(v.a.blockSize(c), v.tb, v.fam, v.seed)
+	l := v.list() // alloc may have compacted and moved the list
+	copy(v.a.recs[at:at+l.n], v.a.recs[l.at:l.at+l.n])
+	if old != 0 {
+		v.a.release(old)
+	}
+	l.at, *v.class() = at, c
+	v.a.rebuildIndex(l, c, v.seed)
+}
+
+// remove deletes the peer at pos.
+func (v *view[A]) remove(pos int) {
+	l := v.list()
+	if pos < int(l.seeders) {
+		v.swap(pos, int(l.seeders)-1)
+		pos = int(l.seeders) - 1
+		l.seeders--
+	}
+	last := int(l.n) - 1
+	v.swap(pos, last)
+	if idx := v.index(); idx != nil {
+		p := v.at(last)
+		indexDelete(idx, v.indexSlot(idx, p.ip, p.port, last), func(pos uint32) uint64 {
+			p := v.at(int(pos))
+			return endpointHash(p.ip, p.port, v.seed)
+		})
+	}
+	l.n--
+	if l.n == 0 {
+		v.a.release(*v.class())
+		*v.class() = 0
+	}
+}
+
+// setSeeder moves the peer at pos to the seeders or the leechers and
+// returns its new position.
+func (v *view[A]) setSeeder(pos int, seeder bool) int {
+	l := v.list()
+	switch {
+	case seeder && pos >= int(l.seeders):
+		v.swap(pos, int(l.seeders))
+		pos = int(l.seeders)
+		l.seeders++
+	case !seeder && pos < int(l.seeders):
+		v.swap(pos, int(l.seeders)-1)
+		pos = int(l.seeders) - 1
+		l.seeders--
+	}
+	return pos
+}
+
+// swap exchanges two peers, keeping the index right.
+func (v *view[A]) swap(i, j int) {
+	if i == j {
+		return
+	}
+	p, q := v.at(i), v.at(j)
+	if idx := v.index(); idx != nil {
+		si, sj := v.indexSlot(idx, p.ip, p.port, i), v.indexSlot(idx, q.ip, q.port, j)
+		idx[si], idx[sj] = uint32(j+1), uint32(i+1)
+	}
+	*p, *q = *q, *p
+}
+
+// indexSlot is where the index holds position pos, the peer at ip and port.
+func (v *view[A]) indexSlot(idx []uint32, ip A, port uint16, pos int) int {
+	mask := uint64(len(idx) - 1)
+	for i := endpointHash(ip, port, v.seed) & mask; ; i = (i + 1) & mask {
+		if idx[i] == uint32(pos+1) {
+			return int(i)
+		}
+	}
+}
+
+// indexDelete empties index slot i, moving later entries of its probe run
+// back so that every entry stays reachable from its home slot.
+func indexDelete(idx []uint32, i int, hashAt func(pos uint32) uint64) {
+	mask := len(idx) - 1
+	for j := (i + 1) & mask; idx[j] != 0; j = (j + 1) & mask {
+		home := int(hashAt(idx[j]-1)) & mask
+		// The entry at j may fill the hole at i when its home is not in
+		// the cyclic range (i, j].
+		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
+			idx[i] = idx[j]
+			i = j
+		}
+	}
+	idx[i] = 0
+}
+
+// expire removes every peer last seen more than ttl seconds before now,
+// keeping the order of the rest, and returns how many seeders and leechers
+// went. It leaves the index stale: the sweep compacts, which rebuilds it.
+func (v *view[A]) expire(now uint16, ttl uint32) (seeders, leechers uint32) {
+	l := v.list()
+	recs := v.peers()
+	w := uint32(0)
+	for r := range recs {
+		if age(now, recs[r].seen) > ttl {
+			if uint32(r) < l.seeders {
+				seeders++
+			} else {
+				leechers++
+			}
+			continue
+		}
+		recs[w] = recs[r]
+		w++
+	}
+	l.seeders -= seeders
+	l.n = w
+	return seeders, leechers
+}
+
+// appendPeers copies up to want peers of the list into a reply: a run
+// starting at a random place among the candidates and wrapping around, so
+// that each candidate is equally likely to be sent. Candidates are all
+// peers but the requester at self (-1: not in the list), leechers only for
+// a seeder; non-public peers are passed over when publicOnly.
+func appendPeers[A bittorrent.IP](dst []bittorrent.PeerOf[A], recs []record[A], seeders uint32, want, self int, seeder, publicOnly bool) []bittorrent.PeerOf[A] {
+	lo := 0
+	if seeder {
+		lo = int(seeders)
+	}
+	count := len(recs) - lo
+	skipSelf := self >= lo
+	if skipSelf {
+		count--
+	}
+	if count <= 0 || want <= 0 {
+		return dst
+	}
+	start := rand.IntN(count)
+	for k, taken := 0, 0; k < count && taken < want; k++ {
+		i := start + k
+		if i >= count {
+			i -= count
+		}
+		i += lo
+		if skipSelf && i >= self {
+			i++
+		}
+		p := &recs[i]
+		if publicOnly && !isPublicIP(p.ip) {
+			continue
+		}
+		dst = append(dst, bittorrent.PeerOf[A]{IP: p.ip, Port: p.port})
+		taken++
+	}
+	return dst
+}

@@ -1,0 +1,198 @@
+package swarm
+
+import (
+	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/offheap"
+)
+
+// list is where one torrent's peers of one family live: records
+// [at, at+n) of the family's arena, the first seeders of them seeders.
+type list struct {
+	at, n, seeders uint32
+}
+
+// family indexes a torrent's two lists.
+const (
+	ipv4 = 0
+	ipv6 = 1
+)
+
+// slot is one torrent in a shard's table: 52 bytes, no pointer.
+type slot struct {
+	hash       bittorrent.InfoHash
+	downloaded uint32
+	lists      [2]list
+	classes    [2]uint8 // each list's block size class; 0: no block
+	// dist is 1 + how far the slot is from its home position; 0 marks an
+	// empty slot. Robin Hood hashing keeps it small.
+	dist uint8
+}
+
+func (t *slot) empty() bool { return t.lists[ipv4].n == 0 && t.lists[ipv6].n == 0 }
+
+// table is a shard's torrents: open addressing with Robin Hood insertion
+// and backward-shift deletion, so no tombstones and short probes even when
+// seven eighths full. Slots move on insert and delete: positions are valid
+// only until the next one.
+type table struct {
+	slots []slot // off the Go heap
+	count int
+}
+
+const (
+	maxLoadNum, maxLoadDen = 7, 8
+	minTableSize           = 8
+	// A probe this long means the keyed hash is not spreading (or the
+	// table is too full): grow rather than go on.
+	maxDist = 250
+)
+
+// home is where a hash's probe starts: the top bits of a multiply, which
+// works for any table size.
+func (tb *table) home(hv uint64) int {
+	return int((uint64(uint32(hv)) * uint64(len(tb.slots))) >> 32)
+}
+
+// find returns the position of the torrent with hash h, or -1.
+func (tb *table) find(h *bittorrent.InfoHash, hv uint64) int {
+	if tb.count == 0 {
+		return -1
+	}
+	i := tb.home(hv)
+	for d := uint8(1); ; d++ {
+		s := &tb.slots[i]
+		if s.dist < d { // empty, or a slot nearer its home than h would be
+			return -1
+		}
+		if s.hash == *h {
+			return i
+		}
+		if i++; i == len(tb.slots) {
+			i = 0
+		}
+	}
+}
+
+// insert adds an empty torrent that is not in the table and returns its
+// position. hashOf recomputes the keyed hash of a stored torrent when the
+// table grows.
+func (tb *table) insert(h *bittorrent.InfoHash, hv uint64, hashOf func(*bittorrent.InfoHash) uint64) int {
+	if (tb.count+1)*maxLoadDen > len(tb.slots)*maxLoadNum {
+		tb.resize(max(minTableSize, len(tb.slots)*3/2), hashOf)
+	}
+	for {
+		if at := tb.place(slot{hash: *h}, hv); at >= 0 {
+			tb.count++
+			return at
+		}
+		tb.resize(len(tb.slots)*3/2, hashOf)
+	}
+}
+
+// place puts s into the table by Robin Hood: it takes the place of any
+// slot richer (nearer its home) than itself, which then moves on. It
+// returns where s landed, or -1 (and changes nothing) when a probe would
+// pass maxDist.
+func (tb *table) place(s slot, hv uint64) int {
+	i, landed := tb.home(hv), -1
+	s.dist = 1
+	if tb.longestProbe(i) >= maxDist {
+		return -1
+	}
+	for {
+		cur := &tb.slots[i]
+		if cur.dist == 0 {
+			*cur = s
+			if landed < 0 {
+				landed = i
+			}
+			return landed
+		}
+		if cur.dist < s.dist {
+			s, *cur = *cur, s
+			if landed < 0 {
+				landed = i
+			}
+		}
+		s.dist++
+		if i++; i == len(tb.slots) {
+			i = 0
+		}
+	}
+}
+
+// longestProbe is the largest distance any slot in the run starting at i
+// would reach after one more insert there: the run's distances grow by at
+// most one each.
+func (tb *table) longestProbe(i int) int {
+	longest := 0
+	for k := 0; k < len(tb.slots); k++ {
+		s := &tb.slots[i]
+		if s.dist == 0 {
+			return longest
+		}
+		longest = max(longest, int(s.dist)+1, k+2)
+		if i++; i == len(tb.slots) {
+			i = 0
+		}
+	}
+	return longest
+}
+
+// remove deletes the torrent at i, shifting the run after it back by one.
+func (tb *table) remove(i int) {
+	for {
+		next := i + 1
+		if next == len(tb.slots) {
+			next = 0
+		}
+		if tb.slots[next].dist <= 1 {
+			tb.slots[i] = slot{}
+			tb.count--
+			return
+		}
+		tb.slots[i] = tb.slots[next]
+		tb.slots[i].dist--
+		i = next
+	}
+}
+
+// resize moves every torrent into a table of size slots.
+func (tb *table) resize(size int, hashOf func(*bittorrent.InfoHash) uint64) {
+	old := tb.slots
+	for {
+		tb.slots = offheap.Make[slot](size)
+		if tb.rehash(old, hashOf) {
+			break
+		}
+		offheap.Free(tb.slots)
+		size = size * 3 / 2
+	}
+	offheap.Free(old)
+}
+
+func (tb *table) rehash(old []slot, hashOf func(*bittorrent.InfoHash) uint64) bool {
+	for i := range old {
+		if old[i].dist != 0 && tb.place(old[i], hashOf(&old[i].hash)) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// shrinkToFit gives back most of a table that has lost most of its
+// torrents.
+func (tb *table) shrinkToFit(hashOf func(*bittorrent.InfoHash) uint64) {
+	switch {
+	case tb.count == 0:
+		offheap.Free(tb.slots)
+		tb.slots = nil
+	case len(tb.slots) > minTableSize && tb.count*4 < len(tb.slots):
+		tb.resize(max(minTableSize, tb.count*2), hashOf)
+	}
+}
+
+func (tb *table) free() {
+	offheap.Free(tb.slots)
+	*tb = table{}
+}
