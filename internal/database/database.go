@@ -19,7 +19,7 @@
 package database
 
 import (
-		"encoding/binary"
+	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"io"

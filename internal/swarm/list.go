@@ -18,10 +18,10 @@ type view[A bittorrent.IP] struct {
 	seed uint64
 }
 
-func (v *view[A]) list() *list          { return &v.tb.slots[v.slot].lists[v.fam] }
-func (v *view[A]) class() *uint8        { return &v.tb.slots[v.slot].classes[v.fam] }
-func (v *view[A]) peers() []record[A]   { return v.a.peers(v.list()) }
-func (v *view[A]) index() []uint32      { return v.a.index(v.list(), *v.class()) }
+func (v *view[A]) list() *list           { return &v.tb.slots[v.slot].lists[v.fam] }
+func (v *view[A]) class() *uint8         { return &v.tb.slots[v.slot].classes[v.fam] }
+func (v *view[A]) peers() []record[A]    { return v.a.peers(v.list()) }
+func (v *view[A]) index() []uint32       { return v.a.index(v.list(), *v.class()) }
 func (v *view[A]) at(pos int) *record[A] { return &v.a.recs[v.list().at+uint32(pos)] }
 
 // find returns the position of the peer at ip and port, or -1.
