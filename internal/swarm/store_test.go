@@ -442,3 +442,79 @@ func TestPrivatePeersStayPrivate(t *testing.T) {
 		}
 	}
 }
+
+// TestAnnounceAndScrapeDoNotAllocate asserts what the frontends rely on:
+// once a store has grown, the request path allocates nothing, whether a
+// known peer re-announces, a newcomer joins and leaves, or a torrent is
+// scraped, in either family.
+func TestAnnounceAndScrapeDoNotAllocate(t *testing.T) {
+	s := New(testConfig)
+	defer s.Close()
+	h := hashOf(1)
+	for i := range 1000 {
+		announce(s, h, netip.AddrFrom4([4]byte{203, 0, byte(i >> 8), byte(i)}), 6881, uint64(i%2), 0, 0)
+		announce(s, h, netip.AddrFrom16([16]byte{0x20, 0x01, 14: byte(i >> 8), 15: byte(i)}), 6881, uint64(i%2), 0, 0)
+	}
+	var resp bittorrent.AnnounceResponse
+	for _, addr := range []netip.Addr{netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("2001:db8::1")} {
+		known := bittorrent.AnnounceRequest{InfoHash: h, Addr: addr, Port: 6881, Left: 1, NumWant: 50, BothFamilies: true}
+		s.Announce(&known, &resp) // joins; the reply buffers grow
+		joinLeave := known
+		joinLeave.Port = 7000
+		cases := map[string]func(){
+			"re-announce": func() {
+				if s.Announce(&known, &resp); len(resp.Peers4)+len(resp.Peers6) != 50 {
+					t.Fatalf("reply of %d+%d peers", len(resp.Peers4), len(resp.Peers6))
+				}
+			},
+			"join and leave": func() {
+				joinLeave.Event = bittorrent.EventStarted
+				s.Announce(&joinLeave, &resp)
+				joinLeave.Event = bittorrent.EventStopped
+				s.Announce(&joinLeave, &resp)
+			},
+			"scrape": func() {
+				if st, _ := s.Scrape(&h); st.Complete != 1000 {
+					t.Fatalf("scrape %+v", st)
+				}
+			},
+		}
+		for name, f := range cases {
+			f()
+			if n := testing.AllocsPerRun(1000, f); n != 0 {
+				t.Errorf("%v %s: %v allocations per request", addr, name, n)
+			}
+		}
+	}
+}
+
+// TestRepliesAreUniform checks that every candidate is equally likely to
+// be sent: 39 other leechers, 10 a reply, 20,000 replies; the counts must
+// pass a chi-square test (38 degrees of freedom) at a level a correct
+// store fails once in about a million runs.
+func TestRepliesAreUniform(t *testing.T) {
+	s := New(testConfig)
+	defer s.Close()
+	h := hashOf(9)
+	for i := range 40 {
+		announce(s, h, v4(i), 6881, 1, 0, 0)
+	}
+	counts := map[bittorrent.Peer4]int{}
+	const replies, per = 20000, 10
+	for range replies {
+		for _, p := range announce(s, h, v4(0), 6881, 1, 0, per).Peers4 {
+			counts[p]++
+		}
+	}
+	if len(counts) != 39 {
+		t.Fatalf("%d distinct peers sent, want the 39 others", len(counts))
+	}
+	expected := float64(replies*per) / 39
+	chi2 := 0.0
+	for _, c := range counts {
+		chi2 += (float64(c) - expected) * (float64(c) - expected) / expected
+	}
+	if chi2 > 95 {
+		t.Fatalf("chi-square %.1f over 38 degrees of freedom: not uniform (%v)", chi2, counts)
+	}
+}

@@ -144,3 +144,39 @@ func TestServeConnAnswersEveryPipelinedRequest(t *testing.T) {
 		t.Fatalf("%d replies to 20 pipelined requests", conn.replies)
 	}
 }
+
+// TestKeepAliveRequestsDoNotAllocate asserts the HTTP keep-alive path's
+// allocations: a connection that carries 1000 announces allocates no more
+// than one that carries a single one.
+func TestKeepAliveRequestsDoNotAllocate(t *testing.T) {
+	store := swarm.New(swarm.Config{AnnounceInterval: 30 * time.Minute, MinInterval: 5 * time.Minute,
+		PeerTTL: 45 * time.Minute, NumWantDefault: 50, NumWantMax: 200, MaxPeers: 1 << 40, MaxTorrents: 1 << 40})
+	defer store.Close()
+	var hash bittorrent.InfoHash
+	copy(hash[:], "allocation-test-----")
+	for i := range 100 {
+		req := bittorrent.AnnounceRequest{InfoHash: hash, Addr: netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), Port: 6881, Left: 1}
+		store.Announce(&req, &bittorrent.AnnounceResponse{})
+	}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	s := NewServer(nil, store, Options{ReadTimeout: time.Second, WriteTimeout: time.Second, MaxConnections: 10, Open: new(atomic.Int64)}, metrics.New(nil), log)
+	request := []byte("GET /announce?info_hash=" + url.QueryEscape(string(hash[:])) +
+		"&peer_id=-qB4500-012345678901&port=6881&left=1&numwant=50&compact=1 HTTP/1.1\r\nHost: tracker.example\r\n\r\n")
+	serve := func(requests int) func() {
+		return func() {
+			conn := &fakeConn{request: request, left: requests}
+			s.wg.Add(1)
+			s.serveConn(conn, &connState{})
+			if conn.replies != requests || !bytes.Contains(conn.lastReply, []byte("5:peers300:")) {
+				t.Fatalf("%d replies to %d requests, last %q", conn.replies, requests, conn.lastReply)
+			}
+		}
+	}
+	serve(10)() // warm the buffer pool
+	one := testing.AllocsPerRun(20, serve(1))
+	many := testing.AllocsPerRun(20, serve(1000))
+	if many > one {
+		t.Fatalf("a connection of 1000 requests allocates %v times, one of 1 request %v: requests allocate", many, one)
+	}
+}

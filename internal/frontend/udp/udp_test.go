@@ -16,18 +16,20 @@ import (
 // BenchmarkAnnounce is the whole request path short of the socket: parse,
 // check the connection id, store, choose peers, encode. It must not
 // allocate.
-func BenchmarkAnnounce(b *testing.B) {
+// announceBench is a UDP worker facing a swarm of 1000 public peers, and
+// an announce packet from a client known to it.
+func announceBench(tb testing.TB) (w *worker, pkt []byte, client netip.AddrPort) {
 	store := swarm.New(swarm.Config{AnnounceInterval: 30 * time.Minute, MinInterval: 5 * time.Minute,
 		PeerTTL: 45 * time.Minute, NumWantDefault: 50, NumWantMax: 200, MaxPeers: 1 << 40, MaxTorrents: 1 << 40})
+	tb.Cleanup(store.Close)
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	s := NewServer(nil, store, udpproto.NewConnectionIDs(5*time.Minute), metrics.New(nil), log)
-	w := &worker{Server: s, counters: &metrics.UDP{}}
-	out := make([]byte, 0, 2048)
+	w = &worker{Server: s, counters: &metrics.UDP{}}
 
 	var hash bittorrent.InfoHash
 	copy(hash[:], "benchmark-torrent---")
-	client := netip.MustParseAddrPort("192.0.2.1:6881")
+	client = netip.MustParseAddrPort("192.0.2.1:6881")
 	// Public addresses: private ones would be withheld from this public
 	// client and the reply would carry no peers at all.
 	for i := range 1000 {
@@ -36,12 +38,28 @@ func BenchmarkAnnounce(b *testing.B) {
 	}
 	id := s.ids.Issue(client.Addr(), uint32(time.Now().Unix()))
 	req := bittorrent.AnnounceRequest{InfoHash: hash, Port: 6881, Left: 1, NumWant: 50}
-	pkt := udpproto.AppendAnnounceRequest(nil, id, 1, &req)
+	return w, udpproto.AppendAnnounceRequest(nil, id, 1, &req), client
+}
+
+func BenchmarkAnnounce(b *testing.B) {
+	w, pkt, client := announceBench(b)
+	out := make([]byte, 0, 2048)
 	b.ReportAllocs()
 	for b.Loop() {
 		out = w.handle(pkt, client, out[:0])
 		if len(out) != 20+50*6 {
 			b.Fatalf("reply of %d bytes", len(out))
 		}
+	}
+}
+
+// TestAnnounceDoesNotAllocate asserts the UDP request path's allocations:
+// none for an announce answered with 50 peers.
+func TestAnnounceDoesNotAllocate(t *testing.T) {
+	w, pkt, client := announceBench(t)
+	out := make([]byte, 0, 2048)
+	out = w.handle(pkt, client, out[:0])
+	if n := testing.AllocsPerRun(1000, func() { out = w.handle(pkt, client, out[:0]) }); n != 0 || len(out) != 20+50*6 {
+		t.Fatalf("%v allocations per announce, reply of %d bytes", n, len(out))
 	}
 }
