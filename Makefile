@@ -10,7 +10,7 @@ NFPM    := $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 # Dates in the package come from the last commit, so builds repeat exactly.
 DATE    := $(shell git log -1 --format=%cD 2>/dev/null || date -R)
 
-.PHONY: all build test lint fuzz bench clean package package-files lintian e2e
+.PHONY: all build test lint fuzz bench mem clean package package-files lintian e2e
 
 all: build
 
@@ -40,6 +40,10 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Memory per peer beside opentracker (test/memory.sh; about 10 minutes).
+mem:
+	bash test/memory.sh
 
 # Everything nfpm.yaml takes from dist/build: a static, stripped, stamped
 # binary, the man page, and the Debian copyright and changelog.

@@ -3,7 +3,14 @@
 # Each tracker in turn runs pinned to CPU 0, the load generator
 # (`trakx bench`) pinned to CPU 1; the same seeds, torrents and mixes go to
 # both. Prints responses/s, the tracker's CPU use, responses per second of
-# tracker CPU, and RSS per peer at 1M and 10M IPv4 peers, with ratios.
+# tracker CPU and p99 latency, with ratios, for:
+#   udp        10,000 torrents (Zipf 1.1), 10% scrapes of 5, 30% seeders,
+#              4 sockets x 8 in flight
+#   udp100k    100,000 torrents (torrent N*u^2), 10% scrapes of 10, 5%
+#              connects, 20% seeders, 4 sockets x 64 in flight: a swarm
+#              too big for the caches
+#   http, keepalive   10,000 torrents, 16 connections
+# All ask for 50 peers. Memory per peer is measured by test/memory.sh.
 #
 # Usage: test/compare.sh [seconds per run]      (needs opentracker, taskset)
 # Writes its raw output to ${OUT:-/tmp/trakx-compare}.
@@ -80,21 +87,10 @@ for name in trakx opentracker; do
   port=$port_trakx; [ "$name" = opentracker ] && port=$port_ot
   start_tracker "$name" "$port"
   result[$name,udp]=$(run "$name" "$port" udp -protocol udp -torrents $torrents -workers 4 -inflight 8)
+  result[$name,udp100k]=$(run "$name" "$port" udp100k -protocol udp -torrents 100000 -popularity square -scrapes 0.1 -scrape-size 10 -connects 0.05 -seeders 0.2 -workers 4 -inflight 64)
   result[$name,http]=$(run "$name" "$port" http -protocol http -torrents $torrents -workers 16)
   result[$name,keepalive]=$(run "$name" "$port" keepalive -protocol http -keepalive -torrents $torrents -workers 16)
   stop_tracker
-done
-
-rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
-for name in trakx opentracker; do
-  port=$port_trakx; [ "$name" = opentracker ] && port=$port_ot
-  for peers in 1000000 10000000; do
-    start_tracker "$name" "$port"
-    base=$(rss_kb "$pid")
-    taskset -c 1 "$trakx" bench -target "127.0.0.1:$port" -fill "$peers" -torrents $((peers / 10)) -workers 4 -inflight 16 > "$out/$name-fill-$peers.txt"
-    result[$name,rss$peers]=$(awk -v r="$(rss_kb "$pid")" -v b="$base" -v p="$peers" 'BEGIN { printf "%.1f %.0f", (r - b) * 1024 / p, r / 1024 }')
-    stop_tracker
-  done
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
@@ -102,18 +98,12 @@ per_cpu() { awk -v r="$1" -v c="$2" 'BEGIN { if (c > 0) printf "%.0f", r * 100 /
 echo
 echo "trakx $("$trakx" version | cut -d' ' -f2-) vs opentracker (Debian $(dpkg-query -W -f '${Version}' opentracker 2>/dev/null || echo '?')), ${secs}s per run, $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 printf '%-34s %14s %14s %7s\n' "" trakx opentracker ratio
-for kind in udp http keepalive; do
+for kind in udp udp100k http keepalive; do
   read -r tr tc tp <<<"${result[trakx,$kind]}"
   read -r orr oc op <<<"${result[opentracker,$kind]}"
-  label=$kind; [ "$kind" = http ] && label="http, new connections"; [ "$kind" = keepalive ] && label="http, keep-alive"
+  label=$kind; [ "$kind" = udp100k ] && label="udp, 100k torrents"; [ "$kind" = http ] && label="http, new connections"; [ "$kind" = keepalive ] && label="http, keep-alive"
   printf '%-34s %14s %14s %7s\n' "$label: responses/s" "$tr" "$orr" "$(ratio "$tr" "$orr")"
   printf '%-34s %13s%% %13s%%\n' "  tracker CPU" "$tc" "$oc"
   printf '%-34s %14s %14s %7s\n' "  per tracker CPU-second" "$(per_cpu "$tr" "$tc")" "$(per_cpu "$orr" "$oc")" "$(ratio "$(per_cpu "$tr" "$tc")" "$(per_cpu "$orr" "$oc")")"
   printf '%-34s %12sµs %12sµs\n' "  p99 latency" "$tp" "$op"
-done
-for peers in 1000000 10000000; do
-  read -r tb tm <<<"${result[trakx,rss$peers]}"
-  read -r ob om <<<"${result[opentracker,rss$peers]}"
-  printf '%-34s %14s %14s %7s\n' "RSS bytes/peer at $((peers / 1000000))M" "$tb" "$ob" "$(ratio "$tb" "$ob")"
-  printf '%-34s %12sMB %12sMB\n' "  RSS" "$tm" "$om"
 done

@@ -24,6 +24,8 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.InFlight, "inflight", cfg.InFlight, "requests outstanding per UDP socket")
 	fs.IntVar(&cfg.Torrents, "torrents", cfg.Torrents, "number of torrents")
 	fs.Float64Var(&cfg.Skew, "skew", cfg.Skew, "Zipf exponent of torrent popularity (above 1; higher is more skewed)")
+	fs.StringVar(&cfg.Popularity, "popularity", cfg.Popularity, "how torrents are drawn: zipf (by -skew), or square (torrent N*u^2, u uniform)")
+	fs.Float64Var(&cfg.ConnectRatio, "connects", cfg.ConnectRatio, "UDP: fraction of requests that are connects")
 	fs.IntVar(&cfg.NumWant, "numwant", cfg.NumWant, "peers asked for per announce")
 	fs.Float64Var(&cfg.ScrapeRatio, "scrapes", cfg.ScrapeRatio, "fraction of requests that are scrapes")
 	fs.IntVar(&cfg.ScrapeSize, "scrape-size", cfg.ScrapeSize, "info hashes per scrape")

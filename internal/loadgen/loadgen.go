@@ -28,6 +28,11 @@ type Config struct {
 	InFlight    int           // requests outstanding per UDP socket
 	Torrents    int
 	Skew        float64 // Zipf exponent of torrent popularity (> 1)
+	// Popularity is how torrents are drawn: "zipf" (by Skew), or
+	// "square", torrent N*u^2 for u uniform in [0, 1): a flatter head
+	// and a long tail, so that most of the swarm is touched.
+	Popularity   string
+	ConnectRatio float64 // UDP: fraction of requests that are connects
 	NumWant     int
 	ScrapeRatio float64 // fraction of requests that are scrapes
 	ScrapeSize  int     // info hashes per scrape
@@ -41,7 +46,7 @@ type Config struct {
 func Defaults() Config {
 	return Config{
 		Protocol: "udp", Duration: 10 * time.Second, Warmup: time.Second, Workers: 4, InFlight: 16,
-		Torrents: 10_000, Skew: 1.1, NumWant: 50, ScrapeRatio: 0.1, ScrapeSize: 5,
+		Torrents: 10_000, Skew: 1.1, Popularity: "zipf", NumWant: 50, ScrapeRatio: 0.1, ScrapeSize: 5,
 		SeederRatio: 0.3, KeepAlive: false, Seed: 1, Timeout: time.Second,
 	}
 }
@@ -129,6 +134,9 @@ type Result struct {
 
 // Run plays the load and returns what it measured.
 func Run(cfg Config) (*Result, error) {
+	if cfg.Popularity != "zipf" && cfg.Popularity != "square" {
+		return nil, fmt.Errorf("popularity %q: want zipf or square", cfg.Popularity)
+	}
 	if cfg.Workers < 1 || cfg.InFlight < 1 || cfg.Torrents < 1 || cfg.Skew <= 1 {
 		return nil, fmt.Errorf("workers, in-flight and torrents must be at least 1, and skew above 1")
 	}
@@ -251,7 +259,12 @@ func (g *generator) torrent() *bittorrent.InfoHash {
 	if g.draws == nil {
 		g.draws = make([]uint32, 1<<16)
 		for i := range g.draws {
-			g.draws[i] = uint32(g.zipf.Uint64())
+			if g.cfg.Popularity == "square" {
+				u := g.rng.Float64()
+				g.draws[i] = uint32(float64(g.cfg.Torrents) * u * u)
+			} else {
+				g.draws[i] = uint32(g.zipf.Uint64())
+			}
 		}
 	}
 	if g.next%4096 == 0 {
@@ -285,6 +298,10 @@ func (g *generator) announce(req *bittorrent.AnnounceRequest) {
 	binary.BigEndian.PutUint16(req.PeerID[4:], req.Port)
 	copy(req.PeerID[8:], "-TB0001-")
 }
+
+// isConnect says whether a request that need not connect does anyway, as
+// clients do now and then.
+func (g *generator) isConnect() bool { return g.fill == nil && g.rng.Float64() < g.cfg.ConnectRatio }
 
 func (g *generator) isScrape() bool { return g.fill == nil && g.rng.Float64() < g.cfg.ScrapeRatio }
 
@@ -357,7 +374,11 @@ func (r *Result) Fprint(w io.Writer) {
 	} else {
 		fmt.Fprint(w, ", a new connection per request")
 	}
-	fmt.Fprintf(w, "; %d torrents (Zipf %.2f)\n", r.Config.Torrents, r.Config.Skew)
+	if r.Config.Popularity == "square" {
+		fmt.Fprintf(w, "; %d torrents (torrent N*u^2)\n", r.Config.Torrents)
+	} else {
+		fmt.Fprintf(w, "; %d torrents (Zipf %.2f)\n", r.Config.Torrents, r.Config.Skew)
+	}
 	fmt.Fprintf(w, "  responses/s  %10.0f\n", float64(total)/secs)
 	for k, n := range r.responses {
 		if n > 0 {

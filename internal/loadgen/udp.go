@@ -111,7 +111,7 @@ func runUDP(cfg *Config, g *generator, st *stats, counting *atomic.Bool, stop <-
 			s.sent, s.busy = now, true
 			buf := outBufs[n][:0]
 			switch {
-			case stale:
+			case stale || (!connecting && g.isConnect()):
 				s.kind, connecting = kindConnect, true
 				buf = udpproto.AppendConnectRequest(buf, s.tx)
 			case g.isScrape():
