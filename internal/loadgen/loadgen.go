@@ -20,26 +20,26 @@ import (
 
 // Config describes a load.
 type Config struct {
-	Target      string        // host:port of the tracker
-	Protocol    string        // "udp" or "http"
-	Duration    time.Duration // how long to send
-	Warmup      time.Duration // sent but not counted
-	Workers     int           // sockets (UDP) or connections (HTTP)
-	InFlight    int           // requests outstanding per UDP socket
-	Torrents    int
-	Skew        float64 // Zipf exponent of torrent popularity (> 1)
+	Target   string        // host:port of the tracker
+	Protocol string        // "udp" or "http"
+	Duration time.Duration // how long to send
+	Warmup   time.Duration // sent but not counted
+	Workers  int           // sockets (UDP) or connections (HTTP)
+	InFlight int           // requests outstanding per UDP socket
+	Torrents int
+	Skew     float64 // Zipf exponent of torrent popularity (> 1)
 	// Popularity is how torrents are drawn: "zipf" (by Skew), or
 	// "square", torrent N*u^2 for u uniform in [0, 1): a flatter head
 	// and a long tail, so that most of the swarm is touched.
 	Popularity   string
 	ConnectRatio float64 // UDP: fraction of requests that are connects
-	NumWant     int
-	ScrapeRatio float64 // fraction of requests that are scrapes
-	ScrapeSize  int     // info hashes per scrape
-	SeederRatio float64 // fraction of announces with left=0
-	KeepAlive   bool    // HTTP: reuse connections
-	Seed        int64
-	Timeout     time.Duration // a request unanswered this long is a timeout
+	NumWant      int
+	ScrapeRatio  float64 // fraction of requests that are scrapes
+	ScrapeSize   int     // info hashes per scrape
+	SeederRatio  float64 // fraction of announces with left=0
+	KeepAlive    bool    // HTTP: reuse connections
+	Seed         int64
+	Timeout      time.Duration // a request unanswered this long is a timeout
 }
 
 // Defaults are the settings of a plain `trakx bench`.
