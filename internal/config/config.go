@@ -18,6 +18,11 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
+
+// MaxPeerTTL is the longest tracker.peer_ttl: the swarm store keeps a
+// peer's last-seen time as seconds modulo 2^16 (swarm.MaxPeerTTL).
+const MaxPeerTTL = 12 * time.Hour
+
 // DefaultPath is read when no -config is given and the file exists.
 const DefaultPath = "/etc/trakx.toml"
 
@@ -197,6 +202,9 @@ func (c *Config) Validate() error {
 		if positive[key] < time.Second {
 			bad(key, "must be at least 1s, not %v", positive[key])
 		}
+	}
+	if c.Tracker.PeerTTL.Duration > MaxPeerTTL {
+		bad("tracker.peer_ttl", "%v is longer than %v, the longest the swarm store keeps time for", c.Tracker.PeerTTL.Duration, MaxPeerTTL)
 	}
 	if c.Tracker.PeerTTL.Duration <= c.Tracker.AnnounceInterval.Duration {
 		bad("tracker.peer_ttl", "%v must be longer than tracker.announce_interval (%v), or peers expire before they announce again",

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/trakx/trakx/internal/swarm"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -58,6 +59,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 	for text, want := range map[string]string{
 		"[tracker]\npeer_ttl = \"soon\"\n":                `tracker.peer_ttl`,
 		"[tracker]\npeer_ttl = \"10m\"\n":                 `tracker.peer_ttl: 10m0s must be longer than tracker.announce_interval`,
+		"[tracker]\npeer_ttl = \"13h\"\n":                 `tracker.peer_ttl: 13h0m0s is longer than 12h0m0s`,
 		"[tracker]\nnumwant_max = \"many\"\n":             `tracker.numwant_max`,
 		"[tracker]\nnumwant_default = 500\n":              `tracker.numwant_default: 500 is not between 0 and tracker.numwant_max`,
 		"[tracker]\nbogus = 1\n":                          `unknown key tracker.bogus`,
@@ -116,4 +118,10 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted config does not round-trip: %v\n%s", err, cfg.TOML())
 		}
 	})
+}
+
+func TestMaxPeerTTLIsTheStores(t *testing.T) {
+	if MaxPeerTTL != swarm.MaxPeerTTL {
+		t.Fatalf("config allows peer_ttl up to %v, the store keeps time for %v", MaxPeerTTL, swarm.MaxPeerTTL)
+	}
 }
