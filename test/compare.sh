@@ -13,6 +13,8 @@
 # All ask for 50 peers. Memory per peer is measured by test/memory.sh.
 #
 # Usage: test/compare.sh [seconds per run]      (needs opentracker, taskset)
+# TRAKX=path runs that trakx binary as the tracker (an older build, to
+# measure a change in the same run); the generator is always this tree's.
 # Writes its raw output to ${OUT:-/tmp/trakx-compare}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,7 @@ port_trakx=17070
 port_ot=17071
 make -s build
 trakx=$PWD/bin/trakx
+tracker=${TRAKX:-$trakx}
 command -v opentracker >/dev/null || { echo "opentracker is not installed (apt-get install opentracker)"; exit 1; }
 nproc_=$(nproc)
 [ "$nproc_" -ge 2 ] || { echo "needs two CPUs"; exit 1; }
@@ -51,7 +54,7 @@ path = "$out/peers.db"
 save_interval = "0"
 TOML
     rm -f "$out/peers.db"
-    taskset -c 0 "$trakx" -config "$out/trakx.toml" 2>"$out/trakx.log" &
+    taskset -c 0 "$tracker" -config "$out/trakx.toml" 2>"$out/trakx.log" &
     ;;
   opentracker)
     taskset -c 0 opentracker -i 127.0.0.1 -p "$2" -P "$2" -w "$out/whitelist.txt" >"$out/opentracker.log" 2>&1 &
@@ -96,7 +99,7 @@ done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 per_cpu() { awk -v r="$1" -v c="$2" 'BEGIN { if (c > 0) printf "%.0f", r * 100 / c; else print "-" }'; }
 echo
-echo "trakx $("$trakx" version | cut -d' ' -f2-) vs opentracker (Debian $(dpkg-query -W -f '${Version}' opentracker 2>/dev/null || echo '?')), ${secs}s per run, $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "trakx $("$tracker" version | cut -d' ' -f2-) vs opentracker (Debian $(dpkg-query -W -f '${Version}' opentracker 2>/dev/null || echo '?')), ${secs}s per run, $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 printf '%-34s %14s %14s %7s\n' "" trakx opentracker ratio
 for kind in udp udp100k http keepalive; do
   read -r tr tc tp <<<"${result[trakx,$kind]}"

@@ -225,26 +225,42 @@ func (l *loader) torrentRecord(d *decoder, st *LoadStats) error {
 	}
 	l.records++
 	l.peers += uint64(s4 + l4 + s6 + l6)
+	// Peers go to the store a chunk at a time: a whole torrent at once
+	// when it fits, so that its swarm is sized once.
+	t.Peers4, t.Peers6 = t.Peers4[:0], t.Peers6[:0]
 	for _, group := range [4]struct {
 		n      int64
 		ipv6   bool
 		seeder bool
 	}{{s4, false, true}, {l4, false, false}, {s6, true, true}, {l6, true, false}} {
 		for group.n > 0 {
-			c := min(group.n, peersPerChunk)
+			c := min(group.n, peersPerChunk-int64(len(t.Peers4)+len(t.Peers6)))
 			group.n -= c
 			if err := l.chunk(d, c, group.ipv6, group.seeder); err != nil {
 				return err
 			}
-			k := l.store.Restore(t, l.cutoff, l.now)
-			st.Peers += k
-			st.Expired += len(t.Peers4) + len(t.Peers6) - k
+			if len(t.Peers4)+len(t.Peers6) == peersPerChunk {
+				l.restore(st)
+			}
 		}
 	}
+	l.restore(st)
 	return nil
 }
 
-// chunk reads n peers of one kind into l.torrent.
+// restore hands the peers read so far to the store.
+func (l *loader) restore(st *LoadStats) {
+	t := &l.torrent
+	if len(t.Peers4)+len(t.Peers6) == 0 {
+		return
+	}
+	k := l.store.Restore(t, l.cutoff, l.now)
+	st.Peers += k
+	st.Expired += len(t.Peers4) + len(t.Peers6) - k
+	t.Peers4, t.Peers6 = t.Peers4[:0], t.Peers6[:0]
+}
+
+// chunk reads n peers of one kind, adding them to l.torrent.
 func (l *loader) chunk(d *decoder, n int64, ipv6, seeder bool) error {
 	addr := int64(4)
 	if ipv6 {
@@ -256,7 +272,6 @@ func (l *loader) chunk(d *decoder, n int64, ipv6, seeder bool) error {
 		return err
 	}
 	t := &l.torrent
-	t.Peers4, t.Peers6 = t.Peers4[:0], t.Peers6[:0]
 	for i := range n {
 		b := raw[i*size:]
 		port, lastSeen := decodeTail(b[addr:], l.savedAt)

@@ -49,7 +49,7 @@ func (v *view[A]) find(ip A, port uint16) int {
 func (v *view[A]) add(r record[A], seeder bool) int {
 	l := v.list()
 	if l.n == classCap[*v.class()] {
-		v.grow()
+		v.moveTo(*v.class() + 1)
 		l = v.list()
 	}
 	pos := int(l.n)
@@ -66,11 +66,18 @@ func (v *view[A]) add(r record[A], seeder bool) int {
 	return pos
 }
 
-// grow moves the list to a block of the next size class at the arena's
+// reserve makes room for extra more peers in at most one move, for a
+// load that knows how many are coming.
+func (v *view[A]) reserve(extra int) {
+	if need := v.list().n + uint32(extra); need > classCap[*v.class()] {
+		v.moveTo(fitClass(need))
+	}
+}
+
+// moveTo moves the list to a block of the bigger class c at the arena's
 // end.
-func (v *view[A]) grow() {
+func (v *view[A]) moveTo(c uint8) {
 	old := *v.class()
-	c := old + 1
 	at := v.a.alloc(v.a.blockSize(c), v.tb, v.fam, v.seed)
 	l := v.list() // alloc may have compacted and moved the list
 	copy(v.a.recs[at:at+l.n], v.a.recs[l.at:l.at+l.n])

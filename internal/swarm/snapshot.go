@@ -135,6 +135,7 @@ func anyKept[A bittorrent.IP](peers []Peer[A], cutoff uint32) bool {
 }
 
 func restoreInto[A bittorrent.IP](sh *shard, v *view[A], peers []Peer[A], cutoff, now uint32) (kept int) {
+	v.reserve(len(peers))
 	for _, p := range peers {
 		if p.LastSeen < cutoff || p.Port == 0 || v.find(p.IP, p.Port) >= 0 {
 			continue
