@@ -18,7 +18,6 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-
 // MaxPeerTTL is the longest tracker.peer_ttl: the swarm store keeps a
 // peer's last-seen time as seconds modulo 2^16 (swarm.MaxPeerTTL).
 const MaxPeerTTL = 12 * time.Hour
