@@ -52,6 +52,13 @@ func Resize[T any](s []T, n int) []T {
 	elem := int(unsafe.Sizeof(*new(T)))
 	oldSize, newSize := len(s)*elem, n*elem
 	if oldSize >= pageSize && newSize >= pageSize {
+		if n < len(s) {
+			// The mapping keeps the page that holds the new end; what
+			// lies past the end in that page must read as zero when the
+			// slice grows again.
+			pageEnd := (newSize + pageSize - 1) &^ (pageSize - 1)
+			clear(s[n:min(len(s), (pageEnd+elem-1)/elem)])
+		}
 		return unsafe.Slice((*T)(remapMemory(unsafe.Pointer(unsafe.SliceData(s)), oldSize, newSize)), n)
 	}
 	grown := Make[T](n)
