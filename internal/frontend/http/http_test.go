@@ -176,7 +176,9 @@ func TestKeepAliveRequestsDoNotAllocate(t *testing.T) {
 	serve(10)() // warm the buffer pool
 	one := testing.AllocsPerRun(20, serve(1))
 	many := testing.AllocsPerRun(20, serve(1000))
-	if many > one {
+	// A garbage collection during the long run may empty the buffer
+	// pool once; an allocation per request would add a thousand.
+	if many > one+1 {
 		t.Fatalf("a connection of 1000 requests allocates %v times, one of 1 request %v: requests allocate", many, one)
 	}
 }
