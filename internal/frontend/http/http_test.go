@@ -176,9 +176,10 @@ func TestKeepAliveRequestsDoNotAllocate(t *testing.T) {
 	serve(10)() // warm the buffer pool
 	one := testing.AllocsPerRun(20, serve(1))
 	many := testing.AllocsPerRun(20, serve(1000))
-	// A garbage collection during the long run may empty the buffer
-	// pool once; an allocation per request would add a thousand.
-	if many > one+1 {
+	// Per-connection allocations vary by a few under the race detector
+	// and after a garbage collection empties the buffer pool; an
+	// allocation per request would add a thousand.
+	if many > one+10 {
 		t.Fatalf("a connection of 1000 requests allocates %v times, one of 1 request %v: requests allocate", many, one)
 	}
 }
