@@ -209,6 +209,7 @@ func roundTrip(t *testing.T, s *Store, cfg Config) *Store {
 	for i := range saved {
 		restored.Restore(&saved[i], now-uint32(cfg.PeerTTL/time.Second), now)
 	}
+	checkInvariants(t, restored)
 	return restored
 }
 

@@ -111,27 +111,20 @@ func (s *Store) Restore(t *Torrent, cutoff, now uint32) (kept int) {
 	defer sh.mu.Unlock()
 	i := sh.table.find(&t.Hash, hv)
 	if i < 0 {
-		if !anyKept(t.Peers4, cutoff) && !anyKept(t.Peers6, cutoff) {
-			return 0
-		}
 		i = sh.table.insert(&t.Hash, hv, s.hash)
 		s.totals.torrents.Add(1)
 	}
-	sl := &sh.table.slots[i]
-	sl.downloaded = max(sl.downloaded, t.Downloaded)
 	v4, v6 := sh.view4(s, i), sh.view6(s, i)
 	kept = restoreInto(sh, &v4, t.Peers4, cutoff, now) + restoreInto(sh, &v6, t.Peers6, cutoff, now)
 	s.totals.peers.Add(int64(kept))
-	return kept
-}
-
-func anyKept[A bittorrent.IP](peers []Peer[A], cutoff uint32) bool {
-	for i := range peers {
-		if peers[i].LastSeen >= cutoff && peers[i].Port != 0 {
-			return true
-		}
+	sl := &sh.table.slots[i]
+	if sl.empty() { // every peer given had expired
+		sh.table.remove(i)
+		s.totals.torrents.Add(-1)
+		return 0
 	}
-	return false
+	sl.downloaded = max(sl.downloaded, t.Downloaded)
+	return kept
 }
 
 func restoreInto[A bittorrent.IP](sh *shard, v *view[A], peers []Peer[A], cutoff, now uint32) (kept int) {
@@ -143,6 +136,10 @@ func restoreInto[A bittorrent.IP](sh *shard, v *view[A], peers []Peer[A], cutoff
 		v.add(record[A]{ip: p.IP, port: p.Port, seen: tickOf(min(p.LastSeen, now))}, p.Seeder)
 		sh.count(v.fam, p.Seeder, 1)
 		kept++
+	}
+	if c := v.class(); v.list().n == 0 && *c != 0 { // room was made, but every peer had expired
+		v.a.release(*c)
+		*c = 0
 	}
 	return kept
 }
