@@ -179,22 +179,11 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.Annou
 
 	var err error
 	v4, v6 := sh.view4(s, i), sh.view6(s, i)
+	reply := replyTo{want: want, seeder: seeder, publicOnly: publicOnly, both: req.BothFamilies}
 	if req.Addr.Is4() {
-		var self int
-		if self, err = announceIn(s, sh, &v4, req.Addr.As4(), req, cfg, now); err == nil {
-			resp.Peers4 = appendPeers(resp.Peers4, v4.peers(), v4.list().seeders, want, self, seeder, publicOnly)
-			if req.BothFamilies {
-				resp.Peers6 = appendPeers(resp.Peers6, v6.peers(), v6.list().seeders, want-len(resp.Peers4), -1, seeder, publicOnly)
-			}
-		}
+		err = announceAndReply(s, sh, &v4, &v6, req.Addr.As4(), req, cfg, now, reply, &resp.Peers4, &resp.Peers6)
 	} else {
-		var self int
-		if self, err = announceIn(s, sh, &v6, req.Addr.As16(), req, cfg, now); err == nil {
-			resp.Peers6 = appendPeers(resp.Peers6, v6.peers(), v6.list().seeders, want, self, seeder, publicOnly)
-			if req.BothFamilies {
-				resp.Peers4 = appendPeers(resp.Peers4, v4.peers(), v4.list().seeders, want-len(resp.Peers6), -1, seeder, publicOnly)
-			}
-		}
+		err = announceAndReply(s, sh, &v6, &v4, req.Addr.As16(), req, cfg, now, reply, &resp.Peers6, &resp.Peers4)
 	}
 	t := &sh.table.slots[i]
 	if t.empty() {
@@ -215,6 +204,28 @@ func (t *slot) counts() (seeders, leechers uint32) {
 		leechers += l.n - l.seeders
 	}
 	return seeders, leechers
+}
+
+// replyTo is what shapes the peers of one reply.
+type replyTo struct {
+	want                     int
+	seeder, publicOnly, both bool
+}
+
+// announceAndReply records the requester in its own family's list (own)
+// and fills the reply with peers of its family, then, if asked, of the
+// other one.
+func announceAndReply[A, B bittorrent.IP](s *Store, sh *shard, own *view[A], other *view[B], ip A, req *bittorrent.AnnounceRequest, cfg *Config, now uint16,
+	r replyTo, ownPeers *[]bittorrent.PeerOf[A], otherPeers *[]bittorrent.PeerOf[B]) error {
+	self, err := announceIn(s, sh, own, ip, req, cfg, now)
+	if err != nil {
+		return err
+	}
+	*ownPeers = appendPeers(*ownPeers, own.peers(), own.list().seeders, r.want, self, r.seeder, r.publicOnly)
+	if r.both {
+		*otherPeers = appendPeers(*otherPeers, other.peers(), other.list().seeders, r.want-len(*ownPeers), -1, r.seeder, r.publicOnly)
+	}
+	return nil
 }
 
 // announceIn applies one announce to the requester's list and returns
