@@ -23,21 +23,14 @@ out=${OUT:-/tmp/trakx-compare}
 mkdir -p "$out"
 port_trakx=17070
 port_ot=17071
-make -s build
-trakx=$PWD/bin/trakx
+source test/lib.sh
 tracker=${TRAKX:-$trakx}
-command -v opentracker >/dev/null || { echo "opentracker is not installed (apt-get install opentracker)"; exit 1; }
 nproc_=$(nproc)
 [ "$nproc_" -ge 2 ] || { echo "needs two CPUs"; exit 1; }
 
 torrents=10000
 "$trakx" bench -hashes -torrents 1000000 > "$out/whitelist.txt" # a superset of every run's torrents
 
-pid=
-stop_tracker() {
-  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=; fi
-}
-trap stop_tracker EXIT
 
 start_tracker() { # name port
   case "$1" in
@@ -96,7 +89,6 @@ for name in trakx opentracker; do
   stop_tracker
 done
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 per_cpu() { awk -v r="$1" -v c="$2" 'BEGIN { if (c > 0) printf "%.0f", r * 100 / c; else print "-" }'; }
 echo
 echo "trakx $("$tracker" version | cut -d' ' -f2-) vs opentracker (Debian $(dpkg-query -W -f '${Version}' opentracker 2>/dev/null || echo '?')), ${secs}s per run, $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"

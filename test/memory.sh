@@ -17,15 +17,7 @@ out=${OUT:-/tmp/trakx-memory}
 mkdir -p "$out"
 port=17075
 stats=17076
-make -s build
-trakx=$PWD/bin/trakx
-command -v opentracker >/dev/null || { echo "opentracker is not installed (apt-get install opentracker)"; exit 1; }
-
-pid=
-stop_tracker() {
-  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=; fi
-}
-trap stop_tracker EXIT
+source test/lib.sh
 
 # start_tracker NAME [TRAKX TOML LINES...]
 start_tracker() {
@@ -99,7 +91,6 @@ sleep 5
 v6=$(per "$(kb "$pid" VmRSS)" "$base" "$peers")
 stop_tracker
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 echo
 echo "trakx $("$trakx" version | cut -d' ' -f2-) vs opentracker (Debian $(dpkg-query -W -f '${Version}' opentracker 2>/dev/null || echo '?')), $peers peers"
 printf '%-50s %10s %12s %7s\n' "" trakx opentracker ratio
