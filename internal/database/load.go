@@ -111,7 +111,7 @@ func read(r io.Reader, size int64, store *swarm.Store, ttl time.Duration, now ti
 	}
 	crc := crc32.New(castagnoli)
 	d := &decoder{
-		r:    bufio.NewReaderSize(io.TeeReader(io.LimitReader(r, size-trailerSize), crc), 1<<20),
+		r:    bufio.NewReaderSize(io.TeeReader(io.LimitReader(r, size-trailerSize), crc), int(min(size, 1<<20))),
 		left: size - trailerSize,
 		size: size - trailerSize,
 	}
@@ -166,7 +166,6 @@ func (d *decoder) header() (*loader, error) {
 	default:
 		return nil, corrupt("format version %d, but this trakx reads versions 1 to %d", v, formatVersion)
 	}
-	l.raw = make([]byte, peersPerChunk*(16+l.tail))
 	return l, nil
 }
 
@@ -267,6 +266,9 @@ func (l *loader) chunk(d *decoder, n int64, ipv6, seeder bool) error {
 		addr = 16
 	}
 	size := addr + l.tail
+	if int64(cap(l.raw)) < n*size {
+		l.raw = make([]byte, peersPerChunk*(16+l.tail)) // the most a chunk takes
+	}
 	raw := l.raw[:n*size]
 	if err := d.full(raw); err != nil {
 		return err
