@@ -14,28 +14,8 @@ import (
 // bench runs the load generator: `trakx bench -target HOST:PORT [...]`.
 func bench(args []string, stdout, stderr io.Writer) int {
 	cfg := loadgen.Defaults()
-	fs := flag.NewFlagSet("trakx bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.Target, "target", "127.0.0.1:6969", "tracker address, host:port")
-	fs.StringVar(&cfg.Protocol, "protocol", cfg.Protocol, "udp or http")
-	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long to measure")
-	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "load sent before measuring")
-	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "UDP sockets, or HTTP connections")
-	fs.IntVar(&cfg.InFlight, "inflight", cfg.InFlight, "requests outstanding per UDP socket")
-	fs.IntVar(&cfg.Torrents, "torrents", cfg.Torrents, "number of torrents")
-	fs.Float64Var(&cfg.Skew, "skew", cfg.Skew, "Zipf exponent of torrent popularity (above 1; higher is more skewed)")
-	fs.StringVar(&cfg.Popularity, "popularity", cfg.Popularity, "how torrents are drawn: zipf (by -skew), or square (torrent N*u^2, u uniform)")
-	fs.Float64Var(&cfg.ConnectRatio, "connects", cfg.ConnectRatio, "UDP: fraction of requests that are connects")
-	fs.IntVar(&cfg.NumWant, "numwant", cfg.NumWant, "peers asked for per announce")
-	fs.Float64Var(&cfg.ScrapeRatio, "scrapes", cfg.ScrapeRatio, "fraction of requests that are scrapes")
-	fs.IntVar(&cfg.ScrapeSize, "scrape-size", cfg.ScrapeSize, "info hashes per scrape")
-	fs.Float64Var(&cfg.SeederRatio, "seeders", cfg.SeederRatio, "fraction of announces from seeders")
-	fs.BoolVar(&cfg.KeepAlive, "keepalive", cfg.KeepAlive, "HTTP: reuse connections (default: a new connection per request, as clients do)")
-	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "random seed; also picks the info hashes")
-	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "a request unanswered this long counts as a timeout")
-	fill := fs.Int64("fill", 0, "instead of measuring, announce this many distinct peers over UDP (spread over -torrents) and exit")
-	cpuProfile := fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file")
-	hashes := fs.Bool("hashes", false, "instead of measuring, print the -torrents info hashes in hex, one per line (a whitelist)")
+	fs, modes := benchFlags(&cfg, stderr)
+	fill, cpuProfile, hashes := modes.fill, modes.cpuProfile, modes.hashes
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: trakx bench [flags]\n\nPlays BitTorrent clients against a tracker and reports responses/s,\nerrors, timeouts, peers per reply and latency percentiles.\n\nflags:")
 		fs.PrintDefaults()
@@ -81,5 +61,45 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	r.Fprint(stdout)
+	if r.Answered() == 0 {
+		fmt.Fprintf(stderr, "trakx bench: no answer from %s (%s): is a tracker listening there?\n", cfg.Target, cfg.Protocol)
+		return 1
+	}
 	return 0
+}
+
+// benchModes are the flags that pick what trakx bench does, rather than
+// shape the load.
+type benchModes struct {
+	fill       *int64
+	cpuProfile *string
+	hashes     *bool
+}
+
+// benchFlags are trakx bench's flags: the load's go into cfg.
+func benchFlags(cfg *loadgen.Config, output io.Writer) (*flag.FlagSet, benchModes) {
+	fs := flag.NewFlagSet("trakx bench", flag.ContinueOnError)
+	fs.SetOutput(output)
+	fs.StringVar(&cfg.Target, "target", "127.0.0.1:6969", "tracker address, host:port")
+	fs.StringVar(&cfg.Protocol, "protocol", cfg.Protocol, "udp or http")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long to measure")
+	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "load sent before measuring")
+	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "UDP sockets, or HTTP connections")
+	fs.IntVar(&cfg.InFlight, "inflight", cfg.InFlight, "requests outstanding per UDP socket")
+	fs.IntVar(&cfg.Torrents, "torrents", cfg.Torrents, "number of torrents")
+	fs.Float64Var(&cfg.Skew, "skew", cfg.Skew, "Zipf exponent of torrent popularity (above 1; higher is more skewed)")
+	fs.StringVar(&cfg.Popularity, "popularity", cfg.Popularity, "how torrents are drawn: zipf (by -skew), or square (torrent N*u^2, u uniform)")
+	fs.Float64Var(&cfg.ConnectRatio, "connects", cfg.ConnectRatio, "UDP: fraction of requests that are connects")
+	fs.IntVar(&cfg.NumWant, "numwant", cfg.NumWant, "peers asked for per announce")
+	fs.Float64Var(&cfg.ScrapeRatio, "scrapes", cfg.ScrapeRatio, "fraction of requests that are scrapes")
+	fs.IntVar(&cfg.ScrapeSize, "scrape-size", cfg.ScrapeSize, "info hashes per scrape")
+	fs.Float64Var(&cfg.SeederRatio, "seeders", cfg.SeederRatio, "fraction of announces from seeders")
+	fs.BoolVar(&cfg.KeepAlive, "keepalive", cfg.KeepAlive, "HTTP: reuse connections (default: a new connection per request, as clients do)")
+	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "random seed; also picks the info hashes")
+	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "a request unanswered this long counts as a timeout")
+	return fs, benchModes{
+		fill:       fs.Int64("fill", 0, "instead of measuring, announce this many distinct peers over UDP (spread over -torrents) and exit"),
+		cpuProfile: fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file"),
+		hashes:     fs.Bool("hashes", false, "instead of measuring, print the -torrents info hashes in hex, one per line (a whitelist)"),
+	}
 }

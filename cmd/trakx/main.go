@@ -5,7 +5,9 @@
 //
 //	trakx [run] [-config PATH]    run the tracker in the foreground
 //	trakx check-config [-config PATH]
-//	trakx version
+//	trakx version | --version
+//	trakx bench [flags]
+//	trakx help | -h | --help
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"github.com/coreos/go-systemd/v22/journal"
 	"github.com/trakx/trakx/internal/config"
 	"github.com/trakx/trakx/internal/daemon"
+	"github.com/trakx/trakx/internal/loadgen"
 	"github.com/trakx/trakx/internal/logging"
 )
 
@@ -36,6 +39,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	command := "run"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		command, args = args[0], args[1:]
+	}
+	if len(args) == 1 && command == "run" {
+		switch args[0] {
+		case "-h", "-help", "--help":
+			command = "help"
+		case "-version", "--version":
+			command = "version"
+		}
 	}
 	switch command {
 	case "run":
@@ -56,15 +67,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
+// usage lists every command and every flag.
 func usage(w io.Writer) {
 	fmt.Fprintf(w, `usage:
   trakx [run] [-config PATH]         run the tracker in the foreground
   trakx check-config [-config PATH]  validate and print the effective configuration
-  trakx version                      print version, commit and Go version
-  trakx bench [flags]                load-test a tracker (trakx bench -h)
+  trakx version, trakx --version     print version, commit and Go version
+  trakx bench [flags]                load-test a tracker (flags below)
+  trakx help, trakx -h               this text
 
-Without -config, %s is read when it exists, else the built-in defaults apply.
+-config PATH: the configuration file. Without it, %s is read when it
+exists, else the built-in defaults apply.
+
+trakx bench flags:
 `, config.DefaultPath)
+	cfg := loadgen.Defaults()
+	fs, _ := benchFlags(&cfg, w)
+	fs.PrintDefaults()
 }
 
 func configFlag(name string, args []string, stderr io.Writer) (string, bool) {

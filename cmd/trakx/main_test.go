@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +20,8 @@ import (
 
 var binary string
 
+const testVersion = "9.8.7+test1"
+
 // TestMain builds the real binary once; the tests run it as a user would.
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "trakx-cmd-test")
@@ -26,7 +29,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "trakx")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+	// Stamped as `make build` stamps it, with the package version.
+	stamp := "-X main.version=" + testVersion + " -X main.commit=abc1234"
+	if out, err := exec.Command("go", "build", "-ldflags", stamp, "-o", binary, ".").CombinedOutput(); err != nil {
 		panic("building trakx: " + err.Error() + "\n" + string(out))
 	}
 	code := m.Run()
@@ -57,10 +62,52 @@ func writeConfig(t *testing.T, text string) string {
 	return path
 }
 
+// TestVersion: `trakx version` and `trakx --version` print the version
+// stamped at build time.
 func TestVersion(t *testing.T) {
-	out, _, code := runBinary(t, "version")
-	if code != 0 || !strings.HasPrefix(out, "trakx dev (commit unknown, go1.") {
-		t.Fatalf("%d %q", code, out)
+	for _, arg := range []string{"version", "--version", "-version"} {
+		out, _, code := runBinary(t, arg)
+		if code != 0 || !strings.HasPrefix(out, "trakx "+testVersion+" (commit abc1234, go1.") {
+			t.Fatalf("trakx %s: %d %q", arg, code, out)
+		}
+	}
+}
+
+// TestHelp: -h lists every subcommand and every flag, on standard output,
+// and exits 0.
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "--help", "help"} {
+		out, _, code := runBinary(t, arg)
+		if code != 0 {
+			t.Fatalf("trakx %s exited %d", arg, code)
+		}
+		for _, want := range []string{"run", "check-config", "version", "--version", "bench", "-config PATH",
+			"-target", "-protocol", "-fill", "-hashes", "-keepalive", "-popularity", "-connects", "-cpuprofile"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("trakx %s does not mention %s:\n%s", arg, want, out)
+			}
+		}
+	}
+}
+
+// TestBenchAgainstNothing: measuring or filling an address where nothing
+// answers ends non-zero with an error naming the address.
+func TestBenchAgainstNothing(t *testing.T) {
+	// A port that was free a moment ago: nothing listens there.
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close()
+	for _, args := range [][]string{
+		{"bench", "-target", addr, "-duration", "300ms", "-warmup", "0s"},
+		{"bench", "-target", addr, "-fill", "100", "-timeout", "50ms"},
+	} {
+		_, stderr, code := runBinary(t, args...)
+		if code != 1 || !strings.Contains(stderr, "no answer from "+addr) {
+			t.Fatalf("trakx %v: %d %q", args, code, stderr)
+		}
 	}
 }
 

@@ -360,6 +360,15 @@ func Fill(cfg Config, n int64) (*FillResult, error) {
 }
 
 // Fprint writes the result for people, then one RESULT line for scripts.
+// Answered is how many requests got a reply of any kind, errors included.
+func (r *Result) Answered() uint64 {
+	n := r.errors
+	for _, k := range r.responses {
+		n += k
+	}
+	return n
+}
+
 func (r *Result) Fprint(w io.Writer) {
 	secs := r.Elapsed.Seconds()
 	var total uint64

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"sync/atomic"
@@ -34,7 +35,13 @@ type slot struct {
 	peer int64 // in a fill, the peer announced
 }
 
+// fillSilence is how long a fill waits for any answer before it gives up
+// on the tracker, in units of the request timeout.
+const fillSilence = 10
+
 // runUDP keeps cfg.InFlight requests outstanding on one socket until stop.
+// A fill ends with an error once nothing has answered for fillSilence
+// timeouts: it would otherwise re-send to a dead address for ever.
 func runUDP(cfg *Config, g *generator, st *stats, counting *atomic.Bool, stop <-chan struct{}) error {
 	if cfg.InFlight > 1<<16 {
 		return errors.New("at most 65536 requests in flight per socket")
@@ -67,6 +74,7 @@ func runUDP(cfg *Config, g *generator, st *stats, counting *atomic.Bool, stop <-
 		connecting  bool // a connect is in flight
 		req         bittorrent.AnnounceRequest
 		hashes      []bittorrent.InfoHash
+		lastAnswer  = time.Now()
 	)
 	for {
 		select {
@@ -75,6 +83,9 @@ func runUDP(cfg *Config, g *generator, st *stats, counting *atomic.Bool, stop <-
 		default:
 		}
 		now := time.Now()
+		if g.fill != nil && now.Sub(lastAnswer) > fillSilence*cfg.Timeout {
+			return fmt.Errorf("no answer from %s in %v", cfg.Target, fillSilence*cfg.Timeout)
+		}
 		n := 0
 		idle := true
 		for i := range slots {
@@ -174,6 +185,7 @@ func runUDP(cfg *Config, g *generator, st *stats, counting *atomic.Bool, stop <-
 			}
 			s := &slots[i]
 			s.busy = false
+			lastAnswer = received
 			count := counting.Load()
 			switch h.Action {
 			case udpproto.ActionConnect:
