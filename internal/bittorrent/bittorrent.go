@@ -40,6 +40,9 @@ type AnnounceRequest struct {
 	Left       uint64
 	Event      Event
 	NumWant    int32 // negative: the client did not say
+	// PeerLimit is the most peers the reply's encoding carries, whatever
+	// numwant says (a UDP reply must fit a datagram); 0: no limit.
+	PeerLimit int32
 	Key        uint32
 	// BothFamilies asks for peers of the other address family too, once
 	// those of the client's own family are exhausted. HTTP can carry both

@@ -374,3 +374,27 @@ func TestHTTPOversizedRequestReplyArrives(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPNumWant: a negative numwant means the default, and one above
+// numwant_max is capped to it; neither is refused.
+func TestHTTPNumWant(t *testing.T) {
+	d := startTracker(t, func(cfg *config.Config) { cfg.Tracker.NumWantDefault, cfg.Tracker.NumWantMax = 10, 20 })
+	base := d.HTTPAddrs()[0].String()
+	client := &http.Client{}
+	hash := tt.Hash("numwant")
+	for port := 1000; port < 1030; port++ {
+		if status, _ := get(t, client, announceURL(base, hash, port, 1, "&numwant=0")); status != 200 {
+			t.Fatalf("announce: status %d", status)
+		}
+	}
+	for _, c := range []struct {
+		numwant string
+		peers   int
+	}{{"-1", 10}, {"-50", 10}, {"500", 20}, {"5", 5}} {
+		status, r := get(t, client, announceURL(base, hash, 2000, 1, "&numwant="+c.numwant))
+		peers, _ := r["peers"].(string)
+		if status != 200 || r["failure reason"] != nil || len(peers) != 6*c.peers {
+			t.Errorf("numwant=%s: status %d, %d peers (want %d): %v", c.numwant, status, len(peers)/6, c.peers, r)
+		}
+	}
+}

@@ -101,8 +101,11 @@ func TestUDPAnnounceAndScrape(t *testing.T) {
 	})
 }
 
+// TestUDPPeerSizesAndNumWant: numwant is honoured up to numwant_max, a
+// negative one means the default, and no reply is ever fragmented: at most
+// 242 IPv4 peers (1472 bytes) or 67 IPv6 peers (1232 bytes).
 func TestUDPPeerSizesAndNumWant(t *testing.T) {
-	d := startTracker(t, nil)
+	d := startTracker(t, func(cfg *config.Config) { cfg.Tracker.NumWantMax = 1000 })
 	families(t, func(t *testing.T, i int) {
 		addr := d.UDPAddrs()[i].String()
 		hash := tt.Hash(fmt.Sprintf("numwant-%d", i))
@@ -113,19 +116,19 @@ func TestUDPPeerSizesAndNumWant(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		size := 6
+		size, most, payload := 6, 242, 1472
 		if c.IPv6() {
-			size = 18
+			size, most, payload = 18, 67, 1232
 		}
 		for _, w := range []struct {
 			numwant int32
 			peers   int
-		}{{-1, 50}, {0, 0}, {7, 7}, {1 << 30, 200}} {
+		}{{-1, 50}, {-7, 50}, {0, 0}, {7, 7}, {60, 60}, {1 << 30, most}} {
 			req := peerReq(hash, 9, 1, 0)
 			req.NumWant = w.numwant
 			tx := c.NextTx()
 			reply := c.Exchange(udpproto.AppendAnnounceRequest(nil, c.ID, tx, req), tx)
-			if got := (len(reply) - 20) / size; got != w.peers || (len(reply)-20)%size != 0 {
+			if got := (len(reply) - 20) / size; got != w.peers || (len(reply)-20)%size != 0 || len(reply) > payload {
 				t.Errorf("numwant %d: reply of %d bytes, want %d peers of %d bytes", w.numwant, len(reply), w.peers, size)
 			}
 		}

@@ -41,6 +41,14 @@ func TestParseAnnounce(t *testing.T) {
 	if opts.Compact || req.NumWant != 1<<31-1 || req.Event != bittorrent.EventNone {
 		t.Fatalf("parsed %+v %+v", req, opts)
 	}
+	for _, numwant := range []string{"-1", "-200"} {
+		if err := ParseAnnounce([]byte(announceQuery("&numwant="+numwant)), &req, &opts); err != nil || req.NumWant != -1 {
+			t.Fatalf("numwant=%s: %v %d, want the default (-1)", numwant, err, req.NumWant)
+		}
+	}
+	if err := ParseAnnounce([]byte(announceQuery("&numwant=-")), &req, &opts); err == nil {
+		t.Fatal("numwant=- accepted")
+	}
 	if err := ParseAnnounce([]byte(announceQuery("")), &req, &opts); err != nil || req.NumWant != -1 || !opts.Compact {
 		t.Fatalf("defaults: %v %+v %+v", err, req, opts)
 	}

@@ -92,9 +92,18 @@ func ParseAnnounce(query []byte, req *bittorrent.AnnounceRequest, opts *Announce
 			haveLeft = true
 			req.Left, err = parseUint(value, 1<<63-1)
 		case "numwant":
+			// A negative numwant (some clients send -1) asks for the
+			// default, as no numwant does.
+			negative := len(value) > 1 && value[0] == '-'
+			if negative {
+				value = value[1:]
+			}
 			var n uint64
 			n, err = parseUint(value, 1<<63-1)
 			req.NumWant = int32(min(n, 1<<31-1))
+			if negative {
+				req.NumWant = -1
+			}
 		case "event":
 			req.Event, err = parseEvent(value)
 		case "compact":

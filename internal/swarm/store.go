@@ -146,6 +146,9 @@ func numWant(req *bittorrent.AnnounceRequest, cfg *Config) int {
 	if want < 0 {
 		want = cfg.NumWantDefault
 	}
+	if req.PeerLimit > 0 {
+		want = min(want, int(req.PeerLimit))
+	}
 	return min(want, cfg.NumWantMax)
 }
 

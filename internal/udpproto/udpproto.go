@@ -125,6 +125,17 @@ func AppendConnectResponse(dst []byte, tx uint32, connectionID uint64) []byte {
 	return binary.BigEndian.AppendUint64(dst, connectionID)
 }
 
+// MaxPeers is the most peers an announce reply may carry so that it is
+// never fragmented: an IPv4 reply within 1472 bytes of UDP payload (a
+// 1500-byte Ethernet MTU less headers, 242 peers), an IPv6 reply within
+// 1232 (the IPv6 minimum MTU of 1280 less headers, 67 peers).
+func MaxPeers(ipv6 bool) int32 {
+	if ipv6 {
+		return (1232 - 20) / 18
+	}
+	return (1472 - 20) / 6
+}
+
 // AppendAnnounceResponse appends an announce reply with the peers of one
 // family: 6-byte peers for an IPv4 client, 18-byte peers for an IPv6 one.
 func AppendAnnounceResponse(dst []byte, tx uint32, resp *bittorrent.AnnounceResponse, ipv6 bool) []byte {

@@ -165,6 +165,7 @@ func (w *worker) announce(pkt []byte, tx uint32, addr netip.Addr, out []byte) []
 	}
 	w.req.Addr = addr
 	w.req.BothFamilies = false
+	w.req.PeerLimit = udpproto.MaxPeers(addr.Is6())
 	if err := w.tracker.Announce(&w.req, &w.resp); err != nil {
 		return w.refuse(out, tx, err)
 	}
