@@ -398,3 +398,20 @@ func TestHTTPNumWant(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPErrorsCountedOnce: each request answered with an error adds one
+// to trakx.http.error.
+func TestHTTPErrorsCountedOnce(t *testing.T) {
+	d := startTracker(t, nil)
+	base := d.HTTPAddrs()[0].String()
+	stats := d.StatsAddr().String()
+	client := &http.Client{}
+	for i, u := range []string{"http://" + base + "/nothing-here", "http://" + base + "/announce?info_hash=short"} {
+		before, _ := tt.Lookup(tt.Vars(t, stats), "trakx.http.error")
+		get(t, client, u)
+		after, _ := tt.Lookup(tt.Vars(t, stats), "trakx.http.error")
+		if after-before != 1 {
+			t.Errorf("request %d: trakx.http.error rose by %v, want 1", i, after-before)
+		}
+	}
+}

@@ -317,7 +317,6 @@ func (s *Server) handle(nc net.Conn, c *conn, counters *metrics.HTTP, r *request
 	switch string(r.path) {
 	case "/announce", "/scrape":
 	default:
-		counters.Error.Add(1)
 		return s.reply(nc, c, counters, 404, "Not Found", "not found: the announce URL ends in /announce", r.keepAlive)
 	}
 	if string(r.method) != "GET" {
