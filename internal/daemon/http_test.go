@@ -415,3 +415,61 @@ func TestHTTPErrorsCountedOnce(t *testing.T) {
 		}
 	}
 }
+
+// rawExchange writes one request on a new connection and returns the
+// status of the reply and whether the server then closed the connection.
+func rawExchange(t *testing.T, addr, raw string) (status int, closed bool) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(conn, raw)
+	rd := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(rd, nil)
+	if err != nil {
+		t.Fatalf("%q: %v", raw, err)
+	}
+	io.ReadAll(resp.Body)
+	// A closed connection reads EOF at once; an open one times out.
+	conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	_, err = rd.ReadByte()
+	return resp.StatusCode, err == io.EOF
+}
+
+// TestHTTPFraming: requests framed so that a proxy and trakx could read
+// them differently get 400 and a closed connection, and the Connection
+// header is read as a list of options.
+func TestHTTPFraming(t *testing.T) {
+	d := startTracker(t, nil)
+	addr := d.HTTPAddrs()[0].String()
+	path := strings.TrimPrefix(announceURL(addr, tt.Hash("framing"), 1, 1, ""), "http://"+addr)
+	for name, raw := range map[string]string{
+		"bare LF hides a Content-Length": "GET " + path + " HTTP/1.1\r\nHost: t\r\nX: a\nContent-Length: 5\r\n\r\nGET /scrape HTTP/1.1\r\n\r\n",
+		"bare CR":                        "GET " + path + " HTTP/1.1\r\nHost: t\r\nX: a\rY: b\r\n\r\n",
+		"space in a header name":         "GET " + path + " HTTP/1.1\r\nHost: t\r\nContent-Length : 5\r\n\r\nhello",
+		"GET with a body":                "GET " + path + " HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+		"GET with Transfer-Encoding":     "GET " + path + " HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"HTTP/1.1 without Host":          "GET " + path + " HTTP/1.1\r\n\r\n",
+	} {
+		if status, closed := rawExchange(t, addr, raw); status != 400 || !closed {
+			t.Errorf("%s: status %d, closed %v; want 400 and closed", name, status, closed)
+		}
+	}
+	for name, c := range map[string]struct {
+		raw    string
+		closed bool
+	}{
+		"HTTP/1.0 without Host":   {"GET " + path + " HTTP/1.0\r\n\r\n", true},
+		"Connection: TE, close":   {"GET " + path + " HTTP/1.1\r\nHost: t\r\nConnection: TE, close\r\n\r\n", true},
+		"Connection: Close":       {"GET " + path + " HTTP/1.1\r\nHost: t\r\nConnection: Close\r\n\r\n", true},
+		"keep-alive by default":   {"GET " + path + " HTTP/1.1\r\nHost: t\r\n\r\n", false},
+		"HTTP/1.0 and keep-alive": {"GET " + path + " HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", false},
+	} {
+		if status, closed := rawExchange(t, addr, c.raw); status != 200 || closed != c.closed {
+			t.Errorf("%s: status %d, closed %v; want 200, closed %v", name, status, closed, c.closed)
+		}
+	}
+}

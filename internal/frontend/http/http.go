@@ -243,6 +243,8 @@ var connPool = sync.Pool{New: func() any {
 type request struct {
 	method, path, query []byte
 	keepAlive           bool
+	http11              bool
+	close               bool // Connection: close
 	hasBody             bool
 	realIP              []byte
 	peer                netip.Addr // the connection's remote address

@@ -136,7 +136,7 @@ func TestServeConnAnswersEveryPipelinedRequest(t *testing.T) {
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	s := NewServer(nil, store, Options{ReadTimeout: time.Second, WriteTimeout: time.Second, MaxConnections: 10, Open: new(atomic.Int64)}, metrics.New(nil), log)
-	one := "GET /scrape?info_hash=" + strings.Repeat("a", 20) + " HTTP/1.1\r\n\r\n"
+	one := "GET /scrape?info_hash=" + strings.Repeat("a", 20) + " HTTP/1.1\r\nHost: t\r\n\r\n"
 	conn := &fakeConn{request: []byte(strings.Repeat(one, 20)), left: 1}
 	s.wg.Add(1)
 	s.serveConn(conn, &connState{})

@@ -8,22 +8,67 @@ import (
 
 // parseRequest reads a request line and headers (ending in the blank line)
 // into r. It keeps slices of raw, and reports false for anything that is not
-// a well-formed HTTP/1.x request.
+// a well-formed HTTP/1.x request. It is strict about framing (RFC 9112 §2.2,
+// §3, §5), because a lenient parser is how requests get smuggled: lines end
+// in CRLF only, with no bare CR or LF anywhere; header names are tokens; no
+// control bytes in values; no line folding; one Host, required in HTTP/1.1.
 func parseRequest(raw []byte, r *request, realIPHeader string) bool {
-	line, rest, ok := bytes.Cut(raw, []byte("\r\n"))
-	if !ok {
+	line, rest, ok := bytes.Cut(raw, crlf)
+	if !ok || !parseRequestLine(line, r) {
 		return false
 	}
+	hosts := 0
+	for len(rest) > 0 {
+		var header []byte
+		header, rest, _ = bytes.Cut(rest, crlf)
+		if len(header) == 0 {
+			return len(rest) == 0 && (hosts == 1 || (hosts == 0 && !r.http11))
+		}
+		name, value, ok := bytes.Cut(header, []byte(":"))
+		if !ok || !isToken(name) || !isFieldValue(value) {
+			return false // a bad name, a bare CR or LF, a folded line
+		}
+		value = bytes.Trim(value, " \t")
+		switch {
+		case bytes.EqualFold(name, []byte("Host")):
+			hosts++
+			if hosts > 1 || !isHost(value) {
+				return false
+			}
+		case bytes.EqualFold(name, []byte("Connection")):
+			connectionOptions(value, r)
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			if !bytes.Equal(value, []byte("0")) {
+				r.hasBody = true
+			}
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			r.hasBody = true
+		case realIPHeader != "" && bytes.EqualFold(name, []byte(realIPHeader)):
+			r.realIP = value
+		}
+	}
+	return false // raw did not end in the blank line
+}
+
+var crlf = []byte("\r\n")
+
+// parseRequestLine reads "METHOD TARGET HTTP/1.x".
+func parseRequestLine(line []byte, r *request) bool {
 	method, line, ok1 := bytes.Cut(line, []byte(" "))
 	target, version, ok2 := bytes.Cut(line, []byte(" "))
-	if !ok1 || !ok2 || len(method) == 0 || len(target) == 0 {
+	if !ok1 || !ok2 || !isToken(method) || len(target) == 0 {
 		return false
+	}
+	for _, c := range target {
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
 	}
 	switch string(version) {
 	case "HTTP/1.1":
-		r.keepAlive = true
+		r.keepAlive, r.http11 = true, true
 	case "HTTP/1.0":
-		r.keepAlive = false
+		r.keepAlive, r.http11 = false, false
 	default:
 		return false
 	}
@@ -41,32 +86,74 @@ func parseRequest(raw []byte, r *request, realIPHeader string) bool {
 	}
 	r.method = method
 	r.path, r.query, _ = bytes.Cut(target, []byte("?"))
-	for len(rest) > 0 {
-		var header []byte
-		header, rest, _ = bytes.Cut(rest, []byte("\r\n"))
-		if len(header) == 0 {
-			continue
+	return true
+}
+
+// connectionOptions reads the Connection header: a comma-separated list of
+// case-insensitive options (RFC 9110 §7.6.1), of which close and
+// keep-alive matter here.
+func connectionOptions(value []byte, r *request) {
+	for len(value) > 0 {
+		var option []byte
+		option, value, _ = bytes.Cut(value, []byte(","))
+		option = bytes.Trim(option, " \t")
+		switch {
+		case bytes.EqualFold(option, []byte("close")):
+			r.close = true
+		case bytes.EqualFold(option, []byte("keep-alive")):
+			r.keepAlive = true
 		}
-		name, value, ok := bytes.Cut(header, []byte(":"))
-		if !ok || len(name) == 0 || bytes.ContainsAny(name, " \t") {
+	}
+	if r.close {
+		r.keepAlive = false
+	}
+}
+
+// isToken reports whether b is an RFC 9110 token: a method or a header name.
+func isToken(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c >= 0x80 || !tokenByte[c] {
 			return false
 		}
-		value = bytes.TrimSpace(value)
-		switch {
-		case bytes.EqualFold(name, []byte("Connection")):
-			if bytes.EqualFold(value, []byte("close")) {
-				r.keepAlive = false
-			} else if bytes.EqualFold(value, []byte("keep-alive")) {
-				r.keepAlive = true
-			}
-		case bytes.EqualFold(name, []byte("Content-Length")):
-			if !bytes.Equal(value, []byte("0")) {
-				r.hasBody = true
-			}
-		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			r.hasBody = true
-		case realIPHeader != "" && bytes.EqualFold(name, []byte(realIPHeader)):
-			r.realIP = value
+	}
+	return true
+}
+
+var tokenByte = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// isFieldValue reports whether b may be a header's value: no control bytes
+// but horizontal tab, so no CR, LF or NUL. (A folded line, obs-fold, starts
+// with white space, so its "name" is no token and it is refused there.)
+func isFieldValue(b []byte) bool {
+	for _, c := range b {
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// isHost reports whether b may be a Host header's value: the bytes of a
+// host name, an IP literal in brackets and a port (the set net/http takes).
+func isHost(b []byte) bool {
+	for _, c := range b {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || bytes.IndexByte([]byte("!$%&'()*+,-.:;=[]_~"), c) >= 0
+		if !ok {
+			return false
 		}
 	}
 	return true
