@@ -266,7 +266,7 @@ path = "`+dbDir+`/peers.db"
 	}
 	out, _ := os.ReadFile(logPath)
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	want := []string{"<3>cannot load database", "<6>trakx dev serving udp 127.0.0.1:", "<6>stopping", "<6>saved 0 peers", "<6>stopped with 0 peers"}
+	want := []string{"<3>cannot load database", "<6>trakx " + testVersion + " serving udp 127.0.0.1:", "<6>stopping", "<6>saved 0 peers", "<6>stopped with 0 peers"}
 	if len(lines) != len(want) {
 		t.Fatalf("log lines:\n%s", out)
 	}
