@@ -473,3 +473,52 @@ func TestHTTPFraming(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPRealIPForms: from a trusted proxy, the real-IP header's usual
+// forms name the client; a value that names no address is refused with a
+// failure reason and counted, and the ip parameter never stands in for it.
+func TestHTTPRealIPForms(t *testing.T) {
+	d := startTracker(t, func(c *config.Config) {
+		c.HTTP.RealIPHeader = "Forwarded"
+		c.HTTP.TrustedProxies = []string{"127.0.0.1/32"}
+	})
+	base := d.HTTPAddrs()[0].String()
+	hash := tt.Hash("real-ip-forms")
+	send := func(port int, forwarded string) map[string]any {
+		req, _ := http.NewRequest("GET", announceURL(base, hash, port, 1, "&compact=0&ip=192.0.2.99"), nil)
+		req.Header.Set("Forwarded", forwarded)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		v, err := httpproto.Decode(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.(map[string]any)
+	}
+	before, _ := tt.Lookup(tt.Vars(t, d.StatsAddr().String()), "trakx.http.bad_request")
+	bad := []string{"unknown", "for=", "for=_hidden", "garbage", ""}
+	for i, v := range bad {
+		if r := send(1000+i, v); r["failure reason"] == nil {
+			t.Errorf("Forwarded: %q was accepted: %v", v, r)
+		}
+	}
+	after, _ := tt.Lookup(tt.Vars(t, d.StatsAddr().String()), "trakx.http.bad_request")
+	if after-before != float64(len(bad)) {
+		t.Errorf("bad_request rose by %v for %d refusals", after-before, len(bad))
+	}
+	send(2000, `for="[2001:db8::7]:5678"`)
+	send(2001, "for=203.0.113.8:4000;proto=http")
+	r := send(2002, "for=198.51.100.9")
+	ips := map[string]int64{}
+	for _, p := range r["peers"].([]any) {
+		p := p.(map[string]any)
+		ips[p["ip"].(string)] = p["port"].(int64)
+	}
+	if ips["203.0.113.8"] != 2001 || ips["2001:db8::7"] != 2000 || len(ips) != 2 {
+		t.Fatalf("peers %v: want the two addresses the proxy named, and no refused one", ips)
+	}
+}

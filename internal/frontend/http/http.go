@@ -247,6 +247,7 @@ type request struct {
 	close               bool // Connection: close
 	hasBody             bool
 	realIP              []byte
+	hasRealIP           bool // the real-IP header was sent, if empty
 	peer                netip.Addr // the connection's remote address
 }
 
@@ -305,7 +306,7 @@ func (s *Server) serveConn(nc net.Conn, state *connState) {
 			return
 		}
 		r.peer = peer
-		more := s.handle(nc, c, counters, &r, s.clientAddr(peer, r.realIP))
+		more := s.handle(nc, c, counters, &r)
 		state.busySince.Store(0)
 		if !more || !r.keepAlive {
 			return
@@ -313,9 +314,14 @@ func (s *Server) serveConn(nc net.Conn, state *connState) {
 	}
 }
 
+// errNoClientAddress refuses a request whose trusted proxy named no address
+// it could read: guessing (the connection's address, the ip parameter)
+// would let any client behind the proxy pick its address.
+var errNoClientAddress = &bittorrent.ClientError{Message: "the proxy's real-IP header names no client address"}
+
 // handle answers one request and reports whether the connection may carry
 // another.
-func (s *Server) handle(nc net.Conn, c *conn, counters *metrics.HTTP, r *request, client netip.Addr) bool {
+func (s *Server) handle(nc net.Conn, c *conn, counters *metrics.HTTP, r *request) bool {
 	switch string(r.path) {
 	case "/announce", "/scrape":
 	default:
@@ -324,6 +330,11 @@ func (s *Server) handle(nc net.Conn, c *conn, counters *metrics.HTTP, r *request
 	if string(r.method) != "GET" {
 		counters.BadRequest.Add(1)
 		return s.reply(nc, c, counters, 405, "Method Not Allowed", "only GET is served", r.keepAlive)
+	}
+	client, ok := s.clientAddr(r)
+	if !ok {
+		counters.BadRequest.Add(1)
+		return s.fail(nc, c, counters, errNoClientAddress, r.keepAlive)
 	}
 	if string(r.path) == "/announce" {
 		return s.announce(nc, c, counters, r, client)
@@ -336,7 +347,7 @@ func (s *Server) announce(nc net.Conn, c *conn, counters *metrics.HTTP, r *reque
 		counters.BadRequest.Add(1)
 		return s.fail(nc, c, counters, err, r.keepAlive)
 	}
-	if c.opts.IP.IsValid() && client == r.peer && s.trusted(r.peer) {
+	if c.opts.IP.IsValid() && !r.hasRealIP && s.trusted(r.peer) {
 		client = c.opts.IP // a trusted proxy's ip parameter, when no header said
 	}
 	c.req.Addr = client
@@ -429,21 +440,13 @@ func (s *Server) reject(nc net.Conn, c *conn, counters *metrics.HTTP, status int
 	closeGracefully(nc, c.in[:])
 }
 
-// clientAddr is the peer's address, or the one a trusted proxy vouches for.
-func (s *Server) clientAddr(peer netip.Addr, realIP []byte) netip.Addr {
-	if len(realIP) == 0 || !s.trusted(peer) {
-		return peer
+// clientAddr is the connection's address, or the one a trusted proxy's
+// real-IP header names; false when that header names none.
+func (s *Server) clientAddr(r *request) (netip.Addr, bool) {
+	if !r.hasRealIP || !s.trusted(r.peer) {
+		return r.peer, true
 	}
-	// The rightmost entry is the one our trusted proxy added; entries left
-	// of it were written by whoever sent the request.
-	if i := bytes.LastIndexByte(realIP, ','); i >= 0 {
-		realIP = realIP[i+1:]
-	}
-	a, err := netip.ParseAddr(string(bytes.TrimSpace(realIP)))
-	if err != nil {
-		return peer
-	}
-	return a.Unmap()
+	return forwardedClient(r.realIP)
 }
 
 func (s *Server) trusted(a netip.Addr) bool {

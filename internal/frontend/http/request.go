@@ -44,7 +44,7 @@ func parseRequest(raw []byte, r *request, realIPHeader string) bool {
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
 			r.hasBody = true
 		case realIPHeader != "" && bytes.EqualFold(name, []byte(realIPHeader)):
-			r.realIP = value
+			r.realIP, r.hasRealIP = value, true
 		}
 	}
 	return false // raw did not end in the blank line

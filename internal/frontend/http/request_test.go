@@ -87,3 +87,29 @@ func FuzzParseRequestAgainstNetHTTP(f *testing.F) {
 		}
 	})
 }
+
+// TestForwardedClient: the forms proxies send are read, anything else is
+// refused, never guessed at.
+func TestForwardedClient(t *testing.T) {
+	for value, want := range map[string]string{
+		"1.2.3.4":                   "1.2.3.4",
+		" 1.2.3.4:5678 ":            "1.2.3.4",
+		"2001:db8::1":               "2001:db8::1",
+		"[2001:db8::1]:5678":        "2001:db8::1",
+		"[2001:db8::1]":             "2001:db8::1",
+		"::ffff:1.2.3.4":            "1.2.3.4",
+		"203.0.113.9, 198.51.100.7": "198.51.100.7",
+		`for="[2001:db8::1]:5678"`:  "2001:db8::1",
+		"for=192.0.2.60;proto=http;by=203.0.113.43": "192.0.2.60",
+		`for=unknown, For="198.51.100.17"`:          "198.51.100.17",
+	} {
+		if a, ok := forwardedClient([]byte(value)); !ok || a.String() != want {
+			t.Errorf("%q: %v %v, want %s", value, a, ok, want)
+		}
+	}
+	for _, value := range []string{"", "unknown", "for=", `for=""`, "for=_hidden", "proto=http", "garbage", "1.2.3.4, ", "1.2.3", "fe80::1%eth0", "[1.2.3.4]:x"} {
+		if a, ok := forwardedClient([]byte(value)); ok {
+			t.Errorf("%q read as %v", value, a)
+		}
+	}
+}
