@@ -88,6 +88,9 @@ type HTTP struct {
 	RealIPHeader   string   `toml:"real_ip_header"`
 	TrustedProxies []string `toml:"trusted_proxies"`
 	MaxConnections int64    `toml:"max_connections"`
+	// MaxRequestsPerConnection closes a keep-alive connection after that
+	// many requests, so that no client holds one for ever.
+	MaxRequestsPerConnection int `toml:"max_requests_per_connection"`
 }
 
 type Stats struct {
@@ -132,7 +135,8 @@ func Default() Config {
 			WriteTimeout:   Duration{5 * time.Second},
 			TrustedProxies: []string{},
 			// A connection costs about 20 KiB (goroutine and buffers).
-			MaxConnections: 10_000,
+			MaxConnections:           10_000,
+			MaxRequestsPerConnection: 1000,
 		},
 		Stats:    Stats{Listen: "127.0.0.1:6880"},
 		Database: Database{Path: filepath.Join(dbDir, "peers.db"), SaveInterval: Duration{5 * time.Minute}},
@@ -220,6 +224,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Tracker.MaxPeers < 1 {
 		bad("tracker.max_peers", "%d is not a positive number", c.Tracker.MaxPeers)
+	}
+	if c.HTTP.MaxRequestsPerConnection < 1 {
+		bad("http.max_requests_per_connection", "%d is not a positive number", c.HTTP.MaxRequestsPerConnection)
 	}
 	if c.HTTP.MaxConnections < 1 {
 		bad("http.max_connections", "%d is not a positive number", c.HTTP.MaxConnections)

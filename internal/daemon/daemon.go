@@ -119,6 +119,7 @@ func (d *Daemon) Start() error {
 		RealIPHeader:   d.cfg.HTTP.RealIPHeader,
 		TrustedProxies: proxies,
 		MaxConnections: d.cfg.HTTP.MaxConnections,
+		MaxRequests:    d.cfg.HTTP.MaxRequestsPerConnection,
 		Open:           &d.metrics.HTTPConnections,
 	}
 	for _, ln := range socks.tcp {

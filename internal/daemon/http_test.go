@@ -522,3 +522,32 @@ func TestHTTPRealIPForms(t *testing.T) {
 		t.Fatalf("peers %v: want the two addresses the proxy named, and no refused one", ips)
 	}
 }
+
+// TestHTTPMaxRequestsPerConnection: the last request a connection may
+// carry is answered with Connection: close, and the connection closes.
+func TestHTTPMaxRequestsPerConnection(t *testing.T) {
+	d := startTracker(t, func(c *config.Config) { c.HTTP.MaxRequestsPerConnection = 3 })
+	addr := d.HTTPAddrs()[0].String()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	path := strings.TrimPrefix(announceURL(addr, tt.Hash("per-connection"), 1, 1, ""), "http://"+addr)
+	io.WriteString(conn, strings.Repeat("GET "+path+" HTTP/1.1\r\nHost: t\r\n\r\n", 4))
+	rd := bufio.NewReader(conn)
+	for i := 1; i <= 3; i++ {
+		resp, err := http.ReadResponse(rd, nil)
+		if err != nil {
+			t.Fatalf("reply %d: %v", i, err)
+		}
+		io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || resp.Close != (i == 3) {
+			t.Fatalf("reply %d: status %d, Connection: close %v", i, resp.StatusCode, resp.Close)
+		}
+	}
+	if _, err := rd.ReadByte(); err != io.EOF {
+		t.Fatalf("a fourth request was served on the connection: %v", err)
+	}
+}

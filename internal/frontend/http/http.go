@@ -35,6 +35,9 @@ type Options struct {
 	// server sharing Open; one more is answered 503 and closed.
 	MaxConnections int64
 	Open           *atomic.Int64
+	// MaxRequests is how many requests one connection serves; the last
+	// reply closes it. 0: no limit.
+	MaxRequests int
 }
 
 // counterGroups spreads connections over several sets of counters, so that
@@ -261,6 +264,7 @@ func (s *Server) serveConn(nc net.Conn, state *connState) {
 	counters := s.counters[s.nextConn.Add(1)%counterGroups]
 
 	start, end := 0, 0 // buffered bytes not yet handled: c.in[start:end]
+	served := 0
 	// The read timeout bounds a whole request, not each read of it: a
 	// client trickling a byte at a time cannot hold a connection longer.
 	timed := false
@@ -306,6 +310,9 @@ func (s *Server) serveConn(nc net.Conn, state *connState) {
 			return
 		}
 		r.peer = peer
+		if served++; served == s.opts.MaxRequests {
+			r.keepAlive = false // this reply says Connection: close
+		}
 		more := s.handle(nc, c, counters, &r)
 		state.busySince.Store(0)
 		if !more || !r.keepAlive {
