@@ -551,3 +551,47 @@ func TestHTTPMaxRequestsPerConnection(t *testing.T) {
 		t.Fatalf("a fourth request was served on the connection: %v", err)
 	}
 }
+
+// TestHTTPCapEvictsIdleConnections: at http.max_connections, a newcomer is
+// admitted by closing the connection idle the longest (here keep-alive
+// connections between requests), and counted; it is not turned away.
+func TestHTTPCapEvictsIdleConnections(t *testing.T) {
+	d := startTracker(t, func(c *config.Config) {
+		c.HTTP.MaxConnections = 3
+		c.HTTP.ReadTimeout = config.Duration{Duration: time.Minute}
+	})
+	addr := d.HTTPAddrs()[0].String()
+	stats := d.StatsAddr().String()
+	path := strings.TrimPrefix(announceURL(addr, tt.Hash("evict"), 1, 1, ""), "http://"+addr)
+	var idle []*bufio.Reader
+	for i := range 3 {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(conn, "GET "+path+" HTTP/1.1\r\nHost: t\r\n\r\n")
+		rd := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(rd, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("connection %d: %v %v", i, resp, err)
+		}
+		io.ReadAll(resp.Body)
+		idle = append(idle, rd)
+		tt.WaitForVar(t, stats, "trakx.http.connections", func(v float64) bool { return v == float64(i+1) })
+	}
+	// All three are idle keep-alive connections; the cap is reached.
+	if status, closed := rawExchange(t, addr, "GET "+path+" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"); status != 200 || !closed {
+		t.Fatalf("a newcomer at the cap: status %d", status)
+	}
+	if _, err := idle[0].ReadByte(); err != io.EOF {
+		t.Fatalf("the oldest idle connection was not closed: %v", err)
+	}
+	if n, _ := tt.Lookup(tt.Vars(t, stats), "trakx.http.connections_evicted"); n != 1 {
+		t.Fatalf("connections_evicted = %v", n)
+	}
+	if n, _ := tt.Lookup(tt.Vars(t, stats), "trakx.http.connections_refused"); n != 0 {
+		t.Fatalf("connections_refused = %v", n)
+	}
+}

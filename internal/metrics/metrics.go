@@ -38,6 +38,9 @@ type HTTP struct {
 	Refused    atomic.Uint64 // torrents the access list excludes
 	// ConnectionsRefused counts connections closed at http.max_connections.
 	ConnectionsRefused atomic.Uint64
+	// ConnectionsEvicted counts idle connections closed at
+	// http.max_connections to admit a new one.
+	ConnectionsEvicted atomic.Uint64
 	_                  [64]byte
 }
 
@@ -118,9 +121,9 @@ func (m *Metrics) Snapshot() map[string]any {
 			udp[i] += v.Load()
 		}
 	}
-	var ht [6]uint64
+	var ht [7]uint64
 	for _, c := range m.http {
-		for i, v := range []*atomic.Uint64{&c.Announce, &c.Scrape, &c.Error, &c.BadRequest, &c.Refused, &c.ConnectionsRefused} {
+		for i, v := range []*atomic.Uint64{&c.Announce, &c.Scrape, &c.Error, &c.BadRequest, &c.Refused, &c.ConnectionsRefused, &c.ConnectionsEvicted} {
 			ht[i] += v.Load()
 		}
 	}
@@ -138,7 +141,7 @@ func (m *Metrics) Snapshot() map[string]any {
 		},
 		"http": map[string]any{
 			"announce": ht[0], "scrape": ht[1], "error": ht[2], "bad_request": ht[3], "refused": ht[4],
-			"connections_refused": ht[5], "connections": m.HTTPConnections.Load(),
+			"connections_refused": ht[5], "connections_evicted": ht[6], "connections": m.HTTPConnections.Load(),
 		},
 		"database": map[string]any{
 			"saves":             db.Saves.Load(),

@@ -88,7 +88,7 @@ func (s *Server) Serve() {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		if s.opts.Open.Add(1) > s.opts.MaxConnections {
+		if s.opts.Open.Add(1) > s.opts.MaxConnections && !s.evictIdle() {
 			s.opts.Open.Add(-1)
 			s.counters[0].ConnectionsRefused.Add(1)
 			s.refuseConn(c)
@@ -110,7 +110,14 @@ type connState struct {
 	// busySince is when the request being handled was read (unix
 	// nanoseconds), or 0 while the connection waits for one.
 	busySince atomic.Int64
+	// idleSince is when the connection began to wait for a request with
+	// nothing of one received (unix nanoseconds): a keep-alive connection
+	// between requests, or a new one that has sent nothing. 0: not idle;
+	// evicted: closed to make room.
+	idleSince atomic.Int64
 }
+
+const evicted = -1
 
 func (s *Server) track(c net.Conn) *connState {
 	s.mu.Lock()
@@ -119,8 +126,36 @@ func (s *Server) track(c net.Conn) *connState {
 		return nil
 	}
 	state := &connState{}
+	state.idleSince.Store(time.Now().UnixNano())
 	s.conns[c] = state
 	return state
+}
+
+// evictIdle closes the connection idle the longest, to make room for a new
+// one at the connection cap, and reports whether there was one. Its slot is
+// given back when its goroutine ends, a moment later; until then the count
+// runs one over the cap.
+func (s *Server) evictIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		var oldest net.Conn
+		var since int64
+		for c, st := range s.conns {
+			if t := st.idleSince.Load(); t > 0 && (oldest == nil || t < since) {
+				oldest, since = c, t
+			}
+		}
+		if oldest == nil {
+			return false
+		}
+		// It may have received a request meanwhile: then look again.
+		if s.conns[oldest].idleSince.CompareAndSwap(since, evicted) {
+			oldest.SetReadDeadline(time.Now())
+			s.counters[0].ConnectionsEvicted.Add(1)
+			return true
+		}
+	}
 }
 
 // Stalled reports whether a connection has been on one request for longer
@@ -286,9 +321,12 @@ func (s *Server) serveConn(nc net.Conn, state *connState) {
 				nc.SetReadDeadline(time.Now().Add(s.opts.ReadTimeout))
 				timed = true
 			}
+			if end == 0 && state.idleSince.Load() == 0 {
+				state.idleSince.Store(time.Now().UnixNano())
+			}
 			n, err := nc.Read(c.in[end:])
-			if err != nil {
-				return // closed, timed out or reset: nothing to answer
+			if err != nil || state.idleSince.Swap(0) == evicted {
+				return // closed, timed out, reset or evicted: nothing to answer
 			}
 			end += n
 			continue
