@@ -43,7 +43,7 @@ type AnnounceRequest struct {
 	// PeerLimit is the most peers the reply's encoding carries, whatever
 	// numwant says (a UDP reply must fit a datagram); 0: no limit.
 	PeerLimit int32
-	Key        uint32
+	Key       uint32
 	// BothFamilies asks for peers of the other address family too, once
 	// those of the client's own family are exhausted. HTTP can carry both
 	// in one reply (BEP 7); a UDP reply cannot.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -225,5 +226,42 @@ func TestStatsCounters(t *testing.T) {
 		if _, ok := tt.Lookup(vars, path); !ok {
 			t.Errorf("%s missing from /debug/vars", path)
 		}
+	}
+}
+
+// TestCompletedCountedOncePerPeer: over UDP and HTTP alike, a download is
+// counted when a peer completes and becomes a seeder, once: a repeated
+// completed, one from a known seeder, or one with data left adds nothing.
+func TestCompletedCountedOncePerPeer(t *testing.T) {
+	d := startTracker(t, nil)
+	udpHash, httpHash := tt.Hash("completed-udp"), tt.Hash("completed-http")
+	c := tt.DialUDP(t, d.UDPAddrs()[0].String())
+	c.Connect()
+	base := d.HTTPAddrs()[0].String()
+	for _, a := range []struct {
+		port  uint16
+		left  uint64
+		event bittorrent.Event
+	}{
+		{1, 5, bittorrent.EventStarted},
+		{1, 0, bittorrent.EventCompleted}, // counts
+		{1, 0, bittorrent.EventCompleted}, // repeated
+		{2, 0, bittorrent.EventStarted},
+		{2, 0, bittorrent.EventCompleted}, // already a seeder
+		{3, 5, bittorrent.EventCompleted}, // data left
+		{3, 5, bittorrent.EventCompleted},
+	} {
+		if _, err := c.Announce(peerReq(udpHash, a.port, a.left, a.event)); err != nil {
+			t.Fatal(err)
+		}
+		event := map[bittorrent.Event]string{bittorrent.EventStarted: "started", bittorrent.EventCompleted: "completed"}[a.event]
+		get(t, http.DefaultClient, announceURL(base, httpHash, int(a.port), int(a.left), "&event="+event))
+	}
+	st, err := c.Scrape(udpHash, httpHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st[0].Downloaded != 1 || st[1].Downloaded != 1 {
+		t.Fatalf("downloaded: UDP %d, HTTP %d; want 1 each", st[0].Downloaded, st[1].Downloaded)
 	}
 }

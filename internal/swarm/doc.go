@@ -15,8 +15,9 @@
 //     numwant (capped by Config.NumWantMax, Config.NumWantDefault when the
 //     client did not say) are listed, and fewer only when fewer qualify.
 //   - A stopped event removes the peer and lists no peers. A completed event
-//     adds one to the torrent's downloaded count when it comes from a peer
-//     that is new or was a leecher.
+//     adds one to the torrent's downloaded count when it makes a peer a
+//     seeder (left = 0) that was not one: a repeated completed, one from a
+//     known seeder, or one that still has data left counts nothing.
 //   - A peer silent for longer than Config.PeerTTL is removed by the next
 //     Expire; a torrent without peers is forgotten, its downloaded count
 //     with it. Config.PeerTTL may be at most MaxPeerTTL.

@@ -42,7 +42,7 @@ func (m model) announce(req *bittorrent.AnnounceRequest, now int64) {
 		m[req.InfoHash] = t
 	}
 	p := t.peers[key]
-	if req.Event == bittorrent.EventCompleted && (p == nil || !p.seeder) {
+	if req.Event == bittorrent.EventCompleted && req.Left == 0 && (p == nil || !p.seeder) {
 		t.downloaded++
 	}
 	if p == nil {

@@ -250,14 +250,14 @@ func announceIn[A bittorrent.IP](s *Store, sh *shard, v *view[A], ip A, req *bit
 			s.totals.refusedPeers.Add(1)
 			return -1, ErrTooManyPeers
 		}
-		if req.Event == bittorrent.EventCompleted {
+		if req.Event == bittorrent.EventCompleted && seeder {
 			t.downloaded++
 		}
 		sh.count(v.fam, seeder, 1)
 		return v.add(record[A]{ip: ip, port: req.Port, seen: now}, seeder), nil
 	}
 	wasSeeder := pos < int(v.list().seeders)
-	if req.Event == bittorrent.EventCompleted && !wasSeeder {
+	if req.Event == bittorrent.EventCompleted && seeder && !wasSeeder {
 		t.downloaded++
 	}
 	if wasSeeder != seeder {

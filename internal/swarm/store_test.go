@@ -208,7 +208,9 @@ func TestStateChangesAndStopped(t *testing.T) {
 	if r.Complete != 1 || r.Incomplete != 1 {
 		t.Fatalf("after completed: %d/%d", r.Complete, r.Incomplete)
 	}
-	announce(s, h, v4(1), 1, 0, bittorrent.EventCompleted, -1) // repeated: counted once
+	announce(s, h, v4(1), 1, 0, bittorrent.EventCompleted, -1)  // repeated: counted once
+	announce(s, h, v4(2), 2, 10, bittorrent.EventCompleted, -1) // data still left: not a download
+	announce(s, h, v4(2), 2, 10, bittorrent.EventCompleted, -1)
 	if st := scrape(s, h); st.Downloaded != 1 || st.Complete != 1 || st.Incomplete != 1 {
 		t.Fatalf("scrape %+v", st)
 	}

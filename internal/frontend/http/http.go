@@ -285,7 +285,7 @@ type request struct {
 	close               bool // Connection: close
 	hasBody             bool
 	realIP              []byte
-	hasRealIP           bool // the real-IP header was sent, if empty
+	hasRealIP           bool       // the real-IP header was sent, if empty
 	peer                netip.Addr // the connection's remote address
 }
 
