@@ -9,6 +9,7 @@ GO      ?= go
 # with "context deadline exceeded" (Go issue 75804).
 FUZZTIME ?= 10000x
 NFPM    := $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Dates in the package come from the last commit, so builds repeat exactly.
 DATE    := $(shell git log -1 --format=%cD 2>/dev/null || date -R)
 
@@ -19,7 +20,7 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/trakx ./cmd/trakx
 
-# The README's test command: formatting, vet, and every test under the race
+# The README's test command: formatting, vet, go mod tidy, staticcheck, and every test under the race
 # detector. The request-path benchmarks check their own replies, so they run
 # once too: a benchmark that measures an empty reply must fail, not rot.
 test: lint
@@ -31,6 +32,7 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	@$(GO) mod tidy -diff || { echo "go.mod or go.sum is not tidy: run go mod tidy"; exit 1; }
+	$(STATICCHECK) ./...
 
 # A short run of every fuzz target (FUZZTIME inputs each); crashers land
 # in testdata/fuzz.

@@ -95,6 +95,8 @@ type HTTP struct {
 
 type Stats struct {
 	Listen string `toml:"listen"`
+	// Pprof serves Go's profiles under /debug/pprof/ on the stats listener.
+	Pprof bool `toml:"pprof"`
 }
 
 type Database struct {

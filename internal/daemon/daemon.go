@@ -134,7 +134,7 @@ func (d *Daemon) Start() error {
 		d.goServe(s.Serve)
 	}
 	if d.statsLn != nil {
-		d.stats = &nethttp.Server{Handler: d.metrics.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		d.stats = &nethttp.Server{Handler: d.metrics.Handler(d.cfg.Stats.Pprof), ReadHeaderTimeout: 5 * time.Second}
 		d.goServe(func() { d.stats.Serve(d.statsLn) })
 	}
 	sweep := expiryInterval(d.cfg.Tracker.PeerTTL.Duration)

@@ -72,7 +72,9 @@ func TestHTTPAnnounceAndScrape(t *testing.T) {
 			}
 		}
 
-		_, r = get(t, client, announceURL(base, hash, 2222, 0, "&event=completed"))
+		if status, _ := get(t, client, announceURL(base, hash, 2222, 0, "&event=completed")); status != 200 {
+			t.Fatalf("completed: status %d", status)
+		}
 		nobody := tt.Hash("nobody")
 		scrape := fmt.Sprintf("http://%s/scrape?info_hash=%s&info_hash=%s", base,
 			url.QueryEscape(string(hash[:])), url.QueryEscape(string(nobody[:])))

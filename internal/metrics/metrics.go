@@ -8,7 +8,6 @@ import (
 	"expvar"
 	"math"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"runtime"
 	"sync"
@@ -157,15 +156,13 @@ func (m *Metrics) Snapshot() map[string]any {
 // Handler serves /debug/vars in expvar's shape: the process's published
 // expvars (cmdline, memstats and any others) plus this tracker's "trakx"
 // tree. The tree is per tracker rather than a global expvar, so that tests
-// can run several trackers in one process.
-func (m *Metrics) Handler() http.Handler {
+// can run several trackers in one process. With profiles, it also serves
+// Go's profiles under /debug/pprof/ (config key stats.pprof).
+func (m *Metrics) Handler(profiles bool) http.Handler {
 	mux := http.NewServeMux()
-	// Profiles, for finding where time goes under load; the stats listener
-	// is loopback-only by default.
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	if profiles {
+		servePprof(mux)
+	}
 	mux.HandleFunc("GET /debug/vars", func(w http.ResponseWriter, r *http.Request) {
 		vars := map[string]any{}
 		expvar.Do(func(kv expvar.KeyValue) {

@@ -8,8 +8,9 @@ import (
 	"testing"
 )
 
+// rec is shaped like an IPv6 peer record: 20 bytes, 2-byte aligned.
 type rec struct {
-	a    [16]byte
+	_    [16]byte
 	b, c uint16
 }
 
