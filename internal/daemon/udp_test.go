@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
@@ -263,5 +264,32 @@ func TestCompletedCountedOncePerPeer(t *testing.T) {
 	}
 	if st[0].Downloaded != 1 || st[1].Downloaded != 1 {
 		t.Fatalf("downloaded: UDP %d, HTTP %d; want 1 each", st[0].Downloaded, st[1].Downloaded)
+	}
+}
+
+// TestUDPBurstsOfConnects: bursts of 32 connects, a recvmmsg batch each,
+// are all answered; with a mmsghdr laid out wrong for the platform (a
+// 386 build once) only the first of each batch was.
+func TestUDPBurstsOfConnects(t *testing.T) {
+	d := startTracker(t, nil)
+	c := tt.DialUDP(t, d.UDPAddrs()[0].String())
+	buf := make([]byte, 2048)
+	for burst := range 10 {
+		want := map[uint32]bool{}
+		for i := range 32 {
+			tx := uint32(burst<<8 | i)
+			want[tx] = true
+			c.Conn.Write(udpproto.AppendConnectRequest(nil, tx))
+		}
+		c.Conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for len(want) > 0 {
+			n, err := c.Conn.Read(buf)
+			if err != nil {
+				t.Fatalf("burst %d: %d of 32 connects unanswered: %v", burst, len(want), err)
+			}
+			if h, err := udpproto.ParseResponseHeader(buf[:n]); err == nil && h.Action == udpproto.ActionConnect {
+				delete(want, h.TransactionID)
+			}
+		}
 	}
 }

@@ -16,11 +16,14 @@ import (
 const batchSize = 32
 
 // mmsghdr is struct mmsghdr of recvmmsg(2): a msghdr and the length the
-// kernel received or sent.
+// kernel received or sent. Go pads it as C does on every platform: to 64
+// bytes where pointers are 8 bytes (msghdr 56 + 4 + 4 of padding), to 32
+// where they are 4 (28 + 4). Padding written out by hand would be right on
+// one kind only, and the kernel would read every header after the first at
+// the wrong place.
 type mmsghdr struct {
 	hdr syscall.Msghdr
 	len uint32
-	_   [4]byte
 }
 
 // batch is one worker's datagrams, in and out, with the kernel's structures

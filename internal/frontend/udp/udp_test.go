@@ -3,8 +3,10 @@ package udp
 import (
 	"io"
 	"net/netip"
+	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
@@ -61,5 +63,19 @@ func TestAnnounceDoesNotAllocate(t *testing.T) {
 	out = w.handle(pkt, client, out[:0])
 	if n := testing.AllocsPerRun(1000, func() { out = w.handle(pkt, client, out[:0]) }); n != 0 || len(out) != 20+50*6 {
 		t.Fatalf("%v allocations per announce, reply of %d bytes", n, len(out))
+	}
+}
+
+// TestMmsghdrMatchesC: struct mmsghdr is a msghdr then a 4-byte length,
+// padded to the msghdr's alignment; the kernel walks the array by that
+// size. (CI runs the UDP tests on 386 too, where it is 32 bytes.)
+func TestMmsghdrMatchesC(t *testing.T) {
+	align := unsafe.Alignof(syscall.Msghdr{})
+	want := (unsafe.Sizeof(syscall.Msghdr{}) + 4 + align - 1) &^ (align - 1)
+	if got := unsafe.Sizeof(mmsghdr{}); got != want || unsafe.Offsetof(mmsghdr{}.len) != unsafe.Sizeof(syscall.Msghdr{}) {
+		t.Fatalf("mmsghdr is %d bytes, C's %d", got, want)
+	}
+	if size := unsafe.Sizeof(uintptr(0)); (size == 8) != (want == 64) || (size == 4) != (want == 32) {
+		t.Fatalf("mmsghdr of %d bytes with %d-byte pointers", want, size)
 	}
 }
