@@ -9,10 +9,16 @@ import os
 import sys
 
 try:
-    from importlib.machinery import SourceFileLoader
+    import importlib.util
 
     def _load(name, path):
-        return SourceFileLoader(name, path).load_module()
+        # spec_from_file_location and exec_module: load_module is
+        # deprecated and gone from Python 3.12.
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
 except ImportError:  # Python 2
     from imp import load_source as _load
 
