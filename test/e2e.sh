@@ -90,6 +90,9 @@ ct apt-get install -y -q /root/e2e/old.deb >"$work/install.log" 2>&1 || { cat "$
 ct systemctl is-active --quiet trakx.socket || fail "trakx.socket is not active after install"
 ct systemctl is-enabled --quiet trakx.socket || fail "trakx.socket is not enabled after install"
 if ct systemctl is-active --quiet trakx.service; then fail "trakx.service runs before any request"; fi
+ct test -d /etc/trakx || fail "the package did not create /etc/trakx"
+ct test -d /var/lib/trakx || fail "the package did not create /var/lib/trakx, the database directory of /etc/trakx.toml"
+ct trakx check-config -config /etc/trakx.toml >/dev/null || fail "trakx check-config refuses the shipped /etc/trakx.toml"
 echo "installed $(version_of); socket active, service waiting for its first request"
 
 # --- the first request starts it; peers see each other ------------------------
