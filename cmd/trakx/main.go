@@ -110,7 +110,12 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "trakx: configuration is invalid: %v\n", err)
 		return 1
 	}
+	if _, err := daemon.Check(&cfg, false); err != nil {
+		fmt.Fprintf(stderr, "trakx: cannot start: %v\n", err)
+		return 1
+	}
 	fmt.Fprint(stdout, cfg.TOML())
+	fmt.Fprintf(stdout, "\n# The database file, as start uses it: %s\n", daemon.DatabasePath(&cfg))
 	return 0
 }
 

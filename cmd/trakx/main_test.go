@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -258,4 +259,57 @@ func TestRunAndStop(t *testing.T) {
 func getBencoded(t *testing.T, url string) (int, map[string]any) {
 	t.Helper()
 	return tt.GetBencoded(t, http.DefaultClient, url)
+}
+
+// TestCheckConfigAgreesWithStart: every configuration start refuses,
+// check-config refuses too, with the same message and a non-zero exit.
+func TestCheckConfigAgreesWithStart(t *testing.T) {
+	dir := t.TempDir()
+	badList := filepath.Join(dir, "bad.txt")
+	os.WriteFile(badList, []byte("0123456789abcdef0123456789abcdef01234567\nnot a hash\n"), 0o644)
+	unreadable := filepath.Join(dir, "unreadable.txt")
+	os.Mkdir(unreadable, 0o755) // a directory: reading it fails, even as root
+	listen := "[udp]\nlisten = [\"127.0.0.1:0\"]\n[http]\nlisten = []\n[stats]\nlisten = \"\"\n"
+	db := func(path string) string { return fmt.Sprintf("[database]\npath = %q\n", path) }
+	good := db(filepath.Join(dir, "peers.db"))
+	for name, c := range map[string]struct{ config, says string }{
+		"allow with no file":                  {listen + good + "[access]\nmode = \"allow\"\nfile = \"\"\n", "access.file: must be set"},
+		"deny with a missing file":            {listen + good + fmt.Sprintf("[access]\nmode = \"deny\"\nfile = %q\n", filepath.Join(dir, "none.txt")), "no such file"},
+		"allow with a bad line":               {listen + good + fmt.Sprintf("[access]\nmode = \"allow\"\nfile = %q\n", badList), "bad.txt:2: \"not a hash\" is not an info hash"},
+		"an unreadable access file":           {listen + good + fmt.Sprintf("[access]\nmode = \"allow\"\nfile = %q\n", unreadable), "unreadable.txt: is a directory"},
+		"no listeners":                        {"[udp]\nlisten = []\n[http]\nlisten = []\n" + good, "nothing to serve"},
+		"a missing database dir":              {listen + db(filepath.Join(dir, "missing", "peers.db")), "does not exist"},
+		"an unwritable database dir":          {listen + db("/proc/peers.db"), "cannot write in /proc"},
+		"a database path that is a directory": {listen + db(dir), "is a directory, not a file"},
+		"stats on the HTTP port":              {"[http]\nlisten = [\"127.0.0.1:7777\"]\n[stats]\nlisten = \"127.0.0.1:7777\"\n" + good, "clashes with http.listen"},
+		"a repeated listen address":           {"[udp]\nlisten = [\"127.0.0.1:7777\", \"127.0.0.1:7777\"]\n" + good, "clashes with"},
+	} {
+		path := writeConfig(t, c.config)
+		_, checkErr, checkCode := runBinary(t, "check-config", "-config", path)
+		_, runErr, runCode := runBinary(t, "run", "-config", path)
+		msg := strings.TrimSpace(checkErr[strings.LastIndex(checkErr, ": ")+2:])
+		if checkCode == 0 || runCode == 0 || !strings.Contains(checkErr, c.says) {
+			t.Errorf("%s: check-config exit %d %q, run exit %d", name, checkCode, checkErr, runCode)
+			continue
+		}
+		if !strings.Contains(strings.ReplaceAll(runErr, `\"`, `"`), msg) {
+			t.Errorf("%s: check-config says %q, start says %q", name, checkErr, runErr)
+		}
+	}
+	if moved, _ := filepath.Glob(dir + ".corrupt-*"); len(moved) > 0 {
+		t.Fatalf("a start moved the directory given as database.path aside: %v", moved)
+	}
+}
+
+// TestCheckConfigPrintsDatabasePath: check-config says where the database
+// file lands, resolved as start resolves it.
+func TestCheckConfigPrintsDatabasePath(t *testing.T) {
+	dir := t.TempDir()
+	path := writeConfig(t, "[database]\npath = \"peers.db\"\n")
+	cmd := exec.Command(binary, "check-config", "-config", path)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil || !strings.Contains(string(out), "# The database file, as start uses it: "+filepath.Join(dir, "peers.db")) {
+		t.Fatalf("%v %s", err, out)
+	}
 }

@@ -251,6 +251,7 @@ func (c *Config) Validate() error {
 			bad("stats.listen", "%v", err)
 		}
 	}
+	c.checkListenClashes(bad)
 	if _, err := c.HTTP.TrustedProxyPrefixes(); err != nil {
 		bad("http.trusted_proxies", "%v", err)
 	}
@@ -294,6 +295,54 @@ func (h *HTTP) TrustedProxyPrefixes() ([]netip.Prefix, error) {
 		prefixes = append(prefixes, p.Masked())
 	}
 	return prefixes, nil
+}
+
+// checkListenClashes refuses two listeners of one protocol on one address,
+// which start could only fail to bind: a repeat in udp.listen or
+// http.listen, or stats.listen on an HTTP tracker's address. A wildcard
+// host (empty, 0.0.0.0, [::]) clashes with every host on its port.
+func (c *Config) checkListenClashes(bad func(key, format string, args ...any)) {
+	for _, list := range []struct {
+		key   string
+		addrs []string
+	}{{"udp.listen", c.UDP.Listen}, {"http.listen", c.HTTP.Listen}} {
+		for i := range list.addrs {
+			for j := range i {
+				if listenClash(list.addrs[i], list.addrs[j]) {
+					bad(fmt.Sprintf("%s[%d]", list.key, i), "%q clashes with %q, also in %s", list.addrs[i], list.addrs[j], list.key)
+				}
+			}
+		}
+	}
+	if c.Stats.Listen == "" {
+		return
+	}
+	for _, a := range c.HTTP.Listen {
+		if listenClash(c.Stats.Listen, a) {
+			bad("stats.listen", "%q clashes with http.listen %q: stats must not share the tracker's port", c.Stats.Listen, a)
+		}
+	}
+}
+
+// listenClash reports whether two host:port listen addresses (already
+// checked) would bind the same port on a shared address. Port 0 asks for
+// any free port and clashes with nothing.
+func listenClash(a, b string) bool {
+	hostA, portA, errA := net.SplitHostPort(a)
+	hostB, portB, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || portA != portB || portA == "0" {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	if wild(hostA) || wild(hostB) {
+		return true
+	}
+	ia, errA := netip.ParseAddr(hostA)
+	ib, errB := netip.ParseAddr(hostB)
+	if errA != nil || errB != nil {
+		return hostA == hostB // localhost
+	}
+	return ia.Unmap() == ib.Unmap()
 }
 
 func checkHostPort(s string) error {

@@ -6,7 +6,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	nethttp "net/http"
@@ -83,12 +82,13 @@ func storeConfig(cfg *config.Config) swarm.Config {
 // Start loads the database, takes the sockets systemd passed or binds the
 // configured ones, and starts serving. On error nothing is left open.
 func (d *Daemon) Start() error {
-	list, err := access.Load(access.Mode(d.cfg.Access.Mode), d.cfg.Access.File)
+	socks, err := inheritedSockets()
 	if err != nil {
 		return err
 	}
-	socks, err := inheritedSockets()
+	list, err := Check(&d.cfg, socks.inherited)
 	if err != nil {
+		socks.close()
 		return err
 	}
 	if !socks.inherited {
@@ -97,7 +97,7 @@ func (d *Daemon) Start() error {
 		}
 	}
 	if len(socks.udp)+len(socks.tcp) == 0 {
-		return errors.New("nothing to serve: udp.listen and http.listen are both empty")
+		return errNothingToServe
 	}
 	if d.cfg.Stats.Listen != "" {
 		if d.statsLn, err = net.Listen("tcp", d.cfg.Stats.Listen); err != nil {
