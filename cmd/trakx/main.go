@@ -135,7 +135,7 @@ func runTracker(args []string, stderr io.Writer) int {
 		return 1
 	}
 	if err := daemon.New(cfg, path, version, log).Run(context.Background()); err != nil {
-		log.Errorf("cannot start: %v", err)
+		log.Error(err)
 		return 1
 	}
 	return 0

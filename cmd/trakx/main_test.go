@@ -313,3 +313,25 @@ func TestCheckConfigPrintsDatabasePath(t *testing.T) {
 		t.Fatalf("%v %s", err, out)
 	}
 }
+
+// TestFailedFinalSaveExitsNonZero: when the database directory is gone at
+// shutdown, the final save fails, an error says so, and the exit code is
+// not 0, so that systemd shows the failure.
+func TestFailedFinalSaveExitsNonZero(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "db")
+	os.Mkdir(dir, 0o755)
+	tr := startTracker(t, dir)
+	os.RemoveAll(dir)
+	tr.cmd.Process.Signal(syscall.SIGTERM)
+	tr.waitLog("the final save failed", nil)
+	for range tr.lines {
+	}
+	select {
+	case err := <-tr.exited:
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+			t.Fatalf("exit after a failed final save: %v\n%s", err, tr.log.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still running 10s after SIGTERM")
+	}
+}

@@ -219,8 +219,10 @@ func (d *Daemon) goServe(f func()) {
 }
 
 // Stop stops taking requests, waits for those under way to finish, and
-// saves the database: every announce answered before the stop is in it.
-func (d *Daemon) Stop() {
+// saves the database: every announce answered before the stop is in it. A
+// save already under way (SIGUSR1) finishes first. It returns the final
+// save's error.
+func (d *Daemon) Stop() error {
 	close(d.stopping)
 	for _, s := range d.udp {
 		s.Close()
@@ -232,7 +234,7 @@ func (d *Daemon) Stop() {
 		d.stats.Close()
 	}
 	d.wg.Wait()
-	d.Save()
+	return d.Save()
 }
 
 // UDPAddrs, HTTPAddrs and StatsAddr are the bound addresses, for tests that
@@ -290,7 +292,9 @@ func (d *Daemon) Reload() error {
 }
 
 // Run serves until ctx is done or a SIGTERM or SIGINT arrives, reloading on
-// SIGHUP and saving on SIGUSR1, and keeps systemd informed throughout.
+// SIGHUP and saving on SIGUSR1, and keeps systemd informed throughout. It
+// fails if start does, or if the final save does: then the swarm since the
+// last save is lost, and systemd must show the unit as failed.
 func (d *Daemon) Run(ctx context.Context) error {
 	// Signals are caught before anything starts, so that none arriving
 	// during start-up takes the default action of killing the process.
@@ -298,7 +302,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
 	defer signal.Stop(signals)
 	if err := d.Start(); err != nil {
-		return err
+		return fmt.Errorf("cannot start: %w", err)
 	}
 	d.notify("READY=1\n" + d.status())
 	d.goServe(func() { d.every(statusEvery, func() { d.notify(d.status()) }) })
@@ -311,8 +315,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			d.shutdown("context done")
-			return nil
+			return d.shutdown("context done")
 		case sig := <-signals:
 			switch sig {
 			case syscall.SIGUSR1:
@@ -324,17 +327,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 				}
 				d.notify("READY=1\n" + d.status())
 			default:
-				d.shutdown(sig.String())
-				return nil
+				return d.shutdown(sig.String())
 			}
 		}
 	}
 }
 
-func (d *Daemon) shutdown(why string) {
+func (d *Daemon) shutdown(why string) error {
 	d.notify("STOPPING=1\nSTATUS=stopping: saving the database")
 	d.log.Infof("stopping (%s)", why)
-	d.Stop()
+	err := d.Stop()
 	st := d.store.Stats()
+	if err != nil {
+		return fmt.Errorf("stopped with %d peers in %d torrents, but the final save failed: the swarm since the last save is lost: %w", st.Peers(), st.Torrents, err)
+	}
 	d.log.Infof("stopped with %d peers in %d torrents", st.Peers(), st.Torrents)
+	return nil
 }

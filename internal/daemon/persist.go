@@ -17,6 +17,7 @@ func (d *Daemon) load() {
 	store, st, err := database.Load(path, storeConfig(&d.cfg), started)
 	switch {
 	case err == nil:
+		d.store.Close() // the empty store New made; nothing has seen it yet
 		d.store = store
 		d.log.Infof("loaded %d peers in %d torrents from %s in %.2fs (saved %s ago; %d peers had expired)",
 			st.Peers, st.Torrents, path, time.Since(started).Seconds(), started.Sub(st.SavedAt).Round(time.Second), st.Expired)

@@ -35,7 +35,7 @@ func fileTracker(t *testing.T, text string) (*daemon.Daemon, string) {
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(d.Stop)
+	t.Cleanup(func() { d.Stop() })
 	return d, path
 }
 

@@ -38,7 +38,7 @@ func startTracker(t *testing.T, edit func(*config.Config)) *daemon.Daemon {
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(d.Stop)
+	t.Cleanup(func() { d.Stop() })
 	return d
 }
 

@@ -27,7 +27,7 @@ func tracker(t *testing.T) *daemon.Daemon {
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(d.Stop)
+	t.Cleanup(func() { d.Stop() })
 	return d
 }
 
