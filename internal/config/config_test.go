@@ -128,3 +128,16 @@ func TestMaxPeerTTLIsTheStores(t *testing.T) {
 		t.Fatalf("config allows peer_ttl up to %v, the store keeps time for %v", MaxPeerTTL, swarm.MaxPeerTTL)
 	}
 }
+
+func TestChanged(t *testing.T) {
+	a, b := Default(), Default()
+	if got := Changed(&a, &b); len(got) != 0 {
+		t.Fatalf("no change listed as %v", got)
+	}
+	b.UDP.Listen = []string{"127.0.0.1:1"}
+	b.Tracker.PeerTTL.Duration *= 2
+	b.Database.Path = "/elsewhere/peers.db"
+	if got := strings.Join(Changed(&a, &b), " "); got != "tracker.peer_ttl udp.listen database.path" {
+		t.Fatalf("changed: %s", got)
+	}
+}

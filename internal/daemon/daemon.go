@@ -137,8 +137,10 @@ func (d *Daemon) Start() error {
 		d.stats = &nethttp.Server{Handler: d.metrics.Handler(d.cfg.Stats.Pprof), ReadHeaderTimeout: 5 * time.Second}
 		d.goServe(func() { d.stats.Serve(d.statsLn) })
 	}
-	sweep := expiryInterval(d.cfg.Tracker.PeerTTL.Duration)
-	d.goServe(func() { d.store.RunExpiry(sweep, d.stopping) })
+	// The sweep follows peer_ttl, which a reload may change.
+	d.goServe(func() {
+		d.store.RunExpiry(func() time.Duration { return expiryInterval(d.store.Config().PeerTTL) }, d.stopping)
+	})
 	if interval := d.cfg.Database.SaveInterval.Duration; interval > 0 {
 		d.goServe(func() { d.every(interval, func() { d.Save() }) })
 	}
@@ -262,10 +264,16 @@ func (d *Daemon) StatsAddr() net.Addr {
 	return d.statsLn.Addr()
 }
 
+// reloadable are the sections whose keys a reload applies; a change to
+// any other key is logged as needing a restart.
+var reloadable = map[string]bool{"log": true, "tracker": true, "access": true}
+
 // Reload reads the configuration file again and applies what can change
-// without dropping a peer: log level, intervals, numwant limits and the
-// access list. A file or list that does not load leaves everything as it
-// was. Listeners, timeouts and the database path need a restart.
+// without dropping a peer: log level, the tracker section (intervals and
+// the expiry sweep's, numwant and limits) and the access list. A file or
+// list that does not load leaves everything as it was. Every other changed
+// key (listeners, timeouts, the database path, ...) is logged as a warning
+// naming it: it takes a restart.
 func (d *Daemon) Reload() error {
 	cfg, err := config.Load(d.configPath)
 	if err != nil {
@@ -277,6 +285,11 @@ func (d *Daemon) Reload() error {
 	}
 	if err := logging.SetLevel(d.log, cfg.Log.Level); err != nil {
 		return err
+	}
+	for _, key := range config.Changed(&d.cfg, &cfg) {
+		if !reloadable[strings.SplitN(key, ".", 2)[0]] {
+			d.log.Warnf("%s changed, but takes a restart to apply (systemctl restart trakx); keeping the running value", key)
+		}
 	}
 	d.store.SetConfig(storeConfig(&cfg))
 	d.gate.SetList(list)

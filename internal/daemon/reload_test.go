@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/sirupsen/logrus"
@@ -184,4 +185,66 @@ func TestFullTrackerRefusesNewcomers(t *testing.T) {
 			t.Errorf("%s = %v, want %v", path, got, want)
 		}
 	}
+}
+
+// TestReloadWarnsAndAppliesTheSweep: a reload warns, by name, of each
+// changed key that takes a restart, and applies the rest, the expiry sweep
+// included: peers expire by the new peer_ttl without a restart.
+func TestReloadWarnsAndAppliesTheSweep(t *testing.T) {
+	base := baseConfig(t)
+	path := filepath.Join(t.TempDir(), "trakx.toml")
+	os.WriteFile(path, []byte(base), 0o644)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logged := &lockedBuffer{}
+	log := logrus.New()
+	log.SetOutput(logged)
+	d := daemon.New(cfg, path, "test", log)
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop() })
+	c := tt.DialUDP(t, d.UDPAddrs()[0].String())
+	c.Connect()
+	c.Announce(&bittorrent.AnnounceRequest{InfoHash: tt.Hash("sweep"), Port: 1, NumWant: -1})
+
+	changed := strings.Replace(base, `listen = ["127.0.0.1:0"]`, `listen = ["127.0.0.1:1"]`, 1) +
+		"[tracker]\nannounce_interval = \"1s\"\nmin_interval = \"1s\"\npeer_ttl = \"2s\"\n"
+	changed = strings.Replace(changed, "[database]\npath = ", "[database]\nsave_interval = \"1h\"\npath = ", 1)
+	os.WriteFile(path, []byte(changed), 0o644)
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"udp.listen", "database.save_interval"} {
+		if !strings.Contains(logged.String(), key+" changed, but takes a restart") {
+			t.Errorf("no warning naming %s:\n%s", key, logged.String())
+		}
+	}
+	if strings.Contains(logged.String(), "tracker.peer_ttl changed") {
+		t.Errorf("a reloadable key was called restart-only:\n%s", logged.String())
+	}
+	// The peer was announced under a 45m TTL; under the new 2s one, the
+	// sweep (now every second) drops it.
+	tt.WaitForVar(t, d.StatsAddr().String(), "trakx.swarm.peers", func(v float64) bool { return v == 0 })
+}
+
+// lockedBuffer collects log output that other goroutines may write while
+// the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -363,16 +363,22 @@ func (sh *shard) expire(s *Store, now uint16, ttl uint32) (removed int) {
 	return removed
 }
 
-// RunExpiry calls Expire every interval until stop is closed.
-func (s *Store) RunExpiry(interval time.Duration, stop <-chan struct{}) {
-	tick := time.NewTicker(interval)
+// RunExpiry calls Expire every interval() until stop is closed. It looks
+// at interval() once a second, so that a new one (a reload) applies at
+// once rather than after the old interval runs out.
+func (s *Store) RunExpiry(interval func() time.Duration, stop <-chan struct{}) {
+	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	last := time.Now()
 	for {
 		select {
 		case <-stop:
 			return
-		case <-tick.C:
-			s.Expire()
+		case now := <-tick.C:
+			if now.Sub(last) >= interval() {
+				s.Expire()
+				last = now
+			}
 		}
 	}
 }
