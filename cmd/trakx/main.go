@@ -124,6 +124,7 @@ func runTracker(args []string, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
+	stopWithGoRun()
 	log, _ := logging.New(stderr, "info", journaled())
 	cfg, err := config.Load(path)
 	if err != nil {

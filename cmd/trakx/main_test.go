@@ -335,3 +335,26 @@ func TestFailedFinalSaveExitsNonZero(t *testing.T) {
 		t.Fatal("still running 10s after SIGTERM")
 	}
 }
+
+// TestGoRunStopsOnSIGTERM: the README's `go run ./cmd/trakx`, sent SIGTERM
+// (go run's own process, as a service manager or kill would), stops the
+// tracker too instead of leaving it running with its ports.
+func TestGoRunStopsOnSIGTERM(t *testing.T) {
+	cfg := writeConfig(t, "[udp]\nlisten = [\"127.0.0.1:0\"]\n[http]\nlisten = []\n[stats]\nlisten = \"\"\n[database]\npath = \""+t.TempDir()+"/peers.db\"\n")
+	tr := &tracker{t: t, cmd: exec.Command("go", "run", ".", "-config", cfg), lines: make(chan string, 1000), exited: make(chan error, 1)}
+	stderr, _ := tr.cmd.StderrPipe()
+	if err := tr.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.cmd.Process.Kill() })
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			tr.lines <- sc.Text()
+		}
+		close(tr.lines)
+	}()
+	tr.waitLog(" serving ", nil)
+	tr.cmd.Process.Signal(syscall.SIGTERM) // go run's process, not the tracker's
+	tr.waitLog("stopped with", nil)
+}
