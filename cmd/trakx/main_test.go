@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/config"
 	tt "github.com/trakx/trakx/internal/trackertest"
 )
 
@@ -357,4 +358,38 @@ func TestGoRunStopsOnSIGTERM(t *testing.T) {
 	tr.waitLog(" serving ", nil)
 	tr.cmd.Process.Signal(syscall.SIGTERM) // go run's process, not the tracker's
 	tr.waitLog("stopped with", nil)
+}
+
+// TestManPageListsEverything: trakx(8) names every command and every
+// configuration key with its default, as the code has them.
+func TestManPageListsEverything(t *testing.T) {
+	page, err := os.ReadFile("../../packaging/trakx.8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	man := string(page)
+	for _, command := range []string{"check\\-config", "version", "\\-\\-version", "bench", "help", "\\-h"} {
+		if !strings.Contains(man, ".B trakx "+command) && !strings.Contains(man, ".B "+command) {
+			t.Errorf("trakx(8) has no command %s", command)
+		}
+	}
+	t.Setenv("STATE_DIRECTORY", "")
+	defaults := config.Default()
+	defaults.Database.Path = "/var/lib/trakx/peers.db" // as the package ships it
+	section := ""
+	for _, line := range strings.Split(defaults.TOML(), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			section = strings.Trim(line, "[]")
+			continue
+		}
+		key, value, ok := strings.Cut(line, " = ")
+		if !ok {
+			continue
+		}
+		want := ".B " + section + "." + key + "\nDefault \\fB" + strings.ReplaceAll(value, "-", "\\-") + "\\fR."
+		if !strings.Contains(man, want) {
+			t.Errorf("trakx(8) lacks %s.%s with its default %s", section, key, value)
+		}
+	}
 }
