@@ -158,6 +158,27 @@ type tracker struct {
 	exited   chan error
 }
 
+// follow starts cmd and reads its standard error line by line into the
+// tracker's lines, until it exits.
+func follow(t *testing.T, cmd *exec.Cmd) *tracker {
+	t.Helper()
+	tr := &tracker{t: t, cmd: cmd, lines: make(chan string, 1000), exited: make(chan error, 1)}
+	stderr, _ := tr.cmd.StderrPipe()
+	if err := tr.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.cmd.Process.Kill() })
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			tr.lines <- sc.Text()
+		}
+		close(tr.lines)
+		tr.exited <- tr.cmd.Wait()
+	}()
+	return tr
+}
+
 // startTracker runs the binary with a configuration using dir for its
 // database, and waits until it says it is ready.
 func startTracker(t *testing.T, dir string) *tracker {
@@ -173,20 +194,7 @@ listen = ""
 path = "`+dir+`/peers.db"
 save_interval = "0"
 `)
-	tr := &tracker{t: t, cmd: exec.Command(binary, "run", "-config", cfg), lines: make(chan string, 1000), exited: make(chan error, 1)}
-	stderr, _ := tr.cmd.StderrPipe()
-	if err := tr.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.cmd.Process.Kill() })
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			tr.lines <- sc.Text()
-		}
-		close(tr.lines)
-		tr.exited <- tr.cmd.Wait()
-	}()
+	tr := follow(t, exec.Command(binary, "run", "-config", cfg))
 	udp := regexp.MustCompile(`udp (\S+?)[ ,;]`)
 	web := regexp.MustCompile(`http (\S+?)[ ,;]`)
 	tr.waitLog(" serving ", func(line string) {
@@ -342,19 +350,7 @@ func TestFailedFinalSaveExitsNonZero(t *testing.T) {
 // tracker too instead of leaving it running with its ports.
 func TestGoRunStopsOnSIGTERM(t *testing.T) {
 	cfg := writeConfig(t, "[udp]\nlisten = [\"127.0.0.1:0\"]\n[http]\nlisten = []\n[stats]\nlisten = \"\"\n[database]\npath = \""+t.TempDir()+"/peers.db\"\n")
-	tr := &tracker{t: t, cmd: exec.Command("go", "run", ".", "-config", cfg), lines: make(chan string, 1000), exited: make(chan error, 1)}
-	stderr, _ := tr.cmd.StderrPipe()
-	if err := tr.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tr.cmd.Process.Kill() })
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			tr.lines <- sc.Text()
-		}
-		close(tr.lines)
-	}()
+	tr := follow(t, exec.Command("go", "run", ".", "-config", cfg))
 	tr.waitLog(" serving ", nil)
 	tr.cmd.Process.Signal(syscall.SIGTERM) // go run's process, not the tracker's
 	tr.waitLog("stopped with", nil)

@@ -23,6 +23,37 @@ func announceURL(base string, hash bittorrent.InfoHash, port int, left int, extr
 		base, url.QueryEscape(string(hash[:])), url.QueryEscape(peerID), port, left, extra)
 }
 
+// announceWithHeader fetches an announce URL sending one more header, and
+// decodes the bencoded reply.
+func announceWithHeader(t *testing.T, u, name, value string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest("GET", u, nil)
+	req.Header.Set(name, value)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	v, err := httpproto.Decode(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.(map[string]any)
+}
+
+// peerPorts maps the address of each peer of a non-compact reply to its
+// port.
+func peerPorts(r map[string]any) map[string]int64 {
+	ips := map[string]int64{}
+	peers, _ := r["peers"].([]any)
+	for _, p := range peers {
+		p := p.(map[string]any)
+		ips[p["ip"].(string)] = p["port"].(int64)
+	}
+	return ips
+}
+
 // get fetches a URL and decodes the bencoded body.
 func get(t *testing.T, client *http.Client, u string) (int, map[string]any) {
 	t.Helper()
@@ -190,35 +221,15 @@ func TestHTTPRealIP(t *testing.T) {
 	})
 	hash := tt.Hash("real-ip")
 	send := func(base string, port int, xff string) map[string]any {
-		req, _ := http.NewRequest("GET", announceURL(base, hash, port, 1, "&compact=0"), nil)
-		req.Header.Set("X-Forwarded-For", xff)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		v, err := httpproto.Decode(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v.(map[string]any)
-	}
-	peersOf := func(r map[string]any) map[string]int64 {
-		ips := map[string]int64{}
-		for _, p := range r["peers"].([]any) {
-			p := p.(map[string]any)
-			ips[p["ip"].(string)] = p["port"].(int64)
-		}
-		return ips
+		return announceWithHeader(t, announceURL(base, hash, port, 1, "&compact=0"), "X-Forwarded-For", xff)
 	}
 	send(d.HTTPAddrs()[0].String(), 1000, "203.0.113.9, 198.51.100.7") // trusted: rightmost entry counts
 	send(d.HTTPAddrs()[1].String(), 2000, "198.51.100.8")              // ::1 is not trusted
 	// A public client is not sent the loopback peer; a loopback one is.
-	if ips := peersOf(send(d.HTTPAddrs()[0].String(), 3000, "192.0.2.1")); ips["198.51.100.7"] != 1000 || len(ips) != 1 {
+	if ips := peerPorts(send(d.HTTPAddrs()[0].String(), 3000, "192.0.2.1")); ips["198.51.100.7"] != 1000 || len(ips) != 1 {
 		t.Fatalf("a public client was sent %v", ips)
 	}
-	if ips := peersOf(send(d.HTTPAddrs()[1].String(), 4000, "")); ips["198.51.100.7"] != 1000 || ips["::1"] != 2000 || ips["192.0.2.1"] != 3000 || len(ips) != 3 {
+	if ips := peerPorts(send(d.HTTPAddrs()[1].String(), 4000, "")); ips["198.51.100.7"] != 1000 || ips["::1"] != 2000 || ips["192.0.2.1"] != 3000 || len(ips) != 3 {
 		t.Fatalf("a loopback client was sent %v", ips)
 	}
 }
@@ -321,12 +332,7 @@ func TestHTTPIPParameter(t *testing.T) {
 	get(t, http.DefaultClient, announceURL(d.HTTPAddrs()[0].String(), hash, 1000, 1, "&ip=203.0.113.50")) // trusted
 	get(t, http.DefaultClient, announceURL(d.HTTPAddrs()[1].String(), hash, 2000, 1, "&ip=203.0.113.51")) // not trusted
 	_, r := get(t, http.DefaultClient, announceURL(d.HTTPAddrs()[1].String(), hash, 3000, 1, "&compact=0"))
-	ips := map[string]int64{}
-	for _, p := range r["peers"].([]any) {
-		p := p.(map[string]any)
-		ips[p["ip"].(string)] = p["port"].(int64)
-	}
-	if ips["203.0.113.50"] != 1000 || ips["::1"] != 2000 || len(ips) != 2 {
+	if ips := peerPorts(r); ips["203.0.113.50"] != 1000 || ips["::1"] != 2000 || len(ips) != 2 {
 		t.Fatalf("peers %v", ips)
 	}
 }
@@ -487,19 +493,7 @@ func TestHTTPRealIPForms(t *testing.T) {
 	base := d.HTTPAddrs()[0].String()
 	hash := tt.Hash("real-ip-forms")
 	send := func(port int, forwarded string) map[string]any {
-		req, _ := http.NewRequest("GET", announceURL(base, hash, port, 1, "&compact=0&ip=192.0.2.99"), nil)
-		req.Header.Set("Forwarded", forwarded)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		v, err := httpproto.Decode(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v.(map[string]any)
+		return announceWithHeader(t, announceURL(base, hash, port, 1, "&compact=0&ip=192.0.2.99"), "Forwarded", forwarded)
 	}
 	before, _ := tt.Lookup(tt.Vars(t, d.StatsAddr().String()), "trakx.http.bad_request")
 	bad := []string{"unknown", "for=", "for=_hidden", "garbage", ""}
@@ -514,13 +508,7 @@ func TestHTTPRealIPForms(t *testing.T) {
 	}
 	send(2000, `for="[2001:db8::7]:5678"`)
 	send(2001, "for=203.0.113.8:4000;proto=http")
-	r := send(2002, "for=198.51.100.9")
-	ips := map[string]int64{}
-	for _, p := range r["peers"].([]any) {
-		p := p.(map[string]any)
-		ips[p["ip"].(string)] = p["port"].(int64)
-	}
-	if ips["203.0.113.8"] != 2001 || ips["2001:db8::7"] != 2000 || len(ips) != 2 {
+	if ips := peerPorts(send(2002, "for=198.51.100.9")); ips["203.0.113.8"] != 2001 || ips["2001:db8::7"] != 2000 || len(ips) != 2 {
 		t.Fatalf("peers %v: want the two addresses the proxy named, and no refused one", ips)
 	}
 }
