@@ -93,6 +93,9 @@ if ct systemctl is-active --quiet trakx.service; then fail "trakx.service runs b
 ct test -d /etc/trakx || fail "the package did not create /etc/trakx"
 ct test -d /var/lib/trakx || fail "the package did not create /var/lib/trakx, the database directory of /etc/trakx.toml"
 ct trakx check-config -config /etc/trakx.toml >/dev/null || fail "trakx check-config refuses the shipped /etc/trakx.toml"
+for arg in version --version; do
+  ct trakx "$arg" | grep -q "^trakx $(version_of) " || fail "trakx $arg does not print the package version $(version_of)"
+done
 echo "installed $(version_of); socket active, service waiting for its first request"
 
 # --- the first request starts it; peers see each other ------------------------
