@@ -2,8 +2,11 @@
 
 # The release version; a newer build for an upgrade test overrides it.
 VERSION ?= 0.1.0
+# The package's revision: the package is VERSION-RELEASE, and the binary
+# says the same (trakx version).
+RELEASE ?= 1
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+LDFLAGS := -s -w -X main.version=$(VERSION)-$(RELEASE) -X main.commit=$(COMMIT)
 GO      ?= go
 # Fuzzing runs by count, not duration: a duration-bound run fails at random
 # with "context deadline exceeded" (Go issue 75804).
@@ -61,14 +64,14 @@ package-files:
 	  echo 'Upstream-Name: trakx'; echo 'Source: https://github.com/trakx/trakx'; echo; \
 	  echo 'Files: *'; echo 'Copyright: 2026 the trakx developers'; echo 'License: MIT'; \
 	  sed -e '1,2d' -e 's/^$$/./' -e 's/^/ /' LICENSE; } > dist/build/copyright
-	{ echo 'trakx ($(VERSION)) unstable; urgency=medium'; echo; \
+	{ echo 'trakx ($(VERSION)-$(RELEASE)) unstable; urgency=medium'; echo; \
 	  echo '  * Release $(VERSION), built from commit $(COMMIT).'; echo; \
 	  echo ' -- trakx developers <trakx@users.noreply.github.com>  $(DATE)'; } \
 	  | gzip -9n > dist/build/changelog.gz
 
 package: package-files
-	VERSION=$(VERSION) $(NFPM) package -f nfpm.yaml -p deb -t dist/trakx_$(VERSION)_amd64.deb
-	VERSION=$(VERSION) $(NFPM) package -f nfpm.yaml -p rpm -t dist/trakx-$(VERSION).x86_64.rpm
+	VERSION=$(VERSION) RELEASE=$(RELEASE) $(NFPM) package -f nfpm.yaml -p deb -t dist/trakx_$(VERSION)_amd64.deb
+	VERSION=$(VERSION) RELEASE=$(RELEASE) $(NFPM) package -f nfpm.yaml -p rpm -t dist/trakx-$(VERSION).x86_64.rpm
 
 # lintian on the .deb must report no errors; the warnings it may report are
 # listed, with reasons, in the README.
