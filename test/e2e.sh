@@ -153,8 +153,7 @@ echo "upgraded to $(version_of)"
 ct grep -q '^numwant_default = 40' /etc/trakx.toml || fail "the upgrade replaced the edited /etc/trakx.toml"
 new_pid=$(ct systemctl show -P MainPID trakx.service)
 [ "$new_pid" != "$old_pid" ] && [ "$new_pid" != 0 ] || fail "the upgrade did not restart the service"
-upstream=$(version_of); upstream=${upstream%-*}
-ct trakx version | grep -qF "trakx $upstream " || fail "the installed binary is not the new one: $(ct trakx version)"
+ct trakx version | grep -qF "trakx $(version_of) " || fail "the installed binary is not the new one: $(ct trakx version)"
 ct journalctl -u trakx -o cat --no-pager | grep -qF "trakx $upstream serving" || fail "the running process is not the new one"
 after_upgrade=$(client scrape 6969 e2e-torrent)
 echo "after upgrade: $after_upgrade"
