@@ -154,7 +154,7 @@ ct grep -q '^numwant_default = 40' /etc/trakx.toml || fail "the upgrade replaced
 new_pid=$(ct systemctl show -P MainPID trakx.service)
 [ "$new_pid" != "$old_pid" ] && [ "$new_pid" != 0 ] || fail "the upgrade did not restart the service"
 ct trakx version | grep -qF "trakx $(version_of) " || fail "the installed binary is not the new one: $(ct trakx version)"
-ct journalctl -u trakx -o cat --no-pager | grep -qF "trakx $upstream serving" || fail "the running process is not the new one"
+ct journalctl -u trakx -o cat --no-pager | grep -qF "trakx $(version_of) serving" || fail "the running process is not the new one"
 after_upgrade=$(client scrape 6969 e2e-torrent)
 echo "after upgrade: $after_upgrade"
 [ "$after_upgrade" = "$before" ] || fail "the upgrade lost peers"
