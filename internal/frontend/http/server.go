@@ -1,0 +1,260 @@
+// Package http serves the HTTP tracker protocol (BEP 3, 7, 23, 48). It
+// speaks just enough HTTP/1.1 for trackers, GET with a query string, keep-alive
+// and pipelining, over fixed per-connection buffers, so that a request costs
+// no allocation. The query strings and replies are httpproto's business.
+//
+// server.go is the connections' lifecycle: accepting, the connection cap
+// and eviction, shutdown. conn.go reads one connection's requests, with
+// its timeouts. request.go and realip.go parse a request; handler.go turns
+// a parsed request into a reply.
+package http
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/httpproto"
+	"github.com/trakx/trakx/internal/metrics"
+)
+
+// MaxRequestSize bounds a request's line and headers together. Announces
+// are a few hundred bytes; a scrape of many torrents is the largest thing a
+// client sends.
+const MaxRequestSize = 8192
+
+// Options are the HTTP frontend's settings.
+type Options struct {
+	ReadTimeout    time.Duration // for a whole request to arrive, and idle keep-alive
+	WriteTimeout   time.Duration
+	RealIPHeader   string         // e.g. X-Forwarded-For; empty: none
+	TrustedProxies []netip.Prefix // who may set RealIPHeader
+	// MaxConnections bounds the connections open at once across every
+	// server sharing Open; one more is answered 503 and closed.
+	MaxConnections int64
+	Open           *atomic.Int64
+	// MaxRequests is how many requests one connection serves; the last
+	// reply closes it. 0: no limit.
+	MaxRequests int
+}
+
+// counterGroups spreads connections over several sets of counters, so that
+// concurrent requests rarely add to the same cache line.
+const counterGroups = 16
+
+// Server answers tracker requests arriving on one listener.
+type Server struct {
+	ln      net.Listener
+	tracker bittorrent.Tracker
+	opts    Options
+	log     *logrus.Logger
+
+	counters  [counterGroups]*metrics.HTTP
+	nextConn  atomic.Uint32
+	lingering atomic.Int64 // refused connections being closed gracefully
+
+	mu      sync.Mutex
+	conns   map[net.Conn]*connState
+	closing bool
+	wg      sync.WaitGroup
+}
+
+// NewServer prepares a server; Serve starts it.
+func NewServer(ln net.Listener, tracker bittorrent.Tracker, opts Options, m *metrics.Metrics, log *logrus.Logger) *Server {
+	s := &Server{ln: ln, tracker: tracker, opts: opts, log: log, conns: map[net.Conn]*connState{}}
+	for i := range s.counters {
+		s.counters[i] = m.NewHTTP()
+	}
+	return s
+}
+
+// Addr is the listener's address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Serve accepts connections until Close, then waits for every connection to
+// finish the request it is on.
+func (s *Server) Serve() {
+	defer s.wg.Wait()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of descriptors and the like: back off rather than spin.
+			s.log.WithError(err).Warn("http accept")
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		if s.opts.Open.Add(1) > s.opts.MaxConnections && !s.evictIdle() {
+			s.opts.Open.Add(-1)
+			s.counters[0].ConnectionsRefused.Add(1)
+			s.refuseConn(c)
+			continue
+		}
+		state := s.track(c)
+		if state == nil {
+			s.opts.Open.Add(-1)
+			c.Close()
+			return
+		}
+		s.wg.Add(1)
+		go s.serveConn(c, state)
+	}
+}
+
+// connState is what the server knows of a connection from outside it.
+type connState struct {
+	// busySince is when the request being handled was read (unix
+	// nanoseconds), or 0 while the connection waits for one.
+	busySince atomic.Int64
+	// idleSince is when the connection began to wait for a request with
+	// nothing of one received (unix nanoseconds): a keep-alive connection
+	// between requests, or a new one that has sent nothing. 0: not idle;
+	// evicted: closed to make room.
+	idleSince atomic.Int64
+}
+
+const evicted = -1
+
+func (s *Server) track(c net.Conn) *connState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil
+	}
+	state := &connState{}
+	state.idleSince.Store(time.Now().UnixNano())
+	s.conns[c] = state
+	return state
+}
+
+// evictIdle closes the connection idle the longest, to make room for a new
+// one at the connection cap, and reports whether there was one. Its slot is
+// given back when its goroutine ends, a moment later; until then the count
+// runs one over the cap.
+func (s *Server) evictIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		var oldest net.Conn
+		var since int64
+		for c, st := range s.conns {
+			if t := st.idleSince.Load(); t > 0 && (oldest == nil || t < since) {
+				oldest, since = c, t
+			}
+		}
+		if oldest == nil {
+			return false
+		}
+		// It may have received a request meanwhile: then look again.
+		if s.conns[oldest].idleSince.CompareAndSwap(since, evicted) {
+			oldest.SetReadDeadline(time.Now())
+			s.counters[0].ConnectionsEvicted.Add(1)
+			return true
+		}
+	}
+}
+
+// Stalled reports whether a connection has been on one request for longer
+// than limit: a wedged handler, for the watchdog. Connections waiting for
+// requests are not stalled.
+func (s *Server) Stalled(limit time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now().UnixNano()
+	for _, st := range s.conns {
+		if since := st.busySince.Load(); since != 0 && now-since > int64(limit) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.opts.Open.Add(-1)
+}
+
+// tooManyConnections is the whole answer to a connection over the cap.
+var tooManyConnections = func() []byte {
+	body := httpproto.AppendFailure(nil, "too many connections, try again later")
+	head := "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: " +
+		strconv.Itoa(len(body)) + "\r\n\r\n"
+	return append([]byte(head), body...)
+}()
+
+// refuseConn tells a client over the connection cap to come back later.
+// Its request is unread, so the connection is closed gracefully, off the
+// accept loop; under a flood of refusals beyond maxLingering, it is just
+// closed.
+func (s *Server) refuseConn(c net.Conn) {
+	c.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
+	c.Write(tooManyConnections)
+	if s.lingering.Add(1) > maxLingering {
+		s.lingering.Add(-1)
+		c.Close()
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer s.lingering.Add(-1)
+		closeGracefully(c, make([]byte, 4096))
+	}()
+}
+
+// How long and how much a connection closed after an error is read from
+// before it is closed, and how many refused connections may linger so at
+// once. Half a second is what net/http waits for the same reason.
+const (
+	lingerTime   = 500 * time.Millisecond
+	lingerBytes  = 64 << 10
+	maxLingering = 256
+)
+
+// closeGracefully ends a connection whose request was not read to the end.
+// Closing it outright would answer the unread bytes with a reset, and a
+// reset can destroy the reply before the client reads it. So it sends the
+// end of stream after the reply, reads and discards what the client still
+// sends, for a moment and a bounded amount, and only then closes.
+func closeGracefully(nc net.Conn, scratch []byte) {
+	if hc, ok := nc.(interface{ CloseWrite() error }); ok {
+		hc.CloseWrite()
+	}
+	nc.SetReadDeadline(time.Now().Add(lingerTime))
+	for read := 0; read < lingerBytes; {
+		n, err := nc.Read(scratch)
+		if err != nil {
+			break
+		}
+		read += n
+	}
+	nc.Close()
+}
+
+// Close stops accepting and wakes every connection waiting for a request,
+// so that each closes once its current request, if any, is answered.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closing = true
+	for c := range s.conns {
+		c.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
+	return s.ln.Close()
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
