@@ -107,10 +107,18 @@ func (s *Server) serveConn(nc net.Conn, state *connState) {
 		if served++; served == s.opts.MaxRequests {
 			r.keepAlive = false // this reply says Connection: close
 		}
-		more := s.handle(nc, c, counters, &r)
+		s.handle(c, counters, &r)
+		more := s.write(nc, c)
 		state.busySince.Store(0)
 		if !more || !r.keepAlive {
 			return
 		}
 	}
+}
+
+// write sends c.out, within the write timeout, and reports whether it went.
+func (s *Server) write(nc net.Conn, c *conn) bool {
+	nc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
+	_, err := nc.Write(c.out)
+	return err == nil
 }
