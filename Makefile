@@ -24,10 +24,12 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/trakx ./cmd/trakx
 
 # The README's test command: formatting, vet, go mod tidy, staticcheck, and every test under the race
-# detector. The request-path benchmarks check their own replies, so they run
+# detector; the allocation assertions again without it (it changes what
+# allocates). The request-path benchmarks check their own replies, so they run
 # once too: a benchmark that measures an empty reply must fail, not rot.
 test: lint
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -run 'Allocat' ./internal/...
 	$(GO) test -run '^$$' -bench Announce -benchtime 1x ./internal/...
 
 lint:

@@ -46,15 +46,23 @@ type request struct {
 }
 
 func (s *Server) serveConn(nc net.Conn, state *connState) {
+	s.serveConnWith(nc, state, connPool.Get().(*conn), 0)
+}
+
+// serveConnWith serves a connection whose first buffered bytes, if any,
+// are already in c.in[:buffered] (the fast path read them).
+func (s *Server) serveConnWith(nc net.Conn, state *connState, c *conn, buffered int) {
 	defer s.wg.Done()
 	defer s.untrack(nc)
 	defer nc.Close()
 	peer := remoteAddr(nc)
-	c := connPool.Get().(*conn)
 	defer connPool.Put(c)
 	counters := s.counters[s.nextConn.Add(1)%counterGroups]
 
-	start, end := 0, 0 // buffered bytes not yet handled: c.in[start:end]
+	start, end := 0, buffered // buffered bytes not yet handled: c.in[start:end]
+	if buffered > 0 {
+		state.idleSince.Store(0) // part of a request is in: not idle
+	}
 	served := 0
 	// The read timeout bounds a whole request, not each read of it: a
 	// client trickling a byte at a time cannot hold a connection longer.

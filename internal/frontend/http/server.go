@@ -13,6 +13,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -58,8 +59,12 @@ type Server struct {
 	counters  [counterGroups]*metrics.HTTP
 	nextConn  atomic.Uint32
 	lingering atomic.Int64 // refused connections being closed gracefully
+	// fastBusySince is when the fast path began the request it is on
+	// (unix nanoseconds), or 0: the watchdog's view of the accept loop.
+	fastBusySince atomic.Int64
 
 	mu      sync.Mutex
+	rawFile *os.File // the fast path's duplicate of the listener
 	conns   map[net.Conn]*connState
 	closing bool
 	wg      sync.WaitGroup
@@ -81,6 +86,9 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // finish the request it is on.
 func (s *Server) Serve() {
 	defer s.wg.Wait()
+	if s.serveRaw() {
+		return
+	}
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
@@ -169,6 +177,9 @@ func (s *Server) Stalled(limit time.Duration) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now().UnixNano()
+	if since := s.fastBusySince.Load(); since != 0 && now-since > int64(limit) {
+		return true
+	}
 	for _, st := range s.conns {
 		if since := st.busySince.Load(); since != 0 && now-since > int64(limit) {
 			return true
@@ -249,8 +260,20 @@ func (s *Server) Close() error {
 	for c := range s.conns {
 		c.SetReadDeadline(time.Now())
 	}
+	if s.rawFile != nil {
+		s.rawFile.Close()
+	}
 	s.mu.Unlock()
 	return s.ln.Close()
+}
+
+// setRawFile records the duplicate listener the fast path accepts on, so
+// that Close closes it; false if the server is closing already.
+func (s *Server) setRawFile(f *os.File) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rawFile = f
+	return !s.closing
 }
 
 func (s *Server) isClosing() bool {
