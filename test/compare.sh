@@ -15,6 +15,9 @@
 # Usage: test/compare.sh [seconds per run]      (needs opentracker, taskset)
 # TRAKX=path runs that trakx binary as the tracker (an older build, to
 # measure a change in the same run); the generator is always this tree's.
+# CAP=N caps each tracker at N% of its core (the cgroup v1 cpu controller
+# at /sys/fs/cgroup/cpu), so that the generator saturates it: capacity,
+# where two cores cannot otherwise show it.
 # Writes its raw output to ${OUT:-/tmp/trakx-compare}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +34,17 @@ nproc_=$(nproc)
 torrents=10000
 "$trakx" bench -hashes -torrents 1000000 > "$out/whitelist.txt" # a superset of every run's torrents
 
+
+# cap_tracker PID: with CAP set, moves the tracker into a cgroup allowed
+# CAP% of one CPU.
+cap_tracker() {
+  [ -n "${CAP:-}" ] || return 0
+  local cg=/sys/fs/cgroup/cpu/trakx-compare
+  mkdir -p "$cg"
+  echo 100000 > "$cg/cpu.cfs_period_us"
+  echo $((CAP * 1000)) > "$cg/cpu.cfs_quota_us"
+  echo "$1" > "$cg/cgroup.procs"
+}
 
 start_tracker() { # name port
   case "$1" in
@@ -54,6 +68,7 @@ TOML
     ;;
   esac
   pid=$!
+  cap_tracker "$pid"
   for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0
     sleep 0.1
@@ -91,6 +106,7 @@ done
 
 per_cpu() { awk -v r="$1" -v c="$2" 'BEGIN { if (c > 0) printf "%.0f", r * 100 / c; else print "-" }'; }
 echo
+[ -n "${CAP:-}" ] && echo "each tracker capped at ${CAP}% of a core"
 echo "trakx $("$tracker" version | cut -d' ' -f2-) vs opentracker (Debian $(dpkg-query -W -f '${Version}' opentracker 2>/dev/null || echo '?')), ${secs}s per run, $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 printf '%-34s %14s %14s %7s\n' "" trakx opentracker ratio
 for kind in udp udp100k http keepalive; do
