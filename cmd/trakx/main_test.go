@@ -125,6 +125,22 @@ func TestCheckConfig(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `announce_interval = "20m"`) || !strings.Contains(out, `peer_ttl = "45m"`) {
 		t.Fatalf("%d %q", code, out)
 	}
+	defences := writeConfig(t, "[limits]\nper_ip_rate = 100\n[http]\nallowed_hosts = [\"tracker.example.org\"]\n[access]\nclient_deny = [\"-XL\"]\n")
+	out, _, code = runBinary(t, "check-config", "-config", defences)
+	if code != 0 || !strings.Contains(out, "per_ip_rate = 100.0") || !strings.Contains(out, `allowed_hosts = ["tracker.example.org"]`) || !strings.Contains(out, `client_deny = ["-XL"]`) {
+		t.Fatalf("%d %q", code, out)
+	}
+	for text, key := range map[string]string{
+		"[limits]\nper_ip_burst = 0\n":            "limits.per_ip_burst",
+		"[http]\nallowed_hosts = [\"a b\"]\n":     "http.allowed_hosts[0]",
+		"[access]\nclient_allow = [\"\"]\n":       "access.client_allow[0]",
+		"[limits]\ntracked_ips = 1000000000000\n": "limits.tracked_ips",
+	} {
+		_, stderr, code := runBinary(t, "check-config", "-config", writeConfig(t, text))
+		if code != 1 || !strings.Contains(stderr, key) {
+			t.Fatalf("%q: %d %q", text, code, stderr)
+		}
+	}
 	bad := writeConfig(t, "[tracker]\nannounce_interval = \"20m\"\npeer_tll = \"1h\"\n")
 	_, stderr, code := runBinary(t, "check-config", "-config", bad)
 	if code != 1 || !strings.Contains(stderr, bad) || !strings.Contains(stderr, "unknown key tracker.peer_tll") {

@@ -1,5 +1,7 @@
 // Package access decides which torrents the tracker serves: all, only those
-// listed (allow), or all but those listed (deny).
+// listed (allow), or all but those listed (deny); and which clients it
+// serves, by the prefix of their peer ids (Clients). Gate applies both in
+// front of a tracker.
 package access
 
 import (

@@ -112,3 +112,7 @@ type Tracker interface {
 // ErrNotAllowed refuses a torrent the tracker's access list excludes. The
 // frontends count it apart from other errors.
 var ErrNotAllowed = &ClientError{Message: "torrent not allowed on this tracker"}
+
+// ErrClientNotAllowed refuses an announce from a client (by its peer id's
+// prefix) that access.client_allow or access.client_deny excludes.
+var ErrClientNotAllowed = &ClientError{Message: "client not allowed on this tracker"}

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -59,6 +60,7 @@ type Config struct {
 	Stats    Stats    `toml:"stats"`
 	Database Database `toml:"database"`
 	Access   Access   `toml:"access"`
+	Limits   Limits   `toml:"limits"`
 }
 
 type Log struct {
@@ -91,6 +93,9 @@ type HTTP struct {
 	// MaxRequestsPerConnection closes a keep-alive connection after that
 	// many requests, so that no client holds one for ever.
 	MaxRequestsPerConnection int `toml:"max_requests_per_connection"`
+	// AllowedHosts are the host names requests may be addressed to (the
+	// Host header); empty: any.
+	AllowedHosts []string `toml:"allowed_hosts"`
 }
 
 type Stats struct {
@@ -107,7 +112,21 @@ type Database struct {
 type Access struct {
 	Mode string `toml:"mode"`
 	File string `toml:"file"`
+	// ClientAllow and ClientDeny are peer id prefixes: deny wins, and a
+	// non-empty allow list serves only the clients it names.
+	ClientAllow []string `toml:"client_allow"`
+	ClientDeny  []string `toml:"client_deny"`
 }
+
+// Limits is the per-source request budget.
+type Limits struct {
+	PerIPRate  float64 `toml:"per_ip_rate"` // requests per second; 0: off
+	PerIPBurst int     `toml:"per_ip_burst"`
+	TrackedIPs int     `toml:"tracked_ips"`
+}
+
+// MaxTrackedIPs bounds limits.tracked_ips: about 1.7 GB of budgets.
+const MaxTrackedIPs = 100_000_000
 
 // Default returns the built-in configuration. The database lives in the
 // state directory systemd gives the service, or else in the working
@@ -139,10 +158,12 @@ func Default() Config {
 			// A connection costs about 20 KiB (goroutine and buffers).
 			MaxConnections:           10_000,
 			MaxRequestsPerConnection: 1000,
+			AllowedHosts:             []string{},
 		},
 		Stats:    Stats{Listen: "127.0.0.1:6880"},
 		Database: Database{Path: filepath.Join(dbDir, "peers.db"), SaveInterval: Duration{5 * time.Minute}},
-		Access:   Access{Mode: "off", File: "/etc/trakx/access.txt"},
+		Access:   Access{Mode: "off", File: "/etc/trakx/access.txt", ClientAllow: []string{}, ClientDeny: []string{}},
+		Limits:   Limits{PerIPRate: 0, PerIPBurst: 20, TrackedIPs: 1_000_000},
 	}
 }
 
@@ -273,7 +294,63 @@ func (c *Config) Validate() error {
 	default:
 		bad("access.mode", "%q is not one of off, allow, deny", c.Access.Mode)
 	}
+	c.validateLimits(bad)
+	c.validateHostsAndClients(bad)
 	return errors.Join(errs...)
+}
+
+func (c *Config) validateLimits(bad func(key, format string, args ...any)) {
+	if r := c.Limits.PerIPRate; r < 0 || math.IsNaN(r) || math.IsInf(r, 0) || (r > 0 && r < 1e-6) {
+		bad("limits.per_ip_rate", "%v is not 0 (off) or a rate in requests per second of at least 0.000001", r)
+	}
+	if c.Limits.PerIPBurst < 1 || c.Limits.PerIPBurst > 1_000_000 {
+		bad("limits.per_ip_burst", "%d is not between 1 and 1000000", c.Limits.PerIPBurst)
+	}
+	if c.Limits.TrackedIPs < 1 || c.Limits.TrackedIPs > MaxTrackedIPs {
+		bad("limits.tracked_ips", "%d is not between 1 and %d", c.Limits.TrackedIPs, MaxTrackedIPs)
+	}
+}
+
+func (c *Config) validateHostsAndClients(bad func(key, format string, args ...any)) {
+	for i, h := range c.HTTP.AllowedHosts {
+		if err := CheckHostName(h); err != nil {
+			bad(fmt.Sprintf("http.allowed_hosts[%d]", i), "%v", err)
+		}
+	}
+	for key, list := range map[string][]string{"access.client_allow": c.Access.ClientAllow, "access.client_deny": c.Access.ClientDeny} {
+		for i, p := range list {
+			if p == "" || len(p) > 20 {
+				bad(fmt.Sprintf("%s[%d]", key, i), "%q is not a peer id prefix of 1 to 20 bytes", p)
+			}
+		}
+	}
+}
+
+// CheckHostName accepts what http.allowed_hosts may list: a host name, an
+// IP address, an IPv6 literal in brackets, each with or without a port.
+func CheckHostName(h string) error {
+	host := h
+	if hp, _, err := net.SplitHostPort(h); err == nil {
+		host = hp
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	if host == "" || len(host) > 253 {
+		return fmt.Errorf("%q is not a host name", h)
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(host, "."), ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Errorf("%q is not a host name", h)
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return fmt.Errorf("%q is not a host name: %q is not allowed in one", h, c)
+			}
+		}
+	}
+	return nil
 }
 
 // TrustedProxyPrefixes parses http.trusted_proxies; a bare address is a

@@ -66,17 +66,24 @@ func TestErrorsNameTheKey(t *testing.T) {
 		"[tracker]\nnumwant_max = \"many\"\n":                                           `tracker.numwant_max`,
 		"[tracker]\nnumwant_default = 500\n":                                            `tracker.numwant_default: 500 is not between 0 and tracker.numwant_max`,
 		"[tracker]\nbogus = 1\n":                                                        `unknown key tracker.bogus`,
-		"[nonsense]\n":                                                                  `unknown key nonsense`,
-		"[log]\nlevel = \"loud\"\n":                                                     `log.level: "loud" is not one of`,
-		"[udp]\nlisten = [\"6969\"]\n":                                                  `udp.listen[0]: "6969" is not host:port`,
-		"[http]\nlisten = [\"[::]:99999\"]\n":                                           `http.listen[0]`,
-		"[http]\ntrusted_proxies = [\"10.0.0/8\"]\n":                                    `http.trusted_proxies`,
-		"[http]\nread_timeout = \"0\"\n":                                                `http.read_timeout: must be at least 1s`,
-		"[stats]\nlisten = \"localhost\"\n":                                             `stats.listen`,
-		"[access]\nmode = \"maybe\"\n":                                                  `access.mode`,
-		"[database]\nsave_interval = \"-1m\"\n":                                         `database.save_interval`,
-		"[tracker\n":                                                                    `line 2`,
-		"[tracker]\nnumwant_max = 10\nnumwant_max = 20\n":                               `line 3`,
+		"[limits]\nper_ip_rate = -1\n":                                                  `limits.per_ip_rate: -1 is not 0 (off)`,
+		"[limits]\nper_ip_rate = nan\n":                                                 `limits.per_ip_rate: NaN is not 0 (off)`,
+		"[limits]\nper_ip_burst = 0\n":                                                  `limits.per_ip_burst: 0 is not between 1`,
+		"[limits]\ntracked_ips = 0\n":                                                   `limits.tracked_ips: 0 is not between 1`,
+		"[http]\nallowed_hosts = [\"tracker.example.org\", \"bad host\"]\n":             `http.allowed_hosts[1]: "bad host" is not a host name`,
+		"[access]\nclient_deny = [\"\"]\n":                                              `access.client_deny[0]: "" is not a peer id prefix`,
+		"[access]\nclient_allow = [\"-qB4600-too-long-for-an-id\"]\n":                   `access.client_allow[0]`,
+		"[nonsense]\n":                                    `unknown key nonsense`,
+		"[log]\nlevel = \"loud\"\n":                       `log.level: "loud" is not one of`,
+		"[udp]\nlisten = [\"6969\"]\n":                    `udp.listen[0]: "6969" is not host:port`,
+		"[http]\nlisten = [\"[::]:99999\"]\n":             `http.listen[0]`,
+		"[http]\ntrusted_proxies = [\"10.0.0/8\"]\n":      `http.trusted_proxies`,
+		"[http]\nread_timeout = \"0\"\n":                  `http.read_timeout: must be at least 1s`,
+		"[stats]\nlisten = \"localhost\"\n":               `stats.listen`,
+		"[access]\nmode = \"maybe\"\n":                    `access.mode`,
+		"[database]\nsave_interval = \"-1m\"\n":           `database.save_interval`,
+		"[tracker\n":                                      `line 2`,
+		"[tracker]\nnumwant_max = 10\nnumwant_max = 20\n": `line 3`,
 	} {
 		_, err := Parse([]byte(text))
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -139,5 +146,15 @@ func TestChanged(t *testing.T) {
 	b.Database.Path = "/elsewhere/peers.db"
 	if got := strings.Join(Changed(&a, &b), " "); got != "tracker.peer_ttl udp.listen database.path" {
 		t.Fatalf("changed: %s", got)
+	}
+}
+
+func TestLimitsAndHostsAccepted(t *testing.T) {
+	cfg, err := Parse([]byte("[limits]\nper_ip_rate = 100\nper_ip_burst = 5\n[http]\nallowed_hosts = [\"Tracker.Example.org:6969\", \"[2001:db8::1]\", \"2001:db8::2\", \"192.0.2.1\", \"localhost.\"]\n[access]\nclient_deny = [\"-XL\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Limits.PerIPRate != 100 || cfg.Limits.PerIPBurst != 5 || cfg.Limits.TrackedIPs != 1_000_000 || len(cfg.HTTP.AllowedHosts) != 5 {
+		t.Fatalf("parsed %+v %v", cfg.Limits, cfg.HTTP.AllowedHosts)
 	}
 }

@@ -24,9 +24,16 @@ import (
 	"github.com/trakx/trakx/internal/frontend/udp"
 	"github.com/trakx/trakx/internal/logging"
 	"github.com/trakx/trakx/internal/metrics"
+	"github.com/trakx/trakx/internal/ratelimit"
 	"github.com/trakx/trakx/internal/swarm"
 	"github.com/trakx/trakx/internal/udpproto"
 )
+
+// udpReceiveBuffer is the receive buffer asked for on UDP sockets trakx
+// binds itself (trakx.socket sets the same with ReceiveBuffer=): room for
+// bursts of requests while the workers are busy, where the kernel's
+// default holds only a few hundred.
+const udpReceiveBuffer = 4 << 20
 
 // statusEvery is how often the STATUS= line is refreshed.
 const statusEvery = 5 * time.Second
@@ -40,6 +47,7 @@ type Daemon struct {
 
 	store   *swarm.Store
 	gate    *access.Gate
+	budget  *ratelimit.Limiter
 	metrics *metrics.Metrics
 
 	udp     []*udp.Server
@@ -64,6 +72,10 @@ func New(cfg config.Config, configPath, version string, log *logrus.Logger) *Dae
 			RefusedPeers: st.RefusedPeers, RefusedTorrents: st.RefusedTorrents}
 	})
 	return d
+}
+
+func budgetConfig(cfg *config.Config) ratelimit.Config {
+	return ratelimit.Config{Rate: cfg.Limits.PerIPRate, Burst: cfg.Limits.PerIPBurst, Tracked: cfg.Limits.TrackedIPs}
 }
 
 func storeConfig(cfg *config.Config) swarm.Config {
@@ -108,9 +120,11 @@ func (d *Daemon) Start() error {
 
 	d.load()
 	d.gate = access.NewGate(d.store, list)
+	d.gate.SetClients(access.NewClients(d.cfg.Access.ClientAllow, d.cfg.Access.ClientDeny))
+	d.budget = ratelimit.New(budgetConfig(&d.cfg))
 	ids := udpproto.NewConnectionIDs(d.cfg.UDP.ConnectionIDLifetime.Duration)
 	for _, c := range socks.udp {
-		d.udp = append(d.udp, udp.NewServer(c, d.gate, ids, d.metrics, d.log))
+		d.udp = append(d.udp, udp.NewServer(c, d.gate, ids, d.budget, d.metrics, d.log))
 	}
 	proxies, _ := d.cfg.HTTP.TrustedProxyPrefixes() // checked by Validate
 	httpOpts := http.Options{
@@ -121,10 +135,14 @@ func (d *Daemon) Start() error {
 		MaxConnections: d.cfg.HTTP.MaxConnections,
 		MaxRequests:    d.cfg.HTTP.MaxRequestsPerConnection,
 		Open:           &d.metrics.HTTPConnections,
+		Budget:         d.budget,
 	}
+	hosts := http.NewHosts(d.cfg.HTTP.AllowedHosts)
 	for _, ln := range socks.tcp {
 		deferAccept(ln, httpOpts.ReadTimeout)
-		d.http = append(d.http, http.NewServer(ln, d.gate, httpOpts, d.metrics, d.log))
+		s := http.NewServer(ln, d.gate, httpOpts, d.metrics, d.log)
+		s.SetHosts(hosts)
+		d.http = append(d.http, s)
 	}
 
 	for _, s := range d.udp {
@@ -157,7 +175,10 @@ func (d *Daemon) bind() (sockets, error) {
 			s.close()
 			return sockets{}, fmt.Errorf("udp.listen %s: %w", addr, err)
 		}
-		s.udp = append(s.udp, pc.(*net.UDPConn))
+		uc := pc.(*net.UDPConn)
+		// Best effort: the kernel caps it at net.core.rmem_max.
+		uc.SetReadBuffer(udpReceiveBuffer)
+		s.udp = append(s.udp, uc)
 	}
 	for _, addr := range d.cfg.HTTP.Listen {
 		ln, err := net.Listen("tcp", addr)
@@ -191,7 +212,25 @@ func (d *Daemon) serving(inherited bool, list *access.List) string {
 		acl = fmt.Sprintf("access %s with %d info hashes from %s", list.Mode(), list.Len(), d.cfg.Access.File)
 	}
 	st := d.store.Stats()
-	return fmt.Sprintf("trakx %s serving %s; %s; %d peers in %d torrents", d.version, strings.Join(parts, ", "), acl, st.Peers(), st.Torrents)
+	return fmt.Sprintf("trakx %s serving %s; %s; %s; %d peers in %d torrents", d.version, strings.Join(parts, ", "), acl, defences(&d.cfg), st.Peers(), st.Torrents)
+}
+
+// defences says which abuse defences are on, for the start-up and reload
+// lines.
+func defences(cfg *config.Config) string {
+	budget := "per-IP budget off"
+	if r := cfg.Limits.PerIPRate; r > 0 {
+		budget = fmt.Sprintf("per-IP budget %g/s, burst %d, %d addresses tracked", r, cfg.Limits.PerIPBurst, cfg.Limits.TrackedIPs)
+	}
+	hosts := "any host"
+	if len(cfg.HTTP.AllowedHosts) > 0 {
+		hosts = "hosts " + strings.Join(cfg.HTTP.AllowedHosts, " ")
+	}
+	clients := "any client"
+	if n, m := len(cfg.Access.ClientAllow), len(cfg.Access.ClientDeny); n+m > 0 {
+		clients = fmt.Sprintf("clients: %d allowed, %d denied prefixes", n, m)
+	}
+	return budget + ", " + hosts + ", " + clients
 }
 
 // expiryInterval sweeps often enough that a peer outlives its TTL by at
@@ -264,9 +303,9 @@ func (d *Daemon) StatsAddr() net.Addr {
 	return d.statsLn.Addr()
 }
 
-// reloadable are the sections whose keys a reload applies; a change to
-// any other key is logged as needing a restart.
-var reloadable = map[string]bool{"log": true, "tracker": true, "access": true}
+// reloadable are the sections, and single keys, a reload applies; a change
+// to any other key is logged as needing a restart.
+var reloadable = map[string]bool{"log": true, "tracker": true, "access": true, "limits": true, "http.allowed_hosts": true}
 
 // Reload reads the configuration file again and applies what can change
 // without dropping a peer: log level, the tracker section (intervals and
@@ -287,20 +326,27 @@ func (d *Daemon) Reload() error {
 		return err
 	}
 	for _, key := range config.Changed(&d.cfg, &cfg) {
-		if !reloadable[strings.SplitN(key, ".", 2)[0]] {
+		if !reloadable[key] && !reloadable[strings.SplitN(key, ".", 2)[0]] {
 			d.log.Warnf("%s changed, but takes a restart to apply (systemctl restart trakx); keeping the running value", key)
 		}
 	}
 	d.store.SetConfig(storeConfig(&cfg))
 	d.gate.SetList(list)
-	d.cfg.Log, d.cfg.Tracker, d.cfg.Access = cfg.Log, cfg.Tracker, cfg.Access
+	d.gate.SetClients(access.NewClients(cfg.Access.ClientAllow, cfg.Access.ClientDeny))
+	d.budget.Configure(budgetConfig(&cfg))
+	hosts := http.NewHosts(cfg.HTTP.AllowedHosts)
+	for _, s := range d.http {
+		s.SetHosts(hosts)
+	}
+	d.cfg.Log, d.cfg.Tracker, d.cfg.Access, d.cfg.Limits = cfg.Log, cfg.Tracker, cfg.Access, cfg.Limits
+	d.cfg.HTTP.AllowedHosts = cfg.HTTP.AllowedHosts
 	acl := "access off"
 	if list.Mode() != access.Off {
 		acl = fmt.Sprintf("access %s with %d info hashes", list.Mode(), list.Len())
 	}
-	d.log.Infof("configuration reloaded: log level %s, announce interval %v, peer TTL %v, numwant %d/%d, %s",
+	d.log.Infof("configuration reloaded: log level %s, announce interval %v, peer TTL %v, numwant %d/%d, %s, %s",
 		cfg.Log.Level, cfg.Tracker.AnnounceInterval.Duration, cfg.Tracker.PeerTTL.Duration,
-		cfg.Tracker.NumWantDefault, cfg.Tracker.NumWantMax, acl)
+		cfg.Tracker.NumWantDefault, cfg.Tracker.NumWantMax, acl, defences(&cfg))
 	return nil
 }
 

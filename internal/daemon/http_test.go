@@ -428,7 +428,20 @@ func TestHTTPErrorsCountedOnce(t *testing.T) {
 // status of the reply and whether the server then closed the connection.
 func rawExchange(t *testing.T, addr, raw string) (status int, closed bool) {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
+	resp, _, closed := rawReply(t, "", addr, raw)
+	return resp.StatusCode, closed
+}
+
+// rawReply sends raw on a new connection from the local address ip ("" for
+// any) and returns the reply, its decoded body and whether the server
+// closed the connection after it.
+func rawReply(t *testing.T, ip, addr, raw string) (*http.Response, map[string]any, bool) {
+	t.Helper()
+	d := net.Dialer{}
+	if ip != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(ip)}
+	}
+	conn, err := d.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,11 +453,15 @@ func rawExchange(t *testing.T, addr, raw string) (status int, closed bool) {
 	if err != nil {
 		t.Fatalf("%q: %v", raw, err)
 	}
-	io.ReadAll(resp.Body)
+	body, _ := io.ReadAll(resp.Body)
+	v, err := httpproto.Decode(body)
+	if err != nil {
+		t.Fatalf("%q: body %q: %v", raw, body, err)
+	}
 	// A closed connection reads EOF at once; an open one times out.
 	conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 	_, err = rd.ReadByte()
-	return resp.StatusCode, err == io.EOF
+	return resp, v.(map[string]any), err == io.EOF
 }
 
 // TestHTTPFraming: requests framed so that a proxy and trakx could read

@@ -25,6 +25,8 @@ type UDP struct {
 	BadConnectionID atomic.Uint64 // announces and scrapes dropped unanswered
 	BadRequest      atomic.Uint64 // malformed packets, answered or not
 	Refused         atomic.Uint64 // torrents the access list excludes
+	RefusedRate     atomic.Uint64 // datagrams over their source's budget, dropped
+	RefusedClient   atomic.Uint64 // announces from clients the filter excludes
 	_               [64]byte
 }
 
@@ -40,6 +42,9 @@ type HTTP struct {
 	// ConnectionsEvicted counts idle connections closed at
 	// http.max_connections to admit a new one.
 	ConnectionsEvicted atomic.Uint64
+	RefusedRate        atomic.Uint64 // requests over their source's budget (429)
+	RefusedHost        atomic.Uint64 // requests for a host not served (421)
+	RefusedClient      atomic.Uint64 // announces from clients the filter excludes
 	_                  [64]byte
 }
 
@@ -114,15 +119,17 @@ func (m *Metrics) RecordSave(at time.Time, took time.Duration, peers int, err er
 // Snapshot returns the "trakx" tree of /debug/vars.
 func (m *Metrics) Snapshot() map[string]any {
 	m.mu.Lock()
-	var udp [7]uint64
+	var udp [9]uint64
 	for _, c := range m.udp {
-		for i, v := range []*atomic.Uint64{&c.Connect, &c.Announce, &c.Scrape, &c.Error, &c.BadConnectionID, &c.BadRequest, &c.Refused} {
+		for i, v := range []*atomic.Uint64{&c.Connect, &c.Announce, &c.Scrape, &c.Error, &c.BadConnectionID, &c.BadRequest, &c.Refused,
+			&c.RefusedRate, &c.RefusedClient} {
 			udp[i] += v.Load()
 		}
 	}
-	var ht [7]uint64
+	var ht [10]uint64
 	for _, c := range m.http {
-		for i, v := range []*atomic.Uint64{&c.Announce, &c.Scrape, &c.Error, &c.BadRequest, &c.Refused, &c.ConnectionsRefused, &c.ConnectionsEvicted} {
+		for i, v := range []*atomic.Uint64{&c.Announce, &c.Scrape, &c.Error, &c.BadRequest, &c.Refused, &c.ConnectionsRefused, &c.ConnectionsEvicted,
+			&c.RefusedRate, &c.RefusedHost, &c.RefusedClient} {
 			ht[i] += v.Load()
 		}
 	}
@@ -141,6 +148,9 @@ func (m *Metrics) Snapshot() map[string]any {
 		"http": map[string]any{
 			"announce": ht[0], "scrape": ht[1], "error": ht[2], "bad_request": ht[3], "refused": ht[4],
 			"connections_refused": ht[5], "connections_evicted": ht[6], "connections": m.HTTPConnections.Load(),
+		},
+		"refused": map[string]any{
+			"rate": udp[7] + ht[7], "host": ht[8], "client": udp[8] + ht[9],
 		},
 		"database": map[string]any{
 			"saves":             db.Saves.Load(),

@@ -29,11 +29,23 @@ type UDPClient struct {
 // DialUDP opens a client socket to addr.
 func DialUDP(t testing.TB, addr string) *UDPClient {
 	t.Helper()
+	return DialUDPFrom(t, "", addr)
+}
+
+// DialUDPFrom opens a client socket to addr from the local address from
+// ("" for any): 127.0.0.2, 127.0.0.3, ... act as distinct clients, since
+// all of 127.0.0.0/8 is local on Linux.
+func DialUDPFrom(t testing.TB, from, addr string) *UDPClient {
+	t.Helper()
 	raddr, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := net.DialUDP("udp", nil, raddr)
+	var laddr *net.UDPAddr
+	if from != "" {
+		laddr = &net.UDPAddr{IP: net.ParseIP(from)}
+	}
+	c, err := net.DialUDP("udp", laddr, raddr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,8 +41,11 @@ type request struct {
 	close               bool // Connection: close
 	hasBody             bool
 	realIP              []byte
-	hasRealIP           bool       // the real-IP header was sent, if empty
-	peer                netip.Addr // the connection's remote address
+	hasRealIP           bool // the real-IP header was sent, if empty
+	host                []byte
+	hasHost             bool
+
+	peer netip.Addr // the connection's remote address
 }
 
 func (s *Server) serveConn(nc net.Conn, state *connState) {

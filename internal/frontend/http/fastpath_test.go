@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/metrics"
+	"github.com/trakx/trakx/internal/ratelimit"
 	"github.com/trakx/trakx/internal/swarm"
 	"golang.org/x/sys/unix"
 )
@@ -45,7 +46,9 @@ func TestNewConnectionAllocatesAtMostOnce(t *testing.T) {
 	rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT, 5) })
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	s := NewServer(ln, store, Options{ReadTimeout: time.Second, WriteTimeout: time.Second, MaxConnections: 100, Open: new(atomic.Int64)}, metrics.New(nil), log)
+	budget := ratelimit.New(ratelimit.Config{Rate: 1e9, Burst: 1e6, Tracked: 1000}) // on, never exceeded
+	s := NewServer(ln, store, Options{ReadTimeout: time.Second, WriteTimeout: time.Second, MaxConnections: 100, Open: new(atomic.Int64), Budget: budget}, metrics.New(nil), log)
+	s.SetHosts(NewHosts([]string{"t"}))
 	go s.Serve()
 	defer s.Close()
 

@@ -20,6 +20,19 @@ var errNoClientAddress = &bittorrent.ClientError{Message: "the proxy's real-IP h
 // handle composes the reply to one request in c.out. It does not write:
 // the caller does, on whatever carries the connection.
 func (s *Server) handle(c *conn, counters *metrics.HTTP, r *request) {
+	client, ok := s.clientAddr(r)
+	if ok && !s.opts.Budget.AllowNow(client) {
+		s.refuseRate(c, counters)
+		r.keepAlive = false
+		return
+	}
+	if !s.hosts.Load().Allowed(r.host, r.hasHost) {
+		counters.RefusedHost.Add(1)
+		c.body = httpproto.AppendFailure(c.body[:0], "misdirected request: this tracker does not serve that host name")
+		compose(c, 421, "Misdirected Request", false)
+		r.keepAlive = false
+		return
+	}
 	switch string(r.path) {
 	case "/announce", "/scrape":
 	default:
@@ -31,7 +44,6 @@ func (s *Server) handle(c *conn, counters *metrics.HTTP, r *request) {
 		s.reply(c, counters, 405, "Method Not Allowed", "only GET is served", r.keepAlive)
 		return
 	}
-	client, ok := s.clientAddr(r)
 	if !ok {
 		counters.BadRequest.Add(1)
 		s.fail(c, counters, errNoClientAddress, r.keepAlive)
@@ -91,8 +103,11 @@ func (s *Server) scrape(c *conn, counters *metrics.HTTP, r *request) {
 
 // refuse answers a request the tracker turned down.
 func (s *Server) refuse(c *conn, counters *metrics.HTTP, err error, keepAlive bool) {
-	if err == bittorrent.ErrNotAllowed {
+	switch err {
+	case bittorrent.ErrNotAllowed:
 		counters.Refused.Add(1)
+	case bittorrent.ErrClientNotAllowed:
+		counters.RefusedClient.Add(1)
 	}
 	s.fail(c, counters, err, keepAlive)
 }
@@ -117,9 +132,23 @@ func (s *Server) reply(c *conn, counters *metrics.HTTP, status int, text, reason
 	compose(c, status, text, keepAlive)
 }
 
+// refuseRate composes the answer to a request over its source's budget:
+// 429, with when to come back, and the connection closes.
+func (s *Server) refuseRate(c *conn, counters *metrics.HTTP) {
+	counters.RefusedRate.Add(1)
+	c.body = httpproto.AppendFailure(c.body[:0], "too many requests from your address, slow down")
+	composeRetry(c, 429, "Too Many Requests", false, s.opts.Budget.RetryAfter())
+}
+
 // compose puts the status line, headers and c.body in c.out, to go out in
 // one write.
 func compose(c *conn, status int, text string, keepAlive bool) {
+	composeRetry(c, status, text, keepAlive, 0)
+}
+
+// composeRetry is compose with a Retry-After header of that many seconds,
+// unless 0.
+func composeRetry(c *conn, status int, text string, keepAlive bool, retryAfter int) {
 	out := append(c.out[:0], "HTTP/1.1 "...)
 	out = strconv.AppendInt(out, int64(status), 10)
 	out = append(out, ' ')
@@ -131,6 +160,10 @@ func compose(c *conn, status int, text string, keepAlive bool) {
 	if !keepAlive {
 		out = append(out, "\r\nConnection: close"...)
 	}
+	if retryAfter > 0 {
+		out = append(out, "\r\nRetry-After: "...)
+		out = strconv.AppendInt(out, int64(retryAfter), 10)
+	}
 	out = append(out, "\r\n\r\n"...)
 	out = append(out, c.body...)
 	c.out = out
@@ -138,9 +171,15 @@ func compose(c *conn, status int, text string, keepAlive bool) {
 
 // reject answers a request the server will not read to the end, and ends
 // the connection without losing the answer to a reset.
+// It is charged to the connection's address, unless that is a trusted
+// proxy's: the request was not read far enough to know whose it is.
 func (s *Server) reject(nc net.Conn, c *conn, counters *metrics.HTTP, status int, text, reason string) {
-	counters.BadRequest.Add(1)
-	s.reply(c, counters, status, text, reason, false)
+	if peer := remoteAddr(nc); !s.trusted(peer) && !s.opts.Budget.AllowNow(peer) {
+		s.refuseRate(c, counters)
+	} else {
+		counters.BadRequest.Add(1)
+		s.reply(c, counters, status, text, reason, false)
+	}
 	s.write(nc, c)
 	closeGracefully(nc, c.in[:])
 }

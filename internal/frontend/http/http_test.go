@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/metrics"
+	"github.com/trakx/trakx/internal/ratelimit"
 	"github.com/trakx/trakx/internal/swarm"
 )
 
@@ -160,9 +161,13 @@ func TestKeepAliveRequestsDoNotAllocate(t *testing.T) {
 	}
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	s := NewServer(nil, store, Options{ReadTimeout: time.Second, WriteTimeout: time.Second, MaxConnections: 10, Open: new(atomic.Int64)}, metrics.New(nil), log)
+	// With the abuse defences on: a budget (never exceeded here) and a
+	// host list.
+	budget := ratelimit.New(ratelimit.Config{Rate: 1e9, Burst: 1e6, Tracked: 1000})
+	s := NewServer(nil, store, Options{ReadTimeout: time.Second, WriteTimeout: time.Second, MaxConnections: 10, Open: new(atomic.Int64), Budget: budget}, metrics.New(nil), log)
+	s.SetHosts(NewHosts([]string{"other.example", "Tracker.Example"}))
 	request := []byte("GET /announce?info_hash=" + url.QueryEscape(string(hash[:])) +
-		"&peer_id=-qB4500-012345678901&port=6881&left=1&numwant=50&compact=1 HTTP/1.1\r\nHost: tracker.example\r\n\r\n")
+		"&peer_id=-qB4500-012345678901&port=6881&left=1&numwant=50&compact=1 HTTP/1.1\r\nHost: tracker.example:6969\r\n\r\n")
 	serve := func(requests int) func() {
 		return func() {
 			conn := &fakeConn{request: request, left: requests}

@@ -35,6 +35,7 @@ func parseRequest(raw []byte, r *request, realIPHeader string) bool {
 			if hosts > 1 || !isHost(value) {
 				return false
 			}
+			r.host, r.hasHost = value, true
 		case bytes.EqualFold(name, []byte("Connection")):
 			connectionOptions(value, r)
 		case bytes.EqualFold(name, []byte("Content-Length")):

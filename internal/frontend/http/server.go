@@ -23,6 +23,7 @@ import (
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/httpproto"
 	"github.com/trakx/trakx/internal/metrics"
+	"github.com/trakx/trakx/internal/ratelimit"
 )
 
 // MaxRequestSize bounds a request's line and headers together. Announces
@@ -43,6 +44,10 @@ type Options struct {
 	// MaxRequests is how many requests one connection serves; the last
 	// reply closes it. 0: no limit.
 	MaxRequests int
+	// Budget is the per-source request budget, shared with the other
+	// frontends; nil: none. The address charged is the client's as
+	// resolved through a trusted proxy's real-IP header.
+	Budget *ratelimit.Limiter
 }
 
 // counterGroups spreads connections over several sets of counters, so that
@@ -62,6 +67,7 @@ type Server struct {
 	// fastBusySince is when the fast path began the request it is on
 	// (unix nanoseconds), or 0: the watchdog's view of the accept loop.
 	fastBusySince atomic.Int64
+	hosts         atomic.Pointer[Hosts]
 
 	mu      sync.Mutex
 	rawFile *os.File // the fast path's duplicate of the listener
@@ -73,11 +79,16 @@ type Server struct {
 // NewServer prepares a server; Serve starts it.
 func NewServer(ln net.Listener, tracker bittorrent.Tracker, opts Options, m *metrics.Metrics, log *logrus.Logger) *Server {
 	s := &Server{ln: ln, tracker: tracker, opts: opts, log: log, conns: map[net.Conn]*connState{}}
+	s.hosts.Store(AnyHost)
 	for i := range s.counters {
 		s.counters[i] = m.NewHTTP()
 	}
 	return s
 }
+
+// SetHosts sets the host names served (http.allowed_hosts); it may be
+// called while requests are served.
+func (s *Server) SetHosts(h *Hosts) { s.hosts.Store(h) }
 
 // Addr is the listener's address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }

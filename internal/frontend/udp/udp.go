@@ -15,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/metrics"
+	"github.com/trakx/trakx/internal/ratelimit"
 	"github.com/trakx/trakx/internal/udpproto"
 )
 
@@ -23,6 +24,7 @@ type Server struct {
 	conn    *net.UDPConn
 	tracker bittorrent.Tracker
 	ids     *udpproto.ConnectionIDs
+	budget  *ratelimit.Limiter
 	metrics *metrics.Metrics
 	log     *logrus.Logger
 
@@ -31,9 +33,10 @@ type Server struct {
 	wg      sync.WaitGroup
 }
 
-// NewServer prepares a server; Serve starts it.
-func NewServer(conn *net.UDPConn, tracker bittorrent.Tracker, ids *udpproto.ConnectionIDs, m *metrics.Metrics, log *logrus.Logger) *Server {
-	return &Server{conn: conn, tracker: tracker, ids: ids, metrics: m, log: log}
+// NewServer prepares a server; Serve starts it. Every datagram is charged
+// to its source's budget before anything else is done with it.
+func NewServer(conn *net.UDPConn, tracker bittorrent.Tracker, ids *udpproto.ConnectionIDs, budget *ratelimit.Limiter, m *metrics.Metrics, log *logrus.Logger) *Server {
+	return &Server{conn: conn, tracker: tracker, ids: ids, budget: budget, metrics: m, log: log}
 }
 
 // Addr is the socket's local address.
@@ -92,14 +95,11 @@ func (s *Server) work() {
 			s.log.WithError(err).Debug("udp receive")
 			continue
 		}
-		w.busySince.Store(time.Now().UnixNano())
+		now := time.Now()
+		w.busySince.Store(now.UnixNano())
 		for i := range b.n {
 			pkt, from, truncated := b.datagram(i)
-			if truncated { // larger than any request
-				w.counters.BadRequest.Add(1)
-				continue
-			}
-			if reply := w.handle(pkt, from, b.replyBuffer()); len(reply) > 0 {
+			if reply := w.answer(pkt, from, truncated, now, b.replyBuffer()); len(reply) > 0 {
 				b.queueReply(i, reply)
 			}
 		}
@@ -125,15 +125,30 @@ func (s *Server) Stalled(limit time.Duration) bool {
 	return false
 }
 
-// handle answers one datagram, returning the reply or nothing.
-func (w *worker) handle(pkt []byte, from netip.AddrPort, out []byte) []byte {
+// answer charges a datagram that arrived at now to its source's budget,
+// before anything else, and answers it, returning the reply or nothing.
+func (w *worker) answer(pkt []byte, from netip.AddrPort, truncated bool, now time.Time, out []byte) []byte {
+	if !w.budget.Allow(from.Addr(), now) {
+		// Over budget: no reply at all, so a flood of forged sources
+		// gets nothing amplified back.
+		w.counters.RefusedRate.Add(1)
+		return out
+	}
+	if truncated { // larger than any request
+		w.counters.BadRequest.Add(1)
+		return out
+	}
+	return w.handle(pkt, from, uint32(now.Unix()), out)
+}
+
+// handle answers one well-sized datagram, returning the reply or nothing.
+func (w *worker) handle(pkt []byte, from netip.AddrPort, now uint32, out []byte) []byte {
 	h, err := udpproto.ParseHeader(pkt)
 	if err != nil {
 		w.counters.BadRequest.Add(1)
 		return out
 	}
 	addr := from.Addr().Unmap()
-	now := uint32(time.Now().Unix())
 	if h.Action == udpproto.ActionConnect {
 		if h.ConnectionID != udpproto.ProtocolID {
 			w.counters.BadRequest.Add(1)
@@ -197,8 +212,11 @@ func (w *worker) scrape(pkt []byte, tx uint32, out []byte) []byte {
 
 // refuse answers a request the tracker turned down.
 func (w *worker) refuse(out []byte, tx uint32, err error) []byte {
-	if err == bittorrent.ErrNotAllowed {
+	switch err {
+	case bittorrent.ErrNotAllowed:
 		w.counters.Refused.Add(1)
+	case bittorrent.ErrClientNotAllowed:
+		w.counters.RefusedClient.Add(1)
 	}
 	return w.fail(out, tx, err)
 }

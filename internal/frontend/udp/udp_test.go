@@ -11,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/metrics"
+	"github.com/trakx/trakx/internal/ratelimit"
 	"github.com/trakx/trakx/internal/swarm"
 	"github.com/trakx/trakx/internal/udpproto"
 )
@@ -21,12 +22,20 @@ import (
 // announceBench is a UDP worker facing a swarm of 1000 public peers, and
 // an announce packet from a client known to it.
 func announceBench(tb testing.TB) (w *worker, pkt []byte, client netip.AddrPort) {
+	return announceBenchWith(tb, 1e9)
+}
+
+// announceBenchWith is announceBench with a per-source budget of rate
+// requests a second (0: off).
+func announceBenchWith(tb testing.TB, rate float64) (w *worker, pkt []byte, client netip.AddrPort) {
 	store := swarm.New(swarm.Config{AnnounceInterval: 30 * time.Minute, MinInterval: 5 * time.Minute,
 		PeerTTL: 45 * time.Minute, NumWantDefault: 50, NumWantMax: 200, MaxPeers: 1 << 40, MaxTorrents: 1 << 40})
 	tb.Cleanup(store.Close)
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	s := NewServer(nil, store, udpproto.NewConnectionIDs(5*time.Minute), metrics.New(nil), log)
+	// A budget far above what the test sends: charged, never refused.
+	budget := ratelimit.New(ratelimit.Config{Rate: rate, Burst: 1e6, Tracked: 1000})
+	s := NewServer(nil, store, udpproto.NewConnectionIDs(5*time.Minute), budget, metrics.New(nil), log)
 	w = &worker{Server: s, counters: &metrics.UDP{}}
 
 	var hash bittorrent.InfoHash
@@ -44,14 +53,21 @@ func announceBench(tb testing.TB) (w *worker, pkt []byte, client netip.AddrPort)
 }
 
 func BenchmarkAnnounce(b *testing.B) {
-	w, pkt, client := announceBench(b)
-	out := make([]byte, 0, 2048)
-	b.ReportAllocs()
-	for b.Loop() {
-		out = w.handle(pkt, client, out[:0])
-		if len(out) != 20+50*6 {
-			b.Fatalf("reply of %d bytes", len(out))
-		}
+	for _, budget := range []struct {
+		name string
+		rate float64
+	}{{"budget-off", 0}, {"budget-on", 1e9}} {
+		b.Run(budget.name, func(b *testing.B) {
+			w, pkt, client := announceBenchWith(b, budget.rate)
+			out := make([]byte, 0, 2048)
+			b.ReportAllocs()
+			for b.Loop() {
+				out = w.answer(pkt, client, false, time.Now(), out[:0])
+				if len(out) != 20+50*6 {
+					b.Fatalf("reply of %d bytes", len(out))
+				}
+			}
+		})
 	}
 }
 
@@ -60,8 +76,8 @@ func BenchmarkAnnounce(b *testing.B) {
 func TestAnnounceDoesNotAllocate(t *testing.T) {
 	w, pkt, client := announceBench(t)
 	out := make([]byte, 0, 2048)
-	out = w.handle(pkt, client, out[:0])
-	if n := testing.AllocsPerRun(1000, func() { out = w.handle(pkt, client, out[:0]) }); n != 0 || len(out) != 20+50*6 {
+	out = w.answer(pkt, client, false, time.Now(), out[:0])
+	if n := testing.AllocsPerRun(1000, func() { out = w.answer(pkt, client, false, time.Now(), out[:0]) }); n != 0 || len(out) != 20+50*6 {
 		t.Fatalf("%v allocations per announce, reply of %d bytes", n, len(out))
 	}
 }
