@@ -16,6 +16,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	cfg := loadgen.Defaults()
 	fs, modes := benchFlags(&cfg, stderr)
 	fill, cpuProfile, hashes := modes.fill, modes.cpuProfile, modes.hashes
+	floodCfg := floodFlags(fs, &cfg)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: trakx bench [flags]\n\nPlays BitTorrent clients against a tracker and reports responses/s,\nerrors, timeouts, peers per reply and latency percentiles.\n\nflags:")
 		fs.PrintDefaults()
@@ -24,6 +25,9 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch {
+	case floodCfg.Source != "" || floodCfg.Sources > 0:
+		floodCfg.Target, floodCfg.Duration = cfg.Target, cfg.Duration
+		return runFlood(floodCfg, stdout, stderr)
 	case *hashes:
 		w := bufio.NewWriter(stdout)
 		defer w.Flush()
@@ -102,4 +106,29 @@ func benchFlags(cfg *loadgen.Config, output io.Writer) (*flag.FlagSet, benchMode
 		cpuProfile: fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file"),
 		hashes:     fs.Bool("hashes", false, "instead of measuring, print the -torrents info hashes in hex, one per line (a whitelist)"),
 	}
+}
+
+// floodFlags are the flags of trakx bench's abuse modes; the target and
+// duration are the load's.
+func floodFlags(fs *flag.FlagSet, cfg *loadgen.Config) *loadgen.FloodConfig {
+	f := &loadgen.FloodConfig{}
+	fs.StringVar(&f.Source, "flood", "", "instead of measuring, flood UDP connects as fast as possible from this local address (such as 127.0.0.2)")
+	fs.StringVar(&f.Client, "client", "", "with -flood: a well-behaved client announcing from this local address")
+	fs.Float64Var(&f.ClientRate, "client-rate", 10, "with -client: its announces per second")
+	fs.IntVar(&f.Sources, "sources", 0, "instead of measuring, send one UDP connect from each of this many addresses 127.1.0.0 onwards")
+	return f
+}
+
+func runFlood(f *loadgen.FloodConfig, stdout, stderr io.Writer) int {
+	r, err := loadgen.Flood(*f)
+	if err != nil {
+		fmt.Fprintln(stderr, "trakx bench:", err)
+		return 1
+	}
+	r.Fprint(stdout, f)
+	if r.Answered+r.ClientAnswered == 0 {
+		fmt.Fprintf(stderr, "trakx bench: no answer from %s: is a tracker listening there?\n", f.Target)
+		return 1
+	}
+	return 0
 }

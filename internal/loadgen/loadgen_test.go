@@ -16,11 +16,18 @@ import (
 )
 
 func tracker(t *testing.T) *daemon.Daemon {
+	return trackerWith(t, nil)
+}
+
+func trackerWith(t *testing.T, edit func(*config.Config)) *daemon.Daemon {
 	cfg := config.Default()
 	cfg.UDP.Listen = []string{"127.0.0.1:0"}
 	cfg.HTTP.Listen = []string{"127.0.0.1:0"}
 	cfg.Stats.Listen = "127.0.0.1:0"
 	cfg.Database.Path = filepath.Join(t.TempDir(), "peers.db")
+	if edit != nil {
+		edit(&cfg)
+	}
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	d := daemon.New(cfg, "", "test", log)
@@ -82,4 +89,42 @@ func TestHashesAreStable(t *testing.T) {
 	if a.String() != b.String() || len(lines) != 3 || len(lines[0]) != 40 || lines[0] == lines[1] {
 		t.Fatalf("%q", a.String())
 	}
+}
+
+// TestFloodMeetsTheBudget: a flooder from one address gets about its
+// budget answered (burst plus rate times duration), a polite client from
+// another address gets everything, and the tracker counts the rest as
+// rate refusals.
+func TestFloodMeetsTheBudget(t *testing.T) {
+	d := trackerWith(t, func(c *config.Config) { c.Limits.PerIPRate, c.Limits.PerIPBurst = 100, 20 })
+	f := loadgen.FloodConfig{Target: d.UDPAddrs()[0].String(), Duration: 500 * time.Millisecond,
+		Source: "127.0.0.2", Client: "127.0.0.3", ClientRate: 20}
+	r, err := loadgen.Flood(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	r.Fprint(&out, &f)
+	t.Log(out.String())
+	budget := 20 + 100*r.Elapsed.Seconds()
+	if float64(r.Answered) > budget+5 || float64(r.Answered) < budget/2 || r.Sent < 10*r.Answered {
+		t.Fatalf("flooder answered %d of %d, budget %.0f", r.Answered, r.Sent, budget)
+	}
+	if r.ClientSent == 0 || r.ClientAnswered != r.ClientSent {
+		t.Fatalf("polite client: %d of %d answered", r.ClientAnswered, r.ClientSent)
+	}
+	tt.WaitForVar(t, d.StatsAddr().String(), "trakx.refused.rate", func(v float64) bool { return v > 0 })
+}
+
+func TestManySourcesEachAnswered(t *testing.T) {
+	d := trackerWith(t, func(c *config.Config) { c.Limits.PerIPRate, c.Limits.PerIPBurst = 1, 1 })
+	f := loadgen.FloodConfig{Target: d.UDPAddrs()[0].String(), Sources: 3000}
+	r, err := loadgen.Flood(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Sent != 3000 || r.Answered != 3000 {
+		t.Fatalf("%d sent, %d answered: each source's single packet is within its budget", r.Sent, r.Answered)
+	}
+	tt.WaitForVar(t, d.StatsAddr().String(), "trakx.udp.connect", func(v float64) bool { return v == 3000 })
 }
