@@ -98,9 +98,27 @@ type ScrapeStats struct {
 // the client. The frontends send its text in a BEP 15 error packet or a
 // bencoded failure reason. Values are declared once, so returning one does
 // not allocate.
-type ClientError struct{ Message string }
+type ClientError struct {
+	Message string
+	Kind    ErrorKind
+}
 
 func (e *ClientError) Error() string { return e.Message }
+
+// ErrorKind says what a ClientError refuses, for the counters.
+type ErrorKind uint8
+
+const (
+	// KindMalformed: the request could not be read (the zero value: every
+	// parser's error).
+	KindMalformed ErrorKind = iota
+	// KindTorrentNotAllowed: the access list excludes the torrent.
+	KindTorrentNotAllowed
+	// KindClientNotAllowed: the client filter excludes the client.
+	KindClientNotAllowed
+	// KindTrackerFull: the store is at tracker.max_peers or max_torrents.
+	KindTrackerFull
+)
 
 // Tracker is what the frontends serve: the swarm logic behind the wire.
 // Its errors are *ClientError values for the client to read.
@@ -111,8 +129,8 @@ type Tracker interface {
 
 // ErrNotAllowed refuses a torrent the tracker's access list excludes. The
 // frontends count it apart from other errors.
-var ErrNotAllowed = &ClientError{Message: "torrent not allowed on this tracker"}
+var ErrNotAllowed = &ClientError{Message: "torrent not allowed on this tracker", Kind: KindTorrentNotAllowed}
 
 // ErrClientNotAllowed refuses an announce from a client (by its peer id's
 // prefix) that access.client_allow or access.client_deny excludes.
-var ErrClientNotAllowed = &ClientError{Message: "client not allowed on this tracker"}
+var ErrClientNotAllowed = &ClientError{Message: "client not allowed on this tracker", Kind: KindClientNotAllowed}

@@ -68,7 +68,9 @@ func New(cfg config.Config, configPath, version string, log *logrus.Logger) *Dae
 	d.store = swarm.New(storeConfig(&cfg))
 	d.metrics = metrics.New(func() metrics.SwarmStats {
 		st := d.store.Stats()
-		return metrics.SwarmStats{Torrents: st.Torrents, Peers: st.Peers(), Seeders: st.Seeders, Leechers: st.Leechers,
+		return metrics.SwarmStats{Torrents: st.Torrents,
+			Seeders:      [metrics.NumFamilies]int{st.Seeders - st.Seeders6, st.Seeders6},
+			Leechers:     [metrics.NumFamilies]int{st.Leechers - st.Leechers6, st.Leechers6},
 			RefusedPeers: st.RefusedPeers, RefusedTorrents: st.RefusedTorrents}
 	})
 	return d

@@ -1,42 +1,99 @@
-// Package metrics keeps trakx's counters and serves them, with Go's memory
-// statistics, as expvar-style JSON at /debug/vars for netdata's go_expvar
-// module.
+// Package metrics keeps trakx's counters. The request path adds to them
+// with single atomic operations on counters of its own (one set per UDP
+// worker, a few per HTTP server), so that it never contends and never
+// allocates; Totals adds them up when someone looks. Two views are fed
+// from Totals: expvar-style JSON at /debug/vars (vars.go, for netdata's
+// go_expvar module) and the Prometheus exposition (package promexport).
 package metrics
 
 import (
-	"encoding/json"
-	"expvar"
+	"errors"
 	"math"
-	"net/http"
-	"os"
-	"runtime"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/trakx/trakx/internal/bittorrent"
 )
 
+// Family indexes counters kept per address family: the client's, as the
+// tracker resolves it.
+type Family uint8
+
+const (
+	IPv4 Family = iota
+	IPv6
+	NumFamilies
+)
+
+// FamilyNames are the families' names in the views.
+var FamilyNames = [NumFamilies]string{"ipv4", "ipv6"}
+
+// FamilyOf is the family of a client address (IPv4-mapped is IPv4).
+func FamilyOf(a netip.Addr) Family {
+	if a.Is4() || a.Is4In6() {
+		return IPv4
+	}
+	return IPv6
+}
+
+// ErrorReason is why a request was answered with an error.
+type ErrorReason uint8
+
+const (
+	// ErrMalformed: the request could not be read, or asked for something
+	// no tracker serves (a BEP 15 packet, HTTP framing, a query string, a
+	// method other than GET).
+	ErrMalformed ErrorReason = iota
+	// ErrNotFound: an HTTP path other than the announce and scrape ones.
+	ErrNotFound
+	ErrTorrentNotAllowed // the access list
+	ErrClientNotAllowed  // the client filter
+	ErrTrackerFull       // tracker.max_peers or max_torrents
+	ErrInternal          // a fault of the tracker's own
+	NumErrorReasons
+)
+
+// ErrorReasonNames are the reasons' names in the views.
+var ErrorReasonNames = [NumErrorReasons]string{"malformed", "not_found", "torrent_not_allowed", "client_not_allowed", "tracker_full", "internal"}
+
+// ReasonOf classifies an error the tracker or a parser returned.
+func ReasonOf(err error) ErrorReason {
+	var ce *bittorrent.ClientError
+	if !errors.As(err, &ce) {
+		return ErrInternal
+	}
+	switch ce.Kind {
+	case bittorrent.KindTorrentNotAllowed:
+		return ErrTorrentNotAllowed
+	case bittorrent.KindClientNotAllowed:
+		return ErrClientNotAllowed
+	case bittorrent.KindTrackerFull:
+		return ErrTrackerFull
+	}
+	return ErrMalformed
+}
+
 // UDP counts one UDP worker's requests. Each worker has its own, so that the
-// request path never contends on a shared cache line; a scrape adds them up.
+// request path never contends on a shared cache line.
 type UDP struct {
-	Connect         atomic.Uint64
-	Announce        atomic.Uint64
-	Scrape          atomic.Uint64
-	Error           atomic.Uint64 // error packets sent
-	BadConnectionID atomic.Uint64 // announces and scrapes dropped unanswered
-	BadRequest      atomic.Uint64 // malformed packets, answered or not
-	Refused         atomic.Uint64 // torrents the access list excludes
-	RefusedRate     atomic.Uint64 // datagrams over their source's budget, dropped
-	RefusedClient   atomic.Uint64 // announces from clients the filter excludes
-	_               [64]byte
+	Connect, Announce, Scrape [NumFamilies]atomic.Uint64     // answered
+	Errors                    [NumErrorReasons]atomic.Uint64 // error packets sent
+	BadConnectionID           atomic.Uint64                  // announces and scrapes dropped unanswered
+	BadRequest                atomic.Uint64                  // malformed packets, answered or not
+	Refused                   atomic.Uint64                  // torrents the access list excludes
+	RefusedRate               atomic.Uint64                  // datagrams over their source's budget, dropped
+	RefusedClient             atomic.Uint64                  // announces from clients the filter excludes
+	_                         [64]byte
 }
 
 // HTTP counts requests of a group of HTTP connections.
 type HTTP struct {
-	Announce   atomic.Uint64
-	Scrape     atomic.Uint64
-	Error      atomic.Uint64 // failure replies and error statuses sent
-	BadRequest atomic.Uint64 // malformed requests
-	Refused    atomic.Uint64 // torrents the access list excludes
+	Announce, Scrape [NumFamilies]atomic.Uint64     // answered
+	Errors           [NumErrorReasons]atomic.Uint64 // failure replies and error statuses sent
+	BadRequest       atomic.Uint64                  // malformed requests
+	Refused          atomic.Uint64                  // torrents the access list excludes
 	// ConnectionsRefused counts connections closed at http.max_connections.
 	ConnectionsRefused atomic.Uint64
 	// ConnectionsEvicted counts idle connections closed at
@@ -57,9 +114,11 @@ type Database struct {
 	LastSavePeers   atomic.Uint64
 }
 
-// SwarmStats are the store's totals at the time of a scrape.
+// SwarmStats are the store's figures at the time of a look.
 type SwarmStats struct {
-	Torrents, Peers, Seeders, Leechers int
+	Torrents int
+	// Seeders and Leechers per family.
+	Seeders, Leechers [NumFamilies]int
 	// Announces refused because tracker.max_peers or max_torrents was
 	// reached.
 	RefusedPeers, RefusedTorrents uint64
@@ -74,17 +133,25 @@ type Metrics struct {
 
 	start time.Time
 	swarm func() SwarmStats
+	drops atomic.Pointer[func() uint64]
 
 	mu   sync.Mutex
 	udp  []*UDP
 	http []*HTTP
 }
 
-// New returns an empty set. swarm is called at each scrape for the store's
-// totals.
+// New returns an empty set. swarm is called at each look for the store's
+// figures; nil stands for an empty store.
 func New(swarm func() SwarmStats) *Metrics {
+	if swarm == nil {
+		swarm = func() SwarmStats { return SwarmStats{} }
+	}
 	return &Metrics{start: time.Now(), swarm: swarm}
 }
+
+// SetUDPDrops gives the function that reads how many datagrams the kernel
+// dropped at the tracker's UDP sockets.
+func (m *Metrics) SetUDPDrops(f func() uint64) { m.drops.Store(&f) }
 
 // NewUDP returns counters for one more UDP worker.
 func (m *Metrics) NewUDP() *UDP {
@@ -114,83 +181,4 @@ func (m *Metrics) RecordSave(at time.Time, took time.Duration, peers int, err er
 	m.Database.LastSaveUnix.Store(at.Unix())
 	m.Database.LastSaveSeconds.Store(math.Float64bits(took.Seconds()))
 	m.Database.LastSavePeers.Store(uint64(peers))
-}
-
-// Snapshot returns the "trakx" tree of /debug/vars.
-func (m *Metrics) Snapshot() map[string]any {
-	m.mu.Lock()
-	var udp [9]uint64
-	for _, c := range m.udp {
-		for i, v := range []*atomic.Uint64{&c.Connect, &c.Announce, &c.Scrape, &c.Error, &c.BadConnectionID, &c.BadRequest, &c.Refused,
-			&c.RefusedRate, &c.RefusedClient} {
-			udp[i] += v.Load()
-		}
-	}
-	var ht [10]uint64
-	for _, c := range m.http {
-		for i, v := range []*atomic.Uint64{&c.Announce, &c.Scrape, &c.Error, &c.BadRequest, &c.Refused, &c.ConnectionsRefused, &c.ConnectionsEvicted,
-			&c.RefusedRate, &c.RefusedHost, &c.RefusedClient} {
-			ht[i] += v.Load()
-		}
-	}
-	m.mu.Unlock()
-	sw := m.swarm()
-	db := &m.Database
-	return map[string]any{
-		"swarm": map[string]any{
-			"torrents": sw.Torrents, "peers": sw.Peers, "seeders": sw.Seeders, "leechers": sw.Leechers,
-			"refused_peers": sw.RefusedPeers, "refused_torrents": sw.RefusedTorrents,
-		},
-		"udp": map[string]any{
-			"connect": udp[0], "announce": udp[1], "scrape": udp[2], "error": udp[3],
-			"bad_connection_id": udp[4], "bad_request": udp[5], "refused": udp[6],
-		},
-		"http": map[string]any{
-			"announce": ht[0], "scrape": ht[1], "error": ht[2], "bad_request": ht[3], "refused": ht[4],
-			"connections_refused": ht[5], "connections_evicted": ht[6], "connections": m.HTTPConnections.Load(),
-		},
-		"refused": map[string]any{
-			"rate": udp[7] + ht[7], "host": ht[8], "client": udp[8] + ht[9],
-		},
-		"database": map[string]any{
-			"saves":             db.Saves.Load(),
-			"save_errors":       db.SaveErrors.Load(),
-			"last_save_unix":    db.LastSaveUnix.Load(),
-			"last_save_seconds": math.Float64frombits(db.LastSaveSeconds.Load()),
-			"last_save_peers":   db.LastSavePeers.Load(),
-		},
-		"uptime_seconds": int64(time.Since(m.start) / time.Second),
-	}
-}
-
-// Handler serves /debug/vars in expvar's shape: the process's published
-// expvars (cmdline, memstats and any others) plus this tracker's "trakx"
-// tree. The tree is per tracker rather than a global expvar, so that tests
-// can run several trackers in one process. With profiles, it also serves
-// Go's profiles under /debug/pprof/ (config key stats.pprof).
-func (m *Metrics) Handler(profiles bool) http.Handler {
-	mux := http.NewServeMux()
-	if profiles {
-		servePprof(mux)
-	}
-	mux.HandleFunc("GET /debug/vars", func(w http.ResponseWriter, r *http.Request) {
-		vars := map[string]any{}
-		expvar.Do(func(kv expvar.KeyValue) {
-			vars[kv.Key] = json.RawMessage(kv.Value.String())
-		})
-		if _, ok := vars["cmdline"]; !ok {
-			vars["cmdline"] = os.Args
-		}
-		if _, ok := vars["memstats"]; !ok {
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			vars["memstats"] = ms
-		}
-		vars["trakx"] = m.Snapshot()
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", " ")
-		enc.Encode(vars)
-	})
-	return mux
 }

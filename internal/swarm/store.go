@@ -33,8 +33,8 @@ type Config struct {
 
 // Refusals when the store is full.
 var (
-	ErrTooManyPeers    = &bittorrent.ClientError{Message: "tracker is full: no new peers accepted now, try again later"}
-	ErrTooManyTorrents = &bittorrent.ClientError{Message: "tracker is full: no new torrents accepted now, try again later"}
+	ErrTooManyPeers    = &bittorrent.ClientError{Message: "tracker is full: no new peers accepted now, try again later", Kind: bittorrent.KindTrackerFull}
+	ErrTooManyTorrents = &bittorrent.ClientError{Message: "tracker is full: no new torrents accepted now, try again later", Kind: bittorrent.KindTrackerFull}
 )
 
 // totals are the store-wide counts the limits are checked against. They

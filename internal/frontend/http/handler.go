@@ -36,12 +36,12 @@ func (s *Server) handle(c *conn, counters *metrics.HTTP, r *request) {
 	switch string(r.path) {
 	case "/announce", "/scrape":
 	default:
-		s.reply(c, counters, 404, "Not Found", "not found: the announce URL ends in /announce", r.keepAlive)
+		s.reply(c, counters, metrics.ErrNotFound, 404, "Not Found", "not found: the announce URL ends in /announce", r.keepAlive)
 		return
 	}
 	if string(r.method) != "GET" {
 		counters.BadRequest.Add(1)
-		s.reply(c, counters, 405, "Method Not Allowed", "only GET is served", r.keepAlive)
+		s.reply(c, counters, metrics.ErrMalformed, 405, "Method Not Allowed", "only GET is served", r.keepAlive)
 		return
 	}
 	if !ok {
@@ -53,7 +53,7 @@ func (s *Server) handle(c *conn, counters *metrics.HTTP, r *request) {
 		s.announce(c, counters, r, client)
 		return
 	}
-	s.scrape(c, counters, r)
+	s.scrape(c, counters, r, client)
 }
 
 func (s *Server) announce(c *conn, counters *metrics.HTTP, r *request, client netip.Addr) {
@@ -71,7 +71,7 @@ func (s *Server) announce(c *conn, counters *metrics.HTTP, r *request, client ne
 		s.refuse(c, counters, err, r.keepAlive)
 		return
 	}
-	counters.Announce.Add(1)
+	counters.Announce[metrics.FamilyOf(client)].Add(1)
 	if s.log.IsLevelEnabled(logrus.DebugLevel) {
 		s.log.Debugf("http announce %s from %s port %d event %d left %d: %d peers", c.req.InfoHash, client, c.req.Port, c.req.Event, c.req.Left, len(c.resp.Peers4)+len(c.resp.Peers6))
 	}
@@ -79,7 +79,7 @@ func (s *Server) announce(c *conn, counters *metrics.HTTP, r *request, client ne
 	compose(c, 200, "OK", r.keepAlive)
 }
 
-func (s *Server) scrape(c *conn, counters *metrics.HTTP, r *request) {
+func (s *Server) scrape(c *conn, counters *metrics.HTTP, r *request, client netip.Addr) {
 	var err error
 	c.hashes, err = httpproto.ParseScrape(r.query, c.hashes[:0])
 	if err != nil {
@@ -96,7 +96,7 @@ func (s *Server) scrape(c *conn, counters *metrics.HTTP, r *request) {
 		}
 		c.stats = append(c.stats, st)
 	}
-	counters.Scrape.Add(1)
+	counters.Scrape[metrics.FamilyOf(client)].Add(1)
 	c.body = httpproto.AppendScrapeResponse(c.body[:0], c.hashes, c.stats)
 	compose(c, 200, "OK", r.keepAlive)
 }
@@ -122,12 +122,13 @@ func (s *Server) fail(c *conn, counters *metrics.HTTP, err error, keepAlive bool
 	} else {
 		s.log.WithError(err).Error("http request failed")
 	}
-	s.reply(c, counters, 200, "OK", msg, keepAlive)
+	s.reply(c, counters, metrics.ReasonOf(err), 200, "OK", msg, keepAlive)
 }
 
-// reply composes a bencoded failure reason with the given status.
-func (s *Server) reply(c *conn, counters *metrics.HTTP, status int, text, reason string, keepAlive bool) {
-	counters.Error.Add(1)
+// reply composes a bencoded failure reason with the given status, and
+// counts it as an error of the kind why.
+func (s *Server) reply(c *conn, counters *metrics.HTTP, why metrics.ErrorReason, status int, text, reason string, keepAlive bool) {
+	counters.Errors[why].Add(1)
 	c.body = httpproto.AppendFailure(c.body[:0], reason)
 	compose(c, status, text, keepAlive)
 }
@@ -178,7 +179,7 @@ func (s *Server) reject(nc net.Conn, c *conn, counters *metrics.HTTP, status int
 		s.refuseRate(c, counters)
 	} else {
 		counters.BadRequest.Add(1)
-		s.reply(c, counters, status, text, reason, false)
+		s.reply(c, counters, metrics.ErrMalformed, status, text, reason, false)
 	}
 	s.write(nc, c)
 	closeGracefully(nc, c.in[:])

@@ -154,7 +154,7 @@ func (w *worker) handle(pkt []byte, from netip.AddrPort, now uint32, out []byte)
 			w.counters.BadRequest.Add(1)
 			return out
 		}
-		w.counters.Connect.Add(1)
+		w.counters.Connect[metrics.FamilyOf(addr)].Add(1)
 		return udpproto.AppendConnectResponse(out, h.TransactionID, w.ids.Issue(addr, now))
 	}
 	// Nothing but a connect is answered without a valid connection id: a
@@ -167,7 +167,7 @@ func (w *worker) handle(pkt []byte, from netip.AddrPort, now uint32, out []byte)
 	case udpproto.ActionAnnounce:
 		return w.announce(pkt, h.TransactionID, addr, out)
 	case udpproto.ActionScrape:
-		return w.scrape(pkt, h.TransactionID, out)
+		return w.scrape(pkt, h.TransactionID, addr, out)
 	}
 	w.counters.BadRequest.Add(1)
 	return w.fail(out, h.TransactionID, udpproto.ErrUnknownAction)
@@ -184,21 +184,21 @@ func (w *worker) announce(pkt []byte, tx uint32, addr netip.Addr, out []byte) []
 	if err := w.tracker.Announce(&w.req, &w.resp); err != nil {
 		return w.refuse(out, tx, err)
 	}
-	w.counters.Announce.Add(1)
+	w.counters.Announce[metrics.FamilyOf(addr)].Add(1)
 	if w.log.IsLevelEnabled(logrus.DebugLevel) {
 		w.log.Debugf("udp announce %s from %s port %d event %d left %d: %d peers", w.req.InfoHash, addr, w.req.Port, w.req.Event, w.req.Left, len(w.resp.Peers4)+len(w.resp.Peers6))
 	}
 	return udpproto.AppendAnnounceResponse(out, tx, &w.resp, addr.Is6())
 }
 
-func (w *worker) scrape(pkt []byte, tx uint32, out []byte) []byte {
+func (w *worker) scrape(pkt []byte, tx uint32, addr netip.Addr, out []byte) []byte {
 	var err error
 	w.hashes, err = udpproto.ParseScrape(pkt, w.hashes[:0])
 	if err != nil {
 		w.counters.BadRequest.Add(1)
 		return w.fail(out, tx, err)
 	}
-	w.counters.Scrape.Add(1)
+	w.counters.Scrape[metrics.FamilyOf(addr)].Add(1)
 	out = udpproto.AppendScrapeResponseHeader(out, tx)
 	for i := range w.hashes {
 		st, err := w.tracker.Scrape(&w.hashes[i])
@@ -224,7 +224,7 @@ func (w *worker) refuse(out []byte, tx uint32, err error) []byte {
 // fail turns an error into an error packet. Errors that are not meant for
 // the client are logged and reported as an internal error.
 func (w *worker) fail(out []byte, tx uint32, err error) []byte {
-	w.counters.Error.Add(1)
+	w.counters.Errors[metrics.ReasonOf(err)].Add(1)
 	var ce *bittorrent.ClientError
 	if !errors.As(err, &ce) {
 		w.log.WithError(err).Error("udp request failed")
