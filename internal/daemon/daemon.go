@@ -24,7 +24,9 @@ import (
 	"github.com/trakx/trakx/internal/frontend/udp"
 	"github.com/trakx/trakx/internal/logging"
 	"github.com/trakx/trakx/internal/metrics"
+	"github.com/trakx/trakx/internal/promexport"
 	"github.com/trakx/trakx/internal/ratelimit"
+	"github.com/trakx/trakx/internal/sockstat"
 	"github.com/trakx/trakx/internal/swarm"
 	"github.com/trakx/trakx/internal/udpproto"
 )
@@ -128,6 +130,7 @@ func (d *Daemon) Start() error {
 	for _, c := range socks.udp {
 		d.udp = append(d.udp, udp.NewServer(c, d.gate, ids, d.budget, d.metrics, d.log))
 	}
+	d.metrics.SetUDPDrops(sockstat.UDPDrops(socks.udp))
 	proxies, _ := d.cfg.HTTP.TrustedProxyPrefixes() // checked by Validate
 	httpOpts := http.Options{
 		ReadTimeout:    d.cfg.HTTP.ReadTimeout.Duration,
@@ -154,7 +157,9 @@ func (d *Daemon) Start() error {
 		d.goServe(s.Serve)
 	}
 	if d.statsLn != nil {
-		d.stats = &nethttp.Server{Handler: d.metrics.Handler(d.cfg.Stats.Pprof), ReadHeaderTimeout: 5 * time.Second}
+		mux := d.metrics.Handler(d.cfg.Stats.Pprof)
+		mux.Handle("GET /metrics", promexport.Handler(d.metrics, d.version))
+		d.stats = &nethttp.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		d.goServe(func() { d.stats.Serve(d.statsLn) })
 	}
 	// The sweep follows peer_ttl, which a reload may change.
@@ -207,7 +212,7 @@ func (d *Daemon) serving(inherited bool, list *access.List) string {
 		parts = append(parts, "http "+s.Addr().String()+from)
 	}
 	if d.statsLn != nil {
-		parts = append(parts, "stats http://"+d.statsLn.Addr().String()+"/debug/vars")
+		parts = append(parts, "stats http://"+d.statsLn.Addr().String()+"/debug/vars and /metrics")
 	}
 	acl := "access off"
 	if list.Mode() != access.Off {

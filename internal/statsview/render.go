@@ -1,0 +1,96 @@
+package statsview
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// View is what one screen shows: two samples and the time between them,
+// from which rates come.
+type View struct {
+	Addr     string
+	Prev     Sample // nil: no rates yet
+	Cur      Sample
+	Elapsed  time.Duration
+	Now      time.Time
+	Interval time.Duration // the sampling interval, as the person asked
+}
+
+// Render writes the summary. Every figure stands next to its word
+// ("peers: 13", "seeders 5", "udp 150/s"), so that it reads and greps
+// well.
+func Render(w io.Writer, v *View) {
+	s := v.Cur
+	rate := func(name string, labels ...string) string {
+		if v.Prev == nil {
+			return "-"
+		}
+		return formatRate(s.Rate(v.Prev, v.Elapsed, name, labels...))
+	}
+	count := func(name string, labels ...string) string { return fmt.Sprintf("%.0f", s.Sum(name, labels...)) }
+
+	fmt.Fprintf(w, "trakx %s at %s, up %s\n", buildVersion(s), v.Addr, uptime(s, v.Now))
+	fmt.Fprintf(w, "peers: %s (seeders %s, leechers %s; ipv4 %s, ipv6 %s)\n", count("trakx_peers"),
+		count("trakx_peers", "role", "seeder"), count("trakx_peers", "role", "leecher"),
+		count("trakx_peers", "family", "ipv4"), count("trakx_peers", "family", "ipv6"))
+	fmt.Fprintf(w, "torrents: %s\n", count("trakx_torrents"))
+	fmt.Fprintf(w, "requests: udp %s/s, http %s/s (over %s)\n", rate("trakx_requests_total", "protocol", "udp"),
+		rate("trakx_requests_total", "protocol", "http"), v.Interval)
+	fmt.Fprintf(w, "  udp: connect %s/s, announce %s/s, scrape %s/s\n", rate("trakx_requests_total", "protocol", "udp", "action", "connect"),
+		rate("trakx_requests_total", "protocol", "udp", "action", "announce"), rate("trakx_requests_total", "protocol", "udp", "action", "scrape"))
+	fmt.Fprintf(w, "  http: announce %s/s, scrape %s/s\n", rate("trakx_requests_total", "protocol", "http", "action", "announce"),
+		rate("trakx_requests_total", "protocol", "http", "action", "scrape"))
+	fmt.Fprintf(w, "  ipv4 %s/s, ipv6 %s/s\n", rate("trakx_requests_total", "family", "ipv4"), rate("trakx_requests_total", "family", "ipv6"))
+	fmt.Fprintf(w, "errors: udp %s/s, http %s/s (since start: udp %s, http %s)\n", rate("trakx_errors_total", "protocol", "udp"),
+		rate("trakx_errors_total", "protocol", "http"), count("trakx_errors_total", "protocol", "udp"), count("trakx_errors_total", "protocol", "http"))
+	fmt.Fprintf(w, "refused: %s/s (since start: rate %s, host %s, client %s, access_list %s, tracker_full %s, connection_cap %s)\n",
+		rate("trakx_refused_total"), count("trakx_refused_total", "reason", "rate"), count("trakx_refused_total", "reason", "host"),
+		count("trakx_refused_total", "reason", "client"), count("trakx_refused_total", "reason", "access_list"),
+		fmt.Sprintf("%.0f", s.Sum("trakx_refused_total", "reason", "tracker_full_peers")+s.Sum("trakx_refused_total", "reason", "tracker_full_torrents")),
+		count("trakx_refused_total", "reason", "connection_cap"))
+	fmt.Fprintf(w, "http connections: %s (evicted %s)\n", count("trakx_http_connections"), count("trakx_http_connections_evicted_total"))
+	fmt.Fprintf(w, "udp receive drops: %s (%s/s)\n", count("trakx_udp_receive_drops_total"), rate("trakx_udp_receive_drops_total"))
+	fmt.Fprintf(w, "%s\n", lastSave(s, v.Now))
+}
+
+func formatRate(r float64) string {
+	if r >= 100 || r == 0 {
+		return fmt.Sprintf("%.0f", r)
+	}
+	return fmt.Sprintf("%.1f", r)
+}
+
+// buildVersion reads trakx_build_info's version label.
+func buildVersion(s Sample) string {
+	for series := range s {
+		if rest, ok := strings.CutPrefix(series, "trakx_build_info{"); ok {
+			if _, after, ok := strings.Cut(","+rest, `,version="`); ok {
+				v, _, _ := strings.Cut(after, `"`)
+				return v
+			}
+		}
+	}
+	return "(unknown version)"
+}
+
+func uptime(s Sample, now time.Time) string {
+	start, ok := s["process_start_time_seconds"]
+	if !ok || start == 0 {
+		return "?"
+	}
+	return now.Sub(time.Unix(int64(start), 0)).Round(time.Second).String()
+}
+
+func lastSave(s Sample, now time.Time) string {
+	saves, failed := s.Sum("trakx_database_saves_total", "result", "ok"), s.Sum("trakx_database_saves_total", "result", "error")
+	at := s["trakx_database_last_save_timestamp_seconds"]
+	if at == 0 {
+		return fmt.Sprintf("last save: none yet (saves %.0f, failed %.0f)", saves, failed)
+	}
+	t := time.Unix(int64(at), 0)
+	return fmt.Sprintf("last save: %s (%s ago), took %.3fs, peers %.0f (saves %.0f, failed %.0f)",
+		t.UTC().Format("2006-01-02 15:04:05 UTC"), now.Sub(t).Round(time.Second), s["trakx_database_save_duration_seconds"],
+		s["trakx_database_last_save_peers"], saves, failed)
+}
