@@ -55,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return checkConfig(args, stdout, stderr)
 	case "bench":
 		return bench(args, stdout, stderr)
+	case "stats":
+		return stats(args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "trakx %s (commit %s, %s)\n", version, commit, runtime.Version())
 		return 0
@@ -73,6 +75,8 @@ func usage(w io.Writer) {
   trakx [run] [-config PATH]         run the tracker in the foreground
   trakx check-config [-config PATH]  validate and print the effective configuration
   trakx version, trakx --version     print version, commit and Go version
+  trakx stats [-config PATH | -addr HOST:PORT] [-watch] [-interval D]
+                                     a running tracker's figures, from its stats listener
   trakx bench [flags]                load-test a tracker (flags below)
   trakx help, trakx -h               this text
 

@@ -380,7 +380,7 @@ func TestManPageListsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	man := string(page)
-	for _, command := range []string{"check\\-config", "version", "\\-\\-version", "bench", "help", "\\-h"} {
+	for _, command := range []string{"check\\-config", "version", "\\-\\-version", "bench", "stats", "help", "\\-h"} {
 		if !strings.Contains(man, ".B trakx "+command) && !strings.Contains(man, ".B "+command) {
 			t.Errorf("trakx(8) has no command %s", command)
 		}
