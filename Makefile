@@ -16,7 +16,7 @@ STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Dates in the package come from the last commit, so builds repeat exactly.
 DATE    := $(shell git log -1 --format=%cD 2>/dev/null || date -R)
 
-.PHONY: all build test lint fuzz bench mem clean package package-files lintian e2e
+.PHONY: all build test lint fuzz bench mem clean package package-files lintian e2e webtorrent
 
 all: build
 
@@ -27,10 +27,17 @@ build:
 # detector; the allocation assertions again without it (it changes what
 # allocates). The request-path benchmarks check their own replies, so they run
 # once too: a benchmark that measures an empty reply must fail, not rot.
-test: lint
+test: lint webtorrent
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'Allocat' ./internal/...
 	$(GO) test -run '^$$' -bench Announce -benchtime 1x ./internal/...
+
+# Real WebTorrent clients and the reference tracker (npm, pinned by
+# test/webtorrent/package-lock.json) for the WebSocket tests; without npm,
+# those tests skip (CI requires them).
+webtorrent:
+	@if command -v npm >/dev/null; then cd test/webtorrent && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: the WebTorrent client tests will skip"; fi
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"time"
 
 	"github.com/trakx/trakx/internal/loadgen"
 )
@@ -25,6 +26,8 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch {
+	case *modes.wsIdle > 0:
+		return holdIdleWebSockets(cfg, *modes.wsIdle, stdout, stderr)
 	case floodCfg.Source != "" || floodCfg.Sources > 0:
 		floodCfg.Target, floodCfg.Duration = cfg.Target, cfg.Duration
 		return runFlood(floodCfg, stdout, stderr)
@@ -78,6 +81,7 @@ type benchModes struct {
 	fill       *int64
 	cpuProfile *string
 	hashes     *bool
+	wsIdle     *int
 }
 
 // benchFlags are trakx bench's flags: the load's go into cfg.
@@ -85,7 +89,7 @@ func benchFlags(cfg *loadgen.Config, output io.Writer) (*flag.FlagSet, benchMode
 	fs := flag.NewFlagSet("trakx bench", flag.ContinueOnError)
 	fs.SetOutput(output)
 	fs.StringVar(&cfg.Target, "target", "127.0.0.1:6969", "tracker address, host:port")
-	fs.StringVar(&cfg.Protocol, "protocol", cfg.Protocol, "udp or http")
+	fs.StringVar(&cfg.Protocol, "protocol", cfg.Protocol, "udp, http, or ws (WebTorrent announces over WebSocket, one at a time per -workers connection)")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long to measure")
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "load sent before measuring")
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "UDP sockets, or HTTP connections")
@@ -105,6 +109,7 @@ func benchFlags(cfg *loadgen.Config, output io.Writer) (*flag.FlagSet, benchMode
 		fill:       fs.Int64("fill", 0, "instead of measuring, announce this many distinct peers over UDP (spread over -torrents) and exit"),
 		cpuProfile: fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file"),
 		hashes:     fs.Bool("hashes", false, "instead of measuring, print the -torrents info hashes in hex, one per line (a whitelist)"),
+		wsIdle:     fs.Int("ws-idle", 0, "instead of measuring, open this many WebSockets, announce once on each (over -torrents), print \"ready\" and hold them for -duration"),
 	}
 }
 
@@ -130,5 +135,19 @@ func runFlood(f *loadgen.FloodConfig, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "trakx bench: no answer from %s: is a tracker listening there?\n", f.Target)
 		return 1
 	}
+	return 0
+}
+
+// holdIdleWebSockets opens n idle WebTorrent peers and holds them, for a
+// tracker's memory to be measured meanwhile.
+func holdIdleWebSockets(cfg loadgen.Config, n int, stdout, stderr io.Writer) int {
+	closeAll, err := loadgen.IdleWebSockets(cfg.Target, n, cfg.Torrents, 10*cfg.Timeout)
+	if err != nil {
+		fmt.Fprintln(stderr, "trakx bench:", err)
+		return 1
+	}
+	defer closeAll()
+	fmt.Fprintf(stdout, "ready: %d WebSocket peers announced in %d torrents; holding them %v\n", n, min(n, cfg.Torrents), cfg.Duration)
+	time.Sleep(cfg.Duration)
 	return 0
 }

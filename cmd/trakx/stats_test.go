@@ -63,7 +63,7 @@ func TestStatsCommand(t *testing.T) {
 			t.Fatalf("%v: exit %d: %s", args, code, stderr)
 		}
 		for _, want := range []string{"trakx " + testVersion + " at " + stats, "peers: 3 (seeders 1, leechers 2; ipv4 3, ipv6 0)",
-			"torrents: 1", "requests: udp 0/s, http 0/s (over 100ms)", "refused: 0/s (since start: rate 0, host 0",
+			"torrents: 1", "requests: udp 0/s, http 0/s, websocket 0/s (over 100ms)", "refused: 0/s (since start: rate 0, host 0",
 			"udp receive drops: 0", "last save: none yet"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("%v: no %q in:\n%s", args, want, out)

@@ -28,14 +28,31 @@ func (g *Gate) SetList(l *List) { g.list.Store(l) }
 // SetClients replaces the client filter.
 func (g *Gate) SetClients(c *Clients) { g.clients.Store(c) }
 
-// Announce refuses a client the filter excludes, then a torrent the list
-// excludes, and passes others on.
-func (g *Gate) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.AnnounceResponse) error {
-	if !g.clients.Load().Allowed(&req.PeerID) {
+// Admit refuses a client the filter excludes, then a torrent the list
+// excludes: the checks of an announce, for frontends with swarms of their
+// own (WebSocket).
+func (g *Gate) Admit(h *bittorrent.InfoHash, id *bittorrent.PeerID) error {
+	if !g.clients.Load().Allowed(id) {
 		return bittorrent.ErrClientNotAllowed
 	}
-	if !g.list.Load().Allowed(&req.InfoHash) {
+	if !g.list.Load().Allowed(h) {
 		return bittorrent.ErrNotAllowed
+	}
+	return nil
+}
+
+// AdmitTorrent refuses a torrent the list excludes: the check of a scrape.
+func (g *Gate) AdmitTorrent(h *bittorrent.InfoHash) error {
+	if !g.list.Load().Allowed(h) {
+		return bittorrent.ErrNotAllowed
+	}
+	return nil
+}
+
+// Announce refuses what Admit refuses, and passes others on.
+func (g *Gate) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.AnnounceResponse) error {
+	if err := g.Admit(&req.InfoHash, &req.PeerID); err != nil {
+		return err
 	}
 	return g.next.Announce(req, resp)
 }
@@ -43,8 +60,8 @@ func (g *Gate) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.Announ
 // Scrape refuses a torrent the list excludes, and passes others on. A
 // scrape names no client, so the client filter does not apply.
 func (g *Gate) Scrape(h *bittorrent.InfoHash) (bittorrent.ScrapeStats, error) {
-	if !g.list.Load().Allowed(h) {
-		return bittorrent.ScrapeStats{}, bittorrent.ErrNotAllowed
+	if err := g.AdmitTorrent(h); err != nil {
+		return bittorrent.ScrapeStats{}, err
 	}
 	return g.next.Scrape(h)
 }

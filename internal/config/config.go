@@ -53,14 +53,15 @@ func (d Duration) MarshalText() ([]byte, error) {
 
 // Config is the whole configuration.
 type Config struct {
-	Log      Log      `toml:"log"`
-	Tracker  Tracker  `toml:"tracker"`
-	UDP      UDP      `toml:"udp"`
-	HTTP     HTTP     `toml:"http"`
-	Stats    Stats    `toml:"stats"`
-	Database Database `toml:"database"`
-	Access   Access   `toml:"access"`
-	Limits   Limits   `toml:"limits"`
+	Log       Log       `toml:"log"`
+	Tracker   Tracker   `toml:"tracker"`
+	UDP       UDP       `toml:"udp"`
+	HTTP      HTTP      `toml:"http"`
+	Stats     Stats     `toml:"stats"`
+	Database  Database  `toml:"database"`
+	Access    Access    `toml:"access"`
+	Limits    Limits    `toml:"limits"`
+	WebSocket WebSocket `toml:"websocket"`
 }
 
 type Log struct {
@@ -96,6 +97,16 @@ type HTTP struct {
 	// AllowedHosts are the host names requests may be addressed to (the
 	// Host header); empty: any.
 	AllowedHosts []string `toml:"allowed_hosts"`
+	// WebSocket serves WebTorrent clients over WebSocket at the announce
+	// path.
+	WebSocket bool `toml:"websocket"`
+}
+
+// WebSocket is the WebTorrent frontend's section.
+type WebSocket struct {
+	MaxConnections  int64 `toml:"max_connections"`
+	MaxOffers       int   `toml:"max_offers"`
+	MaxMessageBytes int   `toml:"max_message_bytes"`
 }
 
 type Stats struct {
@@ -159,11 +170,15 @@ func Default() Config {
 			MaxConnections:           10_000,
 			MaxRequestsPerConnection: 1000,
 			AllowedHosts:             []string{},
+			WebSocket:                true,
 		},
 		Stats:    Stats{Listen: "127.0.0.1:6880"},
 		Database: Database{Path: filepath.Join(dbDir, "peers.db"), SaveInterval: Duration{5 * time.Minute}},
 		Access:   Access{Mode: "off", File: "/etc/trakx/access.txt", ClientAllow: []string{}, ClientDeny: []string{}},
 		Limits:   Limits{PerIPRate: 0, PerIPBurst: 20, TrackedIPs: 1_000_000},
+		// Half of http.max_connections: long-lived WebSockets leave the
+		// other half to announces over plain HTTP.
+		WebSocket: WebSocket{MaxConnections: 5000, MaxOffers: 10, MaxMessageBytes: 64 << 10},
 	}
 }
 
@@ -295,6 +310,7 @@ func (c *Config) Validate() error {
 		bad("access.mode", "%q is not one of off, allow, deny", c.Access.Mode)
 	}
 	c.validateLimits(bad)
+	c.validateWebSocket(bad)
 	c.validateHostsAndClients(bad)
 	return errors.Join(errs...)
 }
@@ -308,6 +324,19 @@ func (c *Config) validateLimits(bad func(key, format string, args ...any)) {
 	}
 	if c.Limits.TrackedIPs < 1 || c.Limits.TrackedIPs > MaxTrackedIPs {
 		bad("limits.tracked_ips", "%d is not between 1 and %d", c.Limits.TrackedIPs, MaxTrackedIPs)
+	}
+}
+
+func (c *Config) validateWebSocket(bad func(key, format string, args ...any)) {
+	w := &c.WebSocket
+	if w.MaxConnections < 1 {
+		bad("websocket.max_connections", "%d is not a positive number", w.MaxConnections)
+	}
+	if w.MaxOffers < 1 || w.MaxOffers > 50 {
+		bad("websocket.max_offers", "%d is not between 1 and 50", w.MaxOffers)
+	}
+	if w.MaxMessageBytes < 1024 || w.MaxMessageBytes > 16<<20 {
+		bad("websocket.max_message_bytes", "%d is not between 1024 and 16777216", w.MaxMessageBytes)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/trakx/trakx/internal/config"
 	"github.com/trakx/trakx/internal/frontend/http"
 	"github.com/trakx/trakx/internal/frontend/udp"
+	"github.com/trakx/trakx/internal/frontend/websocket"
 	"github.com/trakx/trakx/internal/logging"
 	"github.com/trakx/trakx/internal/metrics"
 	"github.com/trakx/trakx/internal/promexport"
@@ -54,6 +55,7 @@ type Daemon struct {
 
 	udp     []*udp.Server
 	http    []*http.Server
+	ws      *websocket.Server // nil: WebSocket off
 	stats   *nethttp.Server
 	statsLn net.Listener
 
@@ -76,6 +78,20 @@ func New(cfg config.Config, configPath, version string, log *logrus.Logger) *Dae
 			RefusedPeers: st.RefusedPeers, RefusedTorrents: st.RefusedTorrents}
 	})
 	return d
+}
+
+// newWebSocket makes the WebTorrent frontend, which the HTTP servers hand
+// their upgrades to.
+func (d *Daemon) newWebSocket(readTimeout, writeTimeout time.Duration) *websocket.Server {
+	w := &d.cfg.WebSocket
+	return websocket.NewServer(websocket.Options{
+		MaxConnections: w.MaxConnections, MaxOffers: w.MaxOffers, MaxMessageBytes: w.MaxMessageBytes,
+		ReadTimeout: readTimeout, WriteTimeout: writeTimeout, Budget: d.budget,
+		Intervals: func() (time.Duration, time.Duration) {
+			c := d.store.Config()
+			return c.AnnounceInterval, c.PeerTTL
+		},
+	}, d.gate, d.metrics, d.log)
 }
 
 func budgetConfig(cfg *config.Config) ratelimit.Config {
@@ -142,6 +158,10 @@ func (d *Daemon) Start() error {
 		Open:           &d.metrics.HTTPConnections,
 		Budget:         d.budget,
 	}
+	if d.cfg.HTTP.WebSocket && len(socks.tcp) > 0 {
+		d.ws = d.newWebSocket(httpOpts.ReadTimeout, httpOpts.WriteTimeout)
+		httpOpts.WebSocket = d.ws
+	}
 	hosts := http.NewHosts(d.cfg.HTTP.AllowedHosts)
 	for _, ln := range socks.tcp {
 		deferAccept(ln, httpOpts.ReadTimeout)
@@ -155,6 +175,9 @@ func (d *Daemon) Start() error {
 	}
 	for _, s := range d.http {
 		d.goServe(s.Serve)
+	}
+	if d.ws != nil {
+		d.goServe(func() { d.ws.Run(d.stopping) })
 	}
 	if d.statsLn != nil {
 		mux := d.metrics.Handler(d.cfg.Stats.Pprof)
@@ -210,6 +233,9 @@ func (d *Daemon) serving(inherited bool, list *access.List) string {
 	}
 	for _, s := range d.http {
 		parts = append(parts, "http "+s.Addr().String()+from)
+	}
+	if d.ws != nil {
+		parts = append(parts, "websocket at /announce on the http listeners")
 	}
 	if d.statsLn != nil {
 		parts = append(parts, "stats http://"+d.statsLn.Addr().String()+"/debug/vars and /metrics")
@@ -272,6 +298,9 @@ func (d *Daemon) goServe(f func()) {
 // save's error.
 func (d *Daemon) Stop() error {
 	close(d.stopping)
+	if d.ws != nil {
+		d.ws.Close() // goodbye frames, before the listeners wake everyone
+	}
 	for _, s := range d.udp {
 		s.Close()
 	}

@@ -151,33 +151,43 @@ func TestPrometheusAgreesWithDebugVars(t *testing.T) {
 	vars := tt.Vars(t, d.StatsAddr().String())
 	m := scrapeMetrics(t, d)
 	for key, value := range map[string]float64{
-		"trakx.swarm.torrents":             m.Sum("trakx_torrents"),
-		"trakx.swarm.peers":                m.Sum("trakx_peers"),
-		"trakx.swarm.seeders":              m.Sum("trakx_peers", "role", "seeder"),
-		"trakx.swarm.leechers":             m.Sum("trakx_peers", "role", "leecher"),
-		"trakx.swarm.refused_peers":        m.Sum("trakx_refused_total", "reason", "tracker_full_peers"),
-		"trakx.swarm.refused_torrents":     m.Sum("trakx_refused_total", "reason", "tracker_full_torrents"),
-		"trakx.udp.connect":                m.Sum("trakx_requests_total", "protocol", "udp", "action", "connect"),
-		"trakx.udp.announce":               m.Sum("trakx_requests_total", "protocol", "udp", "action", "announce"),
-		"trakx.udp.scrape":                 m.Sum("trakx_requests_total", "protocol", "udp", "action", "scrape"),
-		"trakx.udp.error":                  m.Sum("trakx_errors_total", "protocol", "udp"),
-		"trakx.udp.bad_connection_id":      m.Sum("trakx_bad_requests_total", "protocol", "udp", "reason", "bad_connection_id"),
-		"trakx.udp.bad_request":            m.Sum("trakx_bad_requests_total", "protocol", "udp", "reason", "malformed"),
-		"trakx.udp.receive_drops":          m.Sum("trakx_udp_receive_drops_total"),
-		"trakx.http.announce":              m.Sum("trakx_requests_total", "protocol", "http", "action", "announce"),
-		"trakx.http.scrape":                m.Sum("trakx_requests_total", "protocol", "http", "action", "scrape"),
-		"trakx.http.error":                 m.Sum("trakx_errors_total", "protocol", "http"),
-		"trakx.http.bad_request":           m.Sum("trakx_bad_requests_total", "protocol", "http"),
-		"trakx.http.connections_refused":   m.Sum("trakx_refused_total", "reason", "connection_cap"),
-		"trakx.http.connections_evicted":   m.Sum("trakx_http_connections_evicted_total"),
-		"trakx.refused.rate":               m.Sum("trakx_refused_total", "reason", "rate"),
-		"trakx.refused.host":               m.Sum("trakx_refused_total", "reason", "host"),
-		"trakx.refused.client":             m.Sum("trakx_refused_total", "reason", "client"),
-		"trakx.database.saves":             m.Sum("trakx_database_saves_total", "result", "ok"),
-		"trakx.database.save_errors":       m.Sum("trakx_database_saves_total", "result", "error"),
-		"trakx.database.last_save_unix":    m.Sum("trakx_database_last_save_timestamp_seconds"),
-		"trakx.database.last_save_seconds": m.Sum("trakx_database_save_duration_seconds"),
-		"trakx.database.last_save_peers":   m.Sum("trakx_database_last_save_peers"),
+		"trakx.swarm.torrents":                m.Sum("trakx_torrents"),
+		"trakx.swarm.peers":                   m.Sum("trakx_peers"),
+		"trakx.swarm.seeders":                 m.Sum("trakx_peers", "role", "seeder"),
+		"trakx.swarm.leechers":                m.Sum("trakx_peers", "role", "leecher"),
+		"trakx.swarm.refused_peers":           m.Sum("trakx_refused_total", "reason", "tracker_full_peers"),
+		"trakx.swarm.refused_torrents":        m.Sum("trakx_refused_total", "reason", "tracker_full_torrents"),
+		"trakx.udp.connect":                   m.Sum("trakx_requests_total", "protocol", "udp", "action", "connect"),
+		"trakx.udp.announce":                  m.Sum("trakx_requests_total", "protocol", "udp", "action", "announce"),
+		"trakx.udp.scrape":                    m.Sum("trakx_requests_total", "protocol", "udp", "action", "scrape"),
+		"trakx.udp.error":                     m.Sum("trakx_errors_total", "protocol", "udp"),
+		"trakx.udp.bad_connection_id":         m.Sum("trakx_bad_requests_total", "protocol", "udp", "reason", "bad_connection_id"),
+		"trakx.udp.bad_request":               m.Sum("trakx_bad_requests_total", "protocol", "udp", "reason", "malformed"),
+		"trakx.udp.receive_drops":             m.Sum("trakx_udp_receive_drops_total"),
+		"trakx.http.announce":                 m.Sum("trakx_requests_total", "protocol", "http", "action", "announce"),
+		"trakx.http.scrape":                   m.Sum("trakx_requests_total", "protocol", "http", "action", "scrape"),
+		"trakx.http.error":                    m.Sum("trakx_errors_total", "protocol", "http"),
+		"trakx.http.bad_request":              m.Sum("trakx_bad_requests_total", "protocol", "http"),
+		"trakx.http.connections_refused":      m.Sum("trakx_refused_total", "reason", "connection_cap"),
+		"trakx.http.connections_evicted":      m.Sum("trakx_http_connections_evicted_total"),
+		"trakx.refused.rate":                  m.Sum("trakx_refused_total", "reason", "rate"),
+		"trakx.refused.host":                  m.Sum("trakx_refused_total", "reason", "host"),
+		"trakx.refused.client":                m.Sum("trakx_refused_total", "reason", "client"),
+		"trakx.database.saves":                m.Sum("trakx_database_saves_total", "result", "ok"),
+		"trakx.database.save_errors":          m.Sum("trakx_database_saves_total", "result", "error"),
+		"trakx.database.last_save_unix":       m.Sum("trakx_database_last_save_timestamp_seconds"),
+		"trakx.database.last_save_seconds":    m.Sum("trakx_database_save_duration_seconds"),
+		"trakx.database.last_save_peers":      m.Sum("trakx_database_last_save_peers"),
+		"trakx.websocket.connections":         m.Sum("trakx_websocket_connections"),
+		"trakx.websocket.connections_refused": m.Sum("trakx_refused_total", "reason", "websocket_cap"),
+		"trakx.websocket.announce":            m.Sum("trakx_requests_total", "protocol", "websocket", "action", "announce"),
+		"trakx.websocket.scrape":              m.Sum("trakx_requests_total", "protocol", "websocket", "action", "scrape"),
+		"trakx.websocket.offers":              m.Sum("trakx_websocket_relayed_total", "kind", "offer"),
+		"trakx.websocket.answers":             m.Sum("trakx_websocket_relayed_total", "kind", "answer"),
+		"trakx.websocket.error":               m.Sum("trakx_errors_total", "protocol", "websocket"),
+		"trakx.websocket.bad_request":         m.Sum("trakx_bad_requests_total", "protocol", "websocket"),
+		"trakx.websocket.peers":               m.Sum("trakx_websocket_peers"),
+		"trakx.websocket.torrents":            m.Sum("trakx_websocket_torrents"),
 	} {
 		got, ok := tt.Lookup(vars, key)
 		if !ok || got != value {
@@ -186,7 +196,8 @@ func TestPrometheusAgreesWithDebugVars(t *testing.T) {
 	}
 	udpRefused, _ := tt.Lookup(vars, "trakx.udp.refused")
 	httpRefused, _ := tt.Lookup(vars, "trakx.http.refused")
-	if m.Sum("trakx_refused_total", "reason", "access_list") != udpRefused+httpRefused {
+	wsRefused, _ := tt.Lookup(vars, "trakx.websocket.refused")
+	if m.Sum("trakx_refused_total", "reason", "access_list") != udpRefused+httpRefused+wsRefused {
 		t.Error("access-list refusals disagree")
 	}
 	if m.Sum("trakx_peers") != 3 || m.Sum("trakx_refused_total", "reason", "rate") != 1 || m.Sum("trakx_database_last_save_peers") != 3 {

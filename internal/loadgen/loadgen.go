@@ -21,7 +21,7 @@ import (
 // Config describes a load.
 type Config struct {
 	Target   string        // host:port of the tracker
-	Protocol string        // "udp" or "http"
+	Protocol string        // "udp", "http" or "ws" (WebTorrent announces, without offers)
 	Duration time.Duration // how long to send
 	Warmup   time.Duration // sent but not counted
 	Workers  int           // sockets (UDP) or connections (HTTP)
@@ -157,8 +157,10 @@ func Run(cfg Config) (*Result, error) {
 				errs[w] = runUDP(&cfg, gen, st, &counting, stop)
 			case "http":
 				errs[w] = runHTTP(&cfg, gen, st, &counting, stop)
+			case "ws":
+				errs[w] = runWS(&cfg, gen, st, &counting, stop)
 			default:
-				errs[w] = fmt.Errorf("protocol %q is neither udp nor http", cfg.Protocol)
+				errs[w] = fmt.Errorf("protocol %q is none of udp, http, ws", cfg.Protocol)
 			}
 		}()
 	}

@@ -105,6 +105,25 @@ type HTTP struct {
 	_                  [64]byte
 }
 
+// WebSocket counts the WebTorrent frontend's work.
+type WebSocket struct {
+	Connections        atomic.Int64                   // open now
+	ConnectionsRefused atomic.Uint64                  // upgrades refused at websocket.max_connections
+	Announce, Scrape   [NumFamilies]atomic.Uint64     // answered
+	Offers             atomic.Uint64                  // offers handed to another peer
+	Answers            atomic.Uint64                  // answers handed to the offering peer
+	Errors             [NumErrorReasons]atomic.Uint64 // failure replies
+	BadRequest         atomic.Uint64                  // messages and frames that could not be read
+	Refused            atomic.Uint64                  // torrents the access list excludes
+	RefusedRate        atomic.Uint64                  // messages over their source's budget
+	RefusedClient      atomic.Uint64                  // announces from clients the filter excludes
+}
+
+// WebSocketSwarms are the WebSocket peers' figures at the time of a look.
+type WebSocketSwarms struct {
+	Torrents, Seeders, Leechers int
+}
+
 // Database counts snapshot saves.
 type Database struct {
 	Saves           atomic.Uint64
@@ -126,7 +145,8 @@ type SwarmStats struct {
 
 // Metrics is the set of counters of one tracker.
 type Metrics struct {
-	Database Database
+	Database  Database
+	WebSocket WebSocket
 	// HTTPConnections is the number of HTTP connections open now, kept by
 	// the HTTP servers.
 	HTTPConnections atomic.Int64
@@ -134,6 +154,7 @@ type Metrics struct {
 	start time.Time
 	swarm func() SwarmStats
 	drops atomic.Pointer[func() uint64]
+	ws    atomic.Pointer[func() WebSocketSwarms]
 
 	mu   sync.Mutex
 	udp  []*UDP
@@ -152,6 +173,10 @@ func New(swarm func() SwarmStats) *Metrics {
 // SetUDPDrops gives the function that reads how many datagrams the kernel
 // dropped at the tracker's UDP sockets.
 func (m *Metrics) SetUDPDrops(f func() uint64) { m.drops.Store(&f) }
+
+// SetWebSocketSwarms gives the function that reads the WebSocket peers'
+// figures.
+func (m *Metrics) SetWebSocketSwarms(f func() WebSocketSwarms) { m.ws.Store(&f) }
 
 // NewUDP returns counters for one more UDP worker.
 func (m *Metrics) NewUDP() *UDP {

@@ -31,6 +31,23 @@ type HTTPTotals struct {
 	Connections        int64 // open now
 }
 
+// WebSocketTotals are the WebSocket frontend's counters and swarms.
+type WebSocketTotals struct {
+	Connections        int64
+	ConnectionsRefused uint64
+	Announce, Scrape   [NumFamilies]uint64
+	Offers, Answers    uint64
+	Errors             [NumErrorReasons]uint64
+	BadRequest         uint64
+	Refused            uint64
+	RefusedRate        uint64
+	RefusedClient      uint64
+	Swarms             WebSocketSwarms
+}
+
+// ErrorTotal is the number of failure replies, of every reason.
+func (t *WebSocketTotals) ErrorTotal() uint64 { return sum(t.Errors[:]) }
+
 // DatabaseTotals are the database's figures.
 type DatabaseTotals struct {
 	Saves, SaveErrors uint64
@@ -41,10 +58,11 @@ type DatabaseTotals struct {
 
 // Totals are every counter at one moment: what both views show.
 type Totals struct {
-	UDP      UDPTotals
-	HTTP     HTTPTotals
-	Swarm    SwarmStats
-	Database DatabaseTotals
+	UDP       UDPTotals
+	HTTP      HTTPTotals
+	WebSocket WebSocketTotals
+	Swarm     SwarmStats
+	Database  DatabaseTotals
 	// UDPReceiveDrops are datagrams the kernel dropped at the tracker's
 	// UDP sockets because they were not read fast enough.
 	UDPReceiveDrops uint64
@@ -116,6 +134,23 @@ func (m *Metrics) Totals() Totals {
 	if f := m.drops.Load(); f != nil {
 		t.UDPReceiveDrops = (*f)()
 	}
+	t.WebSocket = m.webSocketTotals()
 	t.Uptime = time.Since(m.start)
+	return t
+}
+
+func (m *Metrics) webSocketTotals() WebSocketTotals {
+	c := &m.WebSocket
+	t := WebSocketTotals{
+		Connections: c.Connections.Load(), ConnectionsRefused: c.ConnectionsRefused.Load(),
+		Offers: c.Offers.Load(), Answers: c.Answers.Load(), BadRequest: c.BadRequest.Load(),
+		Refused: c.Refused.Load(), RefusedRate: c.RefusedRate.Load(), RefusedClient: c.RefusedClient.Load(),
+	}
+	addAll(t.Announce[:], c.Announce[:])
+	addAll(t.Scrape[:], c.Scrape[:])
+	addAll(t.Errors[:], c.Errors[:])
+	if f := m.ws.Load(); f != nil {
+		t.Swarms = (*f)()
+	}
 	return t
 }

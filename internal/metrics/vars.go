@@ -13,7 +13,7 @@ import (
 // a contract: netdata's go_expvar job reads them. Keys are only ever added.
 func (m *Metrics) Snapshot() map[string]any {
 	t := m.Totals()
-	u, h, sw, db := &t.UDP, &t.HTTP, &t.Swarm, &t.Database
+	u, h, w, sw, db := &t.UDP, &t.HTTP, &t.WebSocket, &t.Swarm, &t.Database
 	seeders, leechers := sw.Seeders[IPv4]+sw.Seeders[IPv6], sw.Leechers[IPv4]+sw.Leechers[IPv6]
 	return map[string]any{
 		"swarm": map[string]any{
@@ -30,8 +30,18 @@ func (m *Metrics) Snapshot() map[string]any {
 			"refused": h.Refused, "connections_refused": h.ConnectionsRefused, "connections_evicted": h.ConnectionsEvicted,
 			"connections": h.Connections,
 		},
+		"websocket": map[string]any{
+			"connections": w.Connections, "connections_refused": w.ConnectionsRefused,
+			"announce": sum(w.Announce[:]), "scrape": sum(w.Scrape[:]), "offers": w.Offers, "answers": w.Answers,
+			"error": w.ErrorTotal(), "bad_request": w.BadRequest, "refused": w.Refused,
+			"refused_rate": w.RefusedRate, "refused_client": w.RefusedClient,
+			"torrents": w.Swarms.Torrents, "peers": w.Swarms.Seeders + w.Swarms.Leechers,
+			"seeders": w.Swarms.Seeders, "leechers": w.Swarms.Leechers,
+		},
 		"refused": map[string]any{
-			"rate": u.RefusedRate + h.RefusedRate, "host": h.RefusedHost, "client": u.RefusedClient + h.RefusedClient,
+			"rate":   u.RefusedRate + h.RefusedRate + w.RefusedRate,
+			"host":   h.RefusedHost,
+			"client": u.RefusedClient + h.RefusedClient + w.RefusedClient,
 		},
 		"database": map[string]any{
 			"saves": db.Saves, "save_errors": db.SaveErrors, "last_save_unix": db.LastSaveUnix,

@@ -21,6 +21,10 @@
 //	trakx_database_last_save_timestamp_seconds     gauge
 //	trakx_database_save_duration_seconds           gauge
 //	trakx_database_last_save_peers                 gauge
+//	trakx_websocket_connections                    gauge
+//	trakx_websocket_relayed_total{kind}            counter
+//	trakx_websocket_peers{role}                    gauge
+//	trakx_websocket_torrents                       gauge
 //	trakx_build_info{version,goversion}            gauge
 package promexport
 
@@ -68,7 +72,7 @@ func withoutClash(g prometheus.Gatherer) prometheus.Gatherer {
 
 var (
 	requestsDesc = prometheus.NewDesc("trakx_requests_total",
-		"Requests answered, by protocol, action and the client's address family (as /debug/vars counts them).",
+		"Requests answered, by protocol (udp, http, websocket), action and the client's address family (as /debug/vars counts them).",
 		[]string{"protocol", "action", "family"}, nil)
 	errorsDesc = prometheus.NewDesc("trakx_errors_total",
 		"Requests answered with an error (a BEP 15 error packet, a bencoded failure reason or an error status), by reason.",
@@ -77,7 +81,7 @@ var (
 		"Requests that could not be read (malformed, answered or not) or whose UDP connection id was invalid (dropped).",
 		[]string{"protocol", "reason"}, nil)
 	refusedDesc = prometheus.NewDesc("trakx_refused_total",
-		"Requests and connections refused, by reason: access_list, tracker_full_peers, tracker_full_torrents, connection_cap, rate, host, client.",
+		"Requests and connections refused, by reason: access_list, tracker_full_peers, tracker_full_torrents, connection_cap, websocket_cap, rate, host, client.",
 		[]string{"reason"}, nil)
 	peersDesc = prometheus.NewDesc("trakx_peers",
 		"Peers in the swarm store, by address family and role.",
@@ -98,6 +102,14 @@ var (
 		"How long the last good save of the swarm database took.", nil, nil)
 	savePeersDesc = prometheus.NewDesc("trakx_database_last_save_peers",
 		"Peers written by the last good save of the swarm database.", nil, nil)
+	wsConnectionsDesc = prometheus.NewDesc("trakx_websocket_connections",
+		"WebSocket (WebTorrent) connections open now.", nil, nil)
+	wsRelayedDesc = prometheus.NewDesc("trakx_websocket_relayed_total",
+		"WebRTC offers and answers handed from one WebSocket peer to another, by kind (offer, answer).", []string{"kind"}, nil)
+	wsPeersDesc = prometheus.NewDesc("trakx_websocket_peers",
+		"WebSocket peers, in swarms of their own, by role.", []string{"role"}, nil)
+	wsTorrentsDesc = prometheus.NewDesc("trakx_websocket_torrents",
+		"Torrents with at least one WebSocket peer.", nil, nil)
 	buildDesc = prometheus.NewDesc("trakx_build_info",
 		"Always 1; its labels say which trakx is running.", []string{"version", "goversion"}, nil)
 )
@@ -110,7 +122,8 @@ type collector struct {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{requestsDesc, errorsDesc, badRequestsDesc, refusedDesc, peersDesc, torrentsDesc,
-		httpConnectionsDesc, evictedDesc, dropsDesc, savesDesc, lastSaveDesc, saveDurationDesc, savePeersDesc, buildDesc} {
+		httpConnectionsDesc, evictedDesc, dropsDesc, savesDesc, lastSaveDesc, saveDurationDesc, savePeersDesc,
+		wsConnectionsDesc, wsRelayedDesc, wsPeersDesc, wsTorrentsDesc, buildDesc} {
 		ch <- d
 	}
 }
@@ -123,8 +136,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	u, h := &t.UDP, &t.HTTP
+	u, h, w := &t.UDP, &t.HTTP, &t.WebSocket
 	for f, family := range metrics.FamilyNames {
+		counter(requestsDesc, w.Announce[f], "websocket", "announce", family)
+		counter(requestsDesc, w.Scrape[f], "websocket", "scrape", family)
 		counter(requestsDesc, u.Connect[f], "udp", "connect", family)
 		counter(requestsDesc, u.Announce[f], "udp", "announce", family)
 		counter(requestsDesc, u.Scrape[f], "udp", "scrape", family)
@@ -138,18 +153,23 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(errorsDesc, u.Errors[r], "udp", reason)
 		}
 		counter(errorsDesc, h.Errors[r], "http", reason)
+		if metrics.ErrorReason(r) != metrics.ErrNotFound {
+			counter(errorsDesc, w.Errors[r], "websocket", reason)
+		}
 	}
+	counter(badRequestsDesc, w.BadRequest, "websocket", "malformed")
 	counter(badRequestsDesc, u.BadRequest, "udp", "malformed")
 	counter(badRequestsDesc, u.BadConnectionID, "udp", "bad_connection_id")
 	counter(badRequestsDesc, h.BadRequest, "http", "malformed")
 	for reason, v := range map[string]uint64{
-		"access_list":           u.Refused + h.Refused,
+		"access_list":           u.Refused + h.Refused + w.Refused,
 		"tracker_full_peers":    t.Swarm.RefusedPeers,
 		"tracker_full_torrents": t.Swarm.RefusedTorrents,
 		"connection_cap":        h.ConnectionsRefused,
-		"rate":                  u.RefusedRate + h.RefusedRate,
+		"rate":                  u.RefusedRate + h.RefusedRate + w.RefusedRate,
 		"host":                  h.RefusedHost,
-		"client":                u.RefusedClient + h.RefusedClient,
+		"client":                u.RefusedClient + h.RefusedClient + w.RefusedClient,
+		"websocket_cap":         w.ConnectionsRefused,
 	} {
 		counter(refusedDesc, v, reason)
 	}
@@ -162,5 +182,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(lastSaveDesc, float64(t.Database.LastSaveUnix))
 	gauge(saveDurationDesc, t.Database.LastSaveSeconds)
 	gauge(savePeersDesc, float64(t.Database.LastSavePeers))
+	gauge(wsConnectionsDesc, float64(w.Connections))
+	counter(wsRelayedDesc, w.Offers, "offer")
+	counter(wsRelayedDesc, w.Answers, "answer")
+	gauge(wsPeersDesc, float64(w.Swarms.Seeders), "seeder")
+	gauge(wsPeersDesc, float64(w.Swarms.Leechers), "leecher")
+	gauge(wsTorrentsDesc, float64(w.Swarms.Torrents))
 	gauge(buildDesc, 1, c.version, runtime.Version())
 }

@@ -36,21 +36,27 @@ func Render(w io.Writer, v *View) {
 		count("trakx_peers", "role", "seeder"), count("trakx_peers", "role", "leecher"),
 		count("trakx_peers", "family", "ipv4"), count("trakx_peers", "family", "ipv6"))
 	fmt.Fprintf(w, "torrents: %s\n", count("trakx_torrents"))
-	fmt.Fprintf(w, "requests: udp %s/s, http %s/s (over %s)\n", rate("trakx_requests_total", "protocol", "udp"),
-		rate("trakx_requests_total", "protocol", "http"), v.Interval)
+	fmt.Fprintf(w, "requests: udp %s/s, http %s/s, websocket %s/s (over %s)\n", rate("trakx_requests_total", "protocol", "udp"),
+		rate("trakx_requests_total", "protocol", "http"), rate("trakx_requests_total", "protocol", "websocket"), v.Interval)
 	fmt.Fprintf(w, "  udp: connect %s/s, announce %s/s, scrape %s/s\n", rate("trakx_requests_total", "protocol", "udp", "action", "connect"),
 		rate("trakx_requests_total", "protocol", "udp", "action", "announce"), rate("trakx_requests_total", "protocol", "udp", "action", "scrape"))
 	fmt.Fprintf(w, "  http: announce %s/s, scrape %s/s\n", rate("trakx_requests_total", "protocol", "http", "action", "announce"),
 		rate("trakx_requests_total", "protocol", "http", "action", "scrape"))
 	fmt.Fprintf(w, "  ipv4 %s/s, ipv6 %s/s\n", rate("trakx_requests_total", "family", "ipv4"), rate("trakx_requests_total", "family", "ipv6"))
-	fmt.Fprintf(w, "errors: udp %s/s, http %s/s (since start: udp %s, http %s)\n", rate("trakx_errors_total", "protocol", "udp"),
-		rate("trakx_errors_total", "protocol", "http"), count("trakx_errors_total", "protocol", "udp"), count("trakx_errors_total", "protocol", "http"))
-	fmt.Fprintf(w, "refused: %s/s (since start: rate %s, host %s, client %s, access_list %s, tracker_full %s, connection_cap %s)\n",
+	fmt.Fprintf(w, "errors: udp %s/s, http %s/s, websocket %s/s (since start: udp %s, http %s, websocket %s)\n",
+		rate("trakx_errors_total", "protocol", "udp"), rate("trakx_errors_total", "protocol", "http"), rate("trakx_errors_total", "protocol", "websocket"),
+		count("trakx_errors_total", "protocol", "udp"), count("trakx_errors_total", "protocol", "http"), count("trakx_errors_total", "protocol", "websocket"))
+	fmt.Fprintf(w, "refused: %s/s (since start: rate %s, host %s, client %s, access_list %s, tracker_full %s, connection_cap %s, websocket_cap %s)\n",
 		rate("trakx_refused_total"), count("trakx_refused_total", "reason", "rate"), count("trakx_refused_total", "reason", "host"),
 		count("trakx_refused_total", "reason", "client"), count("trakx_refused_total", "reason", "access_list"),
 		fmt.Sprintf("%.0f", s.Sum("trakx_refused_total", "reason", "tracker_full_peers")+s.Sum("trakx_refused_total", "reason", "tracker_full_torrents")),
-		count("trakx_refused_total", "reason", "connection_cap"))
+		count("trakx_refused_total", "reason", "connection_cap"), count("trakx_refused_total", "reason", "websocket_cap"))
 	fmt.Fprintf(w, "http connections: %s (evicted %s)\n", count("trakx_http_connections"), count("trakx_http_connections_evicted_total"))
+	fmt.Fprintf(w, "websocket: connections %s, announce %s/s, offers %s/s, answers %s/s; peers %s (seeders %s, leechers %s), torrents %s\n",
+		count("trakx_websocket_connections"), rate("trakx_requests_total", "protocol", "websocket", "action", "announce"),
+		rate("trakx_websocket_relayed_total", "kind", "offer"), rate("trakx_websocket_relayed_total", "kind", "answer"),
+		count("trakx_websocket_peers"), count("trakx_websocket_peers", "role", "seeder"), count("trakx_websocket_peers", "role", "leecher"),
+		count("trakx_websocket_torrents"))
 	fmt.Fprintf(w, "udp receive drops: %s (%s/s)\n", count("trakx_udp_receive_drops_total"), rate("trakx_udp_receive_drops_total"))
 	fmt.Fprintf(w, "%s\n", lastSave(s, v.Now))
 }

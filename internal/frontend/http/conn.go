@@ -44,6 +44,7 @@ type request struct {
 	hasRealIP           bool // the real-IP header was sent, if empty
 	host                []byte
 	hasHost             bool
+	upgrade             bool // Upgrade: websocket
 
 	peer netip.Addr // the connection's remote address
 }
@@ -59,7 +60,11 @@ func (s *Server) serveConnWith(nc net.Conn, state *connState, c *conn, buffered 
 	defer s.untrack(nc)
 	defer nc.Close()
 	peer := remoteAddr(nc)
-	defer connPool.Put(c)
+	defer func() {
+		if c != nil { // not handed over to a WebSocket
+			connPool.Put(c)
+		}
+	}()
 	counters := s.counters[s.nextConn.Add(1)%counterGroups]
 
 	start, end := 0, buffered // buffered bytes not yet handled: c.in[start:end]
@@ -115,6 +120,15 @@ func (s *Server) serveConnWith(nc net.Conn, state *connState, c *conn, buffered 
 			return
 		}
 		r.peer = peer
+		if s.wantsUpgrade(&r) {
+			if client, ok := s.admitUpgrade(nc, c, counters, &r); ok {
+				request := bytes.Clone(raw)
+				connPool.Put(c)
+				c = nil
+				s.serveUpgraded(nc, state, request, client)
+			}
+			return
+		}
 		if served++; served == s.opts.MaxRequests {
 			r.keepAlive = false // this reply says Connection: close
 		}

@@ -27,9 +27,7 @@ func (s *Server) handle(c *conn, counters *metrics.HTTP, r *request) {
 		return
 	}
 	if !s.hosts.Load().Allowed(r.host, r.hasHost) {
-		counters.RefusedHost.Add(1)
-		c.body = httpproto.AppendFailure(c.body[:0], "misdirected request: this tracker does not serve that host name")
-		compose(c, 421, "Misdirected Request", false)
+		s.misdirected(c, counters)
 		r.keepAlive = false
 		return
 	}
@@ -131,6 +129,14 @@ func (s *Server) reply(c *conn, counters *metrics.HTTP, why metrics.ErrorReason,
 	counters.Errors[why].Add(1)
 	c.body = httpproto.AppendFailure(c.body[:0], reason)
 	compose(c, status, text, keepAlive)
+}
+
+// misdirected composes the answer to a request for a host not served:
+// 421, and the connection closes.
+func (s *Server) misdirected(c *conn, counters *metrics.HTTP) {
+	counters.RefusedHost.Add(1)
+	c.body = httpproto.AppendFailure(c.body[:0], "misdirected request: this tracker does not serve that host name")
+	compose(c, 421, "Misdirected Request", false)
 }
 
 // refuseRate composes the answer to a request over its source's budget:

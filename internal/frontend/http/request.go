@@ -44,6 +44,8 @@ func parseRequest(raw []byte, r *request, realIPHeader string) bool {
 			}
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
 			r.hasBody = true
+		case bytes.EqualFold(name, []byte("Upgrade")):
+			r.upgrade = hasToken(value, "websocket")
 		case realIPHeader != "" && bytes.EqualFold(name, []byte(realIPHeader)):
 			r.realIP, r.hasRealIP = value, true
 		}
@@ -88,6 +90,19 @@ func parseRequestLine(line []byte, r *request) bool {
 	r.method = method
 	r.path, r.query, _ = bytes.Cut(target, []byte("?"))
 	return true
+}
+
+// hasToken reports whether a comma-separated header value lists token,
+// without case.
+func hasToken(value []byte, token string) bool {
+	for len(value) > 0 {
+		var item []byte
+		item, value, _ = bytes.Cut(value, []byte(","))
+		if bytes.EqualFold(bytes.Trim(item, " \t"), []byte(token)) {
+			return true
+		}
+	}
+	return false
 }
 
 // connectionOptions reads the Connection header: a comma-separated list of

@@ -48,6 +48,9 @@ type Options struct {
 	// frontends; nil: none. The address charged is the client's as
 	// resolved through a trusted proxy's real-IP header.
 	Budget *ratelimit.Limiter
+	// WebSocket serves upgrades to WebSocket at the announce path; nil:
+	// they are served as plain requests.
+	WebSocket Upgrader
 }
 
 // counterGroups spreads connections over several sets of counters, so that

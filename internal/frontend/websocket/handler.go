@@ -1,0 +1,153 @@
+package websocket
+
+import (
+	"errors"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/metrics"
+	"github.com/trakx/trakx/internal/wsproto"
+	"github.com/trakx/trakx/internal/wsswarm"
+)
+
+var (
+	errTooManyRequests = errors.New("too many requests from your address, slow down")
+	errTooManyTorrents = &bittorrent.ClientError{Message: "too many torrents on one connection"}
+	errPeerIDInUse     = &bittorrent.ClientError{Message: wsswarm.ErrPeerIDInUse.Error()}
+)
+
+// handle answers one text message.
+func (s *Server) handle(c *conn, msg []byte) {
+	if !s.opts.Budget.AllowNow(c.client) {
+		s.counters.RefusedRate.Add(1)
+		c.send(wsproto.AppendFailure(nil, errTooManyRequests.Error(), 0, nil))
+		return
+	}
+	var r wsproto.Request
+	if err := wsproto.Parse(msg, s.opts.MaxOffers, &r); err != nil {
+		s.counters.BadRequest.Add(1)
+		s.counters.Errors[metrics.ErrMalformed].Add(1)
+		c.send(wsproto.AppendFailure(nil, err.Error(), 0, nil))
+		return
+	}
+	if r.Action == wsproto.Scrape {
+		s.scrape(c, &r)
+		return
+	}
+	s.announce(c, &r)
+}
+
+func (s *Server) announce(c *conn, r *wsproto.Request) {
+	if err := s.admit(c, r); err != nil {
+		s.refuse(c, r, err)
+		return
+	}
+	a := wsswarm.Announce[*conn]{InfoHash: r.InfoHash, PeerID: r.PeerID, Conn: c, Seeder: r.LeftKnown && r.Left == 0,
+		Event: r.Event, Want: len(r.Offers), Now: time.Now()}
+	picked, st, err := s.swarms.Announce(&a, c.picked[:0])
+	c.picked = picked[:0]
+	if err != nil {
+		s.refuse(c, r, errPeerIDInUse)
+		return
+	}
+	c.remember(membership{r.InfoHash, r.PeerID}, r.Event == bittorrent.EventStopped)
+	s.counters.Announce[metrics.FamilyOf(c.client)].Add(1)
+	if r.Answer == nil { // an answer gets no reply, as with the reference server
+		interval, _ := s.opts.Intervals()
+		c.send(wsproto.AppendAnnounceReply(nil, &wsproto.AnnounceReply{InfoHash: r.InfoHash,
+			Interval: websocketInterval(interval), Complete: st.Complete, Incomplete: st.Incomplete}))
+	}
+	for i, peer := range picked {
+		if peer.send(wsproto.AppendOffer(nil, &r.Offers[i], &r.PeerID, &r.InfoHash)) {
+			s.counters.Offers.Add(1)
+		}
+	}
+	for i := range picked {
+		picked[i] = nil // hold no connection past the request
+	}
+	if r.Answer != nil {
+		if to, ok := s.swarms.Find(&r.InfoHash, &r.ToPeerID); ok && to.send(wsproto.AppendAnswer(nil, r)) {
+			s.counters.Answers.Add(1)
+		}
+	}
+}
+
+// admit checks what the store does not: the access list and client
+// filter, and the swarms one connection may join.
+func (s *Server) admit(c *conn, r *wsproto.Request) error {
+	if err := s.gate.Admit(&r.InfoHash, &r.PeerID); err != nil {
+		return err
+	}
+	if r.Event != bittorrent.EventStopped && !c.isIn(membership{r.InfoHash, r.PeerID}) && len(c.joined) >= MaxTorrentsPerConnection {
+		return errTooManyTorrents
+	}
+	return nil
+}
+
+// refuse answers an announce or scrape turned down, naming the torrent.
+func (s *Server) refuse(c *conn, r *wsproto.Request, err error) {
+	switch err {
+	case bittorrent.ErrNotAllowed:
+		s.counters.Refused.Add(1)
+	case bittorrent.ErrClientNotAllowed:
+		s.counters.RefusedClient.Add(1)
+	}
+	s.counters.Errors[metrics.ReasonOf(err)].Add(1)
+	h := &r.InfoHash
+	if r.Action == wsproto.Scrape {
+		h = nil
+	}
+	c.send(wsproto.AppendFailure(nil, err.Error(), r.Action, h))
+}
+
+func (s *Server) scrape(c *conn, r *wsproto.Request) {
+	files := make([]wsproto.ScrapeFile, len(r.InfoHashes))
+	for i := range r.InfoHashes {
+		if err := s.gate.AdmitTorrent(&r.InfoHashes[i]); err != nil {
+			s.refuse(c, r, err)
+			return
+		}
+		files[i] = wsproto.ScrapeFile{InfoHash: r.InfoHashes[i], ScrapeStats: s.swarms.Scrape(&r.InfoHashes[i])}
+	}
+	s.counters.Scrape[metrics.FamilyOf(c.client)].Add(1)
+	interval, _ := s.opts.Intervals()
+	// The reference server's min_request_interval is the whole interval.
+	c.send(wsproto.AppendScrapeReply(nil, files, int(interval/time.Second)))
+}
+
+// websocketInterval is the announce interval WebSocket clients are told,
+// in seconds: a fifth of the tracker's, as the reference server does,
+// because WebRTC offers go stale and a browser needs fresh ones to meet
+// new peers; the connection stays open between announces anyway.
+func websocketInterval(announce time.Duration) int {
+	return max(int((announce/5+time.Second-1)/time.Second), 1)
+}
+
+// send writes one text message.
+func (c *conn) send(msg []byte) bool { return c.write(ws.OpText, msg) }
+
+func (c *conn) isIn(m membership) bool {
+	for i := range c.joined {
+		if c.joined[i] == m {
+			return true
+		}
+	}
+	return false
+}
+
+// remember notes the swarms the connection's peers are in, for its close.
+func (c *conn) remember(m membership, left bool) {
+	for i := range c.joined {
+		if c.joined[i] == m {
+			if left {
+				c.joined[i] = c.joined[len(c.joined)-1]
+				c.joined = c.joined[:len(c.joined)-1]
+			}
+			return
+		}
+	}
+	if !left {
+		c.joined = append(c.joined, m)
+	}
+}

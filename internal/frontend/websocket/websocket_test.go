@@ -1,0 +1,133 @@
+package websocket
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+	"github.com/sirupsen/logrus"
+	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/metrics"
+)
+
+type openGate struct{}
+
+func (openGate) Admit(*bittorrent.InfoHash, *bittorrent.PeerID) error { return nil }
+func (openGate) AdmitTorrent(*bittorrent.InfoHash) error               { return nil }
+
+// serve runs a Server behind a listener that reads each upgrade request
+// and hands the connection over, as the HTTP frontend does.
+func serve(t *testing.T, opts Options) (*Server, string) {
+	t.Helper()
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	s := NewServer(opts, openGate{}, metrics.New(nil), log)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop); ln.Close(); s.Close() })
+	go s.Run(stop)
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				var req []byte
+				buf := make([]byte, 4096)
+				for !bytes.Contains(req, []byte("\r\n\r\n")) {
+					n, err := nc.Read(buf)
+					if err != nil {
+						return
+					}
+					req = append(req, buf[:n]...)
+				}
+				s.ServeWebSocket(nc, req, netip.MustParseAddr("127.0.0.1"))
+			}()
+		}
+	}()
+	return s, ln.Addr().String()
+}
+
+func options() Options {
+	return Options{MaxConnections: 10, MaxOffers: 10, MaxMessageBytes: 4096, ReadTimeout: time.Second, WriteTimeout: time.Second,
+		PingInterval: 40 * time.Millisecond, Intervals: func() (time.Duration, time.Duration) { return 30 * time.Minute, 45 * time.Minute }}
+}
+
+// TestPingsKeepAliveAndFindTheDead: a client that answers pings stays; one
+// that sends nothing for 2.5 ping intervals is closed.
+func TestPingsKeepAliveAndFindTheDead(t *testing.T) {
+	s, addr := serve(t, options())
+	alive, _, _, err := ws.Dial(context.Background(), "ws://"+addr+"/announce")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alive.Close()
+	silent, _, _, err := ws.Dial(context.Background(), "ws://"+addr+"/announce")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+
+	// The live client reads, and so answers, every ping, all along.
+	pings, texts := make(chan struct{}, 1000), make(chan []byte, 10)
+	go func() {
+		for {
+			f, err := ws.ReadFrame(alive)
+			if err != nil {
+				close(texts)
+				return
+			}
+			switch f.Header.OpCode {
+			case ws.OpPing:
+				pings <- struct{}{}
+				ws.WriteFrame(alive, ws.MaskFrame(ws.NewPongFrame(f.Payload)))
+			case ws.OpText:
+				texts <- f.Payload
+			}
+		}
+	}()
+	// The silent one is closed: after some pings, end of stream.
+	silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, err := ws.ReadFrame(silent); err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				break
+			}
+			t.Fatalf("silent client: %v, want the connection closed", err)
+		}
+	}
+	// Several intervals later the live one is open and answered.
+	for range 6 {
+		select {
+		case <-pings:
+		case <-time.After(5 * time.Second):
+			t.Fatal("pings stopped")
+		}
+	}
+	wsutil.WriteClientText(alive, []byte(`{"action":"scrape"}`))
+	select {
+	case data, ok := <-texts:
+		if !ok || !bytes.Contains(data, []byte(`"action":"scrape"`)) {
+			t.Fatalf("live client got %q (open %v)", data, ok)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("live client: no answer")
+	}
+	// The silent one's goroutine has ended, or ends soon.
+	for deadline := time.Now().Add(5 * time.Second); s.counters.Connections.Load() != 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections open, want 1", s.counters.Connections.Load())
+		}
+	}
+}
