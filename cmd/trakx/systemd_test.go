@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	gows "github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 	"github.com/trakx/trakx/internal/bittorrent"
 	tt "github.com/trakx/trakx/internal/trackertest"
 )
@@ -144,6 +147,17 @@ path = "`+t.TempDir()+`/peers.db"
 	files, _ := r["files"].(map[string]any)
 	if status != 200 || files[string(hash[:])].(map[string]any)["complete"] != int64(1) {
 		t.Fatalf("scrape over the inherited TCP socket: %d %v", status, r)
+	}
+	// WebTorrent clients get their WebSocket on the inherited socket too.
+	ws, _, _, err := gows.Dial(context.Background(), "ws://"+tcpAddr+"/announce")
+	if err != nil {
+		t.Fatalf("WebSocket upgrade on the inherited TCP socket: %v", err)
+	}
+	defer ws.Close()
+	wsutil.WriteClientText(ws, []byte(`{"action":"scrape","info_hash":[]}`))
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if reply, err := wsutil.ReadServerText(ws); err != nil || !strings.Contains(string(reply), `"action":"scrape"`) {
+		t.Fatalf("WebSocket scrape over the inherited socket: %q %v", reply, err)
 	}
 }
 

@@ -82,11 +82,11 @@ func New(cfg config.Config, configPath, version string, log *logrus.Logger) *Dae
 
 // newWebSocket makes the WebTorrent frontend, which the HTTP servers hand
 // their upgrades to.
-func (d *Daemon) newWebSocket(readTimeout, writeTimeout time.Duration) *websocket.Server {
+func (d *Daemon) newWebSocket(readTimeout, writeTimeout time.Duration) (*websocket.Server, error) {
 	w := &d.cfg.WebSocket
 	return websocket.NewServer(websocket.Options{
 		MaxConnections: w.MaxConnections, MaxOffers: w.MaxOffers, MaxMessageBytes: w.MaxMessageBytes,
-		ReadTimeout: readTimeout, WriteTimeout: writeTimeout, Budget: d.budget,
+		ReadTimeout: readTimeout, WriteTimeout: writeTimeout, Budget: d.budget, Open: &d.metrics.HTTPConnections,
 		Intervals: func() (time.Duration, time.Duration) {
 			c := d.store.Config()
 			return c.AnnounceInterval, c.PeerTTL
@@ -159,7 +159,10 @@ func (d *Daemon) Start() error {
 		Budget:         d.budget,
 	}
 	if d.cfg.HTTP.WebSocket && len(socks.tcp) > 0 {
-		d.ws = d.newWebSocket(httpOpts.ReadTimeout, httpOpts.WriteTimeout)
+		if d.ws, err = d.newWebSocket(httpOpts.ReadTimeout, httpOpts.WriteTimeout); err != nil {
+			socks.close()
+			return fmt.Errorf("websocket: %w", err)
+		}
 		httpOpts.WebSocket = d.ws
 	}
 	hosts := http.NewHosts(d.cfg.HTTP.AllowedHosts)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -68,7 +69,7 @@ func (c *wsClient) closeCode() ws.StatusCode {
 	c.t.Helper()
 	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
-		f, err := ws.ReadFrame(c.conn)
+		f, err := readFrame(c.conn)
 		if err != nil {
 			c.t.Fatalf("no close frame: %v", err)
 		}
@@ -225,7 +226,7 @@ func TestWebSocketBadInput(t *testing.T) {
 	ws.WriteFrame(c2.conn, ws.MaskFrame(ws.NewFrame(ws.OpText, false, msg[:10])))
 	ws.WriteFrame(c2.conn, ws.MaskFrame(ws.NewFrame(ws.OpContinuation, true, msg[10:])))
 	c2.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if f, err := ws.ReadFrame(c2.conn); err == nil && f.Header.OpCode == ws.OpClose {
+	if f, err := readFrame(c2.conn); err == nil && f.Header.OpCode == ws.OpClose {
 		code, reason := ws.ParseCloseFrameData(f.Payload)
 		t.Fatalf("fragmented message: closed %d %s", code, reason)
 	} else if err != nil || !strings.Contains(string(f.Payload), `"action":"scrape"`) {
@@ -319,4 +320,18 @@ func TestWebTorrentClients(t *testing.T) {
 			t.Errorf("%s = %v: nothing was relayed", key, got)
 		}
 	}
+}
+
+// readFrame reads one frame from the server (unmasked), its payload whole.
+func readFrame(r io.Reader) (ws.Frame, error) {
+	h, err := ws.ReadHeader(r)
+	if err != nil {
+		return ws.Frame{}, err
+	}
+	if h.Length > 1<<20 {
+		return ws.Frame{}, fmt.Errorf("a frame of %d bytes", h.Length)
+	}
+	f := ws.Frame{Header: h, Payload: make([]byte, h.Length)}
+	_, err = io.ReadFull(r, f.Payload)
+	return f, err
 }

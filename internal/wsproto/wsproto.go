@@ -11,10 +11,12 @@
 package wsproto
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/trakx/trakx/internal/bittorrent"
@@ -72,17 +74,26 @@ var (
 	ErrTooManyHashes   = fmt.Errorf("too many info_hash values in scrape (at most %d)", MaxScrapeHashes)
 )
 
-// wire is a message as JSON has it.
+// wire is a message's members, each as the raw JSON of its value.
 type wire struct {
-	Action   string          `json:"action"`
-	InfoHash json.RawMessage `json:"info_hash"`
-	PeerID   json.RawMessage `json:"peer_id"`
-	Left     json.RawMessage `json:"left"`
-	Event    json.RawMessage `json:"event"`
-	Offers   json.RawMessage `json:"offers"`
-	Answer   json.RawMessage `json:"answer"`
-	OfferID  json.RawMessage `json:"offer_id"`
-	ToPeerID json.RawMessage `json:"to_peer_id"`
+	Action, InfoHash, PeerID, Left, Event, Offers, Answer, OfferID, ToPeerID json.RawMessage
+}
+
+// readWire picks the members the protocol knows from a JSON object; others
+// are ignored, as are their values (checked as JSON all the same).
+func readWire(msg []byte, w *wire) error {
+	return eachMember(msg, func(key string, value []byte) {
+		for _, f := range [...]struct {
+			name string
+			dst  *json.RawMessage
+		}{{"action", &w.Action}, {"info_hash", &w.InfoHash}, {"peer_id", &w.PeerID}, {"left", &w.Left}, {"event", &w.Event},
+			{"offers", &w.Offers}, {"answer", &w.Answer}, {"offer_id", &w.OfferID}, {"to_peer_id", &w.ToPeerID}} {
+			if strings.EqualFold(key, f.name) {
+				*f.dst = value
+				return
+			}
+		}
+	})
 }
 
 // Parse reads one text message. maxOffers bounds the offers kept: a client
@@ -90,11 +101,12 @@ type wire struct {
 // are ignored, as the reference server ignores those past its own bound.
 func Parse(msg []byte, maxOffers int, r *Request) error {
 	var w wire
-	if err := json.Unmarshal(msg, &w); err != nil {
-		return fmt.Errorf("invalid JSON: %v", err)
+	if err := readWire(msg, &w); err != nil {
+		return err
 	}
 	*r = Request{}
-	switch w.Action {
+	action, _ := stringValue(w.Action)
+	switch action {
 	case "announce":
 		r.Action = Announce
 		return parseAnnounce(&w, maxOffers, r)
@@ -102,7 +114,7 @@ func Parse(msg []byte, maxOffers int, r *Request) error {
 		r.Action = Scrape
 		return parseScrape(&w, r)
 	}
-	return fmt.Errorf("invalid action in WS request: %s", strconv.Quote(w.Action))
+	return fmt.Errorf("invalid action in WS request: %s", strconv.Quote(action))
 }
 
 func parseAnnounce(w *wire, maxOffers int, r *Request) error {
@@ -125,7 +137,7 @@ func parseAnnounce(w *wire, maxOffers int, r *Request) error {
 		if !binaryID(w.OfferID, &r.OfferID) {
 			return ErrInvalidOfferID
 		}
-		r.Answer = w.Answer
+		r.Answer = bytes.Clone(w.Answer)
 	}
 	if isPresent(w.Offers) {
 		return parseOffers(w.Offers, maxOffers, r)
@@ -137,15 +149,13 @@ func parseLeft(raw json.RawMessage, r *Request) error {
 	if !isPresent(raw) {
 		return nil // unknown: a leecher
 	}
-	var f float64
-	if err := json.Unmarshal(raw, &f); err != nil || f < 0 {
-		var s string // some clients send numbers as strings
-		if json.Unmarshal(raw, &s) != nil {
-			return errors.New("invalid left")
-		}
-		if f, err = strconv.ParseFloat(s, 64); err != nil || f < 0 {
-			return errors.New("invalid left")
-		}
+	number := raw
+	if raw[0] == '"' { // some clients send numbers as strings
+		number = raw[1 : len(raw)-1]
+	}
+	f, err := strconv.ParseFloat(string(number), 64)
+	if err != nil || f < 0 || f != f {
+		return errors.New("invalid left")
 	}
 	r.Left, r.LeftKnown = uint64(min(f, 1<<62)), true
 	return nil
@@ -155,11 +165,10 @@ func parseEvent(raw json.RawMessage, r *Request) error {
 	if !isPresent(raw) {
 		return nil
 	}
-	var event string
-	if json.Unmarshal(raw, &event) != nil {
+	if raw[0] != '"' {
 		return ErrInvalidEvent
 	}
-	switch event {
+	switch event := string(raw[1 : len(raw)-1]); event {
 	case "", "update", "empty", "paused":
 		r.Event = bittorrent.EventNone
 	case "started":
@@ -175,20 +184,31 @@ func parseEvent(raw json.RawMessage, r *Request) error {
 }
 
 func parseOffers(raw json.RawMessage, maxOffers int, r *Request) error {
-	var offers []struct {
-		Offer   json.RawMessage `json:"offer"`
-		OfferID json.RawMessage `json:"offer_id"`
-	}
-	if err := json.Unmarshal(raw, &offers); err != nil {
-		return ErrInvalidOffer
-	}
-	r.Offers = make([]Offer, 0, min(len(offers), maxOffers))
-	for _, o := range offers[:min(len(offers), maxOffers)] {
-		var id ID
-		if !isPresent(o.Offer) || !binaryID(o.OfferID, &id) {
-			return ErrInvalidOffer
+	r.Offers = make([]Offer, 0, min(maxOffers, 8))
+	ok := eachElement(raw, func(element []byte) bool {
+		var offer, offerID json.RawMessage
+		if eachMember(element, func(key string, value []byte) {
+			switch {
+			case strings.EqualFold(key, "offer"):
+				offer = value
+			case strings.EqualFold(key, "offer_id"):
+				offerID = value
+			}
+		}) != nil {
+			return false
 		}
-		r.Offers = append(r.Offers, Offer{ID: id, Offer: o.Offer})
+		if len(r.Offers) == maxOffers {
+			return true // read, and ignored
+		}
+		var id ID
+		if !isPresent(offer) || !binaryID(offerID, &id) {
+			return false
+		}
+		r.Offers = append(r.Offers, Offer{ID: id, Offer: bytes.Clone(offer)})
+		return true
+	})
+	if !ok {
+		return ErrInvalidOffer
 	}
 	return nil
 }
@@ -202,18 +222,24 @@ func parseScrape(w *wire, r *Request) error {
 		r.InfoHashes = []bittorrent.InfoHash{one}
 		return nil
 	}
-	var list []json.RawMessage
-	if json.Unmarshal(w.InfoHash, &list) != nil {
-		return ErrInvalidInfoHash
-	}
-	if len(list) > MaxScrapeHashes {
-		return ErrTooManyHashes
-	}
-	r.InfoHashes = make([]bittorrent.InfoHash, len(list))
-	for i, raw := range list {
-		if !binaryID(raw, (*ID)(&r.InfoHashes[i])) {
-			return ErrInvalidInfoHash
+	tooMany := false
+	ok := eachElement(w.InfoHash, func(element []byte) bool {
+		if len(r.InfoHashes) == MaxScrapeHashes {
+			tooMany = true
+			return false
 		}
+		var h bittorrent.InfoHash
+		if !binaryID(element, (*ID)(&h)) {
+			return false
+		}
+		r.InfoHashes = append(r.InfoHashes, h)
+		return true
+	})
+	switch {
+	case tooMany:
+		return ErrTooManyHashes
+	case !ok:
+		return ErrInvalidInfoHash
 	}
 	return nil
 }
@@ -221,22 +247,68 @@ func parseScrape(w *wire, r *Request) error {
 func isPresent(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
 
 // binaryID reads a JSON string of exactly 20 code points, each at most
-// 255, into id.
+// 255, into id. It decodes the string itself rather than through
+// encoding/json: every message carries two or three of them.
 func binaryID(raw json.RawMessage, id *ID) bool {
-	var s string
-	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
 		return false
 	}
-	if utf8.RuneCountInString(s) != len(id) {
-		return false
-	}
-	i := 0
-	for _, c := range s {
+	b, n := raw[1:len(raw)-1], 0
+	for len(b) > 0 {
+		if n == len(id) {
+			return false
+		}
+		c, size := rune(b[0]), 1
+		switch {
+		case c == '\\':
+			if c, size = unescape(b); size == 0 {
+				return false
+			}
+		case c < 0x20:
+			return false
+		case c >= utf8.RuneSelf:
+			if c, size = utf8.DecodeRune(b); c == utf8.RuneError {
+				return false
+			}
+		}
 		if c > 0xff {
 			return false
 		}
-		id[i] = byte(c)
-		i++
+		id[n] = byte(c)
+		n++
+		b = b[size:]
 	}
-	return true
+	return n == len(id)
+}
+
+// unescape reads one JSON escape at the start of b (which begins with a
+// backslash): the character and the escape's length, or 0 if malformed.
+func unescape(b []byte) (rune, int) {
+	if len(b) < 2 {
+		return 0, 0
+	}
+	switch b[1] {
+	case '"', '\\', '/':
+		return rune(b[1]), 2
+	case 'b':
+		return '\b', 2
+	case 'f':
+		return '\f', 2
+	case 'n':
+		return '\n', 2
+	case 'r':
+		return '\r', 2
+	case 't':
+		return '\t', 2
+	case 'u':
+		if len(b) < 6 {
+			return 0, 0
+		}
+		v, err := strconv.ParseUint(string(b[2:6]), 16, 16)
+		if err != nil {
+			return 0, 0
+		}
+		return rune(v), 6 // a surrogate is over 255, and refused by the caller
+	}
+	return 0, 0
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/trakx/trakx/internal/bittorrent"
 )
@@ -154,6 +155,69 @@ func FuzzParse(f *testing.F) {
 			}
 			if m["info_hash"] != latin1(r.InfoHash[:]) {
 				t.Fatalf("info_hash %q came back as %q", r.InfoHash, m["info_hash"])
+			}
+		}
+	})
+}
+
+// FuzzBinaryIDAgainstEncodingJSON: the hand-written decoding of binary
+// strings reads what encoding/json reads, for any JSON string.
+func FuzzBinaryIDAgainstEncodingJSON(f *testing.F) {
+	f.Add([]byte(`"` + strings.Repeat(`\u00ff`, 20) + `"`))
+	f.Add([]byte(`"` + strings.Repeat("é", 20) + `"`))
+	f.Add([]byte(`"\"\\\/\b\f\n\r\tabcdefghijklmn"`))
+	f.Add([]byte(`"\ud83d\ude00aaaaaaaaaaaaaaaaaa"`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var s string
+		if !json.Valid(raw) || json.Unmarshal(raw, &s) != nil {
+			return
+		}
+		want, wantOK := ID{}, utf8.ValidString(s) && utf8.RuneCountInString(s) == 20
+		if wantOK {
+			i := 0
+			for _, c := range s {
+				if c > 0xff {
+					wantOK = false
+					break
+				}
+				want[i] = byte(c)
+				i++
+			}
+		}
+		var got ID
+		if ok := binaryID(raw, &got); ok != wantOK || (ok && got != want) {
+			t.Fatalf("%q: binaryID %v %q, encoding/json %v %q", raw, ok, got, wantOK, want)
+		}
+	})
+}
+
+// FuzzScanAgainstEncodingJSON: the hand-written JSON reader accepts what
+// encoding/json accepts as an object, and hands out the same members.
+func FuzzScanAgainstEncodingJSON(f *testing.F) {
+	for _, s := range []string{`{"a":1,"b":[true,false,null,{"c":"\u00e9"}],"a":-0.5e+3}`, `{}`, ` { "x" : "y" } `, `{"a":01}`,
+		`{"a":"\x01"}`, `[1]`, `{"a":1,}`, `{"a":"b"} x`, `{"\u0061ction":"announce"}`, `{"offers":[{"offer":{"sdp":"v=0\r\n"},"offer_id":"x"}]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		var want map[string]json.RawMessage
+		wantErr := json.Unmarshal(msg, &want)
+		got := map[string]string{}
+		err := eachMember(msg, func(key string, value []byte) { got[key] = string(value) })
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("%q: scanner says %v, encoding/json %v", msg, err, wantErr)
+		}
+		if err != nil || !utf8.Valid(msg) {
+			return
+		}
+		folded := map[string]int{}
+		for k := range want {
+			if folded[strings.ToLower(k)]++; folded[strings.ToLower(k)] > 1 {
+				return // keys that differ only in case: which one a reader keeps is its own affair
+			}
+		}
+		for k, v := range want {
+			if g, ok := got[strings.ToLower(k)]; !ok || !bytes.Equal(bytes.TrimSpace([]byte(g)), bytes.TrimSpace(v)) {
+				t.Fatalf("%q: member %q is %q, encoding/json %q", msg, k, g, v)
 			}
 		}
 	})

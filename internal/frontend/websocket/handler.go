@@ -4,7 +4,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/gobwas/ws"
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/metrics"
 	"github.com/trakx/trakx/internal/wsproto"
@@ -55,11 +54,13 @@ func (s *Server) announce(c *conn, r *wsproto.Request) {
 	s.counters.Announce[metrics.FamilyOf(c.client)].Add(1)
 	if r.Answer == nil { // an answer gets no reply, as with the reference server
 		interval, _ := s.opts.Intervals()
-		c.send(wsproto.AppendAnnounceReply(nil, &wsproto.AnnounceReply{InfoHash: r.InfoHash,
-			Interval: websocketInterval(interval), Complete: st.Complete, Incomplete: st.Incomplete}))
+		c.loop.scratch = wsproto.AppendAnnounceReply(c.loop.scratch[:0], &wsproto.AnnounceReply{InfoHash: r.InfoHash,
+			Interval: websocketInterval(interval), Complete: st.Complete, Incomplete: st.Incomplete})
+		c.send(c.loop.scratch)
 	}
 	for i, peer := range picked {
-		if peer.send(wsproto.AppendOffer(nil, &r.Offers[i], &r.PeerID, &r.InfoHash)) {
+		c.loop.scratch = wsproto.AppendOffer(c.loop.scratch[:0], &r.Offers[i], &r.PeerID, &r.InfoHash)
+		if peer.send(c.loop.scratch) {
 			s.counters.Offers.Add(1)
 		}
 	}
@@ -79,7 +80,7 @@ func (s *Server) admit(c *conn, r *wsproto.Request) error {
 	if err := s.gate.Admit(&r.InfoHash, &r.PeerID); err != nil {
 		return err
 	}
-	if r.Event != bittorrent.EventStopped && !c.isIn(membership{r.InfoHash, r.PeerID}) && len(c.joined) >= MaxTorrentsPerConnection {
+	if r.Event != bittorrent.EventStopped && !c.isIn(membership{r.InfoHash, r.PeerID}) && c.memberships() >= MaxTorrentsPerConnection {
 		return errTooManyTorrents
 	}
 	return nil
@@ -122,32 +123,4 @@ func (s *Server) scrape(c *conn, r *wsproto.Request) {
 // new peers; the connection stays open between announces anyway.
 func websocketInterval(announce time.Duration) int {
 	return max(int((announce/5+time.Second-1)/time.Second), 1)
-}
-
-// send writes one text message.
-func (c *conn) send(msg []byte) bool { return c.write(ws.OpText, msg) }
-
-func (c *conn) isIn(m membership) bool {
-	for i := range c.joined {
-		if c.joined[i] == m {
-			return true
-		}
-	}
-	return false
-}
-
-// remember notes the swarms the connection's peers are in, for its close.
-func (c *conn) remember(m membership, left bool) {
-	for i := range c.joined {
-		if c.joined[i] == m {
-			if left {
-				c.joined[i] = c.joined[len(c.joined)-1]
-				c.joined = c.joined[:len(c.joined)-1]
-			}
-			return
-		}
-	}
-	if !left {
-		c.joined = append(c.joined, m)
-	}
 }

@@ -7,25 +7,28 @@
 // the swarms.
 //
 // server.go is connections' lifecycle: upgrade, the connection cap,
-// keep-alive pings and the expiry of silent peers, shutdown. conn.go reads
-// and writes one connection's frames; handler.go turns messages into
-// replies and relays.
+// keep-alive pings and the expiry of silent peers, shutdown. loop.go polls
+// sockets (epoll); conn.go reads and writes one connection's frames;
+// handler.go turns messages into replies and relays.
 //
 // gobwas/ws fits trakx's own HTTP server: it upgrades a net.Conn whose
 // request trakx has already read and checked, with no net/http, and reads
 // a frame's header before its payload, so an oversized frame is refused
-// before a byte of it is buffered; and it starts no goroutine of its own,
-// so an idle WebSocket costs its connection's goroutine and little else.
+// before its payload is kept; and it starts no goroutine and keeps no
+// buffer of its own, so trakx can poll the sockets itself.
 package websocket
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -35,6 +38,7 @@ import (
 	"github.com/trakx/trakx/internal/metrics"
 	"github.com/trakx/trakx/internal/ratelimit"
 	"github.com/trakx/trakx/internal/wsswarm"
+	"golang.org/x/sys/unix"
 )
 
 // Options are the WebSocket frontend's settings.
@@ -42,10 +46,10 @@ type Options struct {
 	MaxConnections  int64
 	MaxOffers       int
 	MaxMessageBytes int
-	// ReadTimeout bounds the handshake and each message once its first
-	// byte is in (an idle connection is kept alive by pings instead).
+	// ReadTimeout bounds the handshake, and a frame once its first byte
+	// is in (an idle connection is kept alive by pings instead).
 	ReadTimeout  time.Duration
-	WriteTimeout time.Duration
+	WriteTimeout time.Duration // for the handshake's reply
 	// PingInterval is how often idle connections are pinged; one silent
 	// for 2.5 intervals is closed.
 	PingInterval time.Duration
@@ -54,6 +58,9 @@ type Options struct {
 	// of a silent peer; they follow the tracker section, which a reload
 	// may change.
 	Intervals func() (announce, ttl time.Duration)
+	// Open counts connections against http.max_connections; a WebSocket
+	// stays counted after the HTTP frontend has handed it over.
+	Open *atomic.Int64
 }
 
 // DefaultPingInterval keeps a connection alive through proxies that close
@@ -71,29 +78,47 @@ type Gate interface {
 }
 
 // Server serves WebSocket connections handed over by the HTTP frontend.
+// After the handshake a connection's socket joins one of the server's
+// polling loops (epoll): an idle WebSocket holds no goroutine and no
+// buffer, which is what lets a tracker keep many browsers connected.
 type Server struct {
 	opts     Options
 	gate     Gate
 	swarms   *wsswarm.Swarms[*conn]
 	counters *metrics.WebSocket
 	log      *logrus.Logger
+	loops    []*loop
+	next     atomic.Uint32
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
 	closing bool
 }
 
-// NewServer prepares a server; Run keeps its connections alive.
-func NewServer(opts Options, gate Gate, m *metrics.Metrics, log *logrus.Logger) *Server {
+// NewServer prepares a server and its polling loops; Run starts them.
+func NewServer(opts Options, gate Gate, m *metrics.Metrics, log *logrus.Logger) (*Server, error) {
 	if opts.PingInterval <= 0 {
 		opts.PingInterval = DefaultPingInterval
 	}
+	if opts.Open == nil {
+		opts.Open = new(atomic.Int64)
+	}
 	s := &Server{opts: opts, gate: gate, swarms: wsswarm.New[*conn](), counters: &m.WebSocket, log: log, conns: map[*conn]struct{}{}}
+	for range runtime.GOMAXPROCS(0) {
+		l, err := newLoop(opts.MaxMessageBytes + ws.MaxHeaderSize)
+		if err != nil {
+			for _, l := range s.loops {
+				unix.Close(l.epfd)
+			}
+			return nil, err
+		}
+		s.loops = append(s.loops, l)
+	}
 	m.SetWebSocketSwarms(func() metrics.WebSocketSwarms {
 		st := s.swarms.Stats()
 		return metrics.WebSocketSwarms{Torrents: st.Torrents, Seeders: st.Seeders, Leechers: st.Leechers}
 	})
-	return s
+	return s, nil
 }
 
 // tooManyConnections answers an upgrade over websocket.max_connections.
@@ -104,8 +129,10 @@ var tooManyConnections = func() []byte {
 }()
 
 // ServeWebSocket takes over nc, whose upgrade request (read and checked by
-// the HTTP frontend) is request, from client, and serves it until it
-// closes. It implements the HTTP frontend's Upgrader.
+// the HTTP frontend) is request, from client: it completes the handshake
+// and hands the socket to a polling loop. It returns at once; the HTTP
+// frontend then closes nc, whose socket lives on in the loop. It
+// implements the HTTP frontend's Upgrader.
 func (s *Server) ServeWebSocket(nc net.Conn, request []byte, client netip.Addr) {
 	if s.counters.Connections.Add(1) > s.opts.MaxConnections {
 		s.counters.Connections.Add(-1)
@@ -114,25 +141,54 @@ func (s *Server) ServeWebSocket(nc net.Conn, request []byte, client netip.Addr) 
 		nc.Write(tooManyConnections)
 		return
 	}
-	defer s.counters.Connections.Add(-1)
-	nc.SetDeadline(time.Now().Add(s.opts.ReadTimeout))
-	handshake := struct {
-		io.Reader
-		io.Writer
-	}{io.MultiReader(bytes.NewReader(request), nc), nc}
-	if _, err := (ws.Upgrader{}).Upgrade(handshake); err != nil {
-		s.counters.BadRequest.Add(1)
-		return // gobwas/ws has answered 400 with the reason
+	fd, err := s.handshake(nc, request)
+	if err != nil {
+		s.counters.Connections.Add(-1)
+		return
 	}
-	nc.SetDeadline(time.Time{}) // from now on, pings keep it alive
-	c := &conn{s: s, nc: nc, client: client}
+	c := &conn{s: s, fd: fd, client: client, loop: s.loops[s.next.Add(1)%uint32(len(s.loops))]}
 	c.seen.Store(time.Now().Unix())
+	s.opts.Open.Add(1) // nc's count ends with nc; this one with c
 	if !s.track(c) {
 		c.close(ws.StatusGoingAway, "tracker shutting down")
 		return
 	}
-	defer s.untrack(c)
-	c.serve()
+	if err := c.loop.add(c); err != nil {
+		s.log.WithError(err).Warn("websocket: cannot poll a connection")
+		c.shut()
+	}
+}
+
+// handshake answers the upgrade and returns a non-blocking duplicate of
+// the socket's descriptor for a loop.
+func (s *Server) handshake(nc net.Conn, request []byte) (int, error) {
+	nc.SetDeadline(time.Now().Add(s.opts.ReadTimeout))
+	rw := struct {
+		io.Reader
+		io.Writer
+	}{io.MultiReader(bytes.NewReader(request), nc), nc}
+	if _, err := (ws.Upgrader{}).Upgrade(rw); err != nil {
+		s.counters.BadRequest.Add(1)
+		return -1, err // gobwas/ws has answered 400 with the reason
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return -1, errors.New("not a socket")
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	raw.Control(func(orig uintptr) { fd, err = unix.FcntlInt(orig, unix.F_DUPFD_CLOEXEC, 0) })
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
 }
 
 func (s *Server) track(c *conn) bool {
@@ -145,15 +201,21 @@ func (s *Server) track(c *conn) bool {
 	return true
 }
 
-// untrack forgets a closed connection and takes its peer out of every
-// swarm it joined.
-func (s *Server) untrack(c *conn) {
+// closed forgets a closed connection and takes its peers out of every
+// swarm they joined.
+func (s *Server) closed(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
-	for i := range c.joined {
-		s.swarms.Leave(&c.joined[i].infoHash, &c.joined[i].peerID, c)
+	c.mu.Lock()
+	joined := c.joined
+	c.joined = nil
+	c.mu.Unlock()
+	for i := range joined {
+		s.swarms.Leave(&joined[i].infoHash, &joined[i].peerID, c)
 	}
+	s.counters.Connections.Add(-1)
+	s.opts.Open.Add(-1)
 }
 
 func (s *Server) snapshot() []*conn {
@@ -166,9 +228,16 @@ func (s *Server) snapshot() []*conn {
 	return conns
 }
 
-// Run pings idle connections, closes dead ones and expires silent peers,
-// every ping interval, until stop is closed.
+// Run serves the connections in the polling loops and, every ping
+// interval, pings idle ones, closes dead ones and expires silent peers,
+// until stop is closed.
 func (s *Server) Run(stop <-chan struct{}) {
+	var wg sync.WaitGroup
+	for _, l := range s.loops {
+		wg.Add(1)
+		go func() { defer wg.Done(); l.run(stop) }()
+	}
+	defer wg.Wait()
 	tick := time.NewTicker(s.opts.PingInterval)
 	defer tick.Stop()
 	for {
@@ -183,13 +252,19 @@ func (s *Server) Run(stop <-chan struct{}) {
 	}
 }
 
-// keepAlive pings every connection, and closes those that have sent
-// nothing, not even a pong, for 2.5 ping intervals.
+// keepAlive pings every connection; closes those that have sent nothing,
+// not even a pong, for 2.5 ping intervals, and those that began a frame
+// longer than the read timeout ago and have not finished it.
 func (s *Server) keepAlive(now time.Time) {
 	dead := now.Add(-s.opts.PingInterval * 5 / 2).Unix()
+	stalled := now.Add(-s.opts.ReadTimeout).Unix()
 	for _, c := range s.snapshot() {
+		if since := c.partialSince.Load(); since != 0 && since < stalled {
+			c.fail(ws.StatusPolicyViolation, "frame not finished in time")
+			continue
+		}
 		if c.seen.Load() < dead {
-			c.nc.Close()
+			c.shut()
 			continue
 		}
 		c.write(ws.OpPing, nil)
@@ -209,25 +284,3 @@ func (s *Server) Close() {
 
 // Swarms are the WebSocket peers' figures.
 func (s *Server) Swarms() wsswarm.Stats { return s.swarms.Stats() }
-
-// conn is one WebSocket connection. Only its own goroutine reads it and
-// touches joined; any goroutine may write to it.
-type conn struct {
-	s      *Server
-	nc     net.Conn
-	client netip.Addr
-	seen   atomic.Int64 // unix seconds of the last frame received
-	wmu    sync.Mutex
-	closed atomic.Bool
-
-	// joined are the swarms its peers are in, to be left when it closes.
-	// Several clients may share one connection (WebTorrent pools its
-	// sockets per tracker URL), each with its own peer id.
-	joined []membership
-	picked []*conn
-}
-
-type membership struct {
-	infoHash bittorrent.InfoHash
-	peerID   bittorrent.PeerID
-}

@@ -3,6 +3,7 @@ package websocket
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -19,7 +20,7 @@ import (
 type openGate struct{}
 
 func (openGate) Admit(*bittorrent.InfoHash, *bittorrent.PeerID) error { return nil }
-func (openGate) AdmitTorrent(*bittorrent.InfoHash) error               { return nil }
+func (openGate) AdmitTorrent(*bittorrent.InfoHash) error              { return nil }
 
 // serve runs a Server behind a listener that reads each upgrade request
 // and hands the connection over, as the HTTP frontend does.
@@ -27,7 +28,10 @@ func serve(t *testing.T, opts Options) (*Server, string) {
 	t.Helper()
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	s := NewServer(opts, openGate{}, metrics.New(nil), log)
+	s, err := NewServer(opts, openGate{}, metrics.New(nil), log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +87,7 @@ func TestPingsKeepAliveAndFindTheDead(t *testing.T) {
 	pings, texts := make(chan struct{}, 1000), make(chan []byte, 10)
 	go func() {
 		for {
-			f, err := ws.ReadFrame(alive)
+			f, err := readFrame(alive)
 			if err != nil {
 				close(texts)
 				return
@@ -100,7 +104,7 @@ func TestPingsKeepAliveAndFindTheDead(t *testing.T) {
 	// The silent one is closed: after some pings, end of stream.
 	silent.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
-		if _, err := ws.ReadFrame(silent); err != nil {
+		if _, err := readFrame(silent); err != nil {
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
 				break
 			}
@@ -130,4 +134,18 @@ func TestPingsKeepAliveAndFindTheDead(t *testing.T) {
 			t.Fatalf("%d connections open, want 1", s.counters.Connections.Load())
 		}
 	}
+}
+
+// readFrame reads one frame from the server (unmasked), its payload whole.
+func readFrame(r io.Reader) (ws.Frame, error) {
+	h, err := ws.ReadHeader(r)
+	if err != nil {
+		return ws.Frame{}, err
+	}
+	if h.Length > 1<<20 {
+		return ws.Frame{}, fmt.Errorf("a frame of %d bytes", h.Length)
+	}
+	f := ws.Frame{Header: h, Payload: make([]byte, h.Length)}
+	_, err = io.ReadFull(r, f.Payload)
+	return f, err
 }
