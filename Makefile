@@ -24,11 +24,13 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/trakx ./cmd/trakx
 
 # The README's test command: formatting, vet, go mod tidy, staticcheck, and every test under the race
-# detector; the allocation assertions again without it (it changes what
+# detector; then, alone, real WebTorrent clients (WebRTC stacks starved of CPU
+# stall); the allocation assertions again without the race detector (it changes what
 # allocates). The request-path benchmarks check their own replies, so they run
 # once too: a benchmark that measures an empty reply must fail, not rot.
 test: lint webtorrent
 	$(GO) test -race -count=1 ./...
+	TRAKX_WEBTORRENT=1 $(GO) test -count=1 -run 'TestWebTorrentClients' -v ./internal/daemon
 	$(GO) test -count=1 -run 'Allocat' ./internal/...
 	$(GO) test -run '^$$' -bench Announce -benchtime 1x ./internal/...
 

@@ -1,13 +1,9 @@
 package daemon
 
 import (
-	"io"
-	"path/filepath"
 	"testing"
 
-	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
-	"github.com/trakx/trakx/internal/config"
 	tt "github.com/trakx/trakx/internal/trackertest"
 	"github.com/trakx/trakx/internal/udpproto"
 )
@@ -17,18 +13,7 @@ import (
 // announce sent was either answered or dropped by the kernel, and the
 // drops are what /debug/vars and /metrics report.
 func TestUDPReceiveDropsAreCounted(t *testing.T) {
-	cfg := config.Default()
-	cfg.UDP.Listen = []string{"127.0.0.1:0"}
-	cfg.HTTP.Listen = nil
-	cfg.Stats.Listen = "127.0.0.1:0"
-	cfg.Database.Path = filepath.Join(t.TempDir(), "peers.db")
-	log := logrus.New()
-	log.SetOutput(io.Discard)
-	d := New(cfg, "", "test", log)
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
+	d := startUDPOnly(t, "127.0.0.1:0")
 	stats := d.StatsAddr().String()
 
 	c := tt.DialUDP(t, d.UDPAddrs()[0].String())

@@ -26,18 +26,7 @@ func TestWatchdogStopsWhenAWorkerWedges(t *testing.T) {
 	defer notify.Close()
 	t.Setenv("NOTIFY_SOCKET", notifyPath)
 
-	cfg := config.Default()
-	cfg.UDP.Listen = []string{"127.0.0.1:0"}
-	cfg.HTTP.Listen = nil
-	cfg.Stats.Listen = ""
-	cfg.Database.Path = filepath.Join(t.TempDir(), "peers.db")
-	log := logrus.New()
-	log.SetOutput(io.Discard)
-	d := New(cfg, "", "test", log)
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
+	d := startUDPOnly(t, "")
 
 	const limit = 50 * time.Millisecond
 	if !d.watchdogTick(limit) {
@@ -84,4 +73,23 @@ func TestWatchdogStopsWhenAWorkerWedges(t *testing.T) {
 	if !d.watchdogTick(limit) {
 		t.Fatal("the watchdog did not resume once the worker was free")
 	}
+}
+
+// startUDPOnly runs a tracker with one UDP listener on loopback, and the
+// stats listener at stats ("" for none), for tests inside the package.
+func startUDPOnly(t *testing.T, stats string) *Daemon {
+	t.Helper()
+	cfg := config.Default()
+	cfg.UDP.Listen = []string{"127.0.0.1:0"}
+	cfg.HTTP.Listen = nil
+	cfg.Stats.Listen = stats
+	cfg.Database.Path = filepath.Join(t.TempDir(), "peers.db")
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	d := New(cfg, "", "test", log)
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop() })
+	return d
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -69,7 +68,7 @@ func (c *wsClient) closeCode() ws.StatusCode {
 	c.t.Helper()
 	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
-		f, err := readFrame(c.conn)
+		f, err := tt.ReadWSFrame(c.conn)
 		if err != nil {
 			c.t.Fatalf("no close frame: %v", err)
 		}
@@ -226,7 +225,7 @@ func TestWebSocketBadInput(t *testing.T) {
 	ws.WriteFrame(c2.conn, ws.MaskFrame(ws.NewFrame(ws.OpText, false, msg[:10])))
 	ws.WriteFrame(c2.conn, ws.MaskFrame(ws.NewFrame(ws.OpContinuation, true, msg[10:])))
 	c2.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if f, err := readFrame(c2.conn); err == nil && f.Header.OpCode == ws.OpClose {
+	if f, err := tt.ReadWSFrame(c2.conn); err == nil && f.Header.OpCode == ws.OpClose {
 		code, reason := ws.ParseCloseFrameData(f.Payload)
 		t.Fatalf("fragmented message: closed %d %s", code, reason)
 	} else if err != nil || !strings.Contains(string(f.Payload), `"action":"scrape"`) {
@@ -295,7 +294,14 @@ func TestWebSocketLimitsAndDefences(t *testing.T) {
 // same raw exchanges get the same answers from trakx as from the reference
 // server. It needs Node.js and `npm ci` in test/webtorrent (make test does
 // it); CI requires it.
+//
+// WebRTC stacks starved of CPU stall (seen here: with two busy loops beside
+// them, one transfer in two never finished), so this runs alone: make test
+// runs it after the other tests, with TRAKX_WEBTORRENT=1.
 func TestWebTorrentClients(t *testing.T) {
+	if os.Getenv("TRAKX_WEBTORRENT") == "" {
+		t.Skip("runs alone: TRAKX_WEBTORRENT=1 (make test does, after the other tests)")
+	}
 	dir, _ := filepath.Abs("../../test/webtorrent")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "webtorrent")); err != nil {
 		if os.Getenv("TRAKX_REQUIRE_CLIENTS") != "" {
@@ -303,15 +309,26 @@ func TestWebTorrentClients(t *testing.T) {
 		}
 		t.Skip("test/webtorrent/node_modules is missing (npm ci there)")
 	}
-	d := startTracker(t, nil)
-	url := "ws://" + d.HTTPAddrs()[0].String() + "/announce"
-	for _, script := range []string{"protocol.mjs", "transfer.mjs"} {
-		cmd := exec.Command("node", script, url)
+	// The protocol test compares intervals too: the defaults, as the
+	// reference server is given. The transfer gets a short interval (6 s
+	// for WebSockets): a WebRTC connection that fails, as one can on a
+	// loaded machine, is tried again soon.
+	defaults := startTracker(t, nil)
+	d := startTracker(t, func(c *config.Config) {
+		c.Tracker.AnnounceInterval = config.Duration{Duration: 30 * time.Second}
+		c.Tracker.MinInterval = config.Duration{Duration: 10 * time.Second}
+		c.Tracker.PeerTTL = config.Duration{Duration: 2 * time.Minute}
+	})
+	for _, run := range []struct{ script, tracker string }{
+		{"protocol.mjs", "ws://" + defaults.HTTPAddrs()[0].String() + "/announce"},
+		{"transfer.mjs", "ws://" + d.HTTPAddrs()[0].String() + "/announce"},
+	} {
+		cmd := exec.Command("node", run.script, run.tracker)
 		cmd.Dir = dir
 		out, err := cmd.CombinedOutput()
-		t.Logf("%s:\n%s", script, out)
+		t.Logf("%s:\n%s", run.script, out)
 		if err != nil {
-			t.Fatalf("%s: %v", script, err)
+			t.Fatalf("%s: %v", run.script, err)
 		}
 	}
 	vars := tt.Vars(t, d.StatsAddr().String())
@@ -320,18 +337,4 @@ func TestWebTorrentClients(t *testing.T) {
 			t.Errorf("%s = %v: nothing was relayed", key, got)
 		}
 	}
-}
-
-// readFrame reads one frame from the server (unmasked), its payload whole.
-func readFrame(r io.Reader) (ws.Frame, error) {
-	h, err := ws.ReadHeader(r)
-	if err != nil {
-		return ws.Frame{}, err
-	}
-	if h.Length > 1<<20 {
-		return ws.Frame{}, fmt.Errorf("a frame of %d bytes", h.Length)
-	}
-	f := ws.Frame{Header: h, Payload: make([]byte, h.Length)}
-	_, err = io.ReadFull(r, f.Payload)
-	return f, err
 }

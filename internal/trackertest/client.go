@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gobwas/ws"
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/httpproto"
 	"github.com/trakx/trakx/internal/udpproto"
@@ -220,4 +221,19 @@ func GetBencoded(t testing.TB, client *http.Client, u string) (int, map[string]a
 		t.Fatalf("body %q is not a dictionary", body)
 	}
 	return resp.StatusCode, m
+}
+
+// ReadWSFrame reads one WebSocket frame from a server (unmasked), its
+// payload whole, up to 1 MiB.
+func ReadWSFrame(r io.Reader) (ws.Frame, error) {
+	h, err := ws.ReadHeader(r)
+	if err != nil {
+		return ws.Frame{}, err
+	}
+	if h.Length > 1<<20 {
+		return ws.Frame{}, fmt.Errorf("a frame of %d bytes", h.Length)
+	}
+	f := ws.Frame{Header: h, Payload: make([]byte, h.Length)}
+	_, err = io.ReadFull(r, f.Payload)
+	return f, err
 }

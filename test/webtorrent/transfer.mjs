@@ -40,7 +40,7 @@ if (role === 'leech') {
     })
   })
 } else {
-  const data = randomBytes(3 * 1024 * 1024 + 12345)
+  const data = randomBytes(512 * 1024 + 12345)
   client.seed(data, { announce: [tracker], announceList: [[tracker]], name: 'trakx-webrtc-test.bin' }, torrent => {
     const trackers = new URL(torrent.magnetURI).searchParams.getAll('tr')
     if (trackers.length !== 1 || trackers[0] !== tracker) fail(`magnet trackers ${JSON.stringify(trackers)}`)

@@ -3,7 +3,6 @@ package websocket
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -15,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/metrics"
+	tt "github.com/trakx/trakx/internal/trackertest"
 )
 
 type openGate struct{}
@@ -87,7 +87,7 @@ func TestPingsKeepAliveAndFindTheDead(t *testing.T) {
 	pings, texts := make(chan struct{}, 1000), make(chan []byte, 10)
 	go func() {
 		for {
-			f, err := readFrame(alive)
+			f, err := tt.ReadWSFrame(alive)
 			if err != nil {
 				close(texts)
 				return
@@ -104,7 +104,7 @@ func TestPingsKeepAliveAndFindTheDead(t *testing.T) {
 	// The silent one is closed: after some pings, end of stream.
 	silent.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
-		if _, err := readFrame(silent); err != nil {
+		if _, err := tt.ReadWSFrame(silent); err != nil {
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
 				break
 			}
@@ -134,18 +134,4 @@ func TestPingsKeepAliveAndFindTheDead(t *testing.T) {
 			t.Fatalf("%d connections open, want 1", s.counters.Connections.Load())
 		}
 	}
-}
-
-// readFrame reads one frame from the server (unmasked), its payload whole.
-func readFrame(r io.Reader) (ws.Frame, error) {
-	h, err := ws.ReadHeader(r)
-	if err != nil {
-		return ws.Frame{}, err
-	}
-	if h.Length > 1<<20 {
-		return ws.Frame{}, fmt.Errorf("a frame of %d bytes", h.Length)
-	}
-	f := ws.Frame{Header: h, Payload: make([]byte, h.Length)}
-	_, err = io.ReadFull(r, f.Payload)
-	return f, err
 }
