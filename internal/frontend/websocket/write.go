@@ -1,0 +1,97 @@
+package websocket
+
+import (
+	"sync"
+
+	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
+)
+
+// Writing: any goroutine may write to a connection (a relay writes to
+// another peer's), never blocking, under the connection's write lock.
+
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// write sends one whole frame without blocking: what the socket does not
+// take now is kept and sent when it can (EPOLLOUT). A connection that owes
+// more than maxUnsent is not reading, and is closed.
+func (c *conn) write(op ws.OpCode, payload []byte) bool {
+	bp := framePool.Get().(*[]byte)
+	defer framePool.Put(bp)
+	frame := appendFrame((*bp)[:0], op, payload)
+	*bp = frame
+	c.wmu.Lock()
+	if c.closed {
+		c.wmu.Unlock()
+		return false
+	}
+	if len(c.out) > 0 {
+		ok := len(c.out)+len(frame) <= maxUnsent
+		if ok {
+			c.out = append(c.out, frame...)
+		}
+		c.wmu.Unlock()
+		if !ok {
+			c.shut()
+		}
+		return ok
+	}
+	n, err := unix.Write(c.fd, frame)
+	if err == unix.EAGAIN {
+		n, err = 0, nil
+	}
+	if err == nil && n < len(frame) {
+		c.out = append(c.out, frame[n:]...)
+		err = c.loop.watchWrites(c, true)
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		c.shut()
+		return false
+	}
+	return true
+}
+
+// writable sends what was kept back, now that the socket takes more.
+func (c *conn) writable() {
+	c.wmu.Lock()
+	if c.closed || len(c.out) == 0 {
+		c.wmu.Unlock()
+		return
+	}
+	n, err := unix.Write(c.fd, c.out)
+	if err == unix.EAGAIN {
+		n, err = 0, nil
+	}
+	if err == nil {
+		c.out = c.out[n:]
+		if len(c.out) == 0 {
+			c.out = nil
+			err = c.loop.watchWrites(c, false)
+		}
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		c.shut()
+	}
+}
+
+// appendFrame appends an unmasked final frame, as a server sends them.
+func appendFrame(dst []byte, op ws.OpCode, payload []byte) []byte {
+	h := ws.Header{Fin: true, OpCode: op, Length: int64(len(payload))}
+	var head [ws.MaxHeaderSize]byte
+	w := headerWriter{buf: head[:0]}
+	ws.WriteHeader(&w, h)
+	dst = append(dst, w.buf...)
+	return append(dst, payload...)
+}
+
+type headerWriter struct{ buf []byte }
+
+func (w *headerWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	return len(p), nil
+}
+
+// send writes one text message.
+func (c *conn) send(msg []byte) bool { return c.write(ws.OpText, msg) }
