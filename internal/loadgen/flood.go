@@ -24,6 +24,8 @@ type FloodConfig struct {
 	Duration time.Duration
 	// Source is the flooder's local address (such as 127.0.0.2).
 	Source string
+	// Rate caps the flood, in datagrams per second; 0: as fast as it can.
+	Rate int
 	// Client, if set, is a well-behaved client's local address: it
 	// announces ClientRate times a second, one request at a time.
 	Client     string
@@ -99,7 +101,11 @@ func flood(cfg FloodConfig, raddr *net.UDPAddr) (*FloodResult, error) {
 		msgs[i].Buffers = [][]byte{udpproto.AppendConnectRequest(nil, uint32(i))}
 	}
 	start := time.Now()
-	for time.Since(start) < cfg.Duration {
+	for elapsed := time.Duration(0); elapsed < cfg.Duration; elapsed = time.Since(start) {
+		if cfg.Rate > 0 && r.Sent > uint64(elapsed.Seconds()*float64(cfg.Rate)) {
+			time.Sleep(time.Millisecond)
+			continue
+		}
 		n, err := pc.WriteBatch(msgs, 0)
 		if err != nil && !isRefused(err) {
 			return nil, err
