@@ -202,8 +202,7 @@ func (s *scanner) elements(depth int, f func(value []byte) bool) bool {
 }
 
 // eachMember calls f for each member of the JSON object raw, which must
-// be all there is. Keys are compared as encoding/json compares them with
-// a struct's fields: unescaped, and without case.
+// be all there is, with its key unescaped.
 func eachMember(raw []byte, f func(key string, value []byte)) error {
 	s := scanner{b: raw}
 	s.space()
@@ -225,30 +224,16 @@ func eachElement(raw []byte, f func(value []byte) bool) bool {
 	return s.elements(1, f) && s.i == len(raw)
 }
 
-// memberName is a key as a lower-case Go string, unescaped if it must be.
+// memberName is a key as a Go string, unescaped if it must be. Callers
+// compare it without case (strings.EqualFold), as encoding/json does.
 func memberName(key []byte) string {
 	if bytes.IndexByte(key, '\\') >= 0 {
 		var k string
 		if json.Unmarshal(append(append([]byte{'"'}, key...), '"'), &k) == nil {
-			return lower(k)
-		}
-	}
-	for _, c := range key {
-		if c >= 'A' && c <= 'Z' {
-			return lower(string(key))
+			return k
 		}
 	}
 	return string(key)
-}
-
-func lower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 // stringValue is a JSON string's text, if raw is one.

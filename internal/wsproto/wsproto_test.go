@@ -201,6 +201,9 @@ func FuzzScanAgainstEncodingJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		var want map[string]json.RawMessage
 		wantErr := json.Unmarshal(msg, &want)
+		if wantErr == nil && want == nil {
+			return // null: encoding/json leaves a map alone; no message is null
+		}
 		got := map[string]string{}
 		err := eachMember(msg, func(key string, value []byte) { got[key] = string(value) })
 		if (err == nil) != (wantErr == nil) {
@@ -209,14 +212,8 @@ func FuzzScanAgainstEncodingJSON(f *testing.F) {
 		if err != nil || !utf8.Valid(msg) {
 			return
 		}
-		folded := map[string]int{}
-		for k := range want {
-			if folded[strings.ToLower(k)]++; folded[strings.ToLower(k)] > 1 {
-				return // keys that differ only in case: which one a reader keeps is its own affair
-			}
-		}
 		for k, v := range want {
-			if g, ok := got[strings.ToLower(k)]; !ok || !bytes.Equal(bytes.TrimSpace([]byte(g)), bytes.TrimSpace(v)) {
+			if g, ok := got[k]; !ok || !bytes.Equal(bytes.TrimSpace([]byte(g)), bytes.TrimSpace(v)) {
 				t.Fatalf("%q: member %q is %q, encoding/json %q", msg, k, g, v)
 			}
 		}
