@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 )
 
 // A small JSON reader for the protocol's messages: it validates the text
@@ -202,12 +203,13 @@ func (s *scanner) elements(depth int, f func(value []byte) bool) bool {
 }
 
 // eachMember calls f for each member of the JSON object raw, which must
-// be all there is, with its key unescaped.
-func eachMember(raw []byte, f func(key string, value []byte)) error {
+// be all there is, with its key as written (between the quotes): readers
+// compare it with nameIs.
+func eachMember(raw []byte, f func(key, value []byte)) error {
 	s := scanner{b: raw}
 	s.space()
 	ok := s.members(1, func(key, value []byte) bool {
-		f(memberName(key), value)
+		f(key, value)
 		return true
 	})
 	s.space()
@@ -215,6 +217,16 @@ func eachMember(raw []byte, f func(key string, value []byte)) error {
 		return errInvalidJSON
 	}
 	return nil
+}
+
+// nameIs reports whether a member's key, as written, is name, compared as
+// encoding/json compares keys with a struct's fields: unescaped, and
+// without case.
+func nameIs(key []byte, name string) bool {
+	if bytes.IndexByte(key, '\\') >= 0 {
+		return strings.EqualFold(memberName(key), name)
+	}
+	return bytes.EqualFold(key, []byte(name))
 }
 
 // eachElement calls f for each element of the JSON array raw; false if raw

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/trakx/trakx/internal/bittorrent"
@@ -82,13 +81,13 @@ type wire struct {
 // readWire picks the members the protocol knows from a JSON object; others
 // are ignored, as are their values (checked as JSON all the same).
 func readWire(msg []byte, w *wire) error {
-	return eachMember(msg, func(key string, value []byte) {
+	return eachMember(msg, func(key, value []byte) {
 		for _, f := range [...]struct {
 			name string
 			dst  *json.RawMessage
 		}{{"action", &w.Action}, {"info_hash", &w.InfoHash}, {"peer_id", &w.PeerID}, {"left", &w.Left}, {"event", &w.Event},
 			{"offers", &w.Offers}, {"answer", &w.Answer}, {"offer_id", &w.OfferID}, {"to_peer_id", &w.ToPeerID}} {
-			if strings.EqualFold(key, f.name) {
+			if nameIs(key, f.name) {
 				*f.dst = value
 				return
 			}
@@ -187,11 +186,11 @@ func parseOffers(raw json.RawMessage, maxOffers int, r *Request) error {
 	r.Offers = make([]Offer, 0, min(maxOffers, 8))
 	ok := eachElement(raw, func(element []byte) bool {
 		var offer, offerID json.RawMessage
-		if eachMember(element, func(key string, value []byte) {
+		if eachMember(element, func(key, value []byte) {
 			switch {
-			case strings.EqualFold(key, "offer"):
+			case nameIs(key, "offer"):
 				offer = value
-			case strings.EqualFold(key, "offer_id"):
+			case nameIs(key, "offer_id"):
 				offerID = value
 			}
 		}) != nil {

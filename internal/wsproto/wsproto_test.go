@@ -205,7 +205,7 @@ func FuzzScanAgainstEncodingJSON(f *testing.F) {
 			return // null: encoding/json leaves a map alone; no message is null
 		}
 		got := map[string]string{}
-		err := eachMember(msg, func(key string, value []byte) { got[key] = string(value) })
+		err := eachMember(msg, func(key, value []byte) { got[memberName(key)] = string(value) })
 		if (err == nil) != (wantErr == nil) {
 			t.Fatalf("%q: scanner says %v, encoding/json %v", msg, err, wantErr)
 		}
