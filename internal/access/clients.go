@@ -49,6 +49,3 @@ func (c *Clients) Allowed(id *bittorrent.PeerID) bool {
 	}
 	return false
 }
-
-// Len is how many prefixes the filter lists, allow and deny.
-func (c *Clients) Len() (allow, deny int) { return len(c.allow), len(c.deny) }

@@ -37,10 +37,6 @@ import (
 // Ways is how many sources share a set, the unit of eviction.
 const Ways = 8
 
-// BytesPerSource is the memory a remembered source costs: its slot and its
-// share of its set's mutex.
-const BytesPerSource = (Ways*16 + 8) / Ways
-
 // Config is a budget.
 type Config struct {
 	Rate    float64 // tokens per second; 0: no budget

@@ -281,6 +281,3 @@ func (s *Server) Close() {
 		c.close(ws.StatusGoingAway, "tracker shutting down")
 	}
 }
-
-// Swarms are the WebSocket peers' figures.
-func (s *Server) Swarms() wsswarm.Stats { return s.swarms.Stats() }
