@@ -27,6 +27,11 @@ const (
 	EventCompleted Event = 1
 	EventStarted   Event = 2
 	EventStopped   Event = 3
+	// EventPaused is BEP 21's paused: a partial seed, a peer with data left
+	// that downloads nothing (a multi-file torrent with files deselected).
+	// BEP 15 has no number for it; libtorrent sends 4 over UDP, and 4 is
+	// what it is here. The swarm treats it as a plain announce.
+	EventPaused Event = 4
 )
 
 // AnnounceRequest is one client's announce, whatever protocol carried it.

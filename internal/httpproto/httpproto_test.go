@@ -46,11 +46,49 @@ func TestParseAnnounce(t *testing.T) {
 			t.Fatalf("numwant=%s: %v %d, want the default (-1)", numwant, err, req.NumWant)
 		}
 	}
+	// BEP 21's paused, as libtorrent's partial seeds send it: the same
+	// event as UDP's 4.
+	if err := ParseAnnounce([]byte(announceQuery("&event=paused")), &req, &opts); err != nil || req.Event != bittorrent.EventPaused {
+		t.Fatalf("event=paused: %v %d", err, req.Event)
+	}
 	if err := ParseAnnounce([]byte(announceQuery("&numwant=-")), &req, &opts); err == nil {
 		t.Fatal("numwant=- accepted")
 	}
 	if err := ParseAnnounce([]byte(announceQuery("")), &req, &opts); err != nil || req.NumWant != -1 || !opts.Compact {
 		t.Fatalf("defaults: %v %+v %+v", err, req, opts)
+	}
+}
+
+// TestParseAnnounceNumwant: a numwant beyond any integer type is capped,
+// not refused (the store caps it again at tracker.numwant_max); a negative
+// one of any size asks for the default; what is not a decimal number is
+// still refused.
+func TestParseAnnounceNumwant(t *testing.T) {
+	for numwant, want := range map[string]int32{
+		"0":                             0,
+		"42":                            42,
+		"2147483647":                    1<<31 - 1,
+		"2147483648":                    1<<31 - 1,
+		"99999999999999999999":          1<<31 - 1,
+		"100000000000000000000000000":   1<<31 - 1,
+		"1" + strings.Repeat("0", 4000): 1<<31 - 1,
+		strings.Repeat("0", 40) + "42":  42,
+		"-1":                            -1,
+		"-100000000000000000000000000":  -1,
+	} {
+		var req bittorrent.AnnounceRequest
+		var opts AnnounceOptions
+		if err := ParseAnnounce([]byte(announceQuery("&numwant="+numwant)), &req, &opts); err != nil || req.NumWant != want {
+			t.Errorf("numwant=%.40s: %v, %d; want %d", numwant, err, req.NumWant, want)
+		}
+	}
+	for _, numwant := range []string{"", "-", "--1", "12x", "-12x", "x", "1+2", "1%20", "0x10", "1e9",
+		"100000000000000000000000000x"} {
+		var req bittorrent.AnnounceRequest
+		var opts AnnounceOptions
+		if err := ParseAnnounce([]byte(announceQuery("&numwant="+numwant)), &req, &opts); !errors.Is(err, ErrBadNumber) {
+			t.Errorf("numwant=%s: %v, want %v", numwant, err, ErrBadNumber)
+		}
 	}
 }
 
@@ -216,13 +254,14 @@ func BenchmarkEncodeAnnounce(b *testing.B) {
 func FuzzParseAnnounce(f *testing.F) {
 	f.Add(announceQuery("&event=started&numwant=12"))
 	f.Add(announceQuery("&compact=0&no_peer_id=1"))
+	f.Add(announceQuery("&numwant=100000000000000000000000000"))
 	f.Add("info_hash=%zz&port=")
 	f.Add("&&==&")
 	f.Fuzz(func(t *testing.T, q string) {
 		var req bittorrent.AnnounceRequest
 		var opts AnnounceOptions
-		if ParseAnnounce([]byte(q), &req, &opts) == nil && req.Port == 0 {
-			t.Fatal("accepted port 0")
+		if ParseAnnounce([]byte(q), &req, &opts) == nil && (req.Port == 0 || req.NumWant < -1) {
+			t.Fatalf("accepted port %d, numwant %d", req.Port, req.NumWant)
 		}
 		hashes, err := ParseScrape([]byte(q), nil)
 		if err == nil {

@@ -99,8 +99,8 @@ func ParseAnnounce(query []byte, req *bittorrent.AnnounceRequest, opts *Announce
 				value = value[1:]
 			}
 			var n uint64
-			n, err = parseUint(value, 1<<63-1)
-			req.NumWant = int32(min(n, 1<<31-1))
+			n, err = parseCount(value, 1<<31-1)
+			req.NumWant = int32(n)
 			if negative {
 				req.NumWant = -1
 			}
@@ -162,8 +162,10 @@ func ParseScrape(query []byte, dst []bittorrent.InfoHash) ([]bittorrent.InfoHash
 
 func parseEvent(v []byte) (bittorrent.Event, error) {
 	switch string(v) {
-	case "", "empty", "paused":
+	case "", "empty":
 		return bittorrent.EventNone, nil
+	case "paused":
+		return bittorrent.EventPaused, nil
 	case "started":
 		return bittorrent.EventStarted, nil
 	case "stopped":
@@ -189,6 +191,24 @@ func parseUint(v []byte, limit uint64) (uint64, error) {
 			return 0, ErrBadNumber
 		}
 		n = n*10 + d
+	}
+	return n, nil
+}
+
+// parseCount reads a plain decimal number of any length, capped at limit:
+// a client that asks for more than there can ever be asks for the most,
+// however many digits it takes to say so. limit is at most 1<<60, so that
+// n*10+9 cannot overflow.
+func parseCount(v []byte, limit uint64) (uint64, error) {
+	if len(v) == 0 {
+		return 0, ErrBadNumber
+	}
+	var n uint64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, ErrBadNumber
+		}
+		n = min(n*10+uint64(c-'0'), limit)
 	}
 	return n, nil
 }

@@ -82,7 +82,11 @@ func ParseAnnounce(b []byte, req *bittorrent.AnnounceRequest) error {
 	req.Left = binary.BigEndian.Uint64(b[64:72])
 	req.Uploaded = binary.BigEndian.Uint64(b[72:80])
 	event := binary.BigEndian.Uint32(b[80:84])
-	if event > uint32(bittorrent.EventStopped) {
+	// 4 is libtorrent's paused (BEP 21), sent by every partial seed. A
+	// number beyond it is no client's: it is refused with a BEP 15 error,
+	// which the client shows and trakx.udp.bad_request counts, rather than
+	// guessed at (were it a stop, serving it would keep a departed peer).
+	if event > uint32(bittorrent.EventPaused) {
 		return ErrBadEvent
 	}
 	req.Event = bittorrent.Event(event)

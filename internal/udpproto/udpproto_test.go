@@ -3,6 +3,7 @@ package udpproto
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"testing"
 	"time"
@@ -51,15 +52,47 @@ func TestAnnounceRequestErrors(t *testing.T) {
 	if err := ParseAnnounce(pkt[:97], &got); !errors.Is(err, ErrShortPacket) {
 		t.Errorf("short: %v", err)
 	}
-	bad := bytes.Clone(pkt)
-	binary.BigEndian.PutUint32(bad[80:], 4)
-	if err := ParseAnnounce(bad, &got); !errors.Is(err, ErrBadEvent) {
-		t.Errorf("event 4: %v", err)
+	for _, event := range []uint32{5, 6, 0x100, 0xffffffff} {
+		bad := bytes.Clone(pkt)
+		binary.BigEndian.PutUint32(bad[80:], event)
+		if err := ParseAnnounce(bad, &got); !errors.Is(err, ErrBadEvent) {
+			t.Errorf("event %d: %v", event, err)
+		}
 	}
-	bad = bytes.Clone(pkt)
+	bad := bytes.Clone(pkt)
 	binary.BigEndian.PutUint16(bad[96:], 0)
 	if err := ParseAnnounce(bad, &got); !errors.Is(err, ErrBadPort) {
 		t.Errorf("port 0: %v", err)
+	}
+}
+
+// TestAnnouncePaused: libtorrent 2.0.8 (Debian 12's python3-libtorrent)
+// announces a partial seed (files deselected, the rest complete) with
+// event 4, BEP 21's paused. This is the datagram it sent, captured on
+// loopback: it must read as an announce like any other.
+func TestAnnouncePaused(t *testing.T) {
+	const sent = "1111111111111111" + "00000001" + "9597cd4e" + // connection id, announce, transaction id
+		"21275169268009bb5124c0e35600a69320e39b43" + // info hash
+		"2d4c54323038302d37324a476f42463269736254" + // peer id -LT2080-…
+		"0000000000000000" + "0000000000010000" + "0000000000000000" + // downloaded, left 65536, uploaded
+		"00000004" + "00000000" + "e92818c4" + "000000c8" + "8489" + // event 4, ip, key, numwant 200, port
+		"02092f616e6e6f756e6365" // BEP 41 URL data "/announce"
+	pkt, err := hex.DecodeString(sent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bittorrent.AnnounceRequest
+	if err := ParseAnnounce(pkt, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Event != bittorrent.EventPaused || got.Left != 65536 || got.Port != 0x8489 || got.NumWant != 200 ||
+		got.Key != 0xe92818c4 || string(got.PeerID[:8]) != "-LT2080-" {
+		t.Fatalf("%+v", got)
+	}
+	// Written back, it is the same request.
+	again := AppendAnnounceRequest(nil, 0x1111111111111111, 0x9597cd4e, &got)
+	if !bytes.Equal(again, pkt[:announceRequestSize]) {
+		t.Fatalf("written back:\n%x\nwant\n%x", again, pkt[:announceRequestSize])
 	}
 }
 

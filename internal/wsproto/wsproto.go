@@ -168,8 +168,10 @@ func parseEvent(raw json.RawMessage, r *Request) error {
 		return ErrInvalidEvent
 	}
 	switch event := string(raw[1 : len(raw)-1]); event {
-	case "", "update", "empty", "paused":
+	case "", "update", "empty":
 		r.Event = bittorrent.EventNone
+	case "paused":
+		r.Event = bittorrent.EventPaused
 	case "started":
 		r.Event = bittorrent.EventStarted
 	case "stopped":

@@ -54,6 +54,21 @@ func TestParseAnnounceKeepsBinaryStrings(t *testing.T) {
 	}
 }
 
+// TestParseAnnouncePausedAndHugeNumwant: paused reads as BEP 21's paused,
+// as over HTTP and UDP; numwant is not read at all (a WebSocket peer is
+// sent one peer per offer it makes, up to websocket.max_offers), so a
+// numwant beyond any integer type cannot fail an announce.
+func TestParseAnnouncePausedAndHugeNumwant(t *testing.T) {
+	good := latin1(bytes.Repeat([]byte{'a'}, 20))
+	for _, numwant := range []string{"100000000000000000000000000", `"100000000000000000000000000"`, "1e400", "-1e400"} {
+		msg := `{"action":"announce","info_hash":"` + good + `","peer_id":"` + good + `","numwant":` + numwant + `,"left":5,"event":"paused"}`
+		var r Request
+		if err := Parse([]byte(msg), 10, &r); err != nil || r.Event != bittorrent.EventPaused || r.Left != 5 {
+			t.Errorf("numwant %s: %v %+v", numwant, err, r)
+		}
+	}
+}
+
 func TestParseRefusesBadMessages(t *testing.T) {
 	good := latin1(bytes.Repeat([]byte{'a'}, 20))
 	for msg, want := range map[string]string{
