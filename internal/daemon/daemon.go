@@ -75,7 +75,7 @@ func New(cfg config.Config, configPath, version string, log *logrus.Logger) *Dae
 		return metrics.SwarmStats{Torrents: st.Torrents,
 			Seeders:      [metrics.NumFamilies]int{st.Seeders - st.Seeders6, st.Seeders6},
 			Leechers:     [metrics.NumFamilies]int{st.Leechers - st.Leechers6, st.Leechers6},
-			RefusedPeers: st.RefusedPeers, RefusedTorrents: st.RefusedTorrents}
+			RefusedPeers: st.RefusedPeers, RefusedTorrents: st.RefusedTorrents, RefusedOutOfMemory: st.RefusedOutOfMemory}
 	})
 	return d
 }
@@ -192,6 +192,7 @@ func (d *Daemon) Start() error {
 	d.goServe(func() {
 		d.store.RunExpiry(func() time.Duration { return expiryInterval(d.store.Config().PeerTTL) }, d.stopping)
 	})
+	d.goServe(d.watchMemory)
 	if interval := d.cfg.Database.SaveInterval.Duration; interval > 0 {
 		d.goServe(func() { d.every(interval, func() { d.Save() }) })
 	}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -19,8 +20,13 @@ func (d *Daemon) load() {
 	case err == nil:
 		d.store.Close() // the empty store New made; nothing has seen it yet
 		d.store = store
-		d.log.Infof("loaded %d peers in %d torrents from %s in %.2fs (saved %s ago; %d peers had expired)",
+		line := fmt.Sprintf("loaded %d peers in %d torrents from %s in %.2fs (saved %s ago; %d peers had expired)",
 			st.Peers, st.Torrents, path, time.Since(started).Seconds(), started.Sub(st.SavedAt).Round(time.Second), st.Expired)
+		if st.NoMemory > 0 {
+			d.log.Warnf("%s; out of memory: %d more peers did not fit and were dropped", line, st.NoMemory)
+		} else {
+			d.log.Info(line)
+		}
 	case errors.Is(err, os.ErrNotExist):
 		d.log.Infof("no database at %s yet: starting empty", path)
 	default:

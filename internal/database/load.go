@@ -28,6 +28,9 @@ type LoadStats struct {
 	Torrents int // torrents kept
 	Peers    int // peers kept
 	Expired  int // peers dropped as older than the peer TTL
+	// NoMemory counts the peers given up because the store ran out of
+	// memory; the load goes on and keeps what fits.
+	NoMemory int
 }
 
 // peersPerChunk bounds the memory a load uses beyond the store it fills.
@@ -253,9 +256,13 @@ func (l *loader) restore(st *LoadStats) {
 	if len(t.Peers4)+len(t.Peers6) == 0 {
 		return
 	}
-	k := l.store.Restore(t, l.cutoff, l.now)
+	k, err := l.store.Restore(t, l.cutoff, l.now)
 	st.Peers += k
-	st.Expired += len(t.Peers4) + len(t.Peers6) - k
+	if err != nil { // those not kept may have expired too: which, is unknown
+		st.NoMemory += len(t.Peers4) + len(t.Peers6) - k
+	} else {
+		st.Expired += len(t.Peers4) + len(t.Peers6) - k
+	}
 	t.Peers4, t.Peers6 = t.Peers4[:0], t.Peers6[:0]
 }
 

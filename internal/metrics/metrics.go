@@ -139,8 +139,8 @@ type SwarmStats struct {
 	// Seeders and Leechers per family.
 	Seeders, Leechers [NumFamilies]int
 	// Announces refused because tracker.max_peers or max_torrents was
-	// reached.
-	RefusedPeers, RefusedTorrents uint64
+	// reached, or because the store could not have the memory for them.
+	RefusedPeers, RefusedTorrents, RefusedOutOfMemory uint64
 }
 
 // Metrics is the set of counters of one tracker.

@@ -42,6 +42,8 @@ func (m *Metrics) Snapshot() map[string]any {
 			"rate":   u.RefusedRate + h.RefusedRate + w.RefusedRate,
 			"host":   h.RefusedHost,
 			"client": u.RefusedClient + h.RefusedClient + w.RefusedClient,
+			// The store could not have the memory for a newcomer.
+			"out_of_memory": sw.RefusedOutOfMemory,
 		},
 		"database": map[string]any{
 			"saves": db.Saves, "save_errors": db.SaveErrors, "last_save_unix": db.LastSaveUnix,

@@ -5,9 +5,11 @@
 //   - T must hold no pointers (no pointer, slice, string, map, interface,
 //     channel or func anywhere inside it). The garbage collector never
 //     scans this memory, so a pointer stored there keeps nothing alive.
-//   - Make returns a zeroed slice of exactly n elements (len and cap n).
+//   - Make returns a zeroed slice of exactly n elements (len and cap n),
+//     or ErrNoMemory, having allocated nothing.
 //   - Resize returns a slice of n elements whose first min(n, len(s))
 //     elements equal s's; the rest are zero. s must not be used after.
+//     When it returns ErrNoMemory, s is unchanged and still valid.
 //   - Free gives the memory back at once. s must not be used after.
 //   - Every slice given to Resize or Free must come from Make or Resize,
 //     unchanged (not resliced).
@@ -24,47 +26,116 @@
 // more than their size; larger ones are anonymous private mappings on Linux,
 // grown and shrunk with mremap so that growing never copies. Elsewhere every
 // slice comes from the Go heap.
+//
+// The kernel may refuse a mapping (address space or overcommit limits, a
+// cgroup's memory.max with overcommit off): that is an error the caller
+// handles, not a crash, so that a store that cannot grow refuses newcomers
+// and goes on serving what it holds.
 package offheap
 
-import "unsafe"
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+)
+
+// ErrNoMemory is what Make and Resize return when memory cannot be had.
+var ErrNoMemory = errors.New("offheap: out of memory")
+
+// fault, when set, is asked before every Make and Resize and fails those
+// it answers true for, as if the kernel had refused them.
+var fault atomic.Pointer[func(bytes int) bool]
+
+// InjectFaults makes every Make and Resize of a size for which fail returns
+// true fail with ErrNoMemory, until the returned undo is called. It exists
+// for tests of code that must survive running out of memory, which have no
+// other way to make a kernel refuse; it applies to the whole process.
+func InjectFaults(fail func(bytes int) bool) (undo func()) {
+	fault.Store(&fail)
+	return func() { fault.Store(nil) }
+}
+
+func refused(bytes int) bool {
+	f := fault.Load()
+	return f != nil && (*f)(bytes)
+}
+
+func noMemory(what string, bytes int, err error) error {
+	return fmt.Errorf("%w: %s %d bytes: %v", ErrNoMemory, what, bytes, err)
+}
 
 // pageSize is the unit of mapped memory; slices smaller than one come from
 // the Go heap.
 const pageSize = 4096
 
 // Make returns a zeroed slice of n values of T.
-func Make[T any](n int) []T {
+func Make[T any](n int) ([]T, error) {
 	if n == 0 {
-		return nil
-	}
-	size := n * int(unsafe.Sizeof(*new(T)))
-	if size < pageSize {
-		return make([]T, n)
-	}
-	return unsafe.Slice((*T)(mapMemory(size)), n)
-}
-
-// Resize returns a slice of n values holding s's first values.
-func Resize[T any](s []T, n int) []T {
-	if n == len(s) {
-		return s
+		return nil, nil
 	}
 	elem := int(unsafe.Sizeof(*new(T)))
-	oldSize, newSize := len(s)*elem, n*elem
-	if oldSize >= pageSize && newSize >= pageSize {
-		if n < len(s) {
-			// The mapping keeps the page that holds the new end; what
-			// lies past the end in that page must read as zero when the
-			// slice grows again.
-			pageEnd := (newSize + pageSize - 1) &^ (pageSize - 1)
-			clear(s[n:min(len(s), (pageEnd+elem-1)/elem)])
-		}
-		return unsafe.Slice((*T)(remapMemory(unsafe.Pointer(unsafe.SliceData(s)), oldSize, newSize)), n)
+	if n < 0 || n > maxBytes/elem {
+		return nil, noMemory("making", n, errors.New("too many elements"))
 	}
-	grown := Make[T](n)
+	size := n * elem
+	if refused(size) {
+		return nil, noMemory("making", size, errors.New("fault injected"))
+	}
+	if size < pageSize {
+		return make([]T, n), nil
+	}
+	p, err := mapMemory(size)
+	if err != nil {
+		return nil, noMemory("mapping", size, err)
+	}
+	return unsafe.Slice((*T)(p), n), nil
+}
+
+// maxBytes bounds one slice, so that sizes never overflow an int.
+const maxBytes = 1<<(31+(^uint(0)>>63)*31) - pageSize
+
+// Resize returns a slice of n values holding s's first values.
+func Resize[T any](s []T, n int) ([]T, error) {
+	if n == len(s) {
+		return s, nil
+	}
+	elem := int(unsafe.Sizeof(*new(T)))
+	if n < 0 || n > maxBytes/elem {
+		return s, noMemory("resizing to", n, errors.New("too many elements"))
+	}
+	oldSize, newSize := len(s)*elem, n*elem
+	if n > len(s) && refused(newSize) {
+		return s, noMemory("resizing to", newSize, errors.New("fault injected"))
+	}
+	if oldSize >= pageSize && newSize >= pageSize {
+		return remap(s, n, elem)
+	}
+	grown, err := Make[T](n)
+	if err != nil {
+		return s, err
+	}
 	copy(grown, s)
 	Free(s)
-	return grown
+	return grown, nil
+}
+
+// remap resizes a mapped slice in place or by moving its pages.
+func remap[T any](s []T, n, elem int) ([]T, error) {
+	oldSize, newSize := len(s)*elem, n*elem
+	if n < len(s) {
+		// The mapping keeps the page that holds the new end; what lies
+		// past the end in that page must read as zero when the slice
+		// grows again. Clearing it first is harmless if the remap fails:
+		// those elements are being given up.
+		pageEnd := (newSize + pageSize - 1) &^ (pageSize - 1)
+		clear(s[n:min(len(s), (pageEnd+elem-1)/elem)])
+	}
+	p, err := remapMemory(unsafe.Pointer(unsafe.SliceData(s)), oldSize, newSize)
+	if err != nil {
+		return s, noMemory("remapping to", newSize, err)
+	}
+	return unsafe.Slice((*T)(p), n), nil
 }
 
 // Free gives s's memory back.

@@ -1,6 +1,7 @@
 package offheap
 
 import (
+	"errors"
 	"os"
 	"runtime"
 	"strconv"
@@ -18,7 +19,7 @@ type rec struct {
 // threshold: zeroed memory, contents kept across a resize, zero after.
 func TestMakeResizeFree(t *testing.T) {
 	for _, n := range []int{1, 100, 204, 205, 5000, 100_000} {
-		s := Make[rec](n)
+		s := mustMake[rec](t, n)
 		if len(s) != n || cap(s) != n {
 			t.Fatalf("Make(%d): len %d cap %d", n, len(s), cap(s))
 		}
@@ -30,7 +31,10 @@ func TestMakeResizeFree(t *testing.T) {
 		}
 		for _, m := range []int{n * 3, n / 2, n} {
 			old := min(len(s), m)
-			s = Resize(s, m)
+			var err error
+			if s, err = Resize(s, m); err != nil {
+				t.Fatal(err)
+			}
 			for i := range s {
 				want := rec{}
 				if i < old {
@@ -58,7 +62,7 @@ func TestFreeReturnsMemory(t *testing.T) {
 		t.Skip("resident memory is read from /proc")
 	}
 	before := rssKB(t)
-	s := Make[uint64](64 << 20 / 8) // 64 MiB
+	s := mustMake[uint64](t, 64<<20/8) // 64 MiB
 	for i := range s {
 		s[i] = uint64(i)
 	}
@@ -73,6 +77,62 @@ func TestFreeReturnsMemory(t *testing.T) {
 	if after := rssKB(t) - before; after > 8<<10 {
 		t.Fatalf("after Free the resident set is still %d KiB above where it started", after)
 	}
+}
+
+func mustMake[T any](t *testing.T, n int) []T {
+	t.Helper()
+	s, err := Make[T](n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestRefusalIsAnError checks that memory the kernel will not give is an
+// error that leaves the slice being resized as it was, never a crash:
+// 64 TiB is past any machine's RAM and swap, which the kernel's default
+// overcommit heuristic refuses.
+func TestRefusalIsAnError(t *testing.T) {
+	if b, err := os.ReadFile("/proc/sys/vm/overcommit_memory"); err != nil || strings.TrimSpace(string(b)) == "1" {
+		t.Skip("the kernel grants any mapping here (vm.overcommit_memory = 1), or this is not Linux")
+	}
+	const huge = 64 << 40
+	if s, err := Make[byte](huge); !errors.Is(err, ErrNoMemory) || s != nil {
+		t.Fatalf("Make(64 TiB): %v, %d bytes", err, len(s))
+	}
+	for _, n := range []int{100, 100_000} { // from the heap and mapped
+		s := mustMake[uint64](t, n)
+		s[n-1] = 42
+		got, err := Resize(s, huge/8)
+		if !errors.Is(err, ErrNoMemory) || len(got) != n || got[n-1] != 42 {
+			t.Fatalf("Resize(%d -> 64 TiB): %v, len %d", n, err, len(got))
+		}
+		Free(got)
+	}
+	if _, err := Make[uint64](-1); !errors.Is(err, ErrNoMemory) {
+		t.Fatalf("Make(-1): %v", err)
+	}
+}
+
+// TestInjectedFaults checks the test hook: refused sizes fail, the rest
+// succeed, and undo restores the kernel's word.
+func TestInjectedFaults(t *testing.T) {
+	undo := InjectFaults(func(bytes int) bool { return bytes > 1000 })
+	if _, err := Make[byte](1001); !errors.Is(err, ErrNoMemory) {
+		t.Fatalf("Make(1001) under a fault: %v", err)
+	}
+	s := mustMake[byte](t, 1000)
+	if got, err := Resize(s, 5000); !errors.Is(err, ErrNoMemory) || len(got) != 1000 {
+		t.Fatalf("Resize(1000 -> 5000) under a fault: %v, len %d", err, len(got))
+	}
+	if got, err := Resize(s, 10); err != nil || len(got) != 10 { // shrinking is never refused
+		t.Fatalf("Resize(1000 -> 10) under a fault: %v, len %d", err, len(got))
+	} else {
+		s = got
+	}
+	undo()
+	Free(s)
+	Free(mustMake[byte](t, 1<<20))
 }
 
 func rssKB(t *testing.T) int {

@@ -165,6 +165,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		"access_list":           u.Refused + h.Refused + w.Refused,
 		"tracker_full_peers":    t.Swarm.RefusedPeers,
 		"tracker_full_torrents": t.Swarm.RefusedTorrents,
+		"out_of_memory":         t.Swarm.RefusedOutOfMemory,
 		"connection_cap":        h.ConnectionsRefused,
 		"rate":                  u.RefusedRate + h.RefusedRate + w.RefusedRate,
 		"host":                  h.RefusedHost,

@@ -46,11 +46,11 @@ func Render(w io.Writer, v *View) {
 	fmt.Fprintf(w, "errors: udp %s/s, http %s/s, websocket %s/s (since start: udp %s, http %s, websocket %s)\n",
 		rate("trakx_errors_total", "protocol", "udp"), rate("trakx_errors_total", "protocol", "http"), rate("trakx_errors_total", "protocol", "websocket"),
 		count("trakx_errors_total", "protocol", "udp"), count("trakx_errors_total", "protocol", "http"), count("trakx_errors_total", "protocol", "websocket"))
-	fmt.Fprintf(w, "refused: %s/s (since start: rate %s, host %s, client %s, access_list %s, tracker_full %s, connection_cap %s, websocket_cap %s)\n",
+	fmt.Fprintf(w, "refused: %s/s (since start: rate %s, host %s, client %s, access_list %s, tracker_full %s, out_of_memory %s, connection_cap %s, websocket_cap %s)\n",
 		rate("trakx_refused_total"), count("trakx_refused_total", "reason", "rate"), count("trakx_refused_total", "reason", "host"),
 		count("trakx_refused_total", "reason", "client"), count("trakx_refused_total", "reason", "access_list"),
 		fmt.Sprintf("%.0f", s.Sum("trakx_refused_total", "reason", "tracker_full_peers")+s.Sum("trakx_refused_total", "reason", "tracker_full_torrents")),
-		count("trakx_refused_total", "reason", "connection_cap"), count("trakx_refused_total", "reason", "websocket_cap"))
+		count("trakx_refused_total", "reason", "out_of_memory"), count("trakx_refused_total", "reason", "connection_cap"), count("trakx_refused_total", "reason", "websocket_cap"))
 	fmt.Fprintf(w, "http connections: %s (evicted %s)\n", count("trakx_http_connections"), count("trakx_http_connections_evicted_total"))
 	fmt.Fprintf(w, "websocket: connections %s, announce %s/s, offers %s/s, answers %s/s; peers %s (seeders %s, leechers %s), torrents %s\n",
 		count("trakx_websocket_connections"), rate("trakx_requests_total", "protocol", "websocket", "action", "announce"),

@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"math"
 	"slices"
 	"sync"
 	"unsafe"
@@ -81,19 +82,40 @@ func (a *arena[A]) index(l *list, c uint8) []uint32 {
 // eighth of what is live, and a little so small arenas are left alone.
 func (a *arena[A]) garbageAllowed() uint32 { return a.live/8 + 256 }
 
-// alloc hands out a block of size records and returns where it starts.
-// It may compact first, which moves other blocks.
-func (a *arena[A]) alloc(size uint32, tb *table, fam int, seed uint64) uint32 {
+// maxRecords bounds an arena: positions are uint32, and its bytes must
+// fit an int.
+const maxRecords = min(1<<32-1, math.MaxInt/20)
+
+// alloc hands out a block of size records and returns where it starts, or
+// false when the arena cannot grow (out of memory), having changed nothing
+// but, perhaps, compacted. Compaction moves other blocks.
+func (a *arena[A]) alloc(size uint32, tb *table, fam int, seed uint64) (uint32, bool) {
 	if a.used-a.live > a.garbageAllowed() {
 		a.compact(tb, fam, seed)
 	}
-	if need := int(a.used) + int(size); need > len(a.recs) {
-		a.recs = offheap.Resize(a.recs, max(need, len(a.recs)*3/2, 64))
+	need := uint64(a.used) + uint64(size)
+	if need > maxRecords {
+		return 0, false
+	}
+	if need > uint64(len(a.recs)) && !a.grow(int(need)) {
+		return 0, false
 	}
 	at := a.used
 	a.used += size
 	a.live += size
-	return at
+	return at, true
+}
+
+// grow makes room for need records: half as much again as now, so that
+// growth is amortised, or, when that much cannot be had, just need.
+func (a *arena[A]) grow(need int) bool {
+	for _, n := range [2]int{min(max(need, len(a.recs)*3/2, 64), maxRecords), need} {
+		if grown, err := offheap.Resize(a.recs, n); err == nil {
+			a.recs = grown
+			return true
+		}
+	}
+	return false
 }
 
 // release gives up a block of class c; its space is garbage until the
@@ -121,11 +143,12 @@ func (a *arena[A]) compact(tb *table, fam int, seed uint64) {
 		s := &tb.slots[uint32(o)]
 		l := &s.lists[fam]
 		c := fitClass(l.n)
-		copy(a.recs[w:w+l.n], a.recs[l.at:l.at+l.n])
-		l.at, s.classes[fam] = w, c
-		if c == 0 {
+		if c == 0 { // emptied by the sweep
+			l.at, s.classes[fam] = 0, 0
 			continue
 		}
+		copy(a.recs[w:w+l.n], a.recs[l.at:l.at+l.n])
+		l.at, s.classes[fam] = w, c
 		a.rebuildIndex(l, c, seed)
 		w += a.blockSize(c)
 	}

@@ -45,11 +45,15 @@ func (v *view[A]) find(ip A, port uint16) int {
 	return -1
 }
 
-// add appends a peer that is not in the list and returns its position.
-func (v *view[A]) add(r record[A], seeder bool) int {
+// add appends a peer that is not in the list and returns its position,
+// or false, changing nothing, when the list is full and cannot move to a
+// bigger block (out of memory, or past the largest class).
+func (v *view[A]) add(r record[A], seeder bool) (int, bool) {
 	l := v.list()
 	if l.n == classCap[*v.class()] {
-		v.moveTo(*v.class() + 1)
+		if !v.moveTo(*v.class() + 1) {
+			return -1, false
+		}
 		l = v.list()
 	}
 	pos := int(l.n)
@@ -63,29 +67,39 @@ func (v *view[A]) add(r record[A], seeder bool) int {
 		pos = int(l.seeders)
 		l.seeders++
 	}
-	return pos
+	return pos, true
 }
 
 // reserve makes room for extra more peers in at most one move, for a
-// load that knows how many are coming.
+// load that knows how many are coming. It is only a hint: when the room
+// cannot be had, add finds out peer by peer.
 func (v *view[A]) reserve(extra int) {
-	if need := v.list().n + uint32(extra); need > classCap[*v.class()] {
-		v.moveTo(fitClass(need))
+	need := uint64(v.list().n) + uint64(extra)
+	if need > uint64(classCap[*v.class()]) {
+		v.moveTo(fitClass(uint32(min(need, uint64(classCap[maxClass])))))
 	}
 }
 
 // moveTo moves the list to a block of the bigger class c at the arena's
-// end.
-func (v *view[A]) moveTo(c uint8) {
-	old := *v.class()
-	at := v.a.alloc(v.a.blockSize(c), v.tb, v.fam, v.seed)
-	l := v.list() // alloc may have compacted and moved the list
-	copy(v.a.recs[at:at+l.n], v.a.recs[l.at:l.at+l.n])
+// end; false, leaving the list where it was, when there is none to have.
+func (v *view[A]) moveTo(c uint8) bool {
+	if c > maxClass {
+		return false
+	}
+	at, ok := v.a.alloc(v.a.blockSize(c), v.tb, v.fam, v.seed)
+	if !ok {
+		return false
+	}
+	// alloc may have compacted, which moves the list and may shrink its
+	// block: read both only now.
+	l, old := v.list(), *v.class()
+	copy(v.a.recs[at:at+l.n], v.a.peers(l))
 	if old != 0 {
 		v.a.release(old)
 	}
 	l.at, *v.class() = at, c
 	v.a.rebuildIndex(l, c, v.seed)
+	return true
 }
 
 // remove deletes the peer at pos.
@@ -106,9 +120,9 @@ func (v *view[A]) remove(pos int) {
 		})
 	}
 	l.n--
-	if l.n == 0 {
+	if l.n == 0 { // an empty list owns no block and points nowhere
 		v.a.release(*v.class())
-		*v.class() = 0
+		*v.class(), l.at = 0, 0
 	}
 }
 

@@ -205,7 +205,7 @@ func roundTrip(t *testing.T, s *Store, cfg Config) *Store {
 	})
 	s.Close()
 	restored := New(cfg)
-	now := unixNow()
+	now := uint32(time.Now().Unix())
 	for i := range saved {
 		restored.Restore(&saved[i], now-uint32(cfg.PeerTTL/time.Second), now)
 	}

@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"cmp"
 	"time"
 
 	"github.com/trakx/trakx/internal/bittorrent"
@@ -40,7 +41,7 @@ type walkCopy struct {
 	slots  []slot
 	peers4 []record[[4]byte]
 	peers6 []record[[16]byte]
-	now    uint32
+	now    instant
 }
 
 // Walk calls fn for every torrent. Each shard's torrents are copied out
@@ -54,7 +55,7 @@ func (s *Store) Walk(fn func(*Torrent) error) (WalkStats, error) {
 	var t Torrent
 	for i := range s.shards {
 		locked := time.Now()
-		s.shards[i].copyOut(&c)
+		s.shards[i].copyOut(&c, s.clock)
 		st.LongestLock = max(st.LongestLock, time.Since(locked))
 		rest4, rest6 := c.peers4, c.peers6
 		for k := range c.slots {
@@ -72,11 +73,11 @@ func (s *Store) Walk(fn func(*Torrent) error) (WalkStats, error) {
 }
 
 // copyOut copies the shard's torrents and their peers, in table order.
-func (sh *shard) copyOut(c *walkCopy) {
+func (sh *shard) copyOut(c *walkCopy, clock func() instant) {
 	c.slots, c.peers4, c.peers6 = c.slots[:0], c.peers4[:0], c.peers6[:0]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	c.now = unixNow()
+	c.now = clock()
 	for i := range sh.table.slots {
 		sl := &sh.table.slots[i]
 		if sl.dist == 0 {
@@ -88,9 +89,9 @@ func (sh *shard) copyOut(c *walkCopy) {
 	}
 }
 
-func exportPeers[A bittorrent.IP](dst []Peer[A], recs []record[A], seeders, now uint32) []Peer[A] {
+func exportPeers[A bittorrent.IP](dst []Peer[A], recs []record[A], seeders uint32, now instant) []Peer[A] {
 	for i, r := range recs {
-		dst = append(dst, Peer[A]{IP: r.ip, Port: r.port, Seeder: uint32(i) < seeders, LastSeen: now - age(tickOf(now), r.seen)})
+		dst = append(dst, Peer[A]{IP: r.ip, Port: r.port, Seeder: uint32(i) < seeders, LastSeen: now.unix - age(now.tick(), r.seen)})
 	}
 	return dst
 }
@@ -98,12 +99,13 @@ func exportPeers[A bittorrent.IP](dst []Peer[A], recs []record[A], seeders, now 
 // Restore adds saved peers to a torrent, creating it if need be. Peers last
 // seen before cutoff are dropped, as are peers with port 0 and repeats of a
 // peer already present; a last-seen time after now is taken as now. now
-// must be the present: the store keeps last-seen times relative to its
-// clock.
+// must be the present, in unix seconds: the store keeps last-seen times as
+// ages on its own clock.
 // Restore may be called more than once for one torrent: the peers add up,
 // downloaded is the largest given. It returns how many peers it kept. The
-// store's limits do not apply: what was saved comes back.
-func (s *Store) Restore(t *Torrent, cutoff, now uint32) (kept int) {
+// store's limits do not apply: what was saved comes back, unless memory
+// runs out, when Restore keeps what it could and returns ErrOutOfMemory.
+func (s *Store) Restore(t *Torrent, cutoff, now uint32) (kept int, err error) {
 	cutoff = max(cutoff, now-uint32(MaxPeerTTL/time.Second))
 	hv := s.hash(&t.Hash)
 	sh := s.shardOf(hv)
@@ -111,35 +113,54 @@ func (s *Store) Restore(t *Torrent, cutoff, now uint32) (kept int) {
 	defer sh.mu.Unlock()
 	i := sh.table.find(&t.Hash, hv)
 	if i < 0 {
-		i = sh.table.insert(&t.Hash, hv, s.hash)
+		if i = sh.table.insert(&t.Hash, hv, s.hash); i < 0 {
+			return 0, ErrOutOfMemory
+		}
 		s.totals.torrents.Add(1)
 	}
+	at := restoreClock{cutoff: cutoff, unix: now, tick: s.clock().tick()}
 	v4, v6 := sh.view4(s, i), sh.view6(s, i)
-	kept = restoreInto(sh, &v4, t.Peers4, cutoff, now) + restoreInto(sh, &v6, t.Peers6, cutoff, now)
+	kept4, err4 := restoreInto(sh, &v4, t.Peers4, at)
+	kept6, err6 := restoreInto(sh, &v6, t.Peers6, at)
+	kept, err = kept4+kept6, cmp.Or(err4, err6)
 	s.totals.peers.Add(int64(kept))
 	sl := &sh.table.slots[i]
-	if sl.empty() { // every peer given had expired
+	if sl.empty() { // every peer given had expired, or none fitted
 		sh.table.remove(i)
 		s.totals.torrents.Add(-1)
-		return 0
+		return 0, err
 	}
 	sl.downloaded = max(sl.downloaded, t.Downloaded)
-	return kept
+	return kept, err
 }
 
-func restoreInto[A bittorrent.IP](sh *shard, v *view[A], peers []Peer[A], cutoff, now uint32) (kept int) {
+// restoreClock turns saved unix times into the store's ticks: a peer last
+// seen at unix u is now-u seconds old, on any clock.
+type restoreClock struct {
+	cutoff, unix uint32
+	tick         uint16
+}
+
+func (c restoreClock) seen(lastSeen uint32) uint16 {
+	return c.tick - uint16(c.unix-min(lastSeen, c.unix))
+}
+
+func restoreInto[A bittorrent.IP](sh *shard, v *view[A], peers []Peer[A], at restoreClock) (kept int, err error) {
 	v.reserve(len(peers))
 	for _, p := range peers {
-		if p.LastSeen < cutoff || p.Port == 0 || v.find(p.IP, p.Port) >= 0 {
+		if p.LastSeen < at.cutoff || p.Port == 0 || v.find(p.IP, p.Port) >= 0 {
 			continue
 		}
-		v.add(record[A]{ip: p.IP, port: p.Port, seen: tickOf(min(p.LastSeen, now))}, p.Seeder)
+		if _, ok := v.add(record[A]{ip: p.IP, port: p.Port, seen: at.seen(p.LastSeen)}, p.Seeder); !ok {
+			err = ErrOutOfMemory
+			break
+		}
 		sh.count(v.fam, p.Seeder, 1)
 		kept++
 	}
-	if c := v.class(); v.list().n == 0 && *c != 0 { // room was made, but every peer had expired
+	if l, c := v.list(), v.class(); l.n == 0 && *c != 0 { // room was made, but every peer had expired
 		v.a.release(*c)
-		*c = 0
+		*c, l.at = 0, 0
 	}
-	return kept
+	return kept, err
 }

@@ -35,6 +35,10 @@ type Config struct {
 var (
 	ErrTooManyPeers    = &bittorrent.ClientError{Message: "tracker is full: no new peers accepted now, try again later", Kind: bittorrent.KindTrackerFull}
 	ErrTooManyTorrents = &bittorrent.ClientError{Message: "tracker is full: no new torrents accepted now, try again later", Kind: bittorrent.KindTrackerFull}
+	// ErrOutOfMemory refuses a newcomer that would need memory the
+	// kernel will not give. The store stays as it was and goes on
+	// serving the peers it holds.
+	ErrOutOfMemory = &bittorrent.ClientError{Message: "tracker is full: out of memory, try again later", Kind: bittorrent.KindTrackerFull}
 )
 
 // totals are the store-wide counts the limits are checked against. They
@@ -42,6 +46,7 @@ var (
 type totals struct {
 	peers, torrents               atomic.Int64
 	refusedPeers, refusedTorrents atomic.Uint64
+	refusedMemory                 atomic.Uint64
 }
 
 // reserve counts one more in n unless that would pass limit: exact even
@@ -68,6 +73,7 @@ type Store struct {
 	peerSeed uint64       // keys the big swarms' position index
 	totals   *totals
 	shards   *shards
+	clock    func() instant // realClock but in tests
 }
 
 type shards [shardCount]shard
@@ -87,7 +93,7 @@ type shard struct {
 // gives it back at once, and it is given back anyway once the store is
 // no longer reachable.
 func New(cfg Config) *Store {
-	s := &Store{hashSeed: maphash.MakeSeed(), peerSeed: rand.Uint64(), totals: &totals{}, shards: &shards{}}
+	s := &Store{hashSeed: maphash.MakeSeed(), peerSeed: rand.Uint64(), totals: &totals{}, shards: &shards{}, clock: realClock()}
 	s.SetConfig(cfg)
 	runtime.AddCleanup(s, (*shards).free, s.shards)
 	return s
@@ -119,7 +125,23 @@ func (s *Store) hash(h *bittorrent.InfoHash) uint64 { return maphash.Bytes(s.has
 // shardOf picks a shard by the hash's top bits; the table uses the low ones.
 func (s *Store) shardOf(hv uint64) *shard { return &s.shards[hv>>(64-shardBits)] }
 
-func unixNow() uint32 { return uint32(time.Now().Unix()) }
+// instant is a reading of the store's clock. Last-seen times are kept on
+// mono, whole seconds of the monotonic clock since the store was made,
+// which a stepped wall clock cannot move; unix is read only to hand
+// last-seen times out as unix times (Walk) and take them in (Restore).
+// Announces and sweeps read the clock while they hold the shard's lock,
+// so that a sweep never sees a peer stamped later than its own reading.
+type instant struct{ mono, unix uint32 }
+
+func (in instant) tick() uint16 { return tickOf(in.mono) }
+
+func realClock() func() instant {
+	start := time.Now()
+	return func() instant {
+		t := time.Now()
+		return instant{mono: uint32(t.Sub(start) / time.Second), unix: uint32(t.Unix())}
+	}
+}
 
 func (sh *shard) view4(s *Store, slot int) view[[4]byte] {
 	return view[[4]byte]{a: &sh.arena4, tb: &sh.table, slot: slot, fam: ipv4, seed: s.peerSeed}
@@ -162,12 +184,12 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.Annou
 	want := numWant(req, cfg)
 	seeder := req.Left == 0
 	publicOnly := !cfg.PrivatePeers && IsPublic(req.Addr)
-	now := tickOf(unixNow())
 
 	hv := s.hash(&req.InfoHash)
 	sh := s.shardOf(hv)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	now := s.clock().tick()
 	i := sh.table.find(&req.InfoHash, hv)
 	if i < 0 {
 		if req.Event == bittorrent.EventStopped {
@@ -177,7 +199,11 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.Annou
 			s.totals.refusedTorrents.Add(1)
 			return ErrTooManyTorrents
 		}
-		i = sh.table.insert(&req.InfoHash, hv, s.hash)
+		if i = sh.table.insert(&req.InfoHash, hv, s.hash); i < 0 {
+			s.totals.torrents.Add(-1)
+			s.totals.refusedMemory.Add(1)
+			return ErrOutOfMemory
+		}
 	}
 
 	var err error
@@ -250,11 +276,17 @@ func announceIn[A bittorrent.IP](s *Store, sh *shard, v *view[A], ip A, req *bit
 			s.totals.refusedPeers.Add(1)
 			return -1, ErrTooManyPeers
 		}
+		pos, ok := v.add(record[A]{ip: ip, port: req.Port, seen: now}, seeder)
+		if !ok {
+			s.totals.peers.Add(-1)
+			s.totals.refusedMemory.Add(1)
+			return -1, ErrOutOfMemory
+		}
 		if req.Event == bittorrent.EventCompleted && seeder {
 			t.downloaded++
 		}
 		sh.count(v.fam, seeder, 1)
-		return v.add(record[A]{ip: ip, port: req.Port, seen: now}, seeder), nil
+		return pos, nil
 	}
 	wasSeeder := pos < int(v.list().seeders)
 	if req.Event == bittorrent.EventCompleted && seeder && !wasSeeder {
@@ -292,13 +324,20 @@ type Stats struct {
 	// Of the seeders and leechers, those at IPv6 addresses.
 	Seeders6  int
 	Leechers6 int
-	// Announces refused because the store was full, since it was made.
-	RefusedPeers    uint64
-	RefusedTorrents uint64
+	// Announces refused because the store was full, since it was made:
+	// at Config.MaxPeers, at Config.MaxTorrents, or out of memory.
+	RefusedPeers       uint64
+	RefusedTorrents    uint64
+	RefusedOutOfMemory uint64
 }
 
 // Peers is the number of peers of both kinds.
 func (st Stats) Peers() int { return st.Seeders + st.Leechers }
+
+// RefusedOutOfMemory is how many announces were refused because the
+// store could not have the memory for them: Stats().RefusedOutOfMemory,
+// without taking every shard's lock.
+func (s *Store) RefusedOutOfMemory() uint64 { return s.totals.refusedMemory.Load() }
 
 // Stats adds up the shards' totals, taking each lock in turn.
 func (s *Store) Stats() Stats {
@@ -315,6 +354,7 @@ func (s *Store) Stats() Stats {
 	}
 	st.RefusedPeers = s.totals.refusedPeers.Load()
 	st.RefusedTorrents = s.totals.refusedTorrents.Load()
+	st.RefusedOutOfMemory = s.totals.refusedMemory.Load()
 	return st
 }
 
@@ -325,7 +365,7 @@ func (s *Store) Stats() Stats {
 func (s *Store) Expire() (removed int) {
 	ttl := uint32(min(s.config.Load().PeerTTL, MaxPeerTTL) / time.Second)
 	for i := range s.shards {
-		n := s.shards[i].expire(s, tickOf(unixNow()), ttl)
+		n := s.shards[i].expire(s, ttl)
 		s.totals.peers.Add(int64(-n))
 		removed += n
 		runtime.Gosched()
@@ -333,9 +373,10 @@ func (s *Store) Expire() (removed int) {
 	return removed
 }
 
-func (sh *shard) expire(s *Store, now uint16, ttl uint32) (removed int) {
+func (sh *shard) expire(s *Store, ttl uint32) (removed int) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	now := s.clock().tick() // under the lock: see instant
 	for i := 0; i < len(sh.table.slots); {
 		if sh.table.slots[i].dist == 0 {
 			i++

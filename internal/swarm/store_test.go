@@ -40,21 +40,41 @@ func announce(s *Store, h bittorrent.InfoHash, addr netip.Addr, port uint16, lef
 
 // checkInvariants verifies every shard's table, arenas and counters
 // against a full recount.
-func checkInvariants(t *testing.T, s *Store) {
+func checkInvariants(t testing.TB, s *Store) {
 	t.Helper()
-	if st := s.Stats(); int64(st.Peers()) != s.totals.peers.Load() || int64(st.Torrents) != s.totals.torrents.Load() {
-		t.Fatalf("totals %d peers, %d torrents; shards %+v", s.totals.peers.Load(), s.totals.torrents.Load(), st)
-	}
-	for si := range s.shards {
-		sh := &s.shards[si]
-		sh.mu.Lock()
-		checkShard(t, s, sh)
-		sh.mu.Unlock()
+	if err := invariantsErr(s); err != nil {
+		t.Fatal(err)
 	}
 }
 
-func checkShard(t *testing.T, s *Store, sh *shard) {
-	t.Helper()
+// invariantsErr is checkInvariants for any goroutine: it returns what is
+// wrong rather than failing the test, and never leaves a shard locked,
+// so that a failing check cannot deadlock announcers still running.
+func invariantsErr(s *Store) error {
+	if err := shardsErr(s); err != nil {
+		return err
+	}
+	if st := s.Stats(); int64(st.Peers()) != s.totals.peers.Load() || int64(st.Torrents) != s.totals.torrents.Load() {
+		return fmt.Errorf("totals %d peers, %d torrents; shards %+v", s.totals.peers.Load(), s.totals.torrents.Load(), st)
+	}
+	return nil
+}
+
+// shardsErr checks each shard on its own, under its lock: it may run while
+// announces go on, where the store-wide totals, which change between two
+// shards' locks, cannot be compared.
+func shardsErr(s *Store) error {
+	for si := range s.shards {
+		if err := s.shards[si].invariantsErr(s); err != nil {
+			return fmt.Errorf("shard %d: %w", si, err)
+		}
+	}
+	return nil
+}
+
+func (sh *shard) invariantsErr(s *Store) error {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	var seeders, leechers [2]int
 	torrents := 0
 	var blocks4, blocks6 [][2]uint32
@@ -65,40 +85,53 @@ func checkShard(t *testing.T, s *Store, sh *shard) {
 		}
 		torrents++
 		if got := sh.table.find(&sl.hash, s.hash(&sl.hash)); got != i {
-			t.Fatalf("torrent %x at %d, but find says %d", sl.hash, i, got)
+			return fmt.Errorf("torrent %x at %d, but find says %d", sl.hash, i, got)
 		}
 		if sl.empty() {
-			t.Fatalf("%x: empty torrent kept", sl.hash)
+			return fmt.Errorf("%x: empty torrent kept", sl.hash)
 		}
+		var err error
 		v4, v6 := sh.view4(s, i), sh.view6(s, i)
-		blocks4 = checkList(t, &v4, blocks4)
-		blocks6 = checkList(t, &v6, blocks6)
+		if blocks4, err = listErr(&v4, blocks4); err != nil {
+			return fmt.Errorf("%x IPv4: %w", sl.hash[:4], err)
+		}
+		if blocks6, err = listErr(&v6, blocks6); err != nil {
+			return fmt.Errorf("%x IPv6: %w", sl.hash[:4], err)
+		}
 		for f, l := range sl.lists {
 			seeders[f] += int(l.seeders)
 			leechers[f] += int(l.n - l.seeders)
 		}
 	}
 	if torrents != sh.table.count {
-		t.Fatalf("table counts %d torrents, holds %d", sh.table.count, torrents)
+		return fmt.Errorf("table counts %d torrents, holds %d", sh.table.count, torrents)
 	}
 	if seeders != sh.seeders || leechers != sh.leechers {
-		t.Fatalf("shard counts %v/%v, recount %v/%v", sh.seeders, sh.leechers, seeders, leechers)
+		return fmt.Errorf("shard counts %v/%v, recount %v/%v", sh.seeders, sh.leechers, seeders, leechers)
 	}
-	checkBlocks(t, "IPv4", blocks4, sh.arena4.used, sh.arena4.live, len(sh.arena4.recs))
-	checkBlocks(t, "IPv6", blocks6, sh.arena6.used, sh.arena6.live, len(sh.arena6.recs))
+	if err := blocksErr(blocks4, sh.arena4.used, sh.arena4.live, len(sh.arena4.recs)); err != nil {
+		return fmt.Errorf("IPv4 arena: %w", err)
+	}
+	if err := blocksErr(blocks6, sh.arena6.used, sh.arena6.live, len(sh.arena6.recs)); err != nil {
+		return fmt.Errorf("IPv6 arena: %w", err)
+	}
+	return nil
 }
 
-// checkList verifies one list: partition, no repeats, the index, its
-// block; it returns blocks with the list's [start, end) added.
-func checkList[A bittorrent.IP](t *testing.T, v *view[A], blocks [][2]uint32) [][2]uint32 {
-	t.Helper()
+// listErr verifies one list: partition, no repeats, the index, its block
+// (an empty list has none and points nowhere); it returns blocks with the
+// list's [start, end) added.
+func listErr[A bittorrent.IP](v *view[A], blocks [][2]uint32) ([][2]uint32, error) {
 	l, c := v.list(), *v.class()
-	if (l.n == 0) != (c == 0) || l.n > classCap[c] || l.seeders > l.n {
-		t.Fatalf("list %+v in class %d (capacity %d)", *l, c, classCap[c])
+	if (l.n == 0) != (c == 0) || c > maxClass || l.n > classCap[c] || l.seeders > l.n || (l.n == 0 && l.at != 0) {
+		return nil, fmt.Errorf("list %+v in class %d", *l, c)
+	}
+	if c != 0 && uint64(l.at)+uint64(v.a.blockSize(c)) > uint64(len(v.a.recs)) {
+		return nil, fmt.Errorf("list %+v in class %d runs past the arena's %d records", *l, c, len(v.a.recs))
 	}
 	for i, p := range v.peers() {
 		if got := v.find(p.ip, p.port); got != i {
-			t.Fatalf("peer %v:%d at %d, but find says %d", p.ip, p.port, i, got)
+			return nil, fmt.Errorf("peer %v:%d at %d, but find says %d", p.ip, p.port, i, got)
 		}
 	}
 	if idx := v.index(); idx != nil {
@@ -109,33 +142,37 @@ func checkList[A bittorrent.IP](t *testing.T, v *view[A], blocks [][2]uint32) []
 			}
 		}
 		if entries != int(l.n) {
-			t.Fatalf("index holds %d entries for %d peers", entries, l.n)
+			return nil, fmt.Errorf("index holds %d entries for %d peers", entries, l.n)
 		}
 	}
 	if c == 0 {
-		return blocks
+		return blocks, nil
 	}
-	return append(blocks, [2]uint32{l.at, l.at + v.a.blockSize(c)})
+	return append(blocks, [2]uint32{l.at, l.at + v.a.blockSize(c)}), nil
 }
 
-// checkBlocks verifies that blocks do not overlap and that the arena's
-// accounting matches them.
-func checkBlocks(t *testing.T, family string, blocks [][2]uint32, used, live uint32, size int) {
-	t.Helper()
+// blocksErr verifies that blocks do not overlap and that the arena's
+// accounting matches them: live is exactly what blocks hold, garbage
+// (used - live) never negative, nothing past the records the arena has.
+func blocksErr(blocks [][2]uint32, used, live uint32, size int) error {
+	if live > used || int(used) > size {
+		return fmt.Errorf("%d records live, %d used, %d in all", live, used, size)
+	}
 	slices.SortFunc(blocks, func(a, b [2]uint32) int { return cmp.Compare(a[0], b[0]) })
 	var sum uint32
 	for i, b := range blocks {
 		if i > 0 && b[0] < blocks[i-1][1] {
-			t.Fatalf("%s blocks %v and %v overlap", family, blocks[i-1], b)
+			return fmt.Errorf("blocks %v and %v overlap", blocks[i-1], b)
 		}
-		if b[1] > used || int(used) > size {
-			t.Fatalf("%s block %v past the %d records used of %d", family, b, used, size)
+		if b[1] > used {
+			return fmt.Errorf("block %v past the %d records used", b, used)
 		}
 		sum += b[1] - b[0]
 	}
 	if sum != live {
-		t.Fatalf("%s arena counts %d live records, blocks hold %d", family, live, sum)
+		return fmt.Errorf("arena counts %d live records, blocks hold %d", live, sum)
 	}
+	return nil
 }
 
 func TestAnnounceReturnsOthersNotSelf(t *testing.T) {

@@ -74,18 +74,23 @@ func (tb *table) find(h *bittorrent.InfoHash, hv uint64) int {
 }
 
 // insert adds an empty torrent that is not in the table and returns its
-// position. hashOf recomputes the keyed hash of a stored torrent when the
-// table grows.
+// position, or -1, changing nothing, when the table must grow and cannot
+// (out of memory). hashOf recomputes the keyed hash of a stored torrent
+// when the table grows.
 func (tb *table) insert(h *bittorrent.InfoHash, hv uint64, hashOf func(*bittorrent.InfoHash) uint64) int {
 	if (tb.count+1)*maxLoadDen > len(tb.slots)*maxLoadNum {
-		tb.resize(max(minTableSize, len(tb.slots)*3/2), hashOf)
+		if !tb.resize(max(minTableSize, len(tb.slots)*3/2), hashOf) {
+			return -1
+		}
 	}
 	for {
 		if at := tb.place(slot{hash: *h}, hv); at >= 0 {
 			tb.count++
 			return at
 		}
-		tb.resize(len(tb.slots)*3/2, hashOf)
+		if !tb.resize(len(tb.slots)*3/2, hashOf) {
+			return -1
+		}
 	}
 }
 
@@ -157,18 +162,26 @@ func (tb *table) remove(i int) {
 	}
 }
 
-// resize moves every torrent into a table of size slots.
-func (tb *table) resize(size int, hashOf func(*bittorrent.InfoHash) uint64) {
+// resize moves every torrent into a table of size slots, or of more if a
+// probe would grow too long in that one. When the memory cannot be had it
+// returns false and the table is as it was.
+func (tb *table) resize(size int, hashOf func(*bittorrent.InfoHash) uint64) bool {
 	old := tb.slots
 	for {
-		tb.slots = offheap.Make[slot](size)
+		slots, err := offheap.Make[slot](size)
+		if err != nil {
+			tb.slots = old
+			return false
+		}
+		tb.slots = slots
 		if tb.rehash(old, hashOf) {
 			break
 		}
-		offheap.Free(tb.slots)
+		offheap.Free(slots)
 		size = size * 3 / 2
 	}
 	offheap.Free(old)
+	return true
 }
 
 func (tb *table) rehash(old []slot, hashOf func(*bittorrent.InfoHash) uint64) bool {
@@ -181,7 +194,7 @@ func (tb *table) rehash(old []slot, hashOf func(*bittorrent.InfoHash) uint64) bo
 }
 
 // shrinkToFit gives back most of a table that has lost most of its
-// torrents.
+// torrents; a table that cannot be had smaller stays as it is.
 func (tb *table) shrinkToFit(hashOf func(*bittorrent.InfoHash) uint64) {
 	switch {
 	case tb.count == 0:
