@@ -80,7 +80,11 @@ func (a *arena[A]) index(l *list, c uint8) []uint32 {
 
 // garbageAllowed is how much garbage an arena keeps before compacting: an
 // eighth of what is live, and a little so small arenas are left alone.
-func (a *arena[A]) garbageAllowed() uint32 { return a.live/8 + 256 }
+func (a *arena[A]) garbageAllowed() uint32 { return a.live/8 + garbageSlack }
+
+// garbageSlack is the little; a variable so that tests of compaction can
+// make it happen at every turn.
+var garbageSlack uint32 = 256
 
 // maxRecords bounds an arena: positions are uint32, and its bytes must
 // fit an int.
