@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/offheap"
 	"github.com/trakx/trakx/internal/swarm"
 )
 
@@ -331,5 +332,29 @@ func TestLoadsVersion1(t *testing.T) {
 	}
 	if !mapsEqual(contents(again), want) {
 		t.Fatalf("saved again and loaded: %v", contents(again))
+	}
+}
+
+// TestLoadKeepsWhatFits: a load whose store the kernel will not let grow
+// past a size keeps the peers that fit, counts the rest, and is no error.
+func TestLoadKeepsWhatFits(t *testing.T) {
+	s := swarm.New(testConfig)
+	peers := fill(s, 400, 400, 5) // swarms of 1 to 400 peers
+	path := filepath.Join(t.TempDir(), "peers.db")
+	if _, err := Save(path, s, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// Room for small swarms, not for big ones.
+	undo := offheap.InjectFaults(func(bytes int) bool { return bytes > 4<<10 })
+	loaded, st, err := Load(path, testConfig, time.Now())
+	undo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Peers == 0 || st.NoMemory == 0 || st.Peers+st.NoMemory != peers || st.Expired != 0 {
+		t.Fatalf("loaded %+v of %d peers", st, peers)
+	}
+	if got := loaded.Stats(); got.Peers() != st.Peers || got.Torrents != st.Torrents {
+		t.Fatalf("the store holds %+v, the load says %+v", got, st)
 	}
 }
