@@ -67,4 +67,3 @@ func TestOutOfMemoryRefusesOverTheWire(t *testing.T) {
 		t.Fatalf("HTTP announce with memory again: %v", r)
 	}
 }
-
