@@ -90,7 +90,7 @@ func openPTY(t *testing.T) (controller, terminal *os.File) {
 	t.Helper()
 	controller, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
+		tt.Unavailable(t, "a pseudo-terminal (/dev/ptmx: devpts mounted)", err)
 	}
 	if err := unix.IoctlSetPointerInt(int(controller.Fd()), unix.TIOCSPTLCK, 0); err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/hex"
 	"io"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -15,22 +14,19 @@ import (
 	tt "github.com/trakx/trakx/internal/trackertest"
 )
 
-// requireLibtorrent skips the test without Debian's python3-libtorrent,
-// unless TRAKX_REQUIRE_CLIENTS is set, as CI sets it.
-func requireLibtorrent(t *testing.T) {
-	if exec.Command("/usr/bin/python3", "-c", "import libtorrent").Run() != nil {
-		if os.Getenv("TRAKX_REQUIRE_CLIENTS") != "" {
-			t.Fatal("python3-libtorrent is not installed, and TRAKX_REQUIRE_CLIENTS is set")
-		}
-		t.Skip("python3-libtorrent is not installed")
-	}
+// requireLibtorrent returns the Python that imports libtorrent (Debian's
+// python3-libtorrent), or skips the test without it (fails it with
+// TRAKX_REQUIRE_CLIENTS set, as CI sets it).
+func requireLibtorrent(t *testing.T) string {
+	t.Helper()
+	return tt.NeedPython(t, "libtorrent", "python3-libtorrent")
 }
 
 // TestRealClientSwarm has libtorrent (Debian's python3-libtorrent), a
 // client written independently of trakx, share a torrent through the
 // tracker over UDP and over HTTP.
 func TestRealClientSwarm(t *testing.T) {
-	requireLibtorrent(t)
+	python := requireLibtorrent(t)
 	d := startTracker(t, nil)
 	for name, url := range map[string]string{
 		"udp":  "udp://" + d.UDPAddrs()[0].String() + "/announce",
@@ -39,7 +35,7 @@ func TestRealClientSwarm(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 70*time.Second)
 			defer cancel()
-			out, err := exec.CommandContext(ctx, "/usr/bin/python3", "testdata/libtorrent_swarm.py", url).CombinedOutput()
+			out, err := exec.CommandContext(ctx, python, "testdata/libtorrent_swarm.py", url).CombinedOutput()
 			t.Logf("%s", out)
 			if err != nil {
 				t.Fatal(err)
@@ -55,7 +51,7 @@ func TestRealClientSwarm(t *testing.T) {
 // no error, the seeder in its reply, the peer in the swarm as a leecher
 // (it has data left) and in the announce counter.
 func TestRealClientPartialSeed(t *testing.T) {
-	requireLibtorrent(t)
+	python := requireLibtorrent(t)
 	for _, proto := range []string{"udp", "http"} {
 		t.Run(proto, func(t *testing.T) {
 			d := startTracker(t, nil)
@@ -65,7 +61,7 @@ func TestRealClientPartialSeed(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 70*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, "/usr/bin/python3", "testdata/libtorrent_partial_seed.py", url)
+			cmd := exec.CommandContext(ctx, python, "testdata/libtorrent_partial_seed.py", url)
 			var stderr strings.Builder
 			cmd.Stderr = &stderr
 			stdin, _ := cmd.StdinPipe()

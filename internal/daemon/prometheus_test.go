@@ -232,24 +232,25 @@ func TestMetricsFormats(t *testing.T) {
 	if !strings.HasPrefix(ct, "application/openmetrics-text") || !strings.HasSuffix(om, "# EOF\n") {
 		t.Fatalf("OpenMetrics: %q, ends %q", ct, om[max(len(om)-20, 0):])
 	}
-	check := func(name string, input string, args ...string) {
-		if _, err := exec.LookPath(args[0]); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s is not installed; CI installs it", args[0])
-			}
-			t.Logf("%s not installed: %s not checked", args[0], name)
-			return
-		}
-		cmd := exec.Command(args[0], args[1:]...)
+	// Each parser is a subtest, which skips alone when its tool is
+	// missing: the checks above hold without them.
+	check := func(t *testing.T, name, input string, cmd *exec.Cmd) {
+		t.Helper()
 		cmd.Stdin = strings.NewReader(input)
 		if out, err := cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "" {
 			t.Fatalf("%s: %v\n%s", name, err, out)
 		}
 	}
-	check("promtool check metrics", text, "promtool", "check", "metrics")
-	check("the OpenMetrics parser", om, "/usr/bin/python3", "-c",
-		"import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as p\n"+
-			"n = len(list(p(sys.stdin.read())))\nassert n > 20, n")
+	t.Run("promtool", func(t *testing.T) {
+		promtool := tt.NeedCommand(t, "promtool", "prometheus")
+		check(t, "promtool check metrics", text, exec.Command(promtool, "check", "metrics"))
+	})
+	t.Run("openmetrics", func(t *testing.T) {
+		python := tt.NeedPython(t, "prometheus_client", "python3-prometheus-client")
+		check(t, "the OpenMetrics parser", om, exec.Command(python, "-c",
+			"import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as p\n"+
+				"n = len(list(p(sys.stdin.read())))\nassert n > 20, n"))
+	})
 }
 
 // TestGrafanaDashboardQueriesExist: every family the dashboard queries is
@@ -284,17 +285,16 @@ func TestGrafanaDashboardQueriesExist(t *testing.T) {
 			fmt.Fprintf(&rules, "  - record: panel_%d_%d\n    expr: %q\n", i, j, expr)
 		}
 	}
-	if _, err := exec.LookPath("promtool"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool is not installed; CI installs it")
+	t.Run("promtool", func(t *testing.T) {
+		promtool := tt.NeedCommand(t, "promtool", "prometheus")
+		path := t.TempDir() + "/rules.yml"
+		if err := os.WriteFile(path, []byte(rules.String()), 0o644); err != nil {
+			t.Fatal(err)
 		}
-		t.Skip("promtool not installed: queries not parsed")
-	}
-	path := t.TempDir() + "/rules.yml"
-	os.WriteFile(path, []byte(rules.String()), 0o644)
-	if out, err := exec.Command("promtool", "check", "rules", path).CombinedOutput(); err != nil {
-		t.Fatalf("promtool check rules: %v\n%s", err, out)
-	}
+		if out, err := exec.Command(promtool, "check", "rules", path).CombinedOutput(); err != nil {
+			t.Fatalf("promtool check rules: %v\n%s", err, out)
+		}
+	})
 }
 
 func hasFamily(s statsview.Sample, family string) bool {

@@ -303,11 +303,10 @@ func TestWebTorrentClients(t *testing.T) {
 		t.Skip("runs alone: TRAKX_WEBTORRENT=1 (make test does, after the other tests)")
 	}
 	dir, _ := filepath.Abs("../../test/webtorrent")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "webtorrent")); err != nil {
-		if os.Getenv("TRAKX_REQUIRE_CLIENTS") != "" {
-			t.Fatal("test/webtorrent/node_modules is missing: run npm ci there")
-		}
-		t.Skip("test/webtorrent/node_modules is missing (npm ci there)")
+	node := tt.NeedCommand(t, "node", "nodejs")
+	for _, module := range []string{"webtorrent", "bittorrent-tracker", "ws"} {
+		tt.NeedFile(t, filepath.Join(dir, "node_modules", module),
+			"test/webtorrent/node_modules/"+module+" (npm ci in test/webtorrent: make test runs it when npm is installed)")
 	}
 	// The protocol test compares intervals too: the defaults, as the
 	// reference server is given. The transfer gets a short interval (6 s
@@ -323,7 +322,7 @@ func TestWebTorrentClients(t *testing.T) {
 		{"protocol.mjs", "ws://" + defaults.HTTPAddrs()[0].String() + "/announce"},
 		{"transfer.mjs", "ws://" + d.HTTPAddrs()[0].String() + "/announce"},
 	} {
-		cmd := exec.Command("node", run.script, run.tracker)
+		cmd := exec.Command(node, run.script, run.tracker)
 		cmd.Dir = dir
 		out, err := cmd.CombinedOutput()
 		t.Logf("%s:\n%s", run.script, out)
