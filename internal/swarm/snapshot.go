@@ -98,9 +98,10 @@ func exportPeers[A bittorrent.IP](dst []Peer[A], recs []record[A], seeders uint3
 
 // Restore adds saved peers to a torrent, creating it if need be. Peers last
 // seen before cutoff are dropped, as are peers with port 0 and repeats of a
-// peer already present; a last-seen time after now is taken as now. now
-// must be the present, in unix seconds: the store keeps last-seen times as
-// ages on its own clock.
+// peer already present; a last-seen time in the future is taken as now.
+// now is the present, in unix seconds, by the caller's clock: with
+// MaxPeerTTL it bounds cutoff. The store keeps last-seen times as ages on
+// its own clock.
 // Restore may be called more than once for one torrent: the peers add up,
 // downloaded is the largest given. It returns how many peers it kept. The
 // store's limits do not apply: what was saved comes back, unless memory
@@ -118,7 +119,10 @@ func (s *Store) Restore(t *Torrent, cutoff, now uint32) (kept int, err error) {
 		}
 		s.totals.torrents.Add(1)
 	}
-	at := restoreClock{cutoff: cutoff, unix: now, tick: s.clock().tick()}
+	// Ages are taken on the store's own reading, under the lock: now may
+	// have been read a moment (and a second boundary) ago.
+	in := s.clock()
+	at := restoreClock{cutoff: cutoff, unix: in.unix, tick: in.tick()}
 	v4, v6 := sh.view4(s, i), sh.view6(s, i)
 	kept4, err4 := restoreInto(sh, &v4, t.Peers4, at)
 	kept6, err6 := restoreInto(sh, &v6, t.Peers6, at)

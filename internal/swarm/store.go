@@ -135,11 +135,16 @@ type instant struct{ mono, unix uint32 }
 
 func (in instant) tick() uint16 { return tickOf(in.mono) }
 
+// realClock starts mono at the wall clock's second boundaries, so that
+// unix - mono stays the same from reading to reading (until the wall clock
+// is stepped) and a peer's last-seen unix time reads the same in every
+// Walk.
 func realClock() func() instant {
 	start := time.Now()
+	phase := start.Sub(start.Truncate(time.Second)) // into the wall clock's second
 	return func() instant {
 		t := time.Now()
-		return instant{mono: uint32(t.Sub(start) / time.Second), unix: uint32(t.Unix())}
+		return instant{mono: uint32((t.Sub(start) + phase) / time.Second), unix: uint32(t.Unix())}
 	}
 }
 
