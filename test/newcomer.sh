@@ -31,7 +31,7 @@
 # Usage: test/newcomer.sh [REPOSITORY]   (default: the one holding this script)
 # Needs root, debootstrap, systemd-container, Go in /usr/local/go, and the
 # network: a Debian mirror and the Go module proxy. About 15 minutes on two
-# cores, most of it make test. Not run by .ci/run: it needs the network.
+# cores (20 with the base tree to build), most of it make test. Not run by .ci/run: it needs the network.
 #
 # TRAKX_NEWCOMER_PACKAGES="python3 ..." installs more Debian packages in the
 # container first: a standard Debian 12 install has python3 but none of the
@@ -150,6 +150,7 @@ step "go run ./cmd/trakx"
 # else is installed to speak either), then SIGTERM to go run.
 user bash -c '
 set -u
+: >tracker.log
 go run ./cmd/trakx 2>tracker.log &
 gorun=$!
 # The first run downloads the modules and compiles: minutes.
