@@ -124,7 +124,7 @@ func read(r io.Reader, size int64, store *swarm.Store, ttl time.Duration, now ti
 	}
 	st.SavedAt = time.Unix(int64(l.savedAt), 0)
 	l.store, l.now = store, uint32(now.Unix())
-	l.cutoff = l.now - uint32(ttl/time.Second)
+	l.cutoff = l.now - min(l.now, uint32(ttl/time.Second)) // a clock near 1970 (no RTC, no NTP yet) must not wrap
 	if err := l.torrents(d, &st); err != nil {
 		return st, err
 	}

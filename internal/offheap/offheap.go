@@ -27,10 +27,13 @@
 // grown and shrunk with mremap so that growing never copies. Elsewhere every
 // slice comes from the Go heap.
 //
-// The kernel may refuse a mapping (address space or overcommit limits, a
-// cgroup's memory.max with overcommit off): that is an error the caller
-// handles, not a crash, so that a store that cannot grow refuses newcomers
-// and goes on serving what it holds.
+// The kernel may refuse a mapping (an address-space limit, RLIMIT_AS, or
+// the commit limit with vm.overcommit_memory = 2): that is an error the
+// caller handles, not a crash, so that a store that cannot grow refuses
+// newcomers and goes on serving what it holds. A cgroup's memory.max is
+// not such a refusal: it is enforced when pages are touched, by the OOM
+// killer; the store's own limits (max_peers, max_torrents) are what keeps
+// it below one.
 package offheap
 
 import (

@@ -81,7 +81,7 @@ var (
 		"Requests that could not be read (malformed, answered or not) or whose UDP connection id was invalid (dropped).",
 		[]string{"protocol", "reason"}, nil)
 	refusedDesc = prometheus.NewDesc("trakx_refused_total",
-		"Requests and connections refused, by reason: access_list, tracker_full_peers, tracker_full_torrents, connection_cap, websocket_cap, rate, host, client.",
+		"Requests and connections refused, by reason: access_list, tracker_full_peers, tracker_full_torrents, out_of_memory, connection_cap, websocket_cap, rate, host, client.",
 		[]string{"reason"}, nil)
 	peersDesc = prometheus.NewDesc("trakx_peers",
 		"Peers in the swarm store, by address family and role.",

@@ -327,3 +327,16 @@ func TestTableGrowthFailureKeepsTable(t *testing.T) {
 	}
 	tb.free()
 }
+
+// TestRestoreNearTheEpoch: a machine with no clock yet (no RTC, before
+// NTP) reads a time near 1970; a load then must keep fresh peers, not
+// take them all as older than the TTL through a wrapped cutoff.
+func TestRestoreNearTheEpoch(t *testing.T) {
+	s := New(testConfig)
+	defer s.Close()
+	fakeClock(s, 0, 1000)
+	tr := Torrent{Hash: hashOf(1), Peers4: []Peer4{{IP: v4(1).As4(), Port: 1, LastSeen: 990}}}
+	if kept, err := s.Restore(&tr, 0, 1000); kept != 1 || err != nil {
+		t.Fatalf("restored at unix 1000: kept %d, %v", kept, err)
+	}
+}

@@ -107,7 +107,7 @@ func exportPeers[A bittorrent.IP](dst []Peer[A], recs []record[A], seeders uint3
 // store's limits do not apply: what was saved comes back, unless memory
 // runs out, when Restore keeps what it could and returns ErrOutOfMemory.
 func (s *Store) Restore(t *Torrent, cutoff, now uint32) (kept int, err error) {
-	cutoff = max(cutoff, now-uint32(MaxPeerTTL/time.Second))
+	cutoff = max(cutoff, now-min(now, uint32(MaxPeerTTL/time.Second))) // never wrapping, near 1970
 	hv := s.hash(&t.Hash)
 	sh := s.shardOf(hv)
 	sh.mu.Lock()
