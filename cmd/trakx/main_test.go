@@ -32,8 +32,12 @@ func TestMain(m *testing.M) {
 	}
 	binary = filepath.Join(dir, "trakx")
 	// Stamped as `make build` stamps it, with the package version.
+	// Static, without cgo, as `make build` and the package build it: a cgo
+	// build makes threads with pthread_create, a runtime of another shape.
 	stamp := "-X main.version=" + testVersion + " -X main.commit=abc1234"
-	if out, err := exec.Command("go", "build", "-ldflags", stamp, "-o", binary, ".").CombinedOutput(); err != nil {
+	build := exec.Command("go", "build", "-ldflags", stamp, "-o", binary, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
 		panic("building trakx: " + err.Error() + "\n" + string(out))
 	}
 	code := m.Run()

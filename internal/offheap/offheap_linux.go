@@ -3,7 +3,9 @@
 package offheap
 
 import (
+	"errors"
 	"fmt"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -11,13 +13,62 @@ import (
 
 // mapMemory maps size bytes of zeroed memory.
 func mapMemory(size int) (unsafe.Pointer, error) {
-	return unix.MmapPtr(-1, 0, nil, uintptr(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	return withHeadroom(func() (unsafe.Pointer, error) {
+		return unix.MmapPtr(-1, 0, nil, uintptr(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	})
 }
 
 // remapMemory resizes a mapping, moving it if need be: the kernel moves
 // page table entries, not the data. On failure the mapping is unchanged.
 func remapMemory(p unsafe.Pointer, oldSize, newSize int) (unsafe.Pointer, error) {
-	return unix.MremapPtr(p, uintptr(oldSize), nil, uintptr(newSize), unix.MREMAP_MAYMOVE)
+	remap := func() (unsafe.Pointer, error) {
+		return unix.MremapPtr(p, uintptr(oldSize), nil, uintptr(newSize), unix.MREMAP_MAYMOVE)
+	}
+	if newSize <= oldSize {
+		return remap()
+	}
+	return withHeadroom(remap)
+}
+
+// headroom is address space held back for the Go runtime. Where the
+// process's address space is limited (RLIMIT_AS, as prlimit or systemd's
+// LimitAS= set it), the store and the runtime draw on one budget: a store
+// that grew into the last of it would leave the garbage collector nothing,
+// and a runtime that cannot allocate dies (fatal error: cannot allocate
+// memory), with no chance to save. So the store grows only while this
+// reservation — inaccessible, never touched, costing no memory — can be
+// held beside it; when a mapping of the store's is refused, the
+// reservation is given up, for the runtime to use, and the store refuses
+// growth until it can be taken again.
+var headroom struct {
+	mu sync.Mutex
+	p  unsafe.Pointer // nil while given up
+}
+
+// headroomBytes is what the runtime gets: more than one heap arena (64
+// MiB), with room for stacks and mark bits.
+const headroomBytes = 192 << 20
+
+var errNoHeadroom = errors.New("no headroom left for the Go runtime")
+
+// withHeadroom runs grow, which maps memory, if the headroom is held or
+// can be taken again, and gives the headroom up if grow is refused.
+func withHeadroom(grow func() (unsafe.Pointer, error)) (unsafe.Pointer, error) {
+	headroom.mu.Lock()
+	defer headroom.mu.Unlock()
+	if headroom.p == nil {
+		p, err := unix.MmapPtr(-1, 0, nil, headroomBytes, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+		if err != nil {
+			return nil, errNoHeadroom
+		}
+		headroom.p = p
+	}
+	p, err := grow()
+	if err != nil {
+		unix.MunmapPtr(headroom.p, headroomBytes)
+		headroom.p = nil
+	}
+	return p, err
 }
 
 // unmapMemory unmaps a whole mapping, which the kernel cannot refuse short
