@@ -151,10 +151,19 @@ func (a *arena[A]) compact(tb *table, fam int, seed uint64) {
 			l.at, s.classes[fam] = 0, 0
 			continue
 		}
-		copy(a.recs[w:w+l.n], a.recs[l.at:l.at+l.n])
-		l.at, s.classes[fam] = w, c
-		a.rebuildIndex(l, c, seed)
-		w += a.blockSize(c)
+		size := a.blockSize(c)
+		if c == s.classes[fam] {
+			// The same block, slid down whole: its index holds positions
+			// in the list, which do not change. Rebuilding every index
+			// held a big swarm's lock for a second at each sweep.
+			copy(a.recs[w:w+size], a.recs[l.at:l.at+size])
+			l.at = w
+		} else {
+			copy(a.recs[w:w+l.n], a.recs[l.at:l.at+l.n])
+			l.at, s.classes[fam] = w, c
+			a.rebuildIndex(l, c, seed)
+		}
+		w += size
 	}
 	*scratch = order
 	compactScratch.Put(scratch)

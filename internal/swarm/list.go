@@ -184,7 +184,7 @@ func indexDelete(idx []uint32, i int, hashAt func(pos uint32) uint64) {
 
 // expire removes every peer last seen more than ttl seconds before now,
 // keeping the order of the rest, and returns how many seeders and leechers
-// went. It leaves the index stale: the sweep compacts, which rebuilds it.
+// went; the index, if any, is rebuilt when any went.
 func (v *view[A]) expire(now uint16, ttl uint32) (seeders, leechers uint32) {
 	l := v.list()
 	recs := v.peers()
@@ -203,6 +203,9 @@ func (v *view[A]) expire(now uint16, ttl uint32) (seeders, leechers uint32) {
 	}
 	l.seeders -= seeders
 	l.n = w
+	if w < uint32(len(recs)) && w > 0 {
+		v.a.rebuildIndex(l, *v.class(), v.seed)
+	}
 	return seeders, leechers
 }
 

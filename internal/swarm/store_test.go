@@ -557,3 +557,24 @@ func TestRepliesAreUniform(t *testing.T) {
 		t.Fatalf("chi-square %.1f over 38 degrees of freedom: not uniform (%v)", chi2, counts)
 	}
 }
+
+// BenchmarkExpireBigSwarm measures a sweep that expires nothing over one
+// swarm of a million IPv4 peers: how long the swarm's shard is locked.
+func BenchmarkExpireBigSwarm(b *testing.B) {
+	s := New(testConfig)
+	defer s.Close()
+	h := hashOf(1)
+	now := uint32(time.Now().Unix())
+	tr := Torrent{Hash: h}
+	for i := range 1 << 20 {
+		tr.Peers4 = append(tr.Peers4, Peer4{IP: [4]byte{100, byte(i >> 16), byte(i >> 8), byte(i)}, Port: 1, LastSeen: now})
+	}
+	if kept, err := s.Restore(&tr, 0, now); kept != len(tr.Peers4) || err != nil {
+		b.Fatalf("kept %d: %v", kept, err)
+	}
+	for b.Loop() {
+		if n := s.Expire(); n != 0 {
+			b.Fatalf("expired %d", n)
+		}
+	}
+}
