@@ -173,6 +173,7 @@ func TestPrometheusAgreesWithDebugVars(t *testing.T) {
 		"trakx.refused.rate":                  m.Sum("trakx_refused_total", "reason", "rate"),
 		"trakx.refused.host":                  m.Sum("trakx_refused_total", "reason", "host"),
 		"trakx.refused.client":                m.Sum("trakx_refused_total", "reason", "client"),
+		"trakx.refused.out_of_memory":         m.Sum("trakx_refused_total", "reason", "out_of_memory"),
 		"trakx.database.saves":                m.Sum("trakx_database_saves_total", "result", "ok"),
 		"trakx.database.save_errors":          m.Sum("trakx_database_saves_total", "result", "error"),
 		"trakx.database.last_save_unix":       m.Sum("trakx_database_last_save_timestamp_seconds"),
