@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"cmp"
+	"slices"
 	"time"
 
 	"github.com/trakx/trakx/internal/bittorrent"
@@ -78,6 +79,11 @@ func (sh *shard) copyOut(c *walkCopy, clock func() instant) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	c.now = clock()
+	// Grown once to the shard's size, not doubled by appends: a save's
+	// memory is this copy, and one swarm of millions can fill a shard.
+	c.slots = slices.Grow(c.slots, sh.table.count)
+	c.peers4 = slices.Grow(c.peers4, int(sh.seeders[ipv4]+sh.leechers[ipv4]))
+	c.peers6 = slices.Grow(c.peers6, int(sh.seeders[ipv6]+sh.leechers[ipv6]))
 	for i := range sh.table.slots {
 		sl := &sh.table.slots[i]
 		if sl.dist == 0 {
@@ -90,6 +96,7 @@ func (sh *shard) copyOut(c *walkCopy, clock func() instant) {
 }
 
 func exportPeers[A bittorrent.IP](dst []Peer[A], recs []record[A], seeders uint32, now instant) []Peer[A] {
+	dst = slices.Grow(dst, len(recs))
 	for i, r := range recs {
 		dst = append(dst, Peer[A]{IP: r.ip, Port: r.port, Seeder: uint32(i) < seeders, LastSeen: now.unix - age(now.tick(), r.seen)})
 	}
