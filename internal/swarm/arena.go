@@ -169,9 +169,16 @@ func (a *arena[A]) compact(tb *table, fam int, seed uint64) {
 	compactScratch.Put(scratch)
 	a.used, a.live = w, w
 	offheap.Release(a.recs, int(w))
-	if w == 0 {
+	switch {
+	case w == 0:
 		offheap.Free(a.recs)
 		a.recs = nil
+	case int(w) < len(a.recs)/2:
+		// Give back address space too, not only memory: under an
+		// address-space limit, what a sweep freed is room to grow again.
+		if shrunk, err := offheap.Resize(a.recs, max(int(w)+int(w)/4, 64)); err == nil {
+			a.recs = shrunk
+		}
 	}
 }
 
