@@ -74,7 +74,8 @@ done
 [ -n "$leader" ] || { cat "$work/console.log"; fail "the container did not start"; }
 ct() { nsenter -t "$leader" -a -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"; }
 state=
-for _ in $(seq 600); do
+# Up to three minutes: a loaded machine (CI beside other work) boots slowly.
+for _ in $(seq 1800); do
   state=$(ct systemctl is-system-running 2>/dev/null || true)
   case "$state" in running | degraded) break ;; esac
   sleep 0.1
