@@ -37,6 +37,15 @@ start_tracker() {
   pid=$!
   sleep 1
   kill -0 "$pid" || { echo "$name did not start"; exit 1; }
+  # The empty process's RSS is read once it holds still: opentracker
+  # reads its whitelist after it starts, passing 100 MB on the way to
+  # 40 MB, so a reading at one second could be anything in between.
+  local prev= cur
+  for _ in $(seq 30); do
+    cur=$(kb "$pid" VmRSS)
+    [ "$cur" = "$prev" ] && break
+    prev=$cur; sleep 1
+  done
 }
 
 kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
