@@ -30,45 +30,41 @@ func remapMemory(p unsafe.Pointer, oldSize, newSize int) (unsafe.Pointer, error)
 	return withHeadroom(remap)
 }
 
-// headroom is address space held back for the Go runtime. Where the
+// headroom is address space the store leaves to the Go runtime. Where the
 // process's address space is limited (RLIMIT_AS, as prlimit or systemd's
 // LimitAS= set it), the store and the runtime draw on one budget: a store
 // that grew into the last of it would leave the garbage collector nothing,
 // and a runtime that cannot allocate dies (fatal error: cannot allocate
-// memory), with no chance to save. So the store grows only while this
-// reservation — inaccessible, never touched, costing no memory — can be
-// held beside it; when a mapping of the store's is refused, the
-// reservation is given up, for the runtime to use, and the store refuses
-// growth until it can be taken again.
-var headroom struct {
-	mu sync.Mutex
-	p  unsafe.Pointer // nil while given up
-}
+// memory), with no chance to save. So the store grows only where
+// headroomBytes more could be mapped beside it: a reservation —
+// inaccessible, never touched, costing no memory — is taken for the
+// duration of the growth and given back at once. The runtime, never
+// limited by the store, always has what the store left, and the store never
+// takes the last headroomBytes.
+//
+// (Holding the reservation between growths and giving it up only when a
+// growth failed was tried: a growth that succeeded could leave the runtime
+// less than it needed until the next one failed, and the runtime died in
+// between.)
+var headroom sync.Mutex // one growth at a time, so that two do not count the same room
 
-// headroomBytes is what the runtime gets: more than one heap arena (64
+// headroomBytes is what the runtime is left: more than one heap arena (64
 // MiB), with room for stacks and mark bits.
 const headroomBytes = 192 << 20
 
 var errNoHeadroom = errors.New("no headroom left for the Go runtime")
 
-// withHeadroom runs grow, which maps memory, if the headroom is held or
-// can be taken again, and gives the headroom up if grow is refused.
+// withHeadroom runs grow, which maps memory, with headroomBytes reserved
+// beside it, and gives the reservation back.
 func withHeadroom(grow func() (unsafe.Pointer, error)) (unsafe.Pointer, error) {
-	headroom.mu.Lock()
-	defer headroom.mu.Unlock()
-	if headroom.p == nil {
-		p, err := unix.MmapPtr(-1, 0, nil, headroomBytes, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
-		if err != nil {
-			return nil, errNoHeadroom
-		}
-		headroom.p = p
-	}
-	p, err := grow()
+	headroom.Lock()
+	defer headroom.Unlock()
+	room, err := unix.MmapPtr(-1, 0, nil, headroomBytes, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	if err != nil {
-		unix.MunmapPtr(headroom.p, headroomBytes)
-		headroom.p = nil
+		return nil, errNoHeadroom
 	}
-	return p, err
+	defer unix.MunmapPtr(room, headroomBytes)
+	return grow()
 }
 
 // unmapMemory unmaps a whole mapping, which the kernel cannot refuse short
