@@ -162,6 +162,11 @@ func FuzzParse(f *testing.F) {
 			out = append(out, '\n')
 			out = AppendAnswer(out, &r)
 		}
+		// Text that is UTF-8 is relayed as UTF-8 (RFC 6455 section 8.1):
+		// a browser fails a connection that sends anything else.
+		if utf8.Valid(msg) && !utf8.Valid(out) {
+			t.Fatalf("UTF-8 %q made %q", msg, out)
+		}
 		dec := json.NewDecoder(bytes.NewReader(out))
 		for dec.More() {
 			var m map[string]any

@@ -272,3 +272,13 @@ func (s *Swarms[C]) Stats() Stats {
 	}
 	return st
 }
+
+// Stall takes the lock that guards h's swarm and holds it until release is
+// called: announces of h wait meanwhile, as they would behind a deadlock.
+// It exists for tests of what must notice a wedged loop (the systemd
+// watchdog), which have no other way to make one.
+func (s *Swarms[C]) Stall(h *bittorrent.InfoHash) (release func()) {
+	sh := s.shardOf(h)
+	sh.mu.Lock()
+	return sh.mu.Unlock
+}

@@ -1,7 +1,6 @@
 package websocket
 
 import (
-	"encoding/binary"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -9,37 +8,65 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/wsswarm"
 	"golang.org/x/sys/unix"
 )
 
 // conn is one WebSocket connection, after its handshake: a non-blocking
 // socket in one of the server's polling loops. An idle one costs this
 // struct and its place in the loop's map: no goroutine, no buffer.
+//
+// Its life has three stages, and only moves forward:
+//   - open: frames flow both ways;
+//   - closing: the tracker's close frame is queued and nothing more will be
+//     sent; the connection has left its swarms, and its loop reads only to
+//     see the peer's close frame or end of stream, for at most lingerTime;
+//   - shut: the socket is shut down (shutdown(2)), and nobody but its loop
+//     touches the descriptor again; the loop closes it.
+//
+// Any goroutine may close or shut a connection (a relay that finds it owes
+// too much, the keep-alive tick, the server's shutdown), but only the
+// connection's loop closes its descriptor, after taking it out of epoll.
+// The descriptor's number stays taken, and so cannot name another
+// connection, until no goroutine can use it: writers use it only under
+// wmu while the connection is not shut, and the loop alone reads.
 type conn struct {
 	s      *Server
 	loop   *loop
 	fd     int
 	client netip.Addr
-	seen   atomic.Int64 // unix seconds of the last frame received
+	seen   atomic.Int64 // unix milliseconds of the last frame received
 	// partialSince is when a frame began to arrive and is not whole yet
 	// (unix seconds), or 0: a client trickling one is cut off.
 	partialSince atomic.Int64
 
-	wmu      sync.Mutex // guards closed and out, and serializes writes
-	closed   bool
-	shutDown atomic.Bool // closed, for readers without the lock
-	out      []byte      // what the socket has not taken yet
+	wmu       sync.Mutex // guards the stage and out, and serializes writes
+	closeSent bool       // closing or shut: no frame is sent after the close frame
+	out       []byte     // what the socket has not taken yet
+	// closing mirrors closeSent, and dead is set when the connection is
+	// shut, both under wmu, for readers without the lock.
+	closing, dead atomic.Bool
 
-	// The loop's alone: bytes of a frame not yet whole, and the parts of
-	// a fragmented message so far.
-	in, message []byte
-	picked      []*conn
+	// The loop's alone: bytes of a frame not yet whole, the parts of a
+	// fragmented message so far, where picked peers go; unframed, once a
+	// frame was refused before its end; when a closing connection is
+	// given up on, and whether the descriptor is closed.
+	in, message  []byte
+	picked       []*conn
+	unframed     bool
+	lingerUntil  time.Time
+	fdClosed     bool
+	lingerQueued bool
 
 	mu sync.Mutex
-	// joined are the swarms its peers are in, to be left when it closes.
+	// gone is set when the connection leaves its swarms: no announce
+	// joins one after that. joined are the swarms its peers are in.
 	// Several clients may share one connection (WebTorrent pools its
 	// sockets per tracker URL), each with its own peer id.
+	gone   bool
 	joined []membership
+	// forgotten: the server no longer counts it (guarded by Server.mu).
+	forgotten bool
 }
 
 type membership struct {
@@ -48,146 +75,64 @@ type membership struct {
 }
 
 // maxUnsent bounds what a connection that does not read may owe: past it,
-// the connection is closed.
+// the connection is shut.
 const maxUnsent = 256 << 10
 
-// readable reads what the socket has and handles every whole frame in it;
-// the rest waits for more.
-func (c *conn) readable() {
-	buf := c.loop.buf
-	n, err := unix.Read(c.fd, buf)
-	if err == unix.EAGAIN || err == unix.EINTR {
-		return
+// lingerTime is how long a closing connection waits for the peer's close
+// frame or end of stream before it is shut anyway.
+const lingerTime = 2 * time.Second
+
+// errConnectionClosing: the connection began to close while the message
+// was on its way; it gets no answer.
+var errConnectionClosing = &bittorrent.ClientError{Message: "connection closing"}
+
+// announce records a for c's peer, as one step with respect to c's end:
+// either the peer joins and c will take it out of the swarm when it ends,
+// or c has already left its swarms and the peer joins nothing. A
+// connection may join at most MaxTorrentsPerConnection swarms.
+func (c *conn) announce(a *wsswarm.Announce[*conn], picked []*conn) ([]*conn, bittorrent.ScrapeStats, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gone {
+		return picked, bittorrent.ScrapeStats{}, errConnectionClosing
 	}
-	if n <= 0 {
-		c.shut() // end of stream, reset
-		return
+	m := membership{a.InfoHash, a.PeerID}
+	at := c.indexOf(m)
+	stopped := a.Event == bittorrent.EventStopped
+	if !stopped && at < 0 && len(c.joined) >= MaxTorrentsPerConnection {
+		return picked, bittorrent.ScrapeStats{}, errTooManyTorrents
 	}
-	data := buf[:n]
-	if len(c.in) > 0 {
-		c.in = append(c.in, data...)
-		data = c.in
-	}
-	used, ok := c.frames(data)
-	if !ok {
-		return
-	}
-	rest := data[used:]
+	picked, st, err := c.s.swarms.Announce(a, picked)
 	switch {
-	case len(rest) == 0:
-		c.in = nil
-		c.partialSince.Store(0)
-	case len(rest) > c.s.opts.MaxMessageBytes+ws.MaxHeaderSize:
-		c.fail(ws.StatusMessageTooBig, "message too big")
-	default:
-		if len(c.in) == 0 {
-			c.partialSince.Store(time.Now().Unix())
-		}
-		c.in = append(c.in[:0:0], rest...)
+	case err != nil:
+	case stopped && at >= 0:
+		c.joined[at] = c.joined[len(c.joined)-1]
+		c.joined = c.joined[:len(c.joined)-1]
+	case !stopped && at < 0:
+		c.joined = append(c.joined, m)
 	}
+	return picked, st, err
 }
 
-// frames handles the whole frames at the start of data and reports how
-// many bytes they took; false if the connection was closed.
-func (c *conn) frames(data []byte) (int, bool) {
-	used := 0
-	for {
-		h, headerLen, ok := parseHeader(data[used:])
-		if !ok {
-			return used, true
-		}
-		state := ws.StateServerSide
-		if c.message != nil {
-			state = state.Set(ws.StateFragmented)
-		}
-		if err := ws.CheckHeader(h, state); err != nil {
-			c.fail(ws.StatusProtocolError, err.Error())
-			return 0, false
-		}
-		if h.Length > int64(c.s.opts.MaxMessageBytes-len(c.message)) {
-			c.fail(ws.StatusMessageTooBig, "message too big")
-			return 0, false
-		}
-		end := used + headerLen + int(h.Length)
-		if end > len(data) {
-			return used, true // the payload is not all in yet
-		}
-		payload := data[used+headerLen : end]
-		used = end
-		ws.Cipher(payload, h.Mask, 0)
-		c.seen.Store(time.Now().Unix())
-		if !c.frame(h, payload) {
-			return 0, false
+func (c *conn) indexOf(m membership) int {
+	for i := range c.joined {
+		if c.joined[i] == m {
+			return i
 		}
 	}
+	return -1
 }
 
-// parseHeader reads a frame header at the start of b, if it is all there
-// (RFC 6455 section 5.2), and its length.
-func parseHeader(b []byte) (ws.Header, int, bool) {
-	if len(b) < 2 {
-		return ws.Header{}, 0, false
+// leave takes the connection's peers out of every swarm they joined, once;
+// no announce of its own can put one back afterwards.
+func (c *conn) leave() {
+	c.mu.Lock()
+	joined := c.joined
+	c.joined, c.gone = nil, true
+	c.mu.Unlock()
+	for i := range joined {
+		c.s.swarms.Leave(&joined[i].infoHash, &joined[i].peerID, c)
 	}
-	h := ws.Header{Fin: b[0]&0x80 != 0, Rsv: (b[0] & 0x70) >> 4, OpCode: ws.OpCode(b[0] & 0x0f), Masked: b[1]&0x80 != 0}
-	size := 2
-	switch n := b[1] & 0x7f; n {
-	case 126:
-		if len(b) < 4 {
-			return h, 0, false
-		}
-		h.Length, size = int64(binary.BigEndian.Uint16(b[2:])), 4
-	case 127:
-		if len(b) < 10 {
-			return h, 0, false
-		}
-		h.Length, size = int64(binary.BigEndian.Uint64(b[2:])), 10
-		if h.Length < 0 {
-			h.Length = 1 << 62 // refused by the length check
-		}
-	default:
-		h.Length = int64(n)
-	}
-	if h.Masked {
-		if len(b) < size+4 {
-			return h, 0, false
-		}
-		copy(h.Mask[:], b[size:size+4])
-		size += 4
-	}
-	return h, size, true
-}
-
-// frame acts on one frame; false if the connection was closed.
-func (c *conn) frame(h ws.Header, payload []byte) bool {
-	switch h.OpCode {
-	case ws.OpPing:
-		c.write(ws.OpPong, payload)
-	case ws.OpPong:
-	case ws.OpClose:
-		code, _ := ws.ParseCloseFrameData(payload)
-		c.close(code, "")
-		return false
-	case ws.OpBinary:
-		c.fail(ws.StatusUnsupportedData, "binary messages are not part of the protocol")
-		return false
-	case ws.OpText, ws.OpContinuation:
-		if (h.OpCode == ws.OpText) != (c.message == nil) {
-			c.fail(ws.StatusProtocolError, "unexpected continuation")
-			return false
-		}
-		if !h.Fin || c.message != nil {
-			c.message = append(c.message, payload...)
-			if c.message == nil {
-				c.message = []byte{} // an empty first fragment still starts a message
-			}
-			if !h.Fin {
-				return true
-			}
-			payload, c.message = c.message, nil
-		}
-		c.s.handle(c, payload)
-	}
-	return !c.shutDown.Load()
 }
 
 // fail closes the connection for a protocol error of the client's.
@@ -196,63 +141,49 @@ func (c *conn) fail(code ws.StatusCode, reason string) {
 	c.close(code, reason)
 }
 
-// close sends a close frame and closes the connection.
+// close starts the closing handshake: it sends a close frame with code
+// and reason, sends nothing after it, and leaves the swarms. Once the
+// frame is out the socket's sending side is shut (FIN); the loop then
+// waits a little for the peer's close frame or end of stream, and shuts
+// the connection.
 func (c *conn) close(code ws.StatusCode, reason string) {
-	if code == 0 {
-		code = ws.StatusNormalClosure
-	}
-	c.write(ws.OpClose, ws.NewCloseFrameBody(code, reason))
-	c.shut()
-}
-
-// shut closes the socket, once, from any goroutine, and takes the
-// connection's peers out of their swarms.
-func (c *conn) shut() {
+	frame := appendFrame(nil, ws.OpClose, ws.NewCloseFrameBody(code, reason))
 	c.wmu.Lock()
-	if c.closed {
+	if c.closeSent {
 		c.wmu.Unlock()
 		return
 	}
-	c.closed = true
-	c.shutDown.Store(true)
-	c.out = nil
-	c.loop.remove(c) // before the descriptor can be reused
-	unix.Close(c.fd)
+	c.closeSent = true
+	c.closing.Store(true)
+	ok := c.sendLocked(frame)
+	if ok && len(c.out) == 0 {
+		unix.Shutdown(c.fd, unix.SHUT_WR)
+	}
 	c.wmu.Unlock()
-	c.s.closed(c)
+	if !ok {
+		c.shut()
+		return
+	}
+	c.leave()
+	c.loop.retire(c)
 }
 
-func (c *conn) isIn(m membership) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i := range c.joined {
-		if c.joined[i] == m {
-			return true
-		}
+// shut ends the connection at once, from any goroutine: it shuts the
+// socket down, which wakes the loop, leaves the swarms, and hands the
+// descriptor to its loop to close.
+func (c *conn) shut() {
+	c.wmu.Lock()
+	if c.dead.Load() {
+		c.wmu.Unlock()
+		return
 	}
-	return false
+	c.closeSent = true
+	c.dead.Store(true)
+	c.closing.Store(true)
+	c.out = nil
+	unix.Shutdown(c.fd, unix.SHUT_RDWR)
+	c.wmu.Unlock()
+	c.leave()
+	c.loop.retire(c)
 }
 
-// remember notes the swarms the connection's peers are in, for its close.
-func (c *conn) remember(m membership, left bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i := range c.joined {
-		if c.joined[i] == m {
-			if left {
-				c.joined[i] = c.joined[len(c.joined)-1]
-				c.joined = c.joined[:len(c.joined)-1]
-			}
-			return
-		}
-	}
-	if !left {
-		c.joined = append(c.joined, m)
-	}
-}
-
-func (c *conn) memberships() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.joined)
-}

@@ -38,19 +38,25 @@ func (s *Server) handle(c *conn, msg []byte) {
 }
 
 func (s *Server) announce(c *conn, r *wsproto.Request) {
-	if err := s.admit(c, r); err != nil {
+	if err := s.gate.Admit(&r.InfoHash, &r.PeerID); err != nil {
 		s.refuse(c, r, err)
 		return
 	}
 	a := wsswarm.Announce[*conn]{InfoHash: r.InfoHash, PeerID: r.PeerID, Conn: c, Seeder: r.LeftKnown && r.Left == 0,
 		Event: r.Event, Want: len(r.Offers), Now: time.Now()}
-	picked, st, err := s.swarms.Announce(&a, c.picked[:0])
+	picked, st, err := c.announce(&a, c.picked[:0])
 	c.picked = picked[:0]
-	if err != nil {
+	switch err {
+	case nil:
+	case errConnectionClosing:
+		return
+	case wsswarm.ErrPeerIDInUse:
 		s.refuse(c, r, errPeerIDInUse)
 		return
+	default:
+		s.refuse(c, r, err)
+		return
 	}
-	c.remember(membership{r.InfoHash, r.PeerID}, r.Event == bittorrent.EventStopped)
 	s.counters.Announce[metrics.FamilyOf(c.client)].Add(1)
 	if r.Answer == nil { // an answer gets no reply, as with the reference server
 		interval, _ := s.opts.Intervals()
@@ -72,18 +78,6 @@ func (s *Server) announce(c *conn, r *wsproto.Request) {
 			s.counters.Answers.Add(1)
 		}
 	}
-}
-
-// admit checks what the store does not: the access list and client
-// filter, and the swarms one connection may join.
-func (s *Server) admit(c *conn, r *wsproto.Request) error {
-	if err := s.gate.Admit(&r.InfoHash, &r.PeerID); err != nil {
-		return err
-	}
-	if r.Event != bittorrent.EventStopped && !c.isIn(membership{r.InfoHash, r.PeerID}) && c.memberships() >= MaxTorrentsPerConnection {
-		return errTooManyTorrents
-	}
-	return nil
 }
 
 // refuse answers an announce or scrape turned down, naming the torrent.

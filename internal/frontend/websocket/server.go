@@ -19,16 +19,12 @@
 package websocket
 
 import (
-	"bytes"
-	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -108,7 +104,7 @@ func NewServer(opts Options, gate Gate, m *metrics.Metrics, log *logrus.Logger) 
 		l, err := newLoop(opts.MaxMessageBytes + ws.MaxHeaderSize)
 		if err != nil {
 			for _, l := range s.loops {
-				unix.Close(l.epfd)
+				l.closeUnused()
 			}
 			return nil, err
 		}
@@ -147,73 +143,42 @@ func (s *Server) ServeWebSocket(nc net.Conn, request []byte, client netip.Addr) 
 		return
 	}
 	c := &conn{s: s, fd: fd, client: client, loop: s.loops[s.next.Add(1)%uint32(len(s.loops))]}
-	c.seen.Store(time.Now().Unix())
+	c.seen.Store(time.Now().UnixMilli())
 	s.opts.Open.Add(1) // nc's count ends with nc; this one with c
-	if !s.track(c) {
-		c.close(ws.StatusGoingAway, "tracker shutting down")
+	if err := c.loop.add(c); err != nil {
+		if err != errLoopStopped {
+			s.log.WithError(err).Warn("websocket: cannot poll a connection")
+		}
+		unix.Close(fd) // never the loop's: this goroutine still owns it
+		s.counters.Connections.Add(-1)
+		s.opts.Open.Add(-1)
 		return
 	}
-	if err := c.loop.add(c); err != nil {
-		s.log.WithError(err).Warn("websocket: cannot poll a connection")
-		c.shut()
+	// From here on the loop owns the descriptor, and ends the connection.
+	if !s.track(c) {
+		c.close(ws.StatusGoingAway, "tracker shutting down")
 	}
 }
 
-// handshake answers the upgrade and returns a non-blocking duplicate of
-// the socket's descriptor for a loop.
-func (s *Server) handshake(nc net.Conn, request []byte) (int, error) {
-	nc.SetDeadline(time.Now().Add(s.opts.ReadTimeout))
-	rw := struct {
-		io.Reader
-		io.Writer
-	}{io.MultiReader(bytes.NewReader(request), nc), nc}
-	if _, err := (ws.Upgrader{}).Upgrade(rw); err != nil {
-		s.counters.BadRequest.Add(1)
-		return -1, err // gobwas/ws has answered 400 with the reason
-	}
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return -1, errors.New("not a socket")
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	fd := -1
-	raw.Control(func(orig uintptr) { fd, err = unix.FcntlInt(orig, unix.F_DUPFD_CLOEXEC, 0) })
-	if err != nil {
-		return -1, err
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	return fd, nil
-}
-
+// track counts c among the connections to ping and to say goodbye to;
+// false if the server is closing, or c has ended already.
 func (s *Server) track(c *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
+	if s.closing || c.forgotten {
 		return false
 	}
 	s.conns[c] = struct{}{}
 	return true
 }
 
-// closed forgets a closed connection and takes its peers out of every
-// swarm they joined.
-func (s *Server) closed(c *conn) {
+// forget stops counting a connection whose descriptor its loop closed; it
+// has left its swarms already.
+func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	c.forgotten = true
 	s.mu.Unlock()
-	c.mu.Lock()
-	joined := c.joined
-	c.joined = nil
-	c.mu.Unlock()
-	for i := range joined {
-		s.swarms.Leave(&joined[i].infoHash, &joined[i].peerID, c)
-	}
 	s.counters.Connections.Add(-1)
 	s.opts.Open.Add(-1)
 }
@@ -230,12 +195,14 @@ func (s *Server) snapshot() []*conn {
 
 // Run serves the connections in the polling loops and, every ping
 // interval, pings idle ones, closes dead ones and expires silent peers,
-// until stop is closed.
+// until stop is closed; then it says goodbye to every connection (Close),
+// and the loops close them.
 func (s *Server) Run(stop <-chan struct{}) {
 	var wg sync.WaitGroup
+	loopsStop := make(chan struct{})
 	for _, l := range s.loops {
 		wg.Add(1)
-		go func() { defer wg.Done(); l.run(stop) }()
+		go func() { defer wg.Done(); l.run(loopsStop) }()
 	}
 	defer wg.Wait()
 	tick := time.NewTicker(s.opts.PingInterval)
@@ -243,6 +210,11 @@ func (s *Server) Run(stop <-chan struct{}) {
 	for {
 		select {
 		case <-stop:
+			s.Close()
+			close(loopsStop)
+			for _, l := range s.loops {
+				l.wakeUp()
+			}
 			return
 		case now := <-tick.C:
 			s.keepAlive(now)
@@ -256,7 +228,7 @@ func (s *Server) Run(stop <-chan struct{}) {
 // not even a pong, for 2.5 ping intervals, and those that began a frame
 // longer than the read timeout ago and have not finished it.
 func (s *Server) keepAlive(now time.Time) {
-	dead := now.Add(-s.opts.PingInterval * 5 / 2).Unix()
+	dead := now.Add(-s.opts.PingInterval * 5 / 2).UnixMilli()
 	stalled := now.Add(-s.opts.ReadTimeout).Unix()
 	for _, c := range s.snapshot() {
 		if since := c.partialSince.Load(); since != 0 && since < stalled {
@@ -269,6 +241,27 @@ func (s *Server) keepAlive(now time.Time) {
 		}
 		c.write(ws.OpPing, nil)
 	}
+}
+
+// Stalled reports whether a polling loop has been serving one batch of
+// events for longer than limit: a wedged loop, for the watchdog. Loops
+// waiting for events are not stalled, however long they wait.
+func (s *Server) Stalled(limit time.Duration) bool {
+	now := time.Now().UnixNano()
+	for _, l := range s.loops {
+		if since := l.busySince.Load(); since != 0 && now-since > int64(limit) {
+			return true
+		}
+	}
+	return false
+}
+
+// Stall holds the lock of h's WebSocket swarm until release is called:
+// announces of h wait meanwhile, and their loop with them, as behind a
+// deadlock. It exists for tests of what must notice a wedged loop (the
+// systemd watchdog), which have no other way to make one.
+func (s *Server) Stall(h *bittorrent.InfoHash) (release func()) {
+	return s.swarms.Stall(h)
 }
 
 // Close says goodbye (close code 1001) to every connection and closes it;

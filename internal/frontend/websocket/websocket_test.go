@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,8 +24,18 @@ func (openGate) Admit(*bittorrent.InfoHash, *bittorrent.PeerID) error { return n
 func (openGate) AdmitTorrent(*bittorrent.InfoHash) error              { return nil }
 
 // serve runs a Server behind a listener that reads each upgrade request
-// and hands the connection over, as the HTTP frontend does.
+// and hands the connection over, as the HTTP frontend does, until the
+// test ends.
 func serve(t *testing.T, opts Options) (*Server, string) {
+	t.Helper()
+	s, addr, stop := start(t, opts)
+	t.Cleanup(stop)
+	return s, addr
+}
+
+// start is serve with a stop that returns once the server, its listener
+// and every goroutine of theirs have ended.
+func start(t *testing.T, opts Options) (*Server, string, func()) {
 	t.Helper()
 	log := logrus.New()
 	log.SetOutput(io.Discard)
@@ -36,16 +47,20 @@ func serve(t *testing.T, opts Options) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	t.Cleanup(func() { close(stop); ln.Close(); s.Close() })
-	go s.Run(stop)
+	stopping := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.Run(stopping) }()
 	go func() {
+		defer wg.Done()
 		for {
 			nc, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			wg.Add(1)
 			go func() {
+				defer wg.Done()
 				defer nc.Close()
 				var req []byte
 				buf := make([]byte, 4096)
@@ -60,7 +75,8 @@ func serve(t *testing.T, opts Options) (*Server, string) {
 			}()
 		}
 	}()
-	return s, ln.Addr().String()
+	stop := sync.OnceFunc(func() { ln.Close(); close(stopping); wg.Wait() })
+	return s, ln.Addr().String(), stop
 }
 
 func options() Options {

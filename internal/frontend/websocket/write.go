@@ -8,33 +8,43 @@ import (
 )
 
 // Writing: any goroutine may write to a connection (a relay writes to
-// another peer's), never blocking, under the connection's write lock.
+// another peer's), never blocking, under the connection's write lock, and
+// only while the connection is not shut.
 
 var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // write sends one whole frame without blocking: what the socket does not
 // take now is kept and sent when it can (EPOLLOUT). A connection that owes
-// more than maxUnsent is not reading, and is closed.
+// more than maxUnsent is not reading, and is shut. Nothing is sent after
+// a close frame.
 func (c *conn) write(op ws.OpCode, payload []byte) bool {
 	bp := framePool.Get().(*[]byte)
 	defer framePool.Put(bp)
 	frame := appendFrame((*bp)[:0], op, payload)
 	*bp = frame
 	c.wmu.Lock()
-	if c.closed {
+	if c.closeSent {
 		c.wmu.Unlock()
 		return false
 	}
+	ok := c.sendLocked(frame)
+	c.wmu.Unlock()
+	if !ok {
+		c.shut()
+	}
+	return ok
+}
+
+// sendLocked writes frame, or keeps what the socket does not take, under
+// wmu, on a connection not shut; false if the connection must be shut (it
+// owes too much, or the socket failed).
+func (c *conn) sendLocked(frame []byte) bool {
 	if len(c.out) > 0 {
-		ok := len(c.out)+len(frame) <= maxUnsent
-		if ok {
-			c.out = append(c.out, frame...)
+		if len(c.out)+len(frame) > maxUnsent {
+			return false
 		}
-		c.wmu.Unlock()
-		if !ok {
-			c.shut()
-		}
-		return ok
+		c.out = append(c.out, frame...)
+		return true
 	}
 	n, err := unix.Write(c.fd, frame)
 	if err == unix.EAGAIN {
@@ -44,18 +54,14 @@ func (c *conn) write(op ws.OpCode, payload []byte) bool {
 		c.out = append(c.out, frame[n:]...)
 		err = c.loop.watchWrites(c, true)
 	}
-	c.wmu.Unlock()
-	if err != nil {
-		c.shut()
-		return false
-	}
-	return true
+	return err == nil
 }
 
-// writable sends what was kept back, now that the socket takes more.
+// writable sends what was kept back, now that the socket takes more; once
+// a close frame is all out, the sending side is shut (FIN).
 func (c *conn) writable() {
 	c.wmu.Lock()
-	if c.closed || len(c.out) == 0 {
+	if c.dead.Load() || len(c.out) == 0 {
 		c.wmu.Unlock()
 		return
 	}
@@ -68,6 +74,9 @@ func (c *conn) writable() {
 		if len(c.out) == 0 {
 			c.out = nil
 			err = c.loop.watchWrites(c, false)
+			if c.closeSent {
+				unix.Shutdown(c.fd, unix.SHUT_WR)
+			}
 		}
 	}
 	c.wmu.Unlock()

@@ -1,0 +1,90 @@
+package websocket
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/trakx/trakx/internal/httpproto"
+	"golang.org/x/sys/unix"
+)
+
+// The opening handshake (RFC 6455 section 4.2): gobwas/ws checks the
+// request and answers it; trakx checks beforehand what gobwas/ws lets
+// through, the key.
+
+// handshake answers the upgrade and returns a non-blocking duplicate of
+// the socket's descriptor for a loop.
+func (s *Server) handshake(nc net.Conn, request []byte) (int, error) {
+	nc.SetDeadline(time.Now().Add(s.opts.ReadTimeout))
+	if !oneValidKey(request) {
+		s.counters.BadRequest.Add(1)
+		nc.Write(badKey)
+		return -1, errBadKey
+	}
+	rw := struct {
+		io.Reader
+		io.Writer
+	}{io.MultiReader(bytes.NewReader(request), nc), nc}
+	if _, err := (ws.Upgrader{}).Upgrade(rw); err != nil {
+		s.counters.BadRequest.Add(1)
+		return -1, err // gobwas/ws has answered 400 with the reason
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return -1, errors.New("not a socket")
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	raw.Control(func(orig uintptr) { fd, err = unix.FcntlInt(orig, unix.F_DUPFD_CLOEXEC, 0) })
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+var errBadKey = errors.New("websocket: Sec-WebSocket-Key is not one base64 nonce of 16 bytes")
+
+// badKey answers an upgrade whose key is missing, repeated or malformed.
+var badKey = func() []byte {
+	body := httpproto.AppendFailure(nil, "Sec-WebSocket-Key must be one base64-encoded 16-byte value")
+	return append([]byte("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: "+
+		strconv.Itoa(len(body))+"\r\n\r\n"), body...)
+}()
+
+// oneValidKey reports whether request's header has exactly one
+// Sec-WebSocket-Key field, and its value is 16 bytes in base64 (RFC 6455
+// sections 4.2.1 and 11.3.1): a list of keys, or two fields, is refused.
+func oneValidKey(request []byte) bool {
+	head, _, _ := bytes.Cut(request, []byte("\r\n\r\n"))
+	var key []byte
+	keys := 0
+	for rest := head; len(rest) > 0; {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, []byte("\n"))
+		name, value, ok := bytes.Cut(bytes.TrimSuffix(line, []byte("\r")), []byte(":"))
+		if ok && bytes.EqualFold(name, []byte("Sec-WebSocket-Key")) {
+			keys++
+			key = bytes.Trim(value, " \t")
+		}
+	}
+	if keys != 1 || len(key) != 24 {
+		return false
+	}
+	var nonce [18]byte
+	n, err := base64.StdEncoding.Strict().Decode(nonce[:], key)
+	return err == nil && n == 16
+}
