@@ -106,7 +106,7 @@ func (d *Daemon) status() string {
 }
 
 // stalled reports whether any frontend has a request stuck for longer than
-// limit.
+// limit: a UDP worker, an HTTP connection, or a WebSocket polling loop.
 func (d *Daemon) stalled(limit time.Duration) bool {
 	for _, s := range d.udp {
 		if s.Stalled(limit) {
@@ -118,7 +118,7 @@ func (d *Daemon) stalled(limit time.Duration) bool {
 			return true
 		}
 	}
-	return false
+	return d.ws != nil && d.ws.Stalled(limit)
 }
 
 // watchdog pings systemd at half the interval it asked for, but only while

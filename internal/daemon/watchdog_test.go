@@ -1,7 +1,12 @@
 package daemon
 
 import (
+	"context"
 	"io"
+	"strings"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 	"net"
 	"path/filepath"
 	"testing"
@@ -92,4 +97,62 @@ func startUDPOnly(t *testing.T, stats string) *Daemon {
 	}
 	t.Cleanup(func() { d.Stop() })
 	return d
+}
+
+// TestWatchdogStopsWhenAWebSocketLoopWedges: a WebSocket polling loop
+// stuck inside an announce withholds the watchdog's ping, as a wedged UDP
+// worker does, until it is free again.
+func TestWatchdogStopsWhenAWebSocketLoopWedges(t *testing.T) {
+	notifyPath := filepath.Join(t.TempDir(), "notify.sock")
+	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notify.Close()
+	t.Setenv("NOTIFY_SOCKET", notifyPath)
+	cfg := config.Default()
+	cfg.UDP.Listen = nil
+	cfg.HTTP.Listen = []string{"127.0.0.1:0"}
+	cfg.Stats.Listen = ""
+	cfg.Database.Path = filepath.Join(t.TempDir(), "peers.db")
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	d := New(cfg, "", "test", log)
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop() })
+
+	const limit = 50 * time.Millisecond
+	conn, _, _, err := ws.Dial(context.Background(), "ws://"+d.HTTPAddrs()[0].String()+"/announce")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var hash bittorrent.InfoHash
+	copy(hash[:], "wedged-loop-infohash") // ASCII, to write it in JSON as it is
+	release := d.ws.Stall(&hash)
+	id := strings.Repeat("p", 20)
+	wsutil.WriteClientText(conn, []byte(`{"action":"announce","info_hash":"`+string(hash[:])+`","peer_id":"`+id+`","numwant":0}`))
+	for deadline := time.Now().Add(5 * time.Second); !d.stalled(limit); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the wedged loop was never seen as stalled")
+		}
+	}
+	if d.watchdogTick(limit) {
+		t.Fatal("pinged the watchdog with a wedged WebSocket loop")
+	}
+	release()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if reply, err := wsutil.ReadServerText(conn); err != nil || !strings.Contains(string(reply), `"interval"`) {
+		t.Fatalf("the freed loop did not answer: %q %v", reply, err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); d.stalled(limit); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the freed loop still counts as stalled")
+		}
+	}
+	if !d.watchdogTick(limit) {
+		t.Fatal("the watchdog did not resume once the loop was free")
+	}
 }
