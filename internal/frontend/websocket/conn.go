@@ -40,34 +40,44 @@ type conn struct {
 	// (unix seconds), or 0: a client trickling one is cut off.
 	partialSince atomic.Int64
 
-	wmu       sync.Mutex // guards the stage and out, and serializes writes
-	closeSent bool       // closing or shut: no frame is sent after the close frame
-	out       []byte     // what the socket has not taken yet
-	// closing mirrors closeSent, and dead is set when the connection is
-	// shut, both under wmu, for readers without the lock.
-	closing, dead atomic.Bool
+	wmu sync.Mutex // guards changes of stage, and out, and serializes writes
+	out []byte     // what the socket has not taken yet
+
+	// stage is open, closing or shut; it changes under wmu, and is read
+	// without it. The flags beside it share its word, each with its own
+	// guard: the loop's unframed, once a frame was refused before its
+	// end, and lingering, once the loop is timing the connection's close;
+	// gone (under mu), once the connection has left its swarms, after
+	// which no announce joins one; forgotten (under Server.mu), once the
+	// server no longer counts it. An idle connection's size is what a
+	// tracker of browsers pays per peer.
+	stage                                atomic.Uint32
+	unframed, lingering, gone, forgotten bool
 
 	// The loop's alone: bytes of a frame not yet whole, the parts of a
-	// fragmented message so far, where picked peers go; unframed, once a
-	// frame was refused before its end; when a closing connection is
-	// given up on, and whether the descriptor is closed.
-	in, message  []byte
-	picked       []*conn
-	unframed     bool
-	lingerUntil  time.Time
-	fdClosed     bool
-	lingerQueued bool
+	// fragmented message so far, where picked peers go.
+	in, message []byte
+	picked      []*conn
 
 	mu sync.Mutex
-	// gone is set when the connection leaves its swarms: no announce
-	// joins one after that. joined are the swarms its peers are in.
-	// Several clients may share one connection (WebTorrent pools its
-	// sockets per tracker URL), each with its own peer id.
-	gone   bool
+	// joined are the swarms the connection's peers are in. Several
+	// clients may share one connection (WebTorrent pools its sockets per
+	// tracker URL), each with its own peer id.
 	joined []membership
-	// forgotten: the server no longer counts it (guarded by Server.mu).
-	forgotten bool
 }
+
+// A connection's stages.
+const (
+	stageOpen    uint32 = iota
+	stageClosing        // the close frame is queued: nothing is sent after it
+	stageShut           // nobody but the loop touches the descriptor
+)
+
+// isClosing reports whether the connection is closing or shut.
+func (c *conn) isClosing() bool { return c.stage.Load() != stageOpen }
+
+// isShut reports whether the connection is shut.
+func (c *conn) isShut() bool { return c.stage.Load() == stageShut }
 
 type membership struct {
 	infoHash bittorrent.InfoHash
@@ -149,12 +159,11 @@ func (c *conn) fail(code ws.StatusCode, reason string) {
 func (c *conn) close(code ws.StatusCode, reason string) {
 	frame := appendFrame(nil, ws.OpClose, ws.NewCloseFrameBody(code, reason))
 	c.wmu.Lock()
-	if c.closeSent {
+	if c.isClosing() {
 		c.wmu.Unlock()
 		return
 	}
-	c.closeSent = true
-	c.closing.Store(true)
+	c.stage.Store(stageClosing)
 	ok := c.sendLocked(frame)
 	if ok && len(c.out) == 0 {
 		unix.Shutdown(c.fd, unix.SHUT_WR)
@@ -173,17 +182,14 @@ func (c *conn) close(code ws.StatusCode, reason string) {
 // descriptor to its loop to close.
 func (c *conn) shut() {
 	c.wmu.Lock()
-	if c.dead.Load() {
+	if c.isShut() {
 		c.wmu.Unlock()
 		return
 	}
-	c.closeSent = true
-	c.dead.Store(true)
-	c.closing.Store(true)
+	c.stage.Store(stageShut)
 	c.out = nil
 	unix.Shutdown(c.fd, unix.SHUT_RDWR)
 	c.wmu.Unlock()
 	c.leave()
 	c.loop.retire(c)
 }
-

@@ -34,7 +34,7 @@ type loop struct {
 
 	// The loop goroutine's alone: closing connections waiting for their
 	// peers, the read buffer, and where the handler composes messages.
-	lingering []*conn
+	lingering []lingerer
 	buf       []byte
 	scratch   []byte
 }
@@ -62,6 +62,13 @@ func newLoop(readBuffer int) (*loop, error) {
 func (l *loop) closeUnused() {
 	unix.Close(l.wake)
 	unix.Close(l.epfd)
+}
+
+// lingerer is a closing connection, and when the loop stops waiting for
+// its peer.
+type lingerer struct {
+	c     *conn
+	until time.Time
 }
 
 const readEvents = unix.EPOLLIN | unix.EPOLLRDHUP
@@ -167,7 +174,7 @@ func (l *loop) serve(events []unix.EpollEvent) {
 		if events[i].Events&unix.EPOLLOUT != 0 {
 			c.writable()
 		}
-		if events[i].Events&(readEvents|unix.EPOLLHUP|unix.EPOLLERR) != 0 && !c.dead.Load() {
+		if events[i].Events&(readEvents|unix.EPOLLHUP|unix.EPOLLERR) != 0 && !c.isShut() {
 			c.readable()
 		}
 	}
@@ -182,32 +189,29 @@ func (l *loop) tend(now time.Time) {
 	l.retiring = nil
 	l.mu.Unlock()
 	for _, c := range retiring {
-		if !c.lingerQueued && !c.fdClosed {
-			c.lingerQueued = true
-			c.lingerUntil = now.Add(lingerTime)
-			l.lingering = append(l.lingering, c)
+		if !c.lingering {
+			c.lingering = true
+			l.lingering = append(l.lingering, lingerer{c, now.Add(lingerTime)})
 		}
 	}
 	kept := l.lingering[:0]
-	for _, c := range l.lingering {
-		if !c.dead.Load() && now.Before(c.lingerUntil) {
-			kept = append(kept, c)
+	for _, w := range l.lingering {
+		if !w.c.isShut() && now.Before(w.until) {
+			kept = append(kept, w)
 			continue
 		}
-		c.shut() // no-op if shut already
-		l.closeFD(c)
+		w.c.shut() // no-op if shut already
+		l.closeFD(w.c)
 	}
 	clear(l.lingering[len(kept):])
 	l.lingering = kept
 }
 
 // closeFD takes a shut connection out of the loop and closes its
-// descriptor: the number is free for a new connection only now.
+// descriptor: the number is free for a new connection only now. It is
+// called once a connection: for the lingering list, which a connection
+// joins once, or on the loop's way out.
 func (l *loop) closeFD(c *conn) {
-	if c.fdClosed {
-		return
-	}
-	c.fdClosed = true
 	l.mu.Lock()
 	delete(l.conns, c.fd)
 	l.mu.Unlock()

@@ -96,7 +96,7 @@ func (c *conn) frames(data []byte) (int, bool) {
 // of stream. A closing connection that sends one is not counted again.
 func (c *conn) broken(code ws.StatusCode, reason string) {
 	c.unframed = true
-	if !c.closing.Load() {
+	if !c.isClosing() {
 		c.fail(code, reason)
 	}
 }
@@ -147,7 +147,7 @@ func parseHeader(b []byte) (ws.Header, int, headerStatus) {
 // frame acts on one frame; false if the connection began to close or was
 // shut. A closing connection heeds nothing but the peer's close frame.
 func (c *conn) frame(h ws.Header, payload []byte) bool {
-	if c.closing.Load() {
+	if c.isClosing() {
 		if h.OpCode == ws.OpClose {
 			c.shut() // the peer answered: the handshake is over
 			return false
@@ -167,7 +167,7 @@ func (c *conn) frame(h ws.Header, payload []byte) bool {
 	case ws.OpText, ws.OpContinuation:
 		return c.text(h, payload)
 	}
-	return !c.closing.Load()
+	return !c.isClosing()
 }
 
 // text gathers a text message's fragments and handles it whole, once it is
@@ -188,7 +188,7 @@ func (c *conn) text(h ws.Header, payload []byte) bool {
 		return false
 	}
 	c.s.handle(c, payload)
-	return !c.closing.Load()
+	return !c.isClosing()
 }
 
 // peerClosed answers the peer's close frame with the tracker's (section

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
@@ -149,5 +150,14 @@ func TestPingsKeepAliveAndFindTheDead(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d connections open, want 1", s.counters.Connections.Load())
 		}
+	}
+}
+
+// TestIdleConnectionSize: what an idle browser costs the tracker is mostly
+// its conn; it must not grow unnoticed (208 bytes is a size class of the
+// Go allocator on 64-bit platforms).
+func TestIdleConnectionSize(t *testing.T) {
+	if size := unsafe.Sizeof(conn{}); unsafe.Sizeof(uintptr(0)) == 8 && size > 208 {
+		t.Fatalf("a connection takes %d bytes, more than 208", size)
 	}
 }

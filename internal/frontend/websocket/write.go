@@ -23,7 +23,7 @@ func (c *conn) write(op ws.OpCode, payload []byte) bool {
 	frame := appendFrame((*bp)[:0], op, payload)
 	*bp = frame
 	c.wmu.Lock()
-	if c.closeSent {
+	if c.isClosing() {
 		c.wmu.Unlock()
 		return false
 	}
@@ -61,7 +61,7 @@ func (c *conn) sendLocked(frame []byte) bool {
 // a close frame is all out, the sending side is shut (FIN).
 func (c *conn) writable() {
 	c.wmu.Lock()
-	if c.dead.Load() || len(c.out) == 0 {
+	if c.isShut() || len(c.out) == 0 {
 		c.wmu.Unlock()
 		return
 	}
@@ -74,7 +74,7 @@ func (c *conn) writable() {
 		if len(c.out) == 0 {
 			c.out = nil
 			err = c.loop.watchWrites(c, false)
-			if c.closeSent {
+			if c.isClosing() {
 				unix.Shutdown(c.fd, unix.SHUT_WR)
 			}
 		}
