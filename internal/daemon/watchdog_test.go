@@ -23,13 +23,7 @@ import (
 // lock and checks that the watchdog withholds its ping until the worker is
 // free again.
 func TestWatchdogStopsWhenAWorkerWedges(t *testing.T) {
-	notifyPath := filepath.Join(t.TempDir(), "notify.sock")
-	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer notify.Close()
-	t.Setenv("NOTIFY_SOCKET", notifyPath)
+	notify := listenNotify(t)
 
 	d := startUDPOnly(t, "")
 
@@ -80,6 +74,20 @@ func TestWatchdogStopsWhenAWorkerWedges(t *testing.T) {
 	}
 }
 
+// listenNotify stands in for systemd's notification socket until the test
+// ends.
+func listenNotify(t *testing.T) *net.UnixConn {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { notify.Close() })
+	t.Setenv("NOTIFY_SOCKET", path)
+	return notify
+}
+
 // startUDPOnly runs a tracker with one UDP listener on loopback, and the
 // stats listener at stats ("" for none), for tests inside the package.
 func startUDPOnly(t *testing.T, stats string) *Daemon {
@@ -103,13 +111,7 @@ func startUDPOnly(t *testing.T, stats string) *Daemon {
 // stuck inside an announce withholds the watchdog's ping, as a wedged UDP
 // worker does, until it is free again.
 func TestWatchdogStopsWhenAWebSocketLoopWedges(t *testing.T) {
-	notifyPath := filepath.Join(t.TempDir(), "notify.sock")
-	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer notify.Close()
-	t.Setenv("NOTIFY_SOCKET", notifyPath)
+	listenNotify(t)
 	cfg := config.Default()
 	cfg.UDP.Listen = nil
 	cfg.HTTP.Listen = []string{"127.0.0.1:0"}
