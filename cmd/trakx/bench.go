@@ -105,6 +105,7 @@ func benchFlags(cfg *loadgen.Config, output io.Writer) (*flag.FlagSet, benchMode
 	fs.BoolVar(&cfg.KeepAlive, "keepalive", cfg.KeepAlive, "HTTP: reuse connections (default: a new connection per request, as clients do)")
 	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "random seed; also picks the info hashes")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "a request unanswered this long counts as a timeout")
+	fs.IntVar(&cfg.Rate, "rate", 0, "pace the load, open loop: send this many requests per second in all, spread over -workers, each at its scheduled time whether or not earlier ones were answered, and measure latency from that time (UDP: many outstanding per socket, -inflight unused; HTTP: needs -keepalive, pipelined on each connection); 0: closed loop")
 	return fs, benchModes{
 		fill:       fs.Int64("fill", 0, "instead of measuring, announce this many distinct peers over UDP (spread over -torrents) and exit"),
 		cpuProfile: fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file"),

@@ -44,38 +44,8 @@ func runHTTP(cfg *Config, g *generator, st *stats, counting *atomic.Bool, stop <
 			return nil
 		default:
 		}
-		k := kindAnnounce
-		out = out[:0]
-		if g.isScrape() {
-			k = kindScrape
-			out = append(out, "GET /scrape?"...)
-			hashes = g.scrape(hashes[:0])
-			for i := range hashes {
-				if i > 0 {
-					out = append(out, '&')
-				}
-				out = append(out, "info_hash="...)
-				out = appendEscaped(out, hashes[i][:])
-			}
-		} else {
-			g.announce(&req)
-			out = append(out, "GET /announce?info_hash="...)
-			out = appendEscaped(out, req.InfoHash[:])
-			out = append(out, "&peer_id="...)
-			out = appendEscaped(out, req.PeerID[:])
-			out = append(out, "&port="...)
-			out = strconv.AppendUint(out, uint64(req.Port), 10)
-			out = append(out, "&uploaded=0&downloaded=0&left="...)
-			out = strconv.AppendUint(out, req.Left, 10)
-			out = append(out, "&numwant="...)
-			out = strconv.AppendInt(out, int64(req.NumWant), 10)
-			out = append(out, "&compact=1"...)
-		}
-		out = append(out, " HTTP/1.1\r\nHost: tracker\r\n"...)
-		if !cfg.KeepAlive {
-			out = append(out, "Connection: close\r\n"...)
-		}
-		out = append(out, "\r\n"...)
+		var k kind
+		out, hashes, k = appendHTTPRequest(out[:0], cfg, g, &req, hashes)
 
 		start := time.Now()
 		if conn == nil {
@@ -114,6 +84,42 @@ func runHTTP(cfg *Config, g *generator, st *stats, counting *atomic.Bool, stop <
 			st.peers += uint64(countPeers(body))
 		}
 	}
+}
+
+// appendHTTPRequest appends the generator's next request, an announce or a
+// scrape, and says which; hashes is scratch space for a scrape's.
+func appendHTTPRequest(out []byte, cfg *Config, g *generator, req *bittorrent.AnnounceRequest, hashes []bittorrent.InfoHash) ([]byte, []bittorrent.InfoHash, kind) {
+	k := kindAnnounce
+	if g.isScrape() {
+		k = kindScrape
+		out = append(out, "GET /scrape?"...)
+		hashes = g.scrape(hashes[:0])
+		for i := range hashes {
+			if i > 0 {
+				out = append(out, '&')
+			}
+			out = append(out, "info_hash="...)
+			out = appendEscaped(out, hashes[i][:])
+		}
+	} else {
+		g.announce(req)
+		out = append(out, "GET /announce?info_hash="...)
+		out = appendEscaped(out, req.InfoHash[:])
+		out = append(out, "&peer_id="...)
+		out = appendEscaped(out, req.PeerID[:])
+		out = append(out, "&port="...)
+		out = strconv.AppendUint(out, uint64(req.Port), 10)
+		out = append(out, "&uploaded=0&downloaded=0&left="...)
+		out = strconv.AppendUint(out, req.Left, 10)
+		out = append(out, "&numwant="...)
+		out = strconv.AppendInt(out, int64(req.NumWant), 10)
+		out = append(out, "&compact=1"...)
+	}
+	out = append(out, " HTTP/1.1\r\nHost: tracker\r\n"...)
+	if !cfg.KeepAlive {
+		out = append(out, "Connection: close\r\n"...)
+	}
+	return append(out, "\r\n"...), hashes, k
 }
 
 var errBadResponse = errors.New("malformed HTTP response")

@@ -40,6 +40,12 @@ type Config struct {
 	KeepAlive    bool    // HTTP: reuse connections
 	Seed         int64
 	Timeout      time.Duration // a request unanswered this long is a timeout
+	// Rate, if above 0, paces the load (open loop): Rate requests a second
+	// in all, spread evenly over the workers, each sent at its scheduled
+	// time whether or not earlier ones were answered, with latency
+	// measured from that time. UDP, and HTTP with KeepAlive (pipelined);
+	// InFlight does not apply. See paced.go.
+	Rate int
 }
 
 // Defaults are the settings of a plain `trakx bench`.
@@ -91,6 +97,10 @@ type stats struct {
 	timeouts  uint64
 	peers     uint64 // peers received in announce replies
 	latency   histogram
+	// Paced runs only: requests sent (scheduled in the measured window),
+	// and how late after its scheduled time each went out.
+	sent uint64
+	lag  histogram
 }
 
 func (s *stats) merge(o *stats) {
@@ -100,16 +110,32 @@ func (s *stats) merge(o *stats) {
 	s.errors += o.errors
 	s.timeouts += o.timeouts
 	s.peers += o.peers
+	s.sent += o.sent
 	for i := range s.latency {
 		s.latency[i] += o.latency[i]
+		s.lag[i] += o.lag[i]
 	}
 }
 
-// histogram counts latencies in buckets of 10 µs up to 100 ms.
-type histogram [10_001]uint64
+// histogram counts latencies in buckets of 10 µs up to 100 ms, then of
+// 1 ms up to 10 s (a paced run's queueing delay can pass 100 ms), the last
+// bucket holding everything longer.
+type histogram [histFine + histCoarse + 1]uint64
 
-func (h *histogram) add(d time.Duration) { h[min(int(d/(10*time.Microsecond)), len(h)-1)]++ }
+const (
+	histFine   = 10_000 // 10 µs buckets: [0, 100 ms)
+	histCoarse = 9_900  // 1 ms buckets: [100 ms, 10 s)
+)
 
+func (h *histogram) add(d time.Duration) {
+	i := int(d / (10 * time.Microsecond))
+	if i >= histFine {
+		i = histFine + int((d-100*time.Millisecond)/time.Millisecond)
+	}
+	h[min(max(i, 0), len(h)-1)]++
+}
+
+// quantile is the lower bound of the bucket holding quantile q.
 func (h *histogram) quantile(q float64) time.Duration {
 	var total uint64
 	for _, n := range h {
@@ -119,7 +145,10 @@ func (h *histogram) quantile(q float64) time.Duration {
 	for i, n := range h {
 		seen += n
 		if n > 0 && float64(seen) >= q*float64(total) {
-			return time.Duration(i) * 10 * time.Microsecond
+			if i < histFine {
+				return time.Duration(i) * 10 * time.Microsecond
+			}
+			return 100*time.Millisecond + time.Duration(i-histFine)*time.Millisecond
 		}
 	}
 	return 0
@@ -139,6 +168,9 @@ func Run(cfg Config) (*Result, error) {
 	}
 	if cfg.Workers < 1 || cfg.InFlight < 1 || cfg.Torrents < 1 || cfg.Skew <= 1 {
 		return nil, fmt.Errorf("workers, in-flight and torrents must be at least 1, and skew above 1")
+	}
+	if cfg.Rate != 0 {
+		return runPaced(cfg)
 	}
 	var counting atomic.Bool
 	stop := make(chan struct{})
@@ -361,7 +393,6 @@ func Fill(cfg Config, n int64) (*FillResult, error) {
 	return r, nil
 }
 
-// Fprint writes the result for people, then one RESULT line for scripts.
 // Answered is how many requests got a reply of any kind, errors included.
 func (r *Result) Answered() uint64 {
 	n := r.errors
@@ -371,6 +402,23 @@ func (r *Result) Answered() uint64 {
 	return n
 }
 
+// Sent is how many requests a paced run sent in its measured window; each
+// ended as a response, an error reply or a timeout.
+func (r *Result) Sent() uint64 { return r.sent }
+
+// Timeouts is how many requests got no answer within the timeout.
+func (r *Result) Timeouts() uint64 { return r.timeouts }
+
+// Errors is how many requests got an error reply.
+func (r *Result) Errors() uint64 { return r.errors }
+
+// Latency is quantile q of the answered requests' latency (in a paced run,
+// from each request's scheduled send), to the histogram's bucket: 10 µs
+// below 100 ms, 1 ms above.
+func (r *Result) Latency(q float64) time.Duration { return r.latency.quantile(q) }
+
+// Fprint writes the result for people, then one RESULT line for scripts
+// (a paced run's ends with rate=, sent= and lag_p99_us=).
 func (r *Result) Fprint(w io.Writer) {
 	secs := r.Elapsed.Seconds()
 	var total uint64
@@ -378,7 +426,13 @@ func (r *Result) Fprint(w io.Writer) {
 		total += n
 	}
 	fmt.Fprintf(w, "%s load on %s for %.1fs: %d workers", r.Config.Protocol, r.Config.Target, secs, r.Config.Workers)
-	if r.Config.Protocol == "udp" {
+	if r.Config.Rate > 0 {
+		fmt.Fprintf(w, ", paced at %d requests/s (open loop", r.Config.Rate)
+		if r.Config.Protocol == "http" {
+			fmt.Fprint(w, ", keep-alive, pipelined")
+		}
+		fmt.Fprint(w, ")")
+	} else if r.Config.Protocol == "udp" {
 		fmt.Fprintf(w, " x %d in flight", r.Config.InFlight)
 	} else if r.Config.KeepAlive {
 		fmt.Fprint(w, ", keep-alive")
@@ -401,8 +455,19 @@ func (r *Result) Fprint(w io.Writer) {
 		peers = float64(r.peers) / float64(n)
 	}
 	fmt.Fprintf(w, "  errors %d, timeouts %d, peers per announce reply %.1f\n", r.errors, r.timeouts, peers)
-	fmt.Fprintf(w, "  latency p50 %v, p99 %v, p99.9 %v\n", r.latency.quantile(0.5), r.latency.quantile(0.99), r.latency.quantile(0.999))
-	fmt.Fprintf(w, "RESULT protocol=%s keepalive=%v rps=%.0f announce_rps=%.0f errors=%d timeouts=%d peers_per_reply=%.1f p50_us=%d p99_us=%d p999_us=%d\n",
+	if r.Config.Rate > 0 {
+		fmt.Fprintf(w, "  sent %d (%.0f/s of %d/s asked); sent late by p50 %v, p99 %v, p99.9 %v (the generator's own delay, part of the latency)\n",
+			r.sent, float64(r.sent)/secs, r.Config.Rate, r.lag.quantile(0.5), r.lag.quantile(0.99), r.lag.quantile(0.999))
+		fmt.Fprint(w, "  latency from the scheduled send")
+	} else {
+		fmt.Fprint(w, "  latency")
+	}
+	fmt.Fprintf(w, " p50 %v, p99 %v, p99.9 %v\n", r.latency.quantile(0.5), r.latency.quantile(0.99), r.latency.quantile(0.999))
+	fmt.Fprintf(w, "RESULT protocol=%s keepalive=%v rps=%.0f announce_rps=%.0f errors=%d timeouts=%d peers_per_reply=%.1f p50_us=%d p99_us=%d p999_us=%d",
 		r.Config.Protocol, r.Config.KeepAlive, float64(total)/secs, float64(r.responses[kindAnnounce])/secs, r.errors, r.timeouts, peers,
 		r.latency.quantile(0.5).Microseconds(), r.latency.quantile(0.99).Microseconds(), r.latency.quantile(0.999).Microseconds())
+	if r.Config.Rate > 0 {
+		fmt.Fprintf(w, " rate=%d sent=%d lag_p99_us=%d", r.Config.Rate, r.sent, r.lag.quantile(0.99).Microseconds())
+	}
+	fmt.Fprintln(w)
 }
