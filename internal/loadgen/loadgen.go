@@ -290,22 +290,29 @@ func newGenerator(cfg *Config, worker int) *generator {
 // of a request, so a worker draws a table of them once and walks it from
 // random points.
 func (g *generator) torrent() *bittorrent.InfoHash {
-	if g.draws == nil {
-		g.draws = make([]uint32, 1<<16)
-		for i := range g.draws {
-			if g.cfg.Popularity == "square" {
-				u := g.rng.Float64()
-				g.draws[i] = uint32(float64(g.cfg.Torrents) * u * u)
-			} else {
-				g.draws[i] = uint32(g.zipf.Uint64())
-			}
-		}
-	}
+	g.prepare()
 	if g.next%4096 == 0 {
 		g.next = g.rng.Intn(len(g.draws))
 	}
 	g.next = (g.next + 1) % len(g.draws)
 	return &g.hashes[g.draws[g.next]]
+}
+
+// prepare draws the worker's table of torrents, if it has not yet: a few
+// milliseconds, which a paced run spends before its schedule starts.
+func (g *generator) prepare() {
+	if g.draws != nil {
+		return
+	}
+	g.draws = make([]uint32, 1<<16)
+	for i := range g.draws {
+		if g.cfg.Popularity == "square" {
+			u := g.rng.Float64()
+			g.draws[i] = uint32(float64(g.cfg.Torrents) * u * u)
+		} else {
+			g.draws[i] = uint32(g.zipf.Uint64())
+		}
+	}
 }
 
 // fillAnnounce fills req with peer j of a fill.
