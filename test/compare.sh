@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Side-by-side comparison of trakx and Debian's opentracker on this machine.
-# Each tracker in turn runs pinned to CPU 0, the load generator
-# (`trakx bench`) pinned to CPU 1; the same seeds, torrents and mixes go to
-# both. Prints responses/s, the tracker's CPU use, responses per second of
-# tracker CPU and p99 latency, with ratios, for:
+# Side-by-side comparison of trakx, Debian's opentracker and the kernel's
+# floor on this machine. Each tracker in turn runs pinned to CPU 0, the load
+# generator (`trakx bench`) pinned to CPU 1; the same seeds, torrents and
+# mixes go to all. The floor is a stateless responder that answers as
+# cheaply as the kernel allows (nulludp for the UDP workloads, nullhttp for
+# the HTTP ones, from $FLOOR, by default ../shared/floor beside this tree),
+# given the average number of peers trakx returned in the same workload; no
+# tracker can answer more per CPU-second than it. Prints responses/s, the
+# tracker's CPU use, responses per second of tracker CPU, each tracker's
+# fraction of the floor's, and p99 latency, with ratios, for:
 #   udp        10,000 torrents (Zipf 1.1), 10% scrapes of 5, 30% seeders,
 #              4 sockets x 8 in flight
 #   udp100k    100,000 torrents (torrent N*u^2), 10% scrapes of 10, 5%
@@ -13,6 +18,9 @@
 # All ask for 50 peers. Memory per peer is measured by test/memory.sh.
 #
 # Usage: test/compare.sh [seconds per run]      (needs opentracker, taskset)
+# FLOOR=dir takes nulludp.go and nullhttp.go from dir; they are built, with
+# this tree's versions of golang.org/x/net and x/sys and without the
+# network, in a temporary module. FLOOR=none leaves the floor out.
 # TRAKX=path runs that trakx binary as the tracker (an older build, to
 # measure a change in the same run); the generator is always this tree's.
 # CAP=N caps each tracker at N% of its core (the cgroup v1 cpu controller
@@ -26,8 +34,32 @@ out=${OUT:-/tmp/trakx-compare}
 mkdir -p "$out"
 port_trakx=17070
 port_ot=17071
+port_floor=17072
 source test/lib.sh
 tracker=${TRAKX:-$trakx}
+
+# The floor's responders, built in a temporary module from this tree's
+# go.sum and module cache (which `make build` has just filled), offline.
+floor_src=${FLOOR:-$(cd .. && pwd)/shared/floor}
+floor_bin=
+if [ "$floor_src" != none ]; then
+  [ -f "$floor_src/nulludp.go" ] && [ -f "$floor_src/nullhttp.go" ] ||
+    { echo "no nulludp.go and nullhttp.go in $floor_src: set FLOOR=dir, or FLOOR=none"; exit 1; }
+  floor_bin=$(mktemp -d)
+  trap 'stop_tracker; rm -rf "$floor_bin"' EXIT
+  cp "$floor_src/nulludp.go" "$floor_src/nullhttp.go" go.sum "$floor_bin/"
+  chmod u+w "$floor_bin"/*
+  (
+    net=$(go list -m -f '{{.Version}}' golang.org/x/net)
+    sys=$(go list -m -f '{{.Version}}' golang.org/x/sys)
+    cd "$floor_bin"
+    export GOFLAGS=-mod=mod GOPROXY=off GOWORK=off
+    go mod init floor >/dev/null 2>&1
+    go mod edit -require "golang.org/x/net@$net" -require "golang.org/x/sys@$sys"
+    go build -o nulludp nulludp.go
+    go build -o nullhttp nullhttp.go
+  ) || { echo "building the floor's responders from $floor_src failed"; exit 1; }
+fi
 nproc_=$(nproc)
 [ "$nproc_" -ge 2 ] || { echo "needs two CPUs"; exit 1; }
 
@@ -46,7 +78,10 @@ cap_tracker() {
   echo "$1" > "$cg/cgroup.procs"
 }
 
-start_tracker() { # name port
+# udp_listening PORT: something listens on 127.0.0.1:PORT over UDP.
+udp_listening() { awk -v a="$(printf '0100007F:%04X' "$1")" '$2 == a { found = 1 } END { exit !found }' /proc/net/udp; }
+
+start_tracker() { # name port [floor peers]
   case "$1" in
   trakx)
     cat > "$out/trakx.toml" <<TOML
@@ -66,11 +101,18 @@ TOML
   opentracker)
     taskset -c 0 opentracker -i 127.0.0.1 -p "$2" -P "$2" -w "$out/whitelist.txt" >"$out/opentracker.log" 2>&1 &
     ;;
+  nulludp | nullhttp)
+    taskset -c 0 "$floor_bin/$1" -addr "127.0.0.1:$2" -peers "$3" >"$out/$1.log" 2>&1 &
+    ;;
   esac
   pid=$!
   cap_tracker "$pid"
   for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0
+    if [ "$1" = nulludp ]; then
+      udp_listening "$2" && return 0
+    else
+      (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0
+    fi
     sleep 0.1
   done
   echo "$1 did not start"; exit 1
@@ -93,28 +135,55 @@ run() {
   echo "$rps $cpu $p99"
 }
 
-declare -A result
+# The workloads, by name: the generator's arguments.
+declare -A workload=(
+  [udp]="-protocol udp -torrents $torrents -workers 4 -inflight 8"
+  [udp100k]="-protocol udp -torrents 100000 -popularity square -scrapes 0.1 -scrape-size 10 -connects 0.05 -seeders 0.2 -workers 4 -inflight 64"
+  [http]="-protocol http -torrents $torrents -workers 16"
+  [keepalive]="-protocol http -keepalive -torrents $torrents -workers 16"
+)
+kinds="udp udp100k http keepalive"
+
+declare -A result floor_peers
 for name in trakx opentracker; do
   port=$port_trakx; [ "$name" = opentracker ] && port=$port_ot
   start_tracker "$name" "$port"
-  result[$name,udp]=$(run "$name" "$port" udp -protocol udp -torrents $torrents -workers 4 -inflight 8)
-  result[$name,udp100k]=$(run "$name" "$port" udp100k -protocol udp -torrents 100000 -popularity square -scrapes 0.1 -scrape-size 10 -connects 0.05 -seeders 0.2 -workers 4 -inflight 64)
-  result[$name,http]=$(run "$name" "$port" http -protocol http -torrents $torrents -workers 16)
-  result[$name,keepalive]=$(run "$name" "$port" keepalive -protocol http -keepalive -torrents $torrents -workers 16)
+  for kind in $kinds; do
+    # the workload's arguments, split into words
+    result[$name,$kind]=$(run "$name" "$port" "$kind" ${workload[$kind]})
+  done
   stop_tracker
 done
+# The floor, each responder given the peers per reply trakx gave in the
+# same workload.
+if [ -n "$floor_bin" ]; then
+  for kind in $kinds; do
+    responder=nullhttp; [ "${kind#udp}" != "$kind" ] && responder=nulludp
+    floor_peers[$kind]=$(sed -n 's/^RESULT.* peers_per_reply=\([0-9.]*\).*/\1/p' "$out/trakx-$kind.txt" | awk '{ printf "%.0f", $1 }')
+    start_tracker "$responder" "$port_floor" "${floor_peers[$kind]:-0}"
+    result[floor,$kind]=$(run floor "$port_floor" "$kind" ${workload[$kind]})
+    stop_tracker
+  done
+fi
 
 per_cpu() { awk -v r="$1" -v c="$2" 'BEGIN { if (c > 0) printf "%.0f", r * 100 / c; else print "-" }'; }
 echo
 [ -n "${CAP:-}" ] && echo "each tracker capped at ${CAP}% of a core"
 echo "trakx $("$tracker" version | cut -d' ' -f2-) vs opentracker (Debian $(dpkg-query -W -f '${Version}' opentracker 2>/dev/null || echo '?')), ${secs}s per run, $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-printf '%-34s %14s %14s %7s\n' "" trakx opentracker ratio
-for kind in udp udp100k http keepalive; do
+[ -n "$floor_bin" ] && echo "floor: nulludp and nullhttp from $floor_src, given trakx's peers per reply; ratio: trakx / opentracker"
+printf '%-38s %12s %12s %12s %7s\n' "" trakx opentracker floor ratio
+for kind in $kinds; do
   read -r tr tc tp <<<"${result[trakx,$kind]}"
   read -r orr oc op <<<"${result[opentracker,$kind]}"
+  read -r fr fc fp <<<"${result[floor,$kind]:-- - -}"
   label=$kind; [ "$kind" = udp100k ] && label="udp, 100k torrents"; [ "$kind" = http ] && label="http, new connections"; [ "$kind" = keepalive ] && label="http, keep-alive"
-  printf '%-34s %14s %14s %7s\n' "$label: responses/s" "$tr" "$orr" "$(ratio "$tr" "$orr")"
-  printf '%-34s %13s%% %13s%%\n' "  tracker CPU" "$tc" "$oc"
-  printf '%-34s %14s %14s %7s\n' "  per tracker CPU-second" "$(per_cpu "$tr" "$tc")" "$(per_cpu "$orr" "$oc")" "$(ratio "$(per_cpu "$tr" "$tc")" "$(per_cpu "$orr" "$oc")")"
-  printf '%-34s %12sµs %12sµs\n' "  p99 latency" "$tp" "$op"
+  tpc=$(per_cpu "$tr" "$tc"); opc=$(per_cpu "$orr" "$oc"); fpc=-; [ "$fr" != - ] && fpc=$(per_cpu "$fr" "$fc")
+  printf '%-38s %12s %12s %12s %7s\n' "$label: responses/s" "$tr" "$orr" "$fr" "$(ratio "$tr" "$orr")"
+  printf '%-38s %11s%% %11s%% %11s%%\n' "  tracker CPU" "$tc" "$oc" "$fc"
+  printf '%-38s %12s %12s %12s %7s\n' "  per tracker CPU-second" "$tpc" "$opc" "$fpc" "$(ratio "$tpc" "$opc")"
+  if [ "$fpc" != - ]; then
+    printf '%-38s %12s %12s %12s\n' "  fraction of the floor (${floor_peers[$kind]} peers)" "$(ratio "$tpc" "$fpc")" "$(ratio "$opc" "$fpc")" 1.00
+    printf '%-38s %12s %12s %12s %7s\n' "  the ratio's bound: floor/opentracker" "" "" "" "$(ratio "$fpc" "$opc")"
+  fi
+  printf '%-38s %10sµs %10sµs %10sµs\n' "  p99 latency" "$tp" "$op" "$fp"
 done
