@@ -49,15 +49,16 @@ if [ "$floor_src" != none ]; then
   trap 'stop_tracker; rm -rf "$floor_bin"' EXIT
   cp "$floor_src/nulludp.go" "$floor_src/nullhttp.go" go.sum "$floor_bin/"
   chmod u+w "$floor_bin"/*
+  # (set -e does not hold inside a subshell tested by ||: hence the &&s.)
   (
-    net=$(go list -m -f '{{.Version}}' golang.org/x/net)
-    sys=$(go list -m -f '{{.Version}}' golang.org/x/sys)
-    cd "$floor_bin"
-    export GOFLAGS=-mod=mod GOPROXY=off GOWORK=off
-    go mod init floor >/dev/null 2>&1
-    go mod edit -require "golang.org/x/net@$net" -require "golang.org/x/sys@$sys"
-    go build -o nulludp nulludp.go
-    go build -o nullhttp nullhttp.go
+    net=$(go list -m -f '{{.Version}}' golang.org/x/net) &&
+      sys=$(go list -m -f '{{.Version}}' golang.org/x/sys) &&
+      cd "$floor_bin" &&
+      export GOFLAGS=-mod=mod GOPROXY=off GOWORK=off &&
+      go mod init floor >/dev/null 2>&1 &&
+      go mod edit -require "golang.org/x/net@$net" -require "golang.org/x/sys@$sys" &&
+      go build -o nulludp nulludp.go &&
+      go build -o nullhttp nullhttp.go
   ) || { echo "building the floor's responders from $floor_src failed"; exit 1; }
 fi
 nproc_=$(nproc)
