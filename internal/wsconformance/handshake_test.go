@@ -1,10 +1,12 @@
 package wsconformance
 
 import (
+	"bufio"
 	"encoding/base64"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // RFC 6455 §4: the opening handshake.
@@ -212,3 +214,24 @@ func TestHandshakeMissingHeaders(t *testing.T) {
 }
 
 func is(status int) func(int) bool { return func(s int) bool { return s == status } }
+
+// TestHandshakeFramesBeforeTheResponse: §4.1: a client must not send
+// frames before it has the 101. Frames in the very packet of the upgrade
+// request would otherwise be lost, and the stream read from the middle of
+// one; the upgrade is refused with 400 instead.
+func TestHandshakeFramesBeforeTheResponse(t *testing.T) {
+	t.Parallel()
+	nc := shared.dial(t)
+	nc.SetDeadline(time.Now().Add(timeout))
+	packet := append(validUpgrade(shared.addr, newKey()).bytes(), encode(text(scrape))...)
+	if _, err := nc.Write(packet); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil {
+		t.Fatalf("reading the response: %v", err)
+	}
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("status %s, want 400 Bad Request", resp.Status)
+	}
+}

@@ -197,3 +197,56 @@ func sendBufferMax() int {
 	}
 	return n
 }
+
+// TestLimitUnfinishedMessage: a fragmented message, or a frame, not
+// finished within http.read_timeout is cut off with 1008, however busy the
+// client keeps the connection meanwhile (pongs here): an open message
+// holds a buffer of up to max_message_bytes. Frames that are finished are
+// never cut off, however they are split across reads.
+func TestLimitUnfinishedMessage(t *testing.T) {
+	t.Parallel()
+	tr := ownTracker(t, func(c *config.Config) { c.HTTP.ReadTimeout.Duration = time.Second })
+	held := tr.open(t)
+	held.send(fragment(opText, scrape[:10], false))
+	// Both connections keep sending: pongs, each cut across two writes on
+	// the busy one, so that none of its frames is unfinished for long.
+	busy := tr.open(t)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		b := encode(pong([]byte("keep")))
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			busy.nc.Write(b[:3])
+			held.nc.Write(encode(pong([]byte("busy")))) // fails once it is closed: no matter
+			busy.nc.Write(b[3:])
+		}
+	}()
+	held.expectClose(ws.StatusPolicyViolation)
+	close(stop)
+	<-done
+	busy.send(text(scrape))
+	busy.expectScrapeReply()
+}
+
+// TestLimitControlFramesInsideAFullMessage: §5.4: control frames in the
+// middle of a fragmented message are not part of it: a ping inside a
+// message one byte short of max_message_bytes is answered, and the message
+// is still taken whole.
+func TestLimitControlFramesInsideAFullMessage(t *testing.T) {
+	t.Parallel()
+	msg := paddedScrape(shared.maxMessage)
+	c := shared.open(t)
+	c.send(fragment(opText, msg[:len(msg)-1], false), ping([]byte("inside")), fragment(opCont, msg[len(msg)-1:], true))
+	if f := c.must(); f.OpCode != ws.OpPong {
+		t.Fatalf("got a %s, want the pong", f)
+	}
+	c.expectScrapeReply()
+}

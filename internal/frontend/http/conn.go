@@ -121,6 +121,10 @@ func (s *Server) serveConnWith(nc net.Conn, state *connState, c *conn, buffered 
 		}
 		r.peer = peer
 		if s.wantsUpgrade(&r) {
+			if start != 0 { // bytes after the request: frames sent before the 101
+				s.reject(nc, c, counters, 400, "Bad Request", "data after a WebSocket upgrade request: wait for 101 Switching Protocols (RFC 6455 section 4.1)")
+				return
+			}
 			if client, ok := s.admitUpgrade(nc, c, counters, &r); ok {
 				request := bytes.Clone(raw)
 				connPool.Put(c)

@@ -36,8 +36,9 @@ type conn struct {
 	fd     int
 	client netip.Addr
 	seen   atomic.Int64 // unix milliseconds of the last frame received
-	// partialSince is when a frame began to arrive and is not whole yet
-	// (unix seconds), or 0: a client trickling one is cut off.
+	// partialSince is when a fragmented message or a frame began to
+	// arrive and is not whole yet (unix seconds), or 0: a client trickling
+	// one is cut off.
 	partialSince atomic.Int64
 
 	wmu sync.Mutex // guards changes of stage, and out, and serializes writes

@@ -20,7 +20,8 @@ import (
 // through, the key.
 
 // handshake answers the upgrade and returns a non-blocking duplicate of
-// the socket's descriptor for a loop.
+// the socket's descriptor for a loop. The duplicate is made first, so that
+// a tracker out of descriptors answers 503 rather than 101 and silence.
 func (s *Server) handshake(nc net.Conn, request []byte) (int, error) {
 	nc.SetDeadline(time.Now().Add(s.opts.ReadTimeout))
 	if !oneValidKey(request) {
@@ -28,14 +29,26 @@ func (s *Server) handshake(nc net.Conn, request []byte) (int, error) {
 		nc.Write(badKey)
 		return -1, errBadKey
 	}
+	fd, err := duplicate(nc)
+	if err != nil {
+		s.warnDescriptors(err)
+		nc.Write(noDescriptor)
+		return -1, err
+	}
 	rw := struct {
 		io.Reader
 		io.Writer
 	}{io.MultiReader(bytes.NewReader(request), nc), nc}
 	if _, err := (ws.Upgrader{}).Upgrade(rw); err != nil {
+		unix.Close(fd)
 		s.counters.BadRequest.Add(1)
 		return -1, err // gobwas/ws has answered 400 with the reason
 	}
+	return fd, nil
+}
+
+// duplicate returns a non-blocking duplicate of nc's descriptor.
+func duplicate(nc net.Conn) (int, error) {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return -1, errors.New("not a socket")
@@ -54,6 +67,25 @@ func (s *Server) handshake(nc net.Conn, request []byte) (int, error) {
 		return -1, err
 	}
 	return fd, nil
+}
+
+// noDescriptor answers an upgrade the tracker has no descriptor for.
+var noDescriptor = func() []byte {
+	body := httpproto.AppendFailure(nil, "tracker out of descriptors, try again later")
+	return append([]byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: "+
+		strconv.Itoa(len(body))+"\r\n\r\n"), body...)
+}()
+
+// warnDescriptors logs, at most once a second, that an upgrade found no
+// descriptor to take the connection over with (the open files limit).
+func (s *Server) warnDescriptors(err error) {
+	now := time.Now().Unix()
+	last := s.descriptorWarned.Load()
+	if now > last && s.descriptorWarned.CompareAndSwap(last, now) {
+		var limit unix.Rlimit
+		unix.Getrlimit(unix.RLIMIT_NOFILE, &limit)
+		s.log.WithError(err).Warnf("websocket: no descriptor for an upgraded connection (open files limit %d): answered 503", limit.Cur)
+	}
 }
 
 var errBadKey = errors.New("websocket: Sec-WebSocket-Key is not one base64 nonce of 16 bytes")

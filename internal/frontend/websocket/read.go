@@ -38,16 +38,14 @@ func (c *conn) readable() {
 		return
 	}
 	rest := data[used:]
-	switch {
-	case len(rest) == 0:
-		c.in = nil
-		c.partialSince.Store(0)
-	case len(rest) > c.s.opts.MaxMessageBytes+ws.MaxHeaderSize:
+	if len(rest) > c.s.opts.MaxMessageBytes+ws.MaxHeaderSize {
 		c.broken(ws.StatusMessageTooBig, "message too big")
-	default:
-		if len(c.in) == 0 {
-			c.partialSince.Store(time.Now().Unix())
-		}
+		return
+	}
+	c.notePartial(len(rest) > 0, used > 0 || len(c.in) == 0)
+	if len(rest) == 0 {
+		c.in = nil
+	} else {
 		c.in = append(c.in[:0:0], rest...)
 	}
 }
@@ -73,7 +71,9 @@ func (c *conn) frames(data []byte) (int, bool) {
 			c.broken(ws.StatusProtocolError, err.Error())
 			return 0, false
 		}
-		if h.Length > int64(c.s.opts.MaxMessageBytes-len(c.message)) {
+		// Control frames, at most 125 bytes (CheckHeader), are not part of
+		// the message they may interrupt (section 5.4).
+		if !h.OpCode.IsControl() && h.Length > int64(c.s.opts.MaxMessageBytes-len(c.message)) {
 			c.broken(ws.StatusMessageTooBig, "message too big")
 			return 0, false
 		}
@@ -98,6 +98,22 @@ func (c *conn) broken(code ws.StatusCode, reason string) {
 	c.unframed = true
 	if !c.isClosing() {
 		c.fail(code, reason)
+	}
+}
+
+// notePartial keeps partialSince, when the client began what it has not
+// finished: the open fragmented message if there is one (text sets it when
+// the message begins), else the frame left partial (fresh: it began in
+// this read), else nothing. A client must finish either within
+// http.read_timeout; frames that complete on the way do not restart a
+// message's clock, but a new frame's starts afresh.
+func (c *conn) notePartial(partial, fresh bool) {
+	switch {
+	case c.message != nil:
+	case !partial:
+		c.partialSince.Store(0)
+	case fresh || c.partialSince.Load() == 0:
+		c.partialSince.Store(time.Now().Unix())
 	}
 }
 
@@ -174,6 +190,9 @@ func (c *conn) frame(h ws.Header, payload []byte) bool {
 // known to be UTF-8 (RFC 6455 section 8.1): nothing else is ever relayed.
 func (c *conn) text(h ws.Header, payload []byte) bool {
 	if !h.Fin || c.message != nil {
+		if c.message == nil { // the message's clock starts
+			c.partialSince.Store(time.Now().Unix())
+		}
 		c.message = append(c.message, payload...)
 		if c.message == nil {
 			c.message = []byte{} // an empty first fragment still starts a message
@@ -182,6 +201,7 @@ func (c *conn) text(h ws.Header, payload []byte) bool {
 			return true
 		}
 		payload, c.message = c.message, nil
+		c.partialSince.Store(0)
 	}
 	if !utf8.Valid(payload) {
 		c.fail(ws.StatusInvalidFramePayloadData, "text message is not UTF-8")

@@ -85,6 +85,9 @@ type Server struct {
 	log      *logrus.Logger
 	loops    []*loop
 	next     atomic.Uint32
+	// descriptorWarned is when an upgrade last found no descriptor (unix
+	// seconds): warned of once a second at most.
+	descriptorWarned atomic.Int64
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
@@ -207,6 +210,10 @@ func (s *Server) Run(stop <-chan struct{}) {
 	defer wg.Wait()
 	tick := time.NewTicker(s.opts.PingInterval)
 	defer tick.Stop()
+	// Unfinished messages are looked for twice a read timeout, so that one
+	// is cut off between one and one and a half timeouts after it began.
+	unfinished := time.NewTicker(max(s.opts.ReadTimeout/2, 10*time.Millisecond))
+	defer unfinished.Stop()
 	for {
 		select {
 		case <-stop:
@@ -216,6 +223,8 @@ func (s *Server) Run(stop <-chan struct{}) {
 				l.wakeUp()
 			}
 			return
+		case now := <-unfinished.C:
+			s.cutUnfinished(now)
 		case now := <-tick.C:
 			s.keepAlive(now)
 			_, ttl := s.opts.Intervals()
@@ -224,22 +233,28 @@ func (s *Server) Run(stop <-chan struct{}) {
 	}
 }
 
-// keepAlive pings every connection; closes those that have sent nothing,
-// not even a pong, for 2.5 ping intervals, and those that began a frame
-// longer than the read timeout ago and have not finished it.
+// keepAlive pings every connection, and shuts those that have sent
+// nothing, not even a pong, for 2.5 ping intervals.
 func (s *Server) keepAlive(now time.Time) {
 	dead := now.Add(-s.opts.PingInterval * 5 / 2).UnixMilli()
-	stalled := now.Add(-s.opts.ReadTimeout).Unix()
 	for _, c := range s.snapshot() {
-		if since := c.partialSince.Load(); since != 0 && since < stalled {
-			c.fail(ws.StatusPolicyViolation, "frame not finished in time")
-			continue
-		}
 		if c.seen.Load() < dead {
 			c.shut()
 			continue
 		}
 		c.write(ws.OpPing, nil)
+	}
+}
+
+// cutUnfinished closes connections that began a frame or a fragmented
+// message longer than the read timeout ago and have not finished it: a
+// client trickling one would hold its buffer forever.
+func (s *Server) cutUnfinished(now time.Time) {
+	stalled := now.Add(-s.opts.ReadTimeout).Unix()
+	for _, c := range s.snapshot() {
+		if since := c.partialSince.Load(); since != 0 && since < stalled {
+			c.fail(ws.StatusPolicyViolation, "message not finished in time")
+		}
 	}
 }
 
