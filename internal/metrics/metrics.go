@@ -52,11 +52,14 @@ const (
 	ErrClientNotAllowed  // the client filter
 	ErrTrackerFull       // tracker.max_peers or max_torrents
 	ErrInternal          // a fault of the tracker's own
+	// ErrDescriptors: an HTTP connection the tracker had no descriptor to
+	// serve with (the open files limit); closed unanswered.
+	ErrDescriptors
 	NumErrorReasons
 )
 
 // ErrorReasonNames are the reasons' names in the views.
-var ErrorReasonNames = [NumErrorReasons]string{"malformed", "not_found", "torrent_not_allowed", "client_not_allowed", "tracker_full", "internal"}
+var ErrorReasonNames = [NumErrorReasons]string{"malformed", "not_found", "torrent_not_allowed", "client_not_allowed", "tracker_full", "internal", "descriptors"}
 
 // ReasonOf classifies an error the tracker or a parser returned.
 func ReasonOf(err error) ErrorReason {

@@ -27,7 +27,8 @@ func (m *Metrics) Snapshot() map[string]any {
 		},
 		"http": map[string]any{
 			"announce": sum(h.Announce[:]), "scrape": sum(h.Scrape[:]), "error": h.ErrorTotal(), "bad_request": h.BadRequest,
-			"refused": h.Refused, "connections_refused": h.ConnectionsRefused, "connections_evicted": h.ConnectionsEvicted,
+			"descriptor_errors": h.Errors[ErrDescriptors],
+			"refused":           h.Refused, "connections_refused": h.ConnectionsRefused, "connections_evicted": h.ConnectionsEvicted,
 			"connections": h.Connections,
 		},
 		"websocket": map[string]any{

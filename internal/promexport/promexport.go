@@ -149,13 +149,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(peersDesc, float64(t.Swarm.Leechers[f]), family, "leecher")
 	}
 	for r, reason := range metrics.ErrorReasonNames {
-		if metrics.ErrorReason(r) != metrics.ErrNotFound { // UDP has no paths
+		// UDP has no paths; only HTTP accepts connections.
+		httpOnly := metrics.ErrorReason(r) == metrics.ErrNotFound || metrics.ErrorReason(r) == metrics.ErrDescriptors
+		if !httpOnly {
 			counter(errorsDesc, u.Errors[r], "udp", reason)
-		}
-		counter(errorsDesc, h.Errors[r], "http", reason)
-		if metrics.ErrorReason(r) != metrics.ErrNotFound {
 			counter(errorsDesc, w.Errors[r], "websocket", reason)
 		}
+		counter(errorsDesc, h.Errors[r], "http", reason)
 	}
 	counter(badRequestsDesc, w.BadRequest, "websocket", "malformed")
 	counter(badRequestsDesc, u.BadRequest, "udp", "malformed")

@@ -97,14 +97,14 @@ func (s *Server) serveRaw() bool {
 		}
 		if a.errno != 0 {
 			// Out of descriptors and the like: back off rather than spin.
-			s.log.WithError(a.errno).Warn("http accept")
+			s.acceptFailed(a.errno)
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
 		if s.opts.Open.Add(1) > s.opts.MaxConnections && !s.evictIdle() {
 			s.opts.Open.Add(-1)
 			s.counters[0].ConnectionsRefused.Add(1)
-			if nc := fileConn(a.fd); nc != nil {
+			if nc := s.fileConn(a.fd); nc != nil {
 				s.refuseConn(nc)
 			}
 			continue
@@ -149,7 +149,7 @@ func (s *Server) serveFast(fd int, peer netip.Addr) {
 // handOff serves a connection the fast path will not, on a goroutine of
 // its own, starting with the n bytes already read into c.
 func (s *Server) handOff(fd int, c *conn, n int) {
-	nc := fileConn(fd)
+	nc := s.fileConn(fd)
 	if nc == nil {
 		connPool.Put(c)
 		s.opts.Open.Add(-1)
@@ -167,12 +167,18 @@ func (s *Server) handOff(fd int, c *conn, n int) {
 }
 
 // fileConn makes a net.Conn of a raw connected socket, which it takes
-// over; nil if that fails (the socket is then closed).
-func fileConn(fd int) net.Conn {
+// over; nil if that fails (the socket is then closed, and the failure
+// counted and warned of).
+func (s *Server) fileConn(fd int) net.Conn {
 	f := os.NewFile(uintptr(fd), "")
 	nc, err := net.FileConn(f) // a duplicate, registered with the poller
 	f.Close()
 	if err != nil {
+		if isDescriptorShortage(err) {
+			s.descriptorShortage(err, "taking over a connection")
+		} else if s.warnNow() {
+			s.log.WithError(err).Warn("http: taking over a connection")
+		}
 		return nil
 	}
 	return nc

@@ -110,7 +110,7 @@ func (s *Server) Serve() {
 				return
 			}
 			// Out of descriptors and the like: back off rather than spin.
-			s.log.WithError(err).Warn("http accept")
+			s.acceptFailed(err)
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}

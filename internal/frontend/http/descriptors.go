@@ -1,0 +1,57 @@
+package http
+
+import (
+	"errors"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/trakx/trakx/internal/metrics"
+	"golang.org/x/sys/unix"
+)
+
+// Out of descriptors (the open files limit, EMFILE; the system's, ENFILE),
+// a connection cannot be accepted or taken over. Nothing of it is silent:
+// each such connection is counted (trakx.http.descriptor_errors,
+// trakx_errors_total{reason="descriptors"}) and a warning naming the limit
+// is logged at most once a second, across every listener. The listener
+// keeps its backlog, and serving resumes as soon as descriptors free.
+
+// descriptorWarned is when the last warning was logged (unix seconds).
+var descriptorWarned atomic.Int64
+
+// isDescriptorShortage reports whether err says the process or the system
+// ran out of descriptors.
+func isDescriptorShortage(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}
+
+// acceptFailed counts and warns of an accept that failed for want of a
+// descriptor, or warns of any other accept failure, at most once a second.
+func (s *Server) acceptFailed(err error) {
+	if isDescriptorShortage(err) {
+		s.descriptorShortage(err, "accepting a connection")
+		return
+	}
+	if s.warnNow() {
+		s.log.WithError(err).Warn("http accept")
+	}
+}
+
+// descriptorShortage counts a connection lost for want of a descriptor
+// and warns of it, at most once a second.
+func (s *Server) descriptorShortage(err error, doing string) {
+	s.counters[0].Errors[metrics.ErrDescriptors].Add(1)
+	if !s.warnNow() {
+		return
+	}
+	var limit unix.Rlimit
+	unix.Getrlimit(unix.RLIMIT_NOFILE, &limit)
+	s.log.WithError(err).Warnf("http: out of descriptors %s (open files limit %d): raise LimitNOFILE= or lower http.max_connections", doing, limit.Cur)
+}
+
+func (s *Server) warnNow() bool {
+	now := time.Now().Unix()
+	last := descriptorWarned.Load()
+	return now > last && descriptorWarned.CompareAndSwap(last, now)
+}
