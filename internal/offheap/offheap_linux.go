@@ -3,8 +3,11 @@
 package offheap
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"sync"
 	"unsafe"
 
@@ -13,7 +16,7 @@ import (
 
 // mapMemory maps size bytes of zeroed memory.
 func mapMemory(size int) (unsafe.Pointer, error) {
-	return withHeadroom(func() (unsafe.Pointer, error) {
+	return withHeadroom(size, func() (unsafe.Pointer, error) {
 		return unix.MmapPtr(-1, 0, nil, uintptr(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	})
 }
@@ -27,7 +30,7 @@ func remapMemory(p unsafe.Pointer, oldSize, newSize int) (unsafe.Pointer, error)
 	if newSize <= oldSize {
 		return remap()
 	}
-	return withHeadroom(remap)
+	return withHeadroom(newSize-oldSize, remap)
 }
 
 // headroom is address space the store leaves to the Go runtime. Where the
@@ -36,35 +39,53 @@ func remapMemory(p unsafe.Pointer, oldSize, newSize int) (unsafe.Pointer, error)
 // that grew into the last of it would leave the garbage collector nothing,
 // and a runtime that cannot allocate dies (fatal error: cannot allocate
 // memory), with no chance to save. So the store grows only where
-// headroomBytes more could be mapped beside it: a reservation —
-// inaccessible, never touched, costing no memory — is taken for the
-// duration of the growth and given back at once. The runtime, never
-// limited by the store, always has what the store left, and the store never
-// takes the last headroomBytes.
+// headroomBytes would still be left beside it, by the limit and the
+// address space the process has now (/proc/self/statm). Without a limit,
+// growth is not checked at all.
 //
-// (Holding the reservation between growths and giving it up only when a
-// growth failed was tried: a growth that succeeded could leave the runtime
-// less than it needed until the next one failed, and the runtime died in
-// between.)
+// Two ways were tried before, and the runtime died under both: holding a
+// reservation of headroomBytes between growths, given up only when a
+// growth failed (a growth that succeeded could leave the runtime short
+// until the next one failed); and taking the reservation for the duration
+// of each growth only (the runtime, allocating meanwhile on another
+// thread, found the room taken).
 var headroom sync.Mutex // one growth at a time, so that two do not count the same room
 
-// headroomBytes is what the runtime is left: more than one heap arena (64
-// MiB), with room for stacks and mark bits.
+// headroomBytes is what the runtime is left: room for a heap arena (64
+// MiB) reserved twice over for its alignment, and for stacks and mark
+// bits.
 const headroomBytes = 192 << 20
 
 var errNoHeadroom = errors.New("no headroom left for the Go runtime")
 
-// withHeadroom runs grow, which maps memory, with headroomBytes reserved
-// beside it, and gives the reservation back.
-func withHeadroom(grow func() (unsafe.Pointer, error)) (unsafe.Pointer, error) {
+// withHeadroom runs grow, which maps growth bytes more, if headroomBytes
+// would still be left under the address-space limit afterwards.
+func withHeadroom(growth int, grow func() (unsafe.Pointer, error)) (unsafe.Pointer, error) {
 	headroom.Lock()
 	defer headroom.Unlock()
-	room, err := unix.MmapPtr(-1, 0, nil, headroomBytes, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
-	if err != nil {
-		return nil, errNoHeadroom
+	var limit unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_AS, &limit); err == nil && limit.Cur != unix.RLIM_INFINITY {
+		used, err := addressSpace()
+		if err != nil || used+uint64(growth)+headroomBytes > limit.Cur {
+			return nil, errNoHeadroom
+		}
 	}
-	defer unix.MunmapPtr(room, headroomBytes)
 	return grow()
+}
+
+// addressSpace is the process's address space now, in bytes: the first
+// field of /proc/self/statm, in pages.
+func addressSpace() (uint64, error) {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0, err
+	}
+	field, _, _ := bytes.Cut(b, []byte(" "))
+	pages, err := strconv.ParseUint(string(field), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/self/statm: %w", err)
+	}
+	return pages * uint64(os.Getpagesize()), nil
 }
 
 // unmapMemory unmaps a whole mapping, which the kernel cannot refuse short
