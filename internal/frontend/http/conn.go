@@ -67,9 +67,9 @@ func (s *Server) serveConnWith(nc net.Conn, state *connState, c *conn, buffered 
 	}()
 	counters := s.counters[s.nextConn.Add(1)%counterGroups]
 
-	start, end := 0, buffered // buffered bytes not yet handled: c.in[start:end]
-	if buffered > 0 {
-		state.idleSince.Store(0) // part of a request is in: not idle
+	start, end := 0, buffered               // buffered bytes not yet handled: c.in[start:end]
+	if buffered > 0 && !state.leaveIdle() { // part of a request is in: not idle
+		return // evicted meanwhile
 	}
 	served := 0
 	// The read timeout bounds a whole request, not each read of it: a
@@ -97,7 +97,7 @@ func (s *Server) serveConnWith(nc net.Conn, state *connState, c *conn, buffered 
 				state.idleSince.Store(time.Now().UnixNano())
 			}
 			n, err := nc.Read(c.in[end:])
-			if err != nil || state.idleSince.Swap(0) == evicted {
+			if !state.leaveIdle() || err != nil {
 				return // closed, timed out, reset or evicted: nothing to answer
 			}
 			end += n

@@ -101,8 +101,7 @@ func (s *Server) serveRaw() bool {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		if s.opts.Open.Add(1) > s.opts.MaxConnections && !s.evictIdle() {
-			s.opts.Open.Add(-1)
+		if !s.admit() {
 			s.counters[0].ConnectionsRefused.Add(1)
 			if nc := s.fileConn(a.fd); nc != nil {
 				s.refuseConn(nc)

@@ -114,8 +114,7 @@ func (s *Server) Serve() {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		if s.opts.Open.Add(1) > s.opts.MaxConnections && !s.evictIdle() {
-			s.opts.Open.Add(-1)
+		if !s.admit() {
 			s.counters[0].ConnectionsRefused.Add(1)
 			s.refuseConn(c)
 			continue
@@ -143,7 +142,49 @@ type connState struct {
 	idleSince atomic.Int64
 }
 
-const evicted = -1
+// leaveIdle marks a connection no longer idle, as bytes of a request came
+// in; false if it was evicted, which stays marked (its slot is gone).
+func (st *connState) leaveIdle() bool {
+	for {
+		v := st.idleSince.Load()
+		if v < 0 {
+			return false
+		}
+		if st.idleSince.CompareAndSwap(v, 0) {
+			return true
+		}
+	}
+}
+
+// idleSince's marks: the connection was evicted, or handed its slot to a
+// WebSocket. Either way its slot in the count is no longer its own.
+const (
+	evicted    = -1
+	handedOver = -2
+)
+
+// admit takes a slot for a new connection under http.max_connections,
+// evicting the connection idle the longest if none is free; false if
+// none can be had. The count of open connections (shared with the
+// WebSocket frontend) never exceeds the cap: a slot is taken by compare
+// and swap, and an evicted connection gives its slot back at once.
+func (s *Server) admit() bool {
+	for range 4 { // bounded: others may take the slot an eviction freed
+		for {
+			n := s.opts.Open.Load()
+			if n >= s.opts.MaxConnections {
+				break
+			}
+			if s.opts.Open.CompareAndSwap(n, n+1) {
+				return true
+			}
+		}
+		if !s.evictIdle() {
+			return false
+		}
+	}
+	return false
+}
 
 func (s *Server) track(c net.Conn) *connState {
 	s.mu.Lock()
@@ -159,8 +200,8 @@ func (s *Server) track(c net.Conn) *connState {
 
 // evictIdle closes the connection idle the longest, to make room for a new
 // one at the connection cap, and reports whether there was one. Its slot is
-// given back when its goroutine ends, a moment later; until then the count
-// runs one over the cap.
+// given back at once: it will serve nothing more, and its goroutine, which
+// ends a moment later, does not count it again.
 func (s *Server) evictIdle() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -177,6 +218,7 @@ func (s *Server) evictIdle() bool {
 		}
 		// It may have received a request meanwhile: then look again.
 		if s.conns[oldest].idleSince.CompareAndSwap(since, evicted) {
+			s.opts.Open.Add(-1)
 			oldest.SetReadDeadline(time.Now())
 			s.counters[0].ConnectionsEvicted.Add(1)
 			return true
@@ -202,11 +244,16 @@ func (s *Server) Stalled(limit time.Duration) bool {
 	return false
 }
 
+// untrack forgets a connection that ended, and gives its slot back unless
+// it was evicted or handed to a WebSocket, which took it already.
 func (s *Server) untrack(c net.Conn) {
 	s.mu.Lock()
+	state := s.conns[c]
 	delete(s.conns, c)
 	s.mu.Unlock()
-	s.opts.Open.Add(-1)
+	if state == nil || state.idleSince.Load() >= 0 {
+		s.opts.Open.Add(-1)
+	}
 }
 
 // tooManyConnections is the whole answer to a connection over the cap.

@@ -11,9 +11,11 @@ import (
 // Upgrader takes over connections that ask to become WebSockets (the
 // WebTorrent frontend).
 type Upgrader interface {
-	// ServeWebSocket serves nc, whose upgrade request is request (read and
-	// checked already), from client, until the connection ends.
-	ServeWebSocket(nc net.Conn, request []byte, client netip.Addr)
+	// ServeWebSocket takes nc over, whose upgrade request is request (read
+	// and checked already), from client. True: it serves the connection
+	// from now on, in nc's slot under http.max_connections, and frees the
+	// slot when the connection ends; false: it answered and is done.
+	ServeWebSocket(nc net.Conn, request []byte, client netip.Addr) bool
 }
 
 // wantsUpgrade reports whether r asks for a WebSocket where one is served:
@@ -53,5 +55,7 @@ func (s *Server) serveUpgraded(nc net.Conn, state *connState, request []byte, cl
 	state.idleSince.Store(0)
 	state.busySince.Store(0)
 	nc.SetReadDeadline(time.Time{})
-	s.opts.WebSocket.ServeWebSocket(nc, request, client)
+	if s.opts.WebSocket.ServeWebSocket(nc, request, client) {
+		state.idleSince.Store(handedOver) // the slot is the WebSocket's
+	}
 }

@@ -129,37 +129,49 @@ var tooManyConnections = func() []byte {
 
 // ServeWebSocket takes over nc, whose upgrade request (read and checked by
 // the HTTP frontend) is request, from client: it completes the handshake
-// and hands the socket to a polling loop. It returns at once; the HTTP
-// frontend then closes nc, whose socket lives on in the loop. It
-// implements the HTTP frontend's Upgrader.
-func (s *Server) ServeWebSocket(nc net.Conn, request []byte, client netip.Addr) {
-	if s.counters.Connections.Add(1) > s.opts.MaxConnections {
-		s.counters.Connections.Add(-1)
+// and hands the socket to a polling loop, and reports whether it did. It
+// returns at once; the HTTP frontend then closes nc, whose socket lives on
+// in the loop, which frees nc's slot under http.max_connections when the
+// connection ends. It implements the HTTP frontend's Upgrader.
+func (s *Server) ServeWebSocket(nc net.Conn, request []byte, client netip.Addr) bool {
+	if !reserve(&s.counters.Connections, s.opts.MaxConnections) {
 		s.counters.ConnectionsRefused.Add(1)
 		nc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
 		nc.Write(tooManyConnections)
-		return
+		return false
 	}
 	fd, err := s.handshake(nc, request)
 	if err != nil {
 		s.counters.Connections.Add(-1)
-		return
+		return false
 	}
 	c := &conn{s: s, fd: fd, client: client, loop: s.loops[s.next.Add(1)%uint32(len(s.loops))]}
 	c.seen.Store(time.Now().UnixMilli())
-	s.opts.Open.Add(1) // nc's count ends with nc; this one with c
 	if err := c.loop.add(c); err != nil {
 		if err != errLoopStopped {
 			s.log.WithError(err).Warn("websocket: cannot poll a connection")
 		}
 		unix.Close(fd) // never the loop's: this goroutine still owns it
 		s.counters.Connections.Add(-1)
-		s.opts.Open.Add(-1)
-		return
+		return false
 	}
 	// From here on the loop owns the descriptor, and ends the connection.
 	if !s.track(c) {
 		c.close(ws.StatusGoingAway, "tracker shutting down")
+	}
+	return true
+}
+
+// reserve adds one to count if that keeps it within limit.
+func reserve(count *atomic.Int64, limit int64) bool {
+	for {
+		n := count.Load()
+		if n >= limit {
+			return false
+		}
+		if count.CompareAndSwap(n, n+1) {
+			return true
+		}
 	}
 }
 

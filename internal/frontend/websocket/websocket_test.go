@@ -72,7 +72,10 @@ func start(t *testing.T, opts Options) (*Server, string, func()) {
 					}
 					req = append(req, buf[:n]...)
 				}
-				s.ServeWebSocket(nc, req, netip.MustParseAddr("127.0.0.1"))
+				s.opts.Open.Add(1) // as the HTTP frontend counts nc
+				if !s.ServeWebSocket(nc, req, netip.MustParseAddr("127.0.0.1")) {
+					s.opts.Open.Add(-1)
+				}
 			}()
 		}
 	}()

@@ -1,0 +1,90 @@
+package http
+
+import (
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/trakx/trakx/internal/metrics"
+	"github.com/trakx/trakx/internal/swarm"
+)
+
+// TestConnectionCapHolds: three times http.max_connections clients arrive
+// at once, a third sending nothing (idle, so evicted to make room), a
+// third holding part of a request, a third asking a whole one. However
+// they interleave, the count of connections being served never exceeds
+// the cap (evictions used to leave it one over per eviction until the
+// evicted goroutine ended), and once all have gone it is back to zero.
+func TestConnectionCapHolds(t *testing.T) {
+	const limit = 20
+	store := swarm.New(swarm.Config{AnnounceInterval: 30 * time.Minute, MinInterval: 5 * time.Minute,
+		PeerTTL: 45 * time.Minute, NumWantDefault: 50, NumWantMax: 200, MaxPeers: 1 << 40, MaxTorrents: 1 << 40})
+	defer store.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	open := new(atomic.Int64)
+	s := NewServer(ln, store, Options{ReadTimeout: 2 * time.Second, WriteTimeout: time.Second, MaxConnections: limit, Open: open},
+		metrics.New(nil), log)
+	served := make(chan struct{})
+	go func() { s.Serve(); close(served) }()
+
+	var most atomic.Int64
+	watching := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			if n := open.Load(); n > most.Load() {
+				most.Store(n)
+			}
+			select {
+			case <-watching:
+				return
+			default:
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	var conns sync.Map
+	for i := range 3 * limit {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				return
+			}
+			conns.Store(c, true)
+			switch i % 3 {
+			case 1:
+				c.Write([]byte("GET /scrape HTTP/1.1\r\nHo"))
+			case 2:
+				c.Write([]byte("GET /scrape HTTP/1.1\r\nHost: t\r\n\r\n"))
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				c.Read(make([]byte, 512))
+			}
+		}()
+	}
+	wg.Wait()
+	conns.Range(func(c, _ any) bool { c.(net.Conn).Close(); return true })
+	for deadline := time.Now().Add(10 * time.Second); open.Load() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still counted after every client left", open.Load())
+		}
+	}
+	close(watching)
+	<-watched
+	if n := most.Load(); n > limit {
+		t.Fatalf("%d connections counted at once, over the cap of %d", n, limit)
+	}
+	s.Close()
+	<-served
+}
