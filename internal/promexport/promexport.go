@@ -149,9 +149,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(peersDesc, float64(t.Swarm.Leechers[f]), family, "leecher")
 	}
 	for r, reason := range metrics.ErrorReasonNames {
-		// UDP has no paths; only HTTP accepts connections.
-		httpOnly := metrics.ErrorReason(r) == metrics.ErrNotFound || metrics.ErrorReason(r) == metrics.ErrDescriptors
-		if !httpOnly {
+		// UDP has no paths and no connections; WebSocket no paths.
+		switch metrics.ErrorReason(r) {
+		case metrics.ErrNotFound:
+		case metrics.ErrDescriptors:
+			counter(errorsDesc, w.Errors[r], "websocket", reason)
+		default:
 			counter(errorsDesc, u.Errors[r], "udp", reason)
 			counter(errorsDesc, w.Errors[r], "websocket", reason)
 		}

@@ -1,3 +1,5 @@
+//go:build linux
+
 package http
 
 import (
@@ -5,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -87,4 +90,65 @@ func TestConnectionCapHolds(t *testing.T) {
 	}
 	s.Close()
 	<-served
+}
+
+// TestNoRequestIsDroppedAtTheCap: at the cap, a connection that arrives
+// with a whole request in hand is busy, not idle: it is never evicted to
+// admit the next one. Every client gets an answer, 200 or 503, never an
+// end of stream with nothing.
+func TestNoRequestIsDroppedAtTheCap(t *testing.T) {
+	const limit = 20
+	store := swarm.New(swarm.Config{AnnounceInterval: 30 * time.Minute, MinInterval: 5 * time.Minute,
+		PeerTTL: 45 * time.Minute, NumWantDefault: 50, NumWantMax: 200, MaxPeers: 1 << 40, MaxTorrents: 1 << 40})
+	defer store.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	// As the daemon does: a connection is accepted once it has sent
+	// something, so that none is taken for idle while its request is on
+	// its way.
+	rc, _ := ln.(*net.TCPListener).SyscallConn()
+	rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT, 5) })
+	s := NewServer(ln, store, Options{ReadTimeout: 5 * time.Second, WriteTimeout: time.Second, MaxConnections: limit, Open: new(atomic.Int64)},
+		metrics.New(nil), log)
+	go s.Serve()
+	defer s.Close()
+	// All but one slot held by partial requests.
+	for range limit - 1 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte("GET /scrape HTTP/1.1\r\nHo"))
+	}
+	var wg sync.WaitGroup
+	answers := make(chan string, 60)
+	for range 60 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				answers <- err.Error()
+				return
+			}
+			defer c.Close()
+			c.Write([]byte("GET /scrape HTTP/1.1\r\nHost: t\r\n\r\n")) // keep-alive: handed off
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			head := make([]byte, 12)
+			n, _ := io.ReadFull(c, head)
+			answers <- string(head[:n])
+		}()
+	}
+	wg.Wait()
+	close(answers)
+	for a := range answers {
+		if a != "HTTP/1.1 200" && a != "HTTP/1.1 503" {
+			t.Errorf("a client with a whole request got %q, want a 200 or a 503", a)
+		}
+	}
 }

@@ -96,8 +96,19 @@ func (s *Server) serveConnWith(nc net.Conn, state *connState, c *conn, buffered 
 			if end == 0 && state.idleSince.Load() == 0 {
 				state.idleSince.Store(time.Now().UnixNano())
 			}
+			if state.idleSince.Load() == evicted {
+				return // evicted before its deadline was set, which undid the eviction's
+			}
 			n, err := nc.Read(c.in[end:])
-			if !state.leaveIdle() || err != nil {
+			if !state.leaveIdle() {
+				if n > 0 { // a request came just as it was evicted: tell it
+					nc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
+					nc.Write(tooManyConnections)
+					closeGracefully(nc, c.in[:])
+				}
+				return
+			}
+			if err != nil {
 				return // closed, timed out, reset or evicted: nothing to answer
 			}
 			end += n

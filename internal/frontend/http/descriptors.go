@@ -2,10 +2,12 @@ package http
 
 import (
 	"errors"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/trakx/trakx/internal/httpproto"
 	"github.com/trakx/trakx/internal/metrics"
 	"golang.org/x/sys/unix"
 )
@@ -16,6 +18,15 @@ import (
 // trakx_errors_total{reason="descriptors"}) and a warning naming the limit
 // is logged at most once a second, across every listener. The listener
 // keeps its backlog, and serving resumes as soon as descriptors free.
+
+// outOfDescriptors answers a connection the tracker has no descriptor to
+// serve with, rather than an end of stream a client cannot tell from a
+// crash.
+var outOfDescriptors = func() []byte {
+	body := httpproto.AppendFailure(nil, "tracker out of descriptors, try again later")
+	return append([]byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: "+
+		strconv.Itoa(len(body))+"\r\n\r\n"), body...)
+}()
 
 // descriptorWarned is when the last warning was logged (unix seconds).
 var descriptorWarned atomic.Int64

@@ -154,7 +154,7 @@ func (s *Server) handOff(fd int, c *conn, n int) {
 		s.opts.Open.Add(-1)
 		return
 	}
-	state := s.track(nc)
+	state := s.track(nc, n == 0)
 	if state == nil { // closing
 		connPool.Put(c)
 		nc.Close()
@@ -170,11 +170,12 @@ func (s *Server) handOff(fd int, c *conn, n int) {
 // counted and warned of).
 func (s *Server) fileConn(fd int) net.Conn {
 	f := os.NewFile(uintptr(fd), "")
+	defer f.Close()
 	nc, err := net.FileConn(f) // a duplicate, registered with the poller
-	f.Close()
 	if err != nil {
 		if isDescriptorShortage(err) {
 			s.descriptorShortage(err, "taking over a connection")
+			unix.Write(fd, outOfDescriptors) // a fresh socket takes it whole
 		} else if s.warnNow() {
 			s.log.WithError(err).Warn("http: taking over a connection")
 		}

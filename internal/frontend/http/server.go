@@ -119,7 +119,7 @@ func (s *Server) Serve() {
 			s.refuseConn(c)
 			continue
 		}
-		state := s.track(c)
+		state := s.track(c, true)
 		if state == nil {
 			s.opts.Open.Add(-1)
 			c.Close()
@@ -186,14 +186,18 @@ func (s *Server) admit() bool {
 	return false
 }
 
-func (s *Server) track(c net.Conn) *connState {
+// track counts c among the connections served: idle if nothing of a
+// request has come yet (it may then be evicted), busy if some has.
+func (s *Server) track(c net.Conn, idle bool) *connState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
 		return nil
 	}
 	state := &connState{}
-	state.idleSince.Store(time.Now().UnixNano())
+	if idle {
+		state.idleSince.Store(time.Now().UnixNano())
+	}
 	s.conns[c] = state
 	return state
 }

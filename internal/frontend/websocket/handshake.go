@@ -12,6 +12,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/trakx/trakx/internal/httpproto"
+	"github.com/trakx/trakx/internal/metrics"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,6 +32,7 @@ func (s *Server) handshake(nc net.Conn, request []byte) (int, error) {
 	}
 	fd, err := duplicate(nc)
 	if err != nil {
+		s.counters.Errors[metrics.ErrDescriptors].Add(1)
 		s.warnDescriptors(err)
 		nc.Write(noDescriptor)
 		return -1, err
