@@ -66,12 +66,18 @@ cp "$here/e2e_client.py" "$root/root/e2e/client.py"
 systemd-nspawn -D "$root" -b --keep-unit --register=no --console=passive --private-network \
   --machine=trakx-e2e >"$work/console.log" 2>&1 &
 nspawn=$!
-for _ in $(seq 300); do
-  leader=$(pgrep -P "$nspawn" | head -1 || true)
+# The container's init: nspawn's first child may be its own helper, which
+# forks init and exits (init is then reparented to nspawn), so wait for
+# the child that is systemd, not just any child.
+leader=
+for _ in $(seq 600); do
+  for p in $(pgrep -P "$nspawn" || true); do
+    [ "$(cat "/proc/$p/comm" 2>/dev/null)" = systemd ] && leader=$p
+  done
   [ -n "$leader" ] && break
   sleep 0.1
 done
-[ -n "$leader" ] || { cat "$work/console.log"; fail "the container did not start"; }
+[ -n "$leader" ] || { cat "$work/console.log"; fail "the container's systemd did not start"; }
 ct() { nsenter -t "$leader" -a -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"; }
 state=
 # Up to three minutes: a loaded machine (CI beside other work) boots slowly.
