@@ -24,18 +24,8 @@ import (
 // evicted goroutine ended), and once all have gone it is back to zero.
 func TestConnectionCapHolds(t *testing.T) {
 	const limit = 20
-	store := swarm.New(swarm.Config{AnnounceInterval: 30 * time.Minute, MinInterval: 5 * time.Minute,
-		PeerTTL: 45 * time.Minute, NumWantDefault: 50, NumWantMax: 200, MaxPeers: 1 << 40, MaxTorrents: 1 << 40})
-	defer store.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := logrus.New()
-	log.SetOutput(io.Discard)
 	open := new(atomic.Int64)
-	s := NewServer(ln, store, Options{ReadTimeout: 2 * time.Second, WriteTimeout: time.Second, MaxConnections: limit, Open: open},
-		metrics.New(nil), log)
+	s, ln := cappedServer(t, limit, open, false)
 	served := make(chan struct{})
 	go func() { s.Serve(); close(served) }()
 
@@ -98,22 +88,10 @@ func TestConnectionCapHolds(t *testing.T) {
 // end of stream with nothing.
 func TestNoRequestIsDroppedAtTheCap(t *testing.T) {
 	const limit = 20
-	store := swarm.New(swarm.Config{AnnounceInterval: 30 * time.Minute, MinInterval: 5 * time.Minute,
-		PeerTTL: 45 * time.Minute, NumWantDefault: 50, NumWantMax: 200, MaxPeers: 1 << 40, MaxTorrents: 1 << 40})
-	defer store.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := logrus.New()
-	log.SetOutput(io.Discard)
 	// As the daemon does: a connection is accepted once it has sent
 	// something, so that none is taken for idle while its request is on
 	// its way.
-	rc, _ := ln.(*net.TCPListener).SyscallConn()
-	rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT, 5) })
-	s := NewServer(ln, store, Options{ReadTimeout: 5 * time.Second, WriteTimeout: time.Second, MaxConnections: limit, Open: new(atomic.Int64)},
-		metrics.New(nil), log)
+	s, ln := cappedServer(t, limit, new(atomic.Int64), true)
 	go s.Serve()
 	defer s.Close()
 	// All but one slot held by partial requests.
@@ -151,4 +129,27 @@ func TestNoRequestIsDroppedAtTheCap(t *testing.T) {
 			t.Errorf("a client with a whole request got %q, want a 200 or a 503", a)
 		}
 	}
+}
+
+// cappedServer is a server of its own store on a loopback listener, at a
+// cap of limit connections counted in open, with TCP_DEFER_ACCEPT if
+// deferAccept; the caller serves it.
+func cappedServer(t *testing.T, limit int64, open *atomic.Int64, deferAccept bool) (*Server, net.Listener) {
+	t.Helper()
+	store := swarm.New(swarm.Config{AnnounceInterval: 30 * time.Minute, MinInterval: 5 * time.Minute,
+		PeerTTL: 45 * time.Minute, NumWantDefault: 50, NumWantMax: 200, MaxPeers: 1 << 40, MaxTorrents: 1 << 40})
+	t.Cleanup(store.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if deferAccept {
+		rc, _ := ln.(*net.TCPListener).SyscallConn()
+		rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT, 5) })
+	}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	s := NewServer(ln, store, Options{ReadTimeout: 3 * time.Second, WriteTimeout: time.Second, MaxConnections: limit, Open: open},
+		metrics.New(nil), log)
+	return s, ln
 }
