@@ -20,6 +20,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/access"
 	"github.com/trakx/trakx/internal/config"
+	"github.com/trakx/trakx/internal/frontend/engine"
 	"github.com/trakx/trakx/internal/frontend/http"
 	"github.com/trakx/trakx/internal/frontend/udp"
 	"github.com/trakx/trakx/internal/frontend/websocket"
@@ -53,11 +54,17 @@ type Daemon struct {
 	budget  *ratelimit.Limiter
 	metrics *metrics.Metrics
 
-	udp     []*udp.Server
-	http    []*http.Server
-	ws      *websocket.Server // nil: WebSocket off
-	stats   *nethttp.Server
-	statsLn net.Listener
+	udp  []*udp.Server
+	http []*http.Server
+	ws   *websocket.Server // nil: WebSocket off
+	// engine serves the HTTP connections that outlive their first read,
+	// and the WebSockets; nil without HTTP listeners. It stops once the
+	// HTTP servers are done (engineStop).
+	engine     *engine.Engine
+	engineStop chan struct{}
+	httpDone   sync.WaitGroup
+	stats      *nethttp.Server
+	statsLn    net.Listener
 
 	stopping chan struct{}
 	wg       sync.WaitGroup
@@ -86,7 +93,7 @@ func (d *Daemon) newWebSocket(readTimeout, writeTimeout time.Duration) (*websock
 	w := &d.cfg.WebSocket
 	return websocket.NewServer(websocket.Options{
 		MaxConnections: w.MaxConnections, MaxOffers: w.MaxOffers, MaxMessageBytes: w.MaxMessageBytes,
-		ReadTimeout: readTimeout, WriteTimeout: writeTimeout, Budget: d.budget, Open: &d.metrics.HTTPConnections,
+		ReadTimeout: readTimeout, WriteTimeout: writeTimeout, Budget: d.budget, Open: &d.metrics.HTTPConnections, Engine: d.engine,
 		Intervals: func() (time.Duration, time.Duration) {
 			c := d.store.Config()
 			return c.AnnounceInterval, c.PeerTTL
@@ -158,9 +165,17 @@ func (d *Daemon) Start() error {
 		Open:           &d.metrics.HTTPConnections,
 		Budget:         d.budget,
 	}
+	if len(socks.tcp) > 0 {
+		if d.engine, err = engine.New(max(http.ReadBuffer, websocket.ReadBuffer(d.cfg.WebSocket.MaxMessageBytes))); err != nil {
+			socks.close()
+			return fmt.Errorf("connection engine: %w", err)
+		}
+		httpOpts.Engine = d.engine
+	}
 	if d.cfg.HTTP.WebSocket && len(socks.tcp) > 0 {
 		if d.ws, err = d.newWebSocket(httpOpts.ReadTimeout, httpOpts.WriteTimeout); err != nil {
 			socks.close()
+			d.engine.Discard()
 			return fmt.Errorf("websocket: %w", err)
 		}
 		httpOpts.WebSocket = d.ws
@@ -177,7 +192,13 @@ func (d *Daemon) Start() error {
 		d.goServe(s.Serve)
 	}
 	for _, s := range d.http {
-		d.goServe(s.Serve)
+		d.httpDone.Add(1)
+		d.goServe(func() { defer d.httpDone.Done(); s.Serve() })
+	}
+	if d.engine != nil {
+		// It outlives the HTTP servers, whose connections it closes.
+		d.engineStop = make(chan struct{})
+		d.goServe(func() { d.engine.Run(d.engineStop) })
 	}
 	if d.ws != nil {
 		d.goServe(func() { d.ws.Run(d.stopping) })
@@ -313,6 +334,10 @@ func (d *Daemon) Stop() error {
 	}
 	if d.stats != nil {
 		d.stats.Close()
+	}
+	if d.engine != nil {
+		d.httpDone.Wait()
+		close(d.engineStop)
 	}
 	d.wg.Wait()
 	return d.Save()

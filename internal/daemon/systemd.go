@@ -118,7 +118,7 @@ func (d *Daemon) stalled(limit time.Duration) bool {
 			return true
 		}
 	}
-	return d.ws != nil && d.ws.Stalled(limit)
+	return d.engine != nil && d.engine.Stalled(limit)
 }
 
 // watchdog pings systemd at half the interval it asked for, but only while

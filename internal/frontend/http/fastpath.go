@@ -1,13 +1,13 @@
-//go:build linux
-
 package http
 
 import (
 	"bytes"
-	"net"
+	"errors"
 	"net/netip"
 	"os"
 	"syscall"
+
+	"github.com/trakx/trakx/internal/frontend/engine"
 	"time"
 	"unsafe"
 
@@ -19,11 +19,11 @@ import (
 // TCP_DEFER_ACCEPT the kernel holds a connection back until that request
 // is in. For those, the accepting goroutine takes the connection with a
 // raw accept4, reads the request with one non-blocking read, answers with
-// one write and closes: no goroutine, no netpoller registration, no
-// deadline timer, no net.Conn. Anything else (nothing to read yet, a
-// partial or pipelined request, keep-alive, a malformed request or one
-// with a body) is handed, with the bytes already read, to a goroutine with
-// deadlines (conn.go), exactly as if it had been accepted there.
+// one write and closes: no goroutine, no epoll registration, no timer.
+// Anything else (nothing to read yet, a partial or pipelined request,
+// keep-alive, a malformed request or one with a body) is handed, with the
+// bytes already read, to the connection engine (stream.go), exactly as if
+// it had been read there.
 
 // acceptor accepts on a listener's descriptor. Its callback is made once,
 // so that accepting allocates nothing.
@@ -70,30 +70,29 @@ func (a *acceptor) peer() netip.Addr {
 	return netip.Addr{}
 }
 
-// serveRaw is Serve for a TCP listener whose descriptor it can reach: it
-// accepts with accept4 and serves what it can on the fast path. It reports
-// false, having done nothing, when the listener is not of that kind.
-func (s *Server) serveRaw() bool {
-	tl, ok := s.ln.(*net.TCPListener)
-	if !ok {
-		return false
-	}
+// accept accepts connections with accept4 until the listener is closed,
+// and serves each on the fast path if it can, or hands it to the engine.
+func (s *Server) accept() error {
 	// A listener's own RawConn cannot wait for readiness (its Read is
 	// EINVAL); a duplicate of its descriptor as an os.File can, through
 	// the same poller. Close closes the duplicate too.
-	f, err := tl.File()
+	fl, ok := s.ln.(interface{ File() (*os.File, error) })
+	if !ok {
+		return errors.New("the listener has no descriptor")
+	}
+	f, err := fl.File()
 	if err != nil {
-		return false
+		return err
 	}
 	rc, err := f.SyscallConn()
 	if err != nil || !s.setRawFile(f) {
 		f.Close()
-		return err == nil // closing already: served nothing, and done
+		return err // nil if closing already: served nothing, and done
 	}
 	a := newAcceptor()
 	for {
 		if err := rc.Read(a.acceptFn); err != nil {
-			return true // the listener is closed
+			return nil // the listener is closed
 		}
 		if a.errno != 0 {
 			// Out of descriptors and the like: back off rather than spin.
@@ -103,9 +102,7 @@ func (s *Server) serveRaw() bool {
 		}
 		if !s.admit() {
 			s.counters[0].ConnectionsRefused.Add(1)
-			if nc := s.fileConn(a.fd); nc != nil {
-				s.refuseConn(nc)
-			}
+			s.refuseConn(a.fd)
 			continue
 		}
 		s.serveFast(a.fd, a.peer())
@@ -113,16 +110,16 @@ func (s *Server) serveRaw() bool {
 }
 
 // serveFast answers a connection's one request on the accepting goroutine
-// if it can, and hands the connection to a goroutine if it cannot.
+// if it can, and hands the connection to the engine if it cannot.
 func (s *Server) serveFast(fd int, peer netip.Addr) {
 	c := connPool.Get().(*conn)
+	defer connPool.Put(c)
 	n, err := unix.Read(fd, c.in[:])
 	if err != nil || n <= 0 {
 		if err == unix.EAGAIN {
-			s.handOff(fd, c, 0) // nothing yet: a slow client
+			s.handOff(fd, peer, nil) // nothing yet: a slow client
 			return
 		}
-		connPool.Put(c)
 		unix.Close(fd) // closed or reset before a request
 		s.opts.Open.Add(-1)
 		return
@@ -130,7 +127,7 @@ func (s *Server) serveFast(fd int, peer netip.Addr) {
 	var r request
 	headerEnd := bytes.Index(c.in[:n], []byte("\r\n\r\n"))
 	if headerEnd < 0 || headerEnd+4 != n || !parseRequest(c.in[:n], &r, s.opts.RealIPHeader) || r.hasBody || r.keepAlive {
-		s.handOff(fd, c, n)
+		s.handOff(fd, peer, c.in[:n])
 		return
 	}
 	r.peer = peer
@@ -141,45 +138,86 @@ func (s *Server) serveFast(fd int, peer netip.Addr) {
 	// does not, the client gets what fit and an end of stream.
 	unix.Write(fd, c.out)
 	unix.Close(fd)
-	connPool.Put(c)
 	s.opts.Open.Add(-1)
 }
 
-// handOff serves a connection the fast path will not, on a goroutine of
-// its own, starting with the n bytes already read into c.
-func (s *Server) handOff(fd int, c *conn, n int) {
-	nc := s.fileConn(fd)
-	if nc == nil {
-		connPool.Put(c)
+// handOff has the engine serve a connection the fast path will not,
+// starting with the bytes already read from it, read.
+func (s *Server) handOff(fd int, peer netip.Addr, read []byte) {
+	c := &stream{s: s, fd: fd, peer: peer, loop: s.engine.Pick(), counters: s.counters[s.nextConn.Add(1)%counterGroups]}
+	now := time.Now().UnixNano()
+	c.waitingSince.Store(now)
+	if len(read) == 0 {
+		c.idleSince.Store(now)
+	} else {
+		c.in = inPool.Get().(*[MaxRequestSize]byte)
+		c.inLen = copy(c.in[:], read)
+		c.fresh = true
+	}
+	if !s.track(c) { // closing
+		c.releaseIn()
+		unix.Close(fd)
 		s.opts.Open.Add(-1)
 		return
 	}
-	state := s.track(nc, n == 0)
-	if state == nil { // closing
-		connPool.Put(c)
-		nc.Close()
-		s.opts.Open.Add(-1)
+	if err := c.loop.Add(c, engine.ReadEvents); err != nil {
+		if err != engine.ErrStopped {
+			s.log.WithError(err).Warn("http: cannot poll a connection")
+		}
+		unix.Close(fd) // never the loop's: this goroutine still owns it
+		c.Closed()
 		return
 	}
-	s.wg.Add(1)
-	go s.serveConnWith(nc, state, c, n)
+	// From here on the loop owns the descriptor. Bytes read already, or an
+	// eviction before the loop had it, are the loop's to act on.
+	if c.fresh || c.idleSince.Load() == evicted {
+		c.loop.Poke(c)
+	}
 }
 
-// fileConn makes a net.Conn of a raw connected socket, which it takes
-// over; nil if that fails (the socket is then closed, and the failure
-// counted and warned of).
-func (s *Server) fileConn(fd int) net.Conn {
-	f := os.NewFile(uintptr(fd), "")
-	defer f.Close()
-	nc, err := net.FileConn(f) // a duplicate, registered with the poller
-	if err != nil {
-		if isDescriptorShortage(err) {
-			s.descriptorShortage(err, "taking over a connection")
-			unix.Write(fd, outOfDescriptors) // a fresh socket takes it whole
-		} else if s.warnNow() {
-			s.log.WithError(err).Warn("http: taking over a connection")
-		}
-		return nil
+// refuseConn tells a client over the connection cap to come back later. Its
+// request is unread, so the connection is closed gracefully, by the
+// engine; under a flood of refusals beyond maxLingering, it is just
+// closed.
+func (s *Server) refuseConn(fd int) {
+	unix.Write(fd, tooManyConnections) // a fresh socket takes it whole
+	if s.lingering.Add(1) > maxLingering || s.closing.Load() {
+		s.lingering.Add(-1)
+		unix.Close(fd)
+		return
 	}
-	return nc
+	r := &refusal{s: s, fd: fd}
+	unix.Shutdown(fd, unix.SHUT_WR)
+	s.wg.Add(1)
+	loop := s.engine.Pick()
+	if loop.Add(r, engine.ReadEvents) != nil {
+		unix.Close(fd)
+		r.Closed()
+		return
+	}
+	loop.Retire(r, time.Now().Add(lingerTime))
+}
+
+// refusal is a refused connection, closing gracefully: its reads are
+// discarded until its end of stream, lingerBytes, or lingerTime.
+type refusal struct {
+	s         *Server
+	fd        int
+	discarded int
+	shut      bool
+}
+
+func (r *refusal) FD() int         { return r.fd }
+func (r *refusal) IsShut() bool    { return r.shut }
+func (r *refusal) Shut()           { r.shut = true }
+func (r *refusal) Poked(time.Time) {}
+func (r *refusal) Closed()         { r.s.lingering.Add(-1); r.s.wg.Done() }
+func (r *refusal) Ready(_ uint32, buf []byte) {
+	n, err := unix.Read(r.fd, buf)
+	if err == unix.EAGAIN || err == unix.EINTR {
+		return
+	}
+	if r.discarded += n; n <= 0 || r.discarded >= lingerBytes {
+		r.shut = true // the loop closes it after this batch
+	}
 }

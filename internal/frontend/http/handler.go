@@ -2,7 +2,6 @@ package http
 
 import (
 	"errors"
-	"net"
 	"net/netip"
 	"strconv"
 
@@ -176,19 +175,16 @@ func composeRetry(c *conn, status int, text string, keepAlive bool, retryAfter i
 	c.out = out
 }
 
-// reject answers a request the server will not read to the end, and ends
-// the connection without losing the answer to a reset.
-// It is charged to the connection's address, unless that is a trusted
-// proxy's: the request was not read far enough to know whose it is.
-func (s *Server) reject(nc net.Conn, c *conn, counters *metrics.HTTP, status int, text, reason string) {
-	if peer := remoteAddr(nc); !s.trusted(peer) && !s.opts.Budget.AllowNow(peer) {
+// rejectReply composes the answer to a request the server will not read
+// to the end, from peer: 429 if peer is over its budget, else status. The
+// connection then closes.
+func (s *Server) rejectReply(c *conn, counters *metrics.HTTP, peer netip.Addr, status int, text, reason string) {
+	if !s.trusted(peer) && !s.opts.Budget.AllowNow(peer) {
 		s.refuseRate(c, counters)
-	} else {
-		counters.BadRequest.Add(1)
-		s.reply(c, counters, metrics.ErrMalformed, status, text, reason, false)
+		return
 	}
-	s.write(nc, c)
-	closeGracefully(nc, c.in[:])
+	counters.BadRequest.Add(1)
+	s.reply(c, counters, metrics.ErrMalformed, status, text, reason, false)
 }
 
 // clientAddr is the connection's address, or the one a trusted proxy's
@@ -207,11 +203,4 @@ func (s *Server) trusted(a netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-func remoteAddr(c net.Conn) netip.Addr {
-	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		return ta.AddrPort().Addr().Unmap()
-	}
-	return netip.Addr{}
 }

@@ -3,7 +3,6 @@ package http
 import (
 	"bytes"
 	"io"
-	"net"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -13,9 +12,11 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/frontend/engine"
 	"github.com/trakx/trakx/internal/metrics"
 	"github.com/trakx/trakx/internal/ratelimit"
 	"github.com/trakx/trakx/internal/swarm"
+	"golang.org/x/sys/unix"
 )
 
 func TestParseRequest(t *testing.T) {
@@ -65,36 +66,92 @@ func FuzzParseRequest(f *testing.F) {
 	})
 }
 
-// fakeConn feeds the same request to the server n times and discards the
-// replies, so that a benchmark measures the server's path and not the
-// kernel's.
-type fakeConn struct {
-	request   []byte
-	left      int
-	replies   int
-	lastReply []byte
-}
-
-func (c *fakeConn) Read(b []byte) (int, error) {
-	if c.left == 0 {
-		return 0, io.EOF
+// runEngine gives s an engine of its own, run until the test ends, as
+// Serve does for a server with a listener.
+func runEngine(t testing.TB, s *Server) {
+	e, err := engine.New(ReadBuffer)
+	if err != nil {
+		t.Fatal(err)
 	}
-	c.left--
-	return copy(b, c.request), nil
+	s.engine = e
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() { defer close(done); e.Run(stop) }()
+	t.Cleanup(func() { close(stop); <-done })
 }
-func (c *fakeConn) Write(b []byte) (int, error) {
-	c.replies++
-	c.lastReply = append(c.lastReply[:0], b...)
-	return len(b), nil
-}
-func (c *fakeConn) Close() error                     { return nil }
-func (c *fakeConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
-func (c *fakeConn) RemoteAddr() net.Addr             { return remote }
-func (c *fakeConn) SetDeadline(time.Time) error      { return nil }
-func (c *fakeConn) SetReadDeadline(time.Time) error  { return nil }
-func (c *fakeConn) SetWriteDeadline(time.Time) error { return nil }
 
-var remote = net.TCPAddrFromAddrPort(netip.MustParseAddrPort("192.0.2.1:40000"))
+// servePair hands one end of a socket pair to s as a connection the fast
+// path passed on, and returns the other end, a blocking descriptor.
+func servePair(t testing.TB, s *Server) int {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		t.Fatal(err)
+	}
+	s.opts.Open.Add(1) // as admit does
+	s.handOff(fds[0], netip.MustParseAddr("192.0.2.1"), nil)
+	return fds[1]
+}
+
+// exchange sends request n times on fd, up to 16 at a time in one write,
+// reads a reply to each, and returns the last. It allocates nothing, so
+// that allocation tests see only the server's.
+func exchange(t testing.TB, fd int, request []byte, n int, out, in []byte) []byte {
+	var last []byte
+	for n > 0 {
+		k := min(n, 16)
+		out = out[:0]
+		for range k {
+			out = append(out, request...)
+		}
+		if _, err := unix.Write(fd, out); err != nil {
+			t.Fatal(err)
+		}
+		last = readReplies(t, fd, in, k)
+		n -= k
+	}
+	return last
+}
+
+// readReplies reads want whole replies from fd into buf, which holds them
+// all, and returns the last.
+func readReplies(t testing.TB, fd int, buf []byte, want int) []byte {
+	have, start := 0, 0
+	for got := 0; got < want; {
+		headEnd := bytes.Index(buf[start:have], []byte("\r\n\r\n"))
+		if headEnd >= 0 {
+			head := buf[start : start+headEnd]
+			i := bytes.Index(head, []byte("Content-Length: "))
+			if i < 0 {
+				t.Fatalf("reply without Content-Length: %q", head)
+			}
+			length := 0
+			for _, d := range head[i+len("Content-Length: "):] {
+				if d < '0' || d > '9' {
+					break
+				}
+				length = length*10 + int(d-'0')
+			}
+			if end := start + headEnd + 4 + length; end <= have {
+				if got++; got == want {
+					return buf[start:end]
+				}
+				start = end
+				continue
+			}
+		}
+		if have == len(buf) {
+			t.Fatalf("replies overflow %d bytes", len(buf))
+		}
+		n, err := unix.Read(fd, buf[have:])
+		if n <= 0 {
+			t.Fatalf("connection ended after %d of %d replies: %v", got, want, err)
+		}
+		have += n
+	}
+	return nil
+}
 
 // BenchmarkAnnounce is the whole request path short of the socket: HTTP
 // framing, query parsing, store, peer choice, bencoding, reply headers.
@@ -116,19 +173,16 @@ func BenchmarkAnnounce(b *testing.B) {
 	request := []byte("GET /announce?info_hash=" + url.QueryEscape(string(hash[:])) +
 		"&peer_id=-qB4500-012345678901&port=6881&uploaded=0&downloaded=0&left=1&event=&numwant=50&compact=1&key=abcd HTTP/1.1\r\n" +
 		"Host: tracker.example:6969\r\nUser-Agent: qBittorrent/4.5.0\r\nAccept-Encoding: gzip\r\n\r\n")
-	conn := &fakeConn{request: request}
-	s.wg.Add(1)
-	s.serveConn(&fakeConn{request: request, left: 10}, &connState{}) // warm the pool
+	runEngine(b, s)
+	fd := servePair(b, s)
+	defer unix.Close(fd)
+	out, in := make([]byte, 0, 16*len(request)), make([]byte, 1<<20)
+	exchange(b, fd, request, 10, out, in) // warm the pools
 	b.ReportAllocs()
 	b.ResetTimer()
-	conn.left = b.N
-	s.wg.Add(1)
-	s.serveConn(conn, &connState{})
-	if conn.replies != b.N {
-		b.Fatalf("%d replies to %d requests", conn.replies, b.N)
-	}
-	if !bytes.Contains(conn.lastReply, []byte("5:peers300:")) {
-		b.Fatalf("reply without 50 compact peers: %q", conn.lastReply)
+	last := exchange(b, fd, request, b.N, out, in)
+	if !bytes.Contains(last, []byte("5:peers300:")) {
+		b.Fatalf("reply without 50 compact peers: %q", last)
 	}
 }
 
@@ -137,12 +191,16 @@ func TestServeConnAnswersEveryPipelinedRequest(t *testing.T) {
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	s := NewServer(nil, store, Options{ReadTimeout: time.Second, WriteTimeout: time.Second, MaxConnections: 10, Open: new(atomic.Int64)}, metrics.New(nil), log)
+	runEngine(t, s)
+	fd := servePair(t, s)
+	defer unix.Close(fd)
 	one := "GET /scrape?info_hash=" + strings.Repeat("a", 20) + " HTTP/1.1\r\nHost: t\r\n\r\n"
-	conn := &fakeConn{request: []byte(strings.Repeat(one, 20)), left: 1}
-	s.wg.Add(1)
-	s.serveConn(conn, &connState{})
-	if conn.replies != 20 {
-		t.Fatalf("%d replies to 20 pipelined requests", conn.replies)
+	if _, err := unix.Write(fd, []byte(strings.Repeat(one, 20))); err != nil {
+		t.Fatal(err)
+	}
+	last := readReplies(t, fd, make([]byte, 1<<20), 20)
+	if !bytes.HasPrefix(last, []byte("HTTP/1.1 200 OK")) {
+		t.Fatalf("last reply %q", last)
 	}
 }
 
@@ -150,6 +208,9 @@ func TestServeConnAnswersEveryPipelinedRequest(t *testing.T) {
 // allocations: a connection that carries 1000 announces allocates no more
 // than one that carries a single one.
 func TestKeepAliveRequestsDoNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop buffers at random")
+	}
 	store := swarm.New(swarm.Config{AnnounceInterval: 30 * time.Minute, MinInterval: 5 * time.Minute,
 		PeerTTL: 45 * time.Minute, NumWantDefault: 50, NumWantMax: 200, MaxPeers: 1 << 40, MaxTorrents: 1 << 40})
 	defer store.Close()
@@ -168,13 +229,14 @@ func TestKeepAliveRequestsDoNotAllocate(t *testing.T) {
 	s.SetHosts(NewHosts([]string{"other.example", "Tracker.Example"}))
 	request := []byte("GET /announce?info_hash=" + url.QueryEscape(string(hash[:])) +
 		"&peer_id=-qB4500-012345678901&port=6881&left=1&numwant=50&compact=1 HTTP/1.1\r\nHost: tracker.example:6969\r\n\r\n")
+	runEngine(t, s)
+	out, in := make([]byte, 0, 16*len(request)), make([]byte, 1<<20)
 	serve := func(requests int) func() {
 		return func() {
-			conn := &fakeConn{request: request, left: requests}
-			s.wg.Add(1)
-			s.serveConn(conn, &connState{})
-			if conn.replies != requests || !bytes.Contains(conn.lastReply, []byte("5:peers300:")) {
-				t.Fatalf("%d replies to %d requests, last %q", conn.replies, requests, conn.lastReply)
+			fd := servePair(t, s)
+			defer unix.Close(fd)
+			if last := exchange(t, fd, request, requests, out, in); !bytes.Contains(last, []byte("5:peers300:")) {
+				t.Fatalf("last reply of %d %q", requests, last)
 			}
 		}
 	}

@@ -10,7 +10,6 @@
 package http
 
 import (
-	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/frontend/engine"
 	"github.com/trakx/trakx/internal/httpproto"
 	"github.com/trakx/trakx/internal/metrics"
 	"github.com/trakx/trakx/internal/ratelimit"
@@ -51,7 +51,13 @@ type Options struct {
 	// WebSocket serves upgrades to WebSocket at the announce path; nil:
 	// they are served as plain requests.
 	WebSocket Upgrader
+	// Engine serves the connections that outlive their first read; nil:
+	// the server makes one of its own, which Serve runs.
+	Engine *engine.Engine
 }
+
+// ReadBuffer is the least read buffer an engine serving HTTP needs.
+const ReadBuffer = MaxRequestSize
 
 // counterGroups spreads connections over several sets of counters, so that
 // concurrent requests rarely add to the same cache line.
@@ -59,10 +65,12 @@ const counterGroups = 16
 
 // Server answers tracker requests arriving on one listener.
 type Server struct {
-	ln      net.Listener
-	tracker bittorrent.Tracker
-	opts    Options
-	log     *logrus.Logger
+	ln        net.Listener
+	tracker   bittorrent.Tracker
+	opts      Options
+	log       *logrus.Logger
+	engine    *engine.Engine
+	ownEngine bool
 
 	counters  [counterGroups]*metrics.HTTP
 	nextConn  atomic.Uint32
@@ -71,17 +79,17 @@ type Server struct {
 	// (unix nanoseconds), or 0: the watchdog's view of the accept loop.
 	fastBusySince atomic.Int64
 	hosts         atomic.Pointer[Hosts]
+	closing       atomic.Bool
 
 	mu      sync.Mutex
-	rawFile *os.File // the fast path's duplicate of the listener
-	conns   map[net.Conn]*connState
-	closing bool
-	wg      sync.WaitGroup
+	rawFile *os.File // the duplicate of the listener accepted on
+	conns   map[*stream]struct{}
+	wg      sync.WaitGroup // the streams and refusals not yet closed
 }
 
 // NewServer prepares a server; Serve starts it.
 func NewServer(ln net.Listener, tracker bittorrent.Tracker, opts Options, m *metrics.Metrics, log *logrus.Logger) *Server {
-	s := &Server{ln: ln, tracker: tracker, opts: opts, log: log, conns: map[net.Conn]*connState{}}
+	s := &Server{ln: ln, tracker: tracker, opts: opts, log: log, conns: map[*stream]struct{}{}, engine: opts.Engine}
 	s.hosts.Store(AnyHost)
 	for i := range s.counters {
 		s.counters[i] = m.NewHTTP()
@@ -97,49 +105,45 @@ func (s *Server) SetHosts(h *Hosts) { s.hosts.Store(h) }
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Serve accepts connections until Close, then waits for every connection to
-// finish the request it is on.
+// finish the request it is on. It logs an error and returns at once if the
+// listener has no descriptor to accept on, or no engine can be made.
 func (s *Server) Serve() {
-	defer s.wg.Wait()
-	if s.serveRaw() {
-		return
-	}
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of descriptors and the like: back off rather than spin.
-			s.acceptFailed(err)
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
-		if !s.admit() {
-			s.counters[0].ConnectionsRefused.Add(1)
-			s.refuseConn(c)
-			continue
-		}
-		state := s.track(c, true)
-		if state == nil {
-			s.opts.Open.Add(-1)
-			c.Close()
-			return
-		}
-		s.wg.Add(1)
-		go s.serveConn(c, state)
+	if err := s.serve(); err != nil {
+		s.log.WithError(err).Errorf("http %s: cannot serve", s.ln.Addr())
 	}
 }
 
-// connState is what the server knows of a connection from outside it.
+func (s *Server) serve() error {
+	if s.engine == nil {
+		e, err := engine.New(ReadBuffer)
+		if err != nil {
+			return err
+		}
+		s.engine, s.ownEngine = e, true
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() { defer close(done); e.Run(stop) }()
+		defer func() { close(stop); <-done }()
+	}
+	sweeping := make(chan struct{})
+	defer close(sweeping)
+	go s.sweep(sweeping)
+	defer s.wg.Wait()
+	return s.accept()
+}
+
+// connState is what the server knows of a connection from outside its
+// loop.
 type connState struct {
-	// busySince is when the request being handled was read (unix
-	// nanoseconds), or 0 while the connection waits for one.
-	busySince atomic.Int64
 	// idleSince is when the connection began to wait for a request with
 	// nothing of one received (unix nanoseconds): a keep-alive connection
 	// between requests, or a new one that has sent nothing. 0: not idle;
 	// evicted: closed to make room.
 	idleSince atomic.Int64
+	// waitingSince is when the connection began to wait for the request it
+	// is on, or 0 (http.read_timeout); writingSince, when it began to wait
+	// for the client to take a reply, or 0 (http.write_timeout).
+	waitingSince, writingSince atomic.Int64
 }
 
 // leaveIdle marks a connection no longer idle, as bytes of a request came
@@ -159,8 +163,8 @@ func (st *connState) leaveIdle() bool {
 // idleSince's marks: the connection was evicted, or handed its slot to a
 // WebSocket. Either way its slot in the count is no longer its own.
 const (
-	evicted    = -1
-	handedOver = -2
+	evicted      = -1
+	handedToPeer = -2
 )
 
 // admit takes a slot for a new connection under http.max_connections,
@@ -186,34 +190,31 @@ func (s *Server) admit() bool {
 	return false
 }
 
-// track counts c among the connections served: idle if nothing of a
-// request has come yet (it may then be evicted), busy if some has.
-func (s *Server) track(c net.Conn, idle bool) *connState {
+// track counts c among the connections served; false if the server is
+// closing.
+func (s *Server) track(c *stream) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
-		return nil
+	if s.closing.Load() {
+		return false
 	}
-	state := &connState{}
-	if idle {
-		state.idleSince.Store(time.Now().UnixNano())
-	}
-	s.conns[c] = state
-	return state
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
 }
 
 // evictIdle closes the connection idle the longest, to make room for a new
 // one at the connection cap, and reports whether there was one. Its slot is
-// given back at once: it will serve nothing more, and its goroutine, which
-// ends a moment later, does not count it again.
+// given back at once: it will serve nothing more, and its end does not
+// count it again.
 func (s *Server) evictIdle() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
-		var oldest net.Conn
+		var oldest *stream
 		var since int64
-		for c, st := range s.conns {
-			if t := st.idleSince.Load(); t > 0 && (oldest == nil || t < since) {
+		for c := range s.conns {
+			if t := c.idleSince.Load(); t > 0 && (oldest == nil || t < since) {
 				oldest, since = c, t
 			}
 		}
@@ -221,43 +222,76 @@ func (s *Server) evictIdle() bool {
 			return false
 		}
 		// It may have received a request meanwhile: then look again.
-		if s.conns[oldest].idleSince.CompareAndSwap(since, evicted) {
+		if oldest.idleSince.CompareAndSwap(since, evicted) {
 			s.opts.Open.Add(-1)
-			oldest.SetReadDeadline(time.Now())
+			oldest.loop.Poke(oldest)
 			s.counters[0].ConnectionsEvicted.Add(1)
 			return true
 		}
 	}
 }
 
-// Stalled reports whether a connection has been on one request for longer
+// sweep pokes, until done is closed, the connections that have waited
+// past a timeout, a few times a timeout so that one ends between one and
+// one and a quarter of it late. Their loops end them: a connection's loop
+// alone may.
+func (s *Server) sweep(done <-chan struct{}) {
+	tick := time.NewTicker(max(min(s.opts.ReadTimeout, s.opts.WriteTimeout)/4, 10*time.Millisecond))
+	defer tick.Stop()
+	var late []*stream
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-tick.C:
+			late = s.expired(now.UnixNano(), late[:0])
+			for i, c := range late {
+				c.loop.Poke(c)
+				late[i] = nil
+			}
+		}
+	}
+}
+
+// expired appends the connections past a timeout to late.
+func (s *Server) expired(now int64, late []*stream) []*stream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.expired(now) {
+			late = append(late, c)
+		}
+	}
+	return late
+}
+
+// Stalled reports whether the server has been on one request for longer
 // than limit: a wedged handler, for the watchdog. Connections waiting for
 // requests are not stalled.
 func (s *Server) Stalled(limit time.Duration) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now().UnixNano()
-	if since := s.fastBusySince.Load(); since != 0 && now-since > int64(limit) {
+	if since := s.fastBusySince.Load(); since != 0 && time.Now().UnixNano()-since > int64(limit) {
 		return true
 	}
-	for _, st := range s.conns {
-		if since := st.busySince.Load(); since != 0 && now-since > int64(limit) {
-			return true
-		}
-	}
-	return false
+	return s.ownEngine && s.engine.Stalled(limit)
 }
 
 // untrack forgets a connection that ended, and gives its slot back unless
 // it was evicted or handed to a WebSocket, which took it already.
-func (s *Server) untrack(c net.Conn) {
+func (s *Server) untrack(c *stream) {
 	s.mu.Lock()
-	state := s.conns[c]
 	delete(s.conns, c)
 	s.mu.Unlock()
-	if state == nil || state.idleSince.Load() >= 0 {
+	if c.idleSince.Load() >= 0 {
 		s.opts.Open.Add(-1)
 	}
+	s.wg.Done()
+}
+
+// handOver forgets a connection that became a WebSocket, which has its
+// slot now.
+func (s *Server) handOver(c *stream) {
+	c.idleSince.Store(handedToPeer)
+	s.untrack(c)
 }
 
 // tooManyConnections is the whole answer to a connection over the cap.
@@ -268,62 +302,13 @@ var tooManyConnections = func() []byte {
 	return append([]byte(head), body...)
 }()
 
-// refuseConn tells a client over the connection cap to come back later.
-// Its request is unread, so the connection is closed gracefully, off the
-// accept loop; under a flood of refusals beyond maxLingering, it is just
-// closed.
-func (s *Server) refuseConn(c net.Conn) {
-	c.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
-	c.Write(tooManyConnections)
-	if s.lingering.Add(1) > maxLingering {
-		s.lingering.Add(-1)
-		c.Close()
-		return
-	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer s.lingering.Add(-1)
-		closeGracefully(c, make([]byte, 4096))
-	}()
-}
-
-// How long and how much a connection closed after an error is read from
-// before it is closed, and how many refused connections may linger so at
-// once. Half a second is what net/http waits for the same reason.
-const (
-	lingerTime   = 500 * time.Millisecond
-	lingerBytes  = 64 << 10
-	maxLingering = 256
-)
-
-// closeGracefully ends a connection whose request was not read to the end.
-// Closing it outright would answer the unread bytes with a reset, and a
-// reset can destroy the reply before the client reads it. So it sends the
-// end of stream after the reply, reads and discards what the client still
-// sends, for a moment and a bounded amount, and only then closes.
-func closeGracefully(nc net.Conn, scratch []byte) {
-	if hc, ok := nc.(interface{ CloseWrite() error }); ok {
-		hc.CloseWrite()
-	}
-	nc.SetReadDeadline(time.Now().Add(lingerTime))
-	for read := 0; read < lingerBytes; {
-		n, err := nc.Read(scratch)
-		if err != nil {
-			break
-		}
-		read += n
-	}
-	nc.Close()
-}
-
-// Close stops accepting and wakes every connection waiting for a request,
-// so that each closes once its current request, if any, is answered.
+// Close stops accepting and has every connection waiting for a request
+// closed; one that owes a reply closes once it is out.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	s.closing = true
+	s.closing.Store(true)
 	for c := range s.conns {
-		c.SetReadDeadline(time.Now())
+		c.loop.Poke(c)
 	}
 	if s.rawFile != nil {
 		s.rawFile.Close()
@@ -338,11 +323,5 @@ func (s *Server) setRawFile(f *os.File) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rawFile = f
-	return !s.closing
-}
-
-func (s *Server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
+	return !s.closing.Load()
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/frontend/engine"
 	"github.com/trakx/trakx/internal/wsswarm"
 	"golang.org/x/sys/unix"
 )
@@ -32,7 +33,7 @@ import (
 // wmu while the connection is not shut, and the loop alone reads.
 type conn struct {
 	s      *Server
-	loop   *loop
+	loop   *engine.Loop
 	fd     int
 	client netip.Addr
 	seen   atomic.Int64 // unix milliseconds of the last frame received
@@ -47,13 +48,12 @@ type conn struct {
 	// stage is open, closing or shut; it changes under wmu, and is read
 	// without it. The flags beside it share its word, each with its own
 	// guard: the loop's unframed, once a frame was refused before its
-	// end, and lingering, once the loop is timing the connection's close;
-	// gone (under mu), once the connection has left its swarms, after
+	// end; gone (under mu), once the connection has left its swarms, after
 	// which no announce joins one; forgotten (under Server.mu), once the
 	// server no longer counts it. An idle connection's size is what a
 	// tracker of browsers pays per peer.
-	stage                                atomic.Uint32
-	unframed, lingering, gone, forgotten bool
+	stage                     atomic.Uint32
+	unframed, gone, forgotten bool
 
 	// The loop's alone: bytes of a frame not yet whole, the parts of a
 	// fragmented message so far, where picked peers go.
@@ -175,7 +175,7 @@ func (c *conn) close(code ws.StatusCode, reason string) {
 		return
 	}
 	c.leave()
-	c.loop.retire(c)
+	c.loop.Retire(c, time.Now().Add(lingerTime))
 }
 
 // shut ends the connection at once, from any goroutine: it shuts the
@@ -192,5 +192,32 @@ func (c *conn) shut() {
 	unix.Shutdown(c.fd, unix.SHUT_RDWR)
 	c.wmu.Unlock()
 	c.leave()
-	c.loop.retire(c)
+	c.loop.Retire(c, time.Now())
 }
+
+// The connection as the engine sees it.
+
+// FD is the connection's descriptor.
+func (c *conn) FD() int { return c.fd }
+
+// IsShut reports whether the connection is shut.
+func (c *conn) IsShut() bool { return c.isShut() }
+
+// Shut ends the connection at once.
+func (c *conn) Shut() { c.shut() }
+
+// Ready serves the socket's events: it sends what was kept back, and reads.
+func (c *conn) Ready(events uint32, buf []byte) {
+	if events&unix.EPOLLOUT != 0 {
+		c.writable()
+	}
+	if events&(engine.ReadEvents|unix.EPOLLHUP|unix.EPOLLERR) != 0 && !c.isShut() {
+		c.readable(buf)
+	}
+}
+
+// Poked: nothing asks a WebSocket's loop for a poke.
+func (c *conn) Poked(time.Time) {}
+
+// Closed: the loop closed the descriptor; the server forgets c.
+func (c *conn) Closed() { c.s.forget(c) }

@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/trakx/trakx/internal/bittorrent"
@@ -15,6 +16,9 @@ var (
 	errTooManyTorrents = &bittorrent.ClientError{Message: "too many torrents on one connection"}
 	errPeerIDInUse     = &bittorrent.ClientError{Message: wsswarm.ErrPeerIDInUse.Error()}
 )
+
+// scratchPool holds the buffers replies and relayed offers are composed in.
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // handle answers one text message.
 func (s *Server) handle(c *conn, msg []byte) {
@@ -58,15 +62,17 @@ func (s *Server) announce(c *conn, r *wsproto.Request) {
 		return
 	}
 	s.counters.Announce[metrics.FamilyOf(c.client)].Add(1)
+	bp := scratchPool.Get().(*[]byte)
+	defer scratchPool.Put(bp)
 	if r.Answer == nil { // an answer gets no reply, as with the reference server
 		interval, _ := s.opts.Intervals()
-		c.loop.scratch = wsproto.AppendAnnounceReply(c.loop.scratch[:0], &wsproto.AnnounceReply{InfoHash: r.InfoHash,
+		*bp = wsproto.AppendAnnounceReply((*bp)[:0], &wsproto.AnnounceReply{InfoHash: r.InfoHash,
 			Interval: websocketInterval(interval), Complete: st.Complete, Incomplete: st.Incomplete})
-		c.send(c.loop.scratch)
+		c.send(*bp)
 	}
 	for i, peer := range picked {
-		c.loop.scratch = wsproto.AppendOffer(c.loop.scratch[:0], &r.Offers[i], &r.PeerID, &r.InfoHash)
-		if peer.send(c.loop.scratch) {
+		*bp = wsproto.AppendOffer((*bp)[:0], &r.Offers[i], &r.PeerID, &r.InfoHash)
+		if peer.send(*bp) {
 			s.counters.Offers.Add(1)
 		}
 	}

@@ -5,89 +5,41 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
-	"net"
 	"strconv"
-	"syscall"
-	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/trakx/trakx/internal/httpproto"
-	"github.com/trakx/trakx/internal/metrics"
-	"golang.org/x/sys/unix"
 )
 
 // The opening handshake (RFC 6455 section 4.2): gobwas/ws checks the
 // request and answers it; trakx checks beforehand what gobwas/ws lets
 // through, the key.
 
-// handshake answers the upgrade and returns a non-blocking duplicate of
-// the socket's descriptor for a loop. The duplicate is made first, so that
-// a tracker out of descriptors answers 503 rather than 101 and silence.
-func (s *Server) handshake(nc net.Conn, request []byte) (int, error) {
-	nc.SetDeadline(time.Now().Add(s.opts.ReadTimeout))
+// handshake answers the upgrade request: the 101 to send, and true; or
+// the error reply (400, with the reason), and false.
+func (s *Server) handshake(request []byte) ([]byte, bool) {
 	if !oneValidKey(request) {
 		s.counters.BadRequest.Add(1)
-		nc.Write(badKey)
-		return -1, errBadKey
+		return badKey, false
 	}
-	fd, err := duplicate(nc)
-	if err != nil {
-		s.counters.Errors[metrics.ErrDescriptors].Add(1)
-		s.warnDescriptors(err)
-		nc.Write(noDescriptor)
-		return -1, err
-	}
+	var reply bytes.Buffer
 	rw := struct {
 		io.Reader
 		io.Writer
-	}{io.MultiReader(bytes.NewReader(request), nc), nc}
+	}{bytes.NewReader(request), &reply}
 	if _, err := (ws.Upgrader{}).Upgrade(rw); err != nil {
-		unix.Close(fd)
 		s.counters.BadRequest.Add(1)
-		return -1, err // gobwas/ws has answered 400 with the reason
+		return reply.Bytes(), false // gobwas/ws has answered 400 with the reason
 	}
-	return fd, nil
+	return reply.Bytes(), true
 }
 
-// duplicate returns a non-blocking duplicate of nc's descriptor.
-func duplicate(nc net.Conn) (int, error) {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return -1, errors.New("not a socket")
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	fd := -1
-	raw.Control(func(orig uintptr) { fd, err = unix.FcntlInt(orig, unix.F_DUPFD_CLOEXEC, 0) })
-	if err != nil {
-		return -1, err
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	return fd, nil
-}
-
-// noDescriptor answers an upgrade the tracker has no descriptor for.
-var noDescriptor = func() []byte {
-	body := httpproto.AppendFailure(nil, "tracker out of descriptors, try again later")
-	return append([]byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: "+
-		strconv.Itoa(len(body))+"\r\n\r\n"), body...)
-}()
-
-// warnDescriptors logs, at most once a second, that an upgrade found no
-// descriptor to take the connection over with (the open files limit).
-func (s *Server) warnDescriptors(err error) {
-	now := time.Now().Unix()
-	last := s.descriptorWarned.Load()
-	if now > last && s.descriptorWarned.CompareAndSwap(last, now) {
-		var limit unix.Rlimit
-		unix.Getrlimit(unix.RLIMIT_NOFILE, &limit)
-		s.log.WithError(err).Warnf("websocket: no descriptor for an upgraded connection (open files limit %d): answered 503", limit.Cur)
-	}
+// sendUpgrade sends the handshake's 101, or keeps what the socket does not
+// take for the loop to send; false if the socket failed.
+func (c *conn) sendUpgrade(reply []byte) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.sendLocked(reply)
 }
 
 var errBadKey = errors.New("websocket: Sec-WebSocket-Key is not one base64 nonce of 16 bytes")

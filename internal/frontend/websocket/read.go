@@ -14,8 +14,7 @@ import (
 // readable reads what the socket has and handles every whole frame in it;
 // the rest waits for more. The loop calls it only while the descriptor is
 // open, which the loop alone can change.
-func (c *conn) readable() {
-	buf := c.loop.buf
+func (c *conn) readable(buf []byte) {
 	n, err := unix.Read(c.fd, buf)
 	if err == unix.EAGAIN || err == unix.EINTR {
 		return

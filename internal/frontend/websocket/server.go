@@ -19,9 +19,7 @@
 package websocket
 
 import (
-	"net"
 	"net/netip"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -30,6 +28,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/frontend/engine"
 	"github.com/trakx/trakx/internal/httpproto"
 	"github.com/trakx/trakx/internal/metrics"
 	"github.com/trakx/trakx/internal/ratelimit"
@@ -57,6 +56,10 @@ type Options struct {
 	// Open counts connections against http.max_connections; a WebSocket
 	// stays counted after the HTTP frontend has handed it over.
 	Open *atomic.Int64
+	// Engine is the connection engine the HTTP frontend's connections are
+	// in, and whose loops serve the WebSockets they become; nil: the
+	// server makes one of its own, and Run runs it.
+	Engine *engine.Engine
 }
 
 // DefaultPingInterval keeps a connection alive through proxies that close
@@ -83,11 +86,8 @@ type Server struct {
 	swarms   *wsswarm.Swarms[*conn]
 	counters *metrics.WebSocket
 	log      *logrus.Logger
-	loops    []*loop
-	next     atomic.Uint32
-	// descriptorWarned is when an upgrade last found no descriptor (unix
-	// seconds): warned of once a second at most.
-	descriptorWarned atomic.Int64
+	engine   *engine.Engine
+	ownsLoop bool // Run runs the engine
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
@@ -102,16 +102,14 @@ func NewServer(opts Options, gate Gate, m *metrics.Metrics, log *logrus.Logger) 
 	if opts.Open == nil {
 		opts.Open = new(atomic.Int64)
 	}
-	s := &Server{opts: opts, gate: gate, swarms: wsswarm.New[*conn](), counters: &m.WebSocket, log: log, conns: map[*conn]struct{}{}}
-	for range runtime.GOMAXPROCS(0) {
-		l, err := newLoop(opts.MaxMessageBytes + ws.MaxHeaderSize)
+	s := &Server{opts: opts, gate: gate, swarms: wsswarm.New[*conn](), counters: &m.WebSocket, log: log, conns: map[*conn]struct{}{},
+		engine: opts.Engine}
+	if s.engine == nil {
+		e, err := engine.New(ReadBuffer(opts.MaxMessageBytes))
 		if err != nil {
-			for _, l := range s.loops {
-				l.closeUnused()
-			}
 			return nil, err
 		}
-		s.loops = append(s.loops, l)
+		s.engine, s.ownsLoop = e, true
 	}
 	m.SetWebSocketSwarms(func() metrics.WebSocketSwarms {
 		st := s.swarms.Stats()
@@ -127,36 +125,35 @@ var tooManyConnections = func() []byte {
 		strconv.Itoa(len(body))+"\r\n\r\n"), body...)
 }()
 
-// ServeWebSocket takes over nc, whose upgrade request (read and checked by
-// the HTTP frontend) is request, from client: it completes the handshake
-// and hands the socket to a polling loop, and reports whether it did. It
-// returns at once; the HTTP frontend then closes nc, whose socket lives on
-// in the loop, which frees nc's slot under http.max_connections when the
-// connection ends. It implements the HTTP frontend's Upgrader.
-func (s *Server) ServeWebSocket(nc net.Conn, request []byte, client netip.Addr) bool {
+// ReadBuffer is how large an engine's read buffer must be for messages of
+// maxMessageBytes: a whole frame fits in one read.
+func ReadBuffer(maxMessageBytes int) int { return maxMessageBytes + ws.MaxHeaderSize }
+
+// Upgrade takes over the connection on descriptor fd, in loop, whose
+// upgrade request (read and checked by the HTTP frontend) is request, from
+// client: it completes the handshake, and its WebSocket takes fd's place in
+// the loop. It is called on the loop's goroutine. False: it answered with
+// an error (503, 400) and fd is still the caller's, to close. The
+// connection keeps its slot under http.max_connections, which the
+// WebSocket frees when it ends. It implements the HTTP frontend's
+// Upgrader.
+func (s *Server) Upgrade(loop *engine.Loop, fd int, request []byte, client netip.Addr) bool {
 	if !reserve(&s.counters.Connections, s.opts.MaxConnections) {
 		s.counters.ConnectionsRefused.Add(1)
-		nc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
-		nc.Write(tooManyConnections)
+		unix.Write(fd, tooManyConnections)
 		return false
 	}
-	fd, err := s.handshake(nc, request)
-	if err != nil {
+	reply, ok := s.handshake(request)
+	if !ok {
+		unix.Write(fd, reply)
 		s.counters.Connections.Add(-1)
 		return false
 	}
-	c := &conn{s: s, fd: fd, client: client, loop: s.loops[s.next.Add(1)%uint32(len(s.loops))]}
+	c := &conn{s: s, fd: fd, client: client, loop: loop}
 	c.seen.Store(time.Now().UnixMilli())
-	if err := c.loop.add(c); err != nil {
-		if err != errLoopStopped {
-			s.log.WithError(err).Warn("websocket: cannot poll a connection")
-		}
-		unix.Close(fd) // never the loop's: this goroutine still owns it
-		s.counters.Connections.Add(-1)
-		return false
-	}
-	// From here on the loop owns the descriptor, and ends the connection.
-	if !s.track(c) {
+	loop.Replace(c)
+	// From here on the connection is the WebSocket's, and ends as one.
+	if !c.sendUpgrade(reply) || !s.track(c) {
 		c.close(ws.StatusGoingAway, "tracker shutting down")
 	}
 	return true
@@ -215,9 +212,9 @@ func (s *Server) snapshot() []*conn {
 func (s *Server) Run(stop <-chan struct{}) {
 	var wg sync.WaitGroup
 	loopsStop := make(chan struct{})
-	for _, l := range s.loops {
+	if s.ownsLoop {
 		wg.Add(1)
-		go func() { defer wg.Done(); l.run(loopsStop) }()
+		go func() { defer wg.Done(); s.engine.Run(loopsStop) }()
 	}
 	defer wg.Wait()
 	tick := time.NewTicker(s.opts.PingInterval)
@@ -231,9 +228,6 @@ func (s *Server) Run(stop <-chan struct{}) {
 		case <-stop:
 			s.Close()
 			close(loopsStop)
-			for _, l := range s.loops {
-				l.wakeUp()
-			}
 			return
 		case now := <-unfinished.C:
 			s.cutUnfinished(now)
@@ -273,15 +267,10 @@ func (s *Server) cutUnfinished(now time.Time) {
 // Stalled reports whether a polling loop has been serving one batch of
 // events for longer than limit: a wedged loop, for the watchdog. Loops
 // waiting for events are not stalled, however long they wait.
-func (s *Server) Stalled(limit time.Duration) bool {
-	now := time.Now().UnixNano()
-	for _, l := range s.loops {
-		if since := l.busySince.Load(); since != 0 && now-since > int64(limit) {
-			return true
-		}
-	}
-	return false
-}
+func (s *Server) Stalled(limit time.Duration) bool { return s.engine.Stalled(limit) }
+
+// Engine is the connection engine the server's WebSockets are in.
+func (s *Server) Engine() *engine.Engine { return s.engine }
 
 // Stall holds the lock of h's WebSocket swarm until release is called:
 // announces of h wait meanwhile, and their loop with them, as behind a

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -15,8 +16,10 @@ import (
 	"github.com/gobwas/ws/wsutil"
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/frontend/engine"
 	"github.com/trakx/trakx/internal/metrics"
 	tt "github.com/trakx/trakx/internal/trackertest"
+	"golang.org/x/sys/unix"
 )
 
 type openGate struct{}
@@ -73,7 +76,7 @@ func start(t *testing.T, opts Options) (*Server, string, func()) {
 					req = append(req, buf[:n]...)
 				}
 				s.opts.Open.Add(1) // as the HTTP frontend counts nc
-				if !s.ServeWebSocket(nc, req, netip.MustParseAddr("127.0.0.1")) {
+				if !upgrade(s, nc, req) {
 					s.opts.Open.Add(-1)
 				}
 			}()
@@ -82,6 +85,47 @@ func start(t *testing.T, opts Options) (*Server, string, func()) {
 	stop := sync.OnceFunc(func() { ln.Close(); close(stopping); wg.Wait() })
 	return s, ln.Addr().String(), stop
 }
+
+// upgrade hands nc's socket to s as the HTTP frontend does: as a
+// connection in one of the engine's loops, whose upgrade request is req.
+// nc is closed; the socket lives on in the loop if it was upgraded.
+func upgrade(s *Server, nc net.Conn, req []byte) bool {
+	f, err := nc.(*net.TCPConn).File()
+	nc.Close()
+	if err != nil {
+		return false
+	}
+	fd, err := unix.Dup(int(f.Fd()))
+	f.Close()
+	if err != nil || unix.SetNonblock(fd, true) != nil {
+		return false
+	}
+	loop := s.engine.Pick()
+	held := &heldConn{fd: fd}
+	if loop.Add(held, engine.ReadEvents) != nil {
+		unix.Close(fd)
+		return false
+	}
+	if s.Upgrade(loop, fd, req, netip.MustParseAddr("127.0.0.1")) {
+		return true
+	}
+	held.shut.Store(true)
+	loop.Retire(held, time.Now()) // shut: the loop closes it
+	return false
+}
+
+// heldConn holds a descriptor in a loop until a WebSocket takes its place.
+type heldConn struct {
+	fd   int
+	shut atomic.Bool
+}
+
+func (h *heldConn) FD() int              { return h.fd }
+func (h *heldConn) Ready(uint32, []byte) {}
+func (h *heldConn) Poked(time.Time)      {}
+func (h *heldConn) IsShut() bool         { return h.shut.Load() }
+func (h *heldConn) Shut()                { h.shut.Store(true) }
+func (h *heldConn) Closed()              {}
 
 func options() Options {
 	return Options{MaxConnections: 10, MaxOffers: 10, MaxMessageBytes: 4096, ReadTimeout: time.Second, WriteTimeout: time.Second,

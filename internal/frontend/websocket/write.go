@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/gobwas/ws"
+	"github.com/trakx/trakx/internal/frontend/engine"
 	"golang.org/x/sys/unix"
 )
 
@@ -52,7 +53,7 @@ func (c *conn) sendLocked(frame []byte) bool {
 	}
 	if err == nil && n < len(frame) {
 		c.out = append(c.out, frame[n:]...)
-		err = c.loop.watchWrites(c, true)
+		err = c.loop.Watch(c, engine.ReadEvents|unix.EPOLLOUT)
 	}
 	return err == nil
 }
@@ -73,7 +74,7 @@ func (c *conn) writable() {
 		c.out = c.out[n:]
 		if len(c.out) == 0 {
 			c.out = nil
-			err = c.loop.watchWrites(c, false)
+			err = c.loop.Watch(c, engine.ReadEvents)
 			if c.isClosing() {
 				unix.Shutdown(c.fd, unix.SHUT_WR)
 			}

@@ -1,0 +1,388 @@
+package http
+
+import (
+	"bytes"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/trakx/trakx/internal/frontend/engine"
+	"github.com/trakx/trakx/internal/metrics"
+	"golang.org/x/sys/unix"
+)
+
+// stream is an HTTP connection served by the connection engine: one that
+// outlived its first read (keep-alive, a request in pieces, a slow
+// client). Only its loop's goroutine reads, writes or ends it; other
+// goroutines (eviction, timeouts, shutdown) mark it and poke the loop.
+// Between requests it holds no buffer: its size, and its places in the
+// loop's table and the server's, is what an idle keep-alive connection
+// costs.
+type stream struct {
+	s        *Server
+	loop     *engine.Loop
+	counters *metrics.HTTP
+	fd       int
+	peer     netip.Addr
+	connState
+
+	// The loop's alone.
+	served int // requests answered
+	// in holds a request not whole yet (inLen bytes); nil when none.
+	in    *[MaxRequestSize]byte
+	inLen int
+	// out is what the socket has not taken yet, sent when it can; reads
+	// wait until it is all out.
+	out []byte
+	// fresh: in holds bytes read before the connection came to the loop,
+	// not looked at yet.
+	fresh bool
+	// ending: the reply out is the last; closing: the connection is being
+	// closed gracefully, its reads discarded (discarded bytes so far);
+	// shut: it is done, and the loop closes its descriptor.
+	ending, closing, shut bool
+	discarded             int
+}
+
+var inPool = sync.Pool{New: func() any { return new([MaxRequestSize]byte) }}
+
+// The stream as the engine sees it.
+
+func (c *stream) FD() int      { return c.fd }
+func (c *stream) IsShut() bool { return c.shut }
+
+// Shut ends the stream on its loop's way out, or at the end of its linger.
+func (c *stream) Shut() {
+	if !c.shut {
+		c.shut = true
+		unix.Shutdown(c.fd, unix.SHUT_RDWR)
+	}
+}
+
+// Closed is the stream's end: the server forgets it.
+func (c *stream) Closed() {
+	c.releaseIn()
+	c.out = nil
+	c.s.untrack(c)
+}
+
+// Ready sends what the stream owes once the socket takes it, and reads
+// and answers requests while it owes nothing.
+func (c *stream) Ready(events uint32, buf []byte) {
+	if events&unix.EPOLLOUT != 0 && !c.flush() {
+		return
+	}
+	if len(c.out) > 0 {
+		if events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			c.end() // the client is gone: what it is owed cannot reach it
+		}
+		return
+	}
+	if events&(engine.ReadEvents|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
+		return
+	}
+	if c.closing {
+		c.discard(buf)
+		return
+	}
+	if c.fresh { // what the fast path read comes first
+		c.serveFresh()
+		if c.shut || c.closing || len(c.out) > 0 {
+			return
+		}
+	}
+	c.read(buf)
+}
+
+// serveFresh serves the bytes the fast path read.
+func (c *stream) serveFresh() {
+	c.fresh = false
+	c.serve(c.in[:c.inLen])
+}
+
+// Poked acts on what other goroutines saw: the stream was evicted, waited
+// too long for a request or for the client to take a reply, or the server
+// is closing. It also serves the bytes the fast path read before handing
+// the connection over.
+func (c *stream) Poked(now time.Time) {
+	if c.closing {
+		return // its linger ends it
+	}
+	if c.idleSince.Load() == evicted || c.expired(now.UnixNano()) || (c.s.closing.Load() && len(c.out) == 0) {
+		c.end()
+		return
+	}
+	if c.fresh {
+		c.serveFresh()
+	}
+}
+
+// expired reports whether the stream has waited for a request for longer
+// than http.read_timeout, or for the client to take a reply for longer than
+// http.write_timeout. The read timeout bounds a whole request, not each
+// read of it: a client trickling a byte at a time cannot hold a connection
+// longer.
+func (c *stream) expired(now int64) bool {
+	if since := c.waitingSince.Load(); since != 0 && now-since > int64(c.s.opts.ReadTimeout) {
+		return true
+	}
+	since := c.writingSince.Load()
+	return since != 0 && now-since > int64(c.s.opts.WriteTimeout)
+}
+
+// read reads what the socket has, after the part of a request kept if
+// there is one, and serves it.
+func (c *stream) read(buf []byte) {
+	if c.in != nil {
+		buf = c.in[c.inLen:]
+	}
+	n, err := unix.Read(c.fd, buf)
+	if err == unix.EAGAIN || err == unix.EINTR {
+		return
+	}
+	if n <= 0 {
+		c.end() // end of stream, reset: nothing to answer
+		return
+	}
+	if !c.leaveIdle() { // a request came just as it was evicted: tell it
+		c.finish(tooManyConnections, true)
+		return
+	}
+	if c.in != nil {
+		c.inLen += n
+		c.serve(c.in[:c.inLen])
+		return
+	}
+	c.serve(buf[:n])
+}
+
+// serve answers every whole request at the start of data, in one write,
+// and keeps the part of one that follows them. data is the loop's buffer
+// or the stream's own.
+func (c *stream) serve(data []byte) {
+	sc := connPool.Get().(*conn)
+	defer connPool.Put(sc)
+	sc.batch = sc.batch[:0]
+	start := 0
+	for {
+		headerEnd := bytes.Index(data[start:], []byte("\r\n\r\n"))
+		if headerEnd < 0 {
+			break
+		}
+		if headerEnd+4 > MaxRequestSize { // the loop's buffer may hold more
+			c.tooLarge(sc)
+			return
+		}
+		raw := data[start : start+headerEnd+4]
+		start += headerEnd + 4
+		switch c.answer(sc, raw, start < len(data)) {
+		case keepServing:
+			sc.batch = append(sc.batch, sc.out...)
+			continue
+		case lastReply:
+			sc.batch = append(sc.batch, sc.out...)
+			c.finish(sc.batch, start < len(data))
+		case stop:
+		}
+		return
+	}
+	rest := data[start:]
+	if len(rest) >= MaxRequestSize {
+		c.tooLarge(sc)
+		return
+	}
+	c.keep(rest)
+	c.send(sc.batch)
+}
+
+// tooLarge answers, after the replies in sc.batch, a request longer than
+// MaxRequestSize, and closes.
+func (c *stream) tooLarge(sc *conn) {
+	c.s.rejectReply(sc, c.counters, c.peer, 431, "Request Header Fields Too Large", "request too large")
+	sc.batch = append(sc.batch, sc.out...)
+	c.finish(sc.batch, true)
+}
+
+// keep keeps rest, the start of a request, for the next read; with nothing
+// kept, the stream is idle and holds no buffer.
+func (c *stream) keep(rest []byte) {
+	if len(rest) == 0 {
+		c.releaseIn()
+		c.idleSince.Store(time.Now().UnixNano())
+		return
+	}
+	if c.in == nil {
+		c.in = inPool.Get().(*[MaxRequestSize]byte)
+	}
+	c.inLen = copy(c.in[:], rest) // rest may lie in c.in itself
+}
+
+func (c *stream) releaseIn() {
+	if c.in != nil {
+		inPool.Put(c.in)
+		c.in, c.inLen = nil, 0
+	}
+}
+
+// What answering a request leaves the stream to do.
+type verdict int
+
+const (
+	keepServing verdict = iota // the reply is in sc.out; read the next request
+	lastReply                  // the reply in sc.out is the last; then close
+	stop                       // nothing more: the connection ended, or is a WebSocket's now
+)
+
+// answer composes in sc.out the reply to one request, raw, which more
+// bytes follow if more.
+func (c *stream) answer(sc *conn, raw []byte, more bool) verdict {
+	var r request
+	if !parseRequest(raw, &r, c.s.opts.RealIPHeader) {
+		c.s.rejectReply(sc, c.counters, c.peer, 400, "Bad Request", "malformed HTTP request")
+		return lastReply
+	}
+	if r.hasBody { // trackers take no bodies; reading past one is not worth it
+		c.s.rejectReply(sc, c.counters, c.peer, 400, "Bad Request", "request bodies are not accepted")
+		return lastReply
+	}
+	r.peer = c.peer
+	if c.s.wantsUpgrade(&r) {
+		return c.upgrade(sc, raw, &r, more)
+	}
+	if c.served++; c.served == c.s.opts.MaxRequests {
+		r.keepAlive = false // this reply says Connection: close
+	}
+	c.s.handle(sc, c.counters, &r)
+	if !r.keepAlive || c.s.closing.Load() {
+		return lastReply
+	}
+	return keepServing
+}
+
+// send writes the replies composed, and keeps what the socket does not
+// take; the stream then waits for the socket rather than for requests.
+func (c *stream) send(replies []byte) {
+	if len(replies) == 0 {
+		c.waitForRequest()
+		return
+	}
+	n, err := unix.Write(c.fd, replies)
+	if err == unix.EAGAIN {
+		n, err = 0, nil
+	}
+	if err != nil {
+		c.end()
+		return
+	}
+	if n == len(replies) {
+		c.waitForRequest()
+		return
+	}
+	c.out = append(c.out[:0:0], replies[n:]...)
+	c.waitingSince.Store(0)
+	c.writingSince.Store(time.Now().UnixNano())
+	if c.loop.Watch(c, unix.EPOLLOUT) != nil {
+		c.end()
+	}
+}
+
+// waitForRequest starts the read timeout's clock for the next request,
+// unless part of one is in already.
+func (c *stream) waitForRequest() {
+	if c.in == nil || c.waitingSince.Load() == 0 {
+		c.waitingSince.Store(time.Now().UnixNano())
+	}
+}
+
+// flush sends what the stream owes; false if it ended. Once all is out, it
+// reads again, or, if that was its last reply, closes.
+func (c *stream) flush() bool {
+	n, err := unix.Write(c.fd, c.out)
+	if err == unix.EAGAIN {
+		return true
+	}
+	if err != nil {
+		c.end()
+		return false
+	}
+	if c.out = c.out[n:]; len(c.out) > 0 {
+		return true
+	}
+	c.out = nil
+	c.writingSince.Store(0)
+	if c.ending {
+		c.closeGracefully()
+		return false
+	}
+	if c.loop.Watch(c, engine.ReadEvents) != nil {
+		c.end()
+		return false
+	}
+	if c.s.closing.Load() {
+		c.end()
+		return false
+	}
+	c.waitForRequest()
+	if c.in != nil { // requests that came with the last ones wait no more
+		c.serve(c.in[:c.inLen])
+	}
+	return true
+}
+
+// finish sends the stream's last reply and closes it: at once if the
+// request was read to its end, gracefully if unread bytes might follow.
+func (c *stream) finish(reply []byte, unread bool) {
+	c.ending = true
+	c.releaseIn()
+	c.send(reply)
+	if len(c.out) > 0 || c.shut {
+		return // flush closes it once the reply is out
+	}
+	if unread {
+		c.closeGracefully()
+		return
+	}
+	c.end()
+}
+
+// How long and how much a connection closed after an error is read from
+// before it is closed, and how many refused connections may linger so at
+// once. Half a second is what net/http waits for the same reason.
+const (
+	lingerTime   = 500 * time.Millisecond
+	lingerBytes  = 64 << 10
+	maxLingering = 256
+)
+
+// closeGracefully ends a connection whose request was not read to the end.
+// Closing it outright would answer the unread bytes with a reset, and a
+// reset can destroy the reply before the client reads it. So it sends the
+// end of stream after the reply, reads and discards what the client still
+// sends, for a moment and a bounded amount, and only then closes.
+func (c *stream) closeGracefully() {
+	c.closing = true
+	c.waitingSince.Store(0)
+	unix.Shutdown(c.fd, unix.SHUT_WR)
+	c.loop.Linger(c, time.Now().Add(lingerTime))
+}
+
+// discard reads and drops what a closing connection still sends, until its
+// end of stream or lingerBytes.
+func (c *stream) discard(buf []byte) {
+	n, err := unix.Read(c.fd, buf)
+	if err == unix.EAGAIN || err == unix.EINTR {
+		return
+	}
+	if c.discarded += n; n <= 0 || c.discarded >= lingerBytes {
+		c.end()
+	}
+}
+
+// end closes the stream at once: the loop closes its descriptor after the
+// batch of events it is in.
+func (c *stream) end() {
+	if !c.shut {
+		c.shut = true
+		c.loop.Linger(c, time.Time{})
+	}
+}
