@@ -12,8 +12,10 @@ import (
 
 // batchSize is how many datagrams one recvmmsg or sendmmsg call moves: a
 // system call per batch rather than per packet is most of what makes the
-// UDP tracker fast.
-const batchSize = 32
+// UDP tracker fast. 64, as the kernel's floor (../shared/floor) uses: under
+// load a batch fills, and 32 paid a recvmmsg, a sendmmsg and the scheduler's
+// round between them twice as often.
+const batchSize = 64
 
 // mmsghdr is struct mmsghdr of recvmmsg(2): a msghdr and the length the
 // kernel received or sent. Go pads it as C does on every platform: to 64
@@ -87,9 +89,27 @@ func (b *batch) recv() error {
 	return nil
 }
 
+// Both calls are raw system calls, which the scheduler does not see: with
+// MSG_DONTWAIT they never block, they only copy. Through syscall.Syscall6
+// the runtime marked the worker as in a system call, and a sendmmsg of a
+// full batch lasts longer than sysmon's tick, so its P was taken away and
+// handed to another thread, which found nothing to do and slept in
+// epoll_wait; the worker, back from the kernel, then had to win a P back:
+// two or three thread switches a batch on the tracker's core (perf: about
+// as many epoll_pwait calls as batches, 13k context switches a second).
+// The cost is the GC's: a stop-the-world waits for the call to end, a
+// batch's worth of copying (well under a millisecond).
+
 func (b *batch) recvmmsg(fd uintptr) bool {
-	n, _, errno := syscall.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.inHdrs[0])), batchSize, syscall.MSG_DONTWAIT, 0, 0)
-	if errno == syscall.EAGAIN || errno == syscall.EINTR {
+	var n uintptr
+	var errno syscall.Errno
+	for {
+		n, _, errno = syscall.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.inHdrs[0])), batchSize, syscall.MSG_DONTWAIT, 0, 0)
+		if errno != syscall.EINTR {
+			break
+		}
+	}
+	if errno == syscall.EAGAIN {
 		return false // wait until the socket is readable
 	}
 	if errno != 0 {
@@ -138,8 +158,15 @@ func (b *batch) send() error {
 }
 
 func (b *batch) sendmmsg(fd uintptr) bool {
-	n, _, errno := syscall.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.outHdrs[b.sent])), uintptr(b.queued-b.sent), syscall.MSG_DONTWAIT, 0, 0)
-	if errno == syscall.EAGAIN || errno == syscall.EINTR {
+	var n uintptr
+	var errno syscall.Errno
+	for {
+		n, _, errno = syscall.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.outHdrs[b.sent])), uintptr(b.queued-b.sent), syscall.MSG_DONTWAIT, 0, 0)
+		if errno != syscall.EINTR {
+			break
+		}
+	}
+	if errno == syscall.EAGAIN {
 		return false // wait until the socket is writable
 	}
 	if errno != 0 {
