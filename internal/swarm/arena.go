@@ -49,6 +49,10 @@ type arena[A bittorrent.IP] struct {
 	recs []record[A] // off the Go heap
 	used uint32      // records handed out; [used, len(recs)) is free
 	live uint32      // records in blocks that lists own; the rest is garbage
+	// touched bounds the records written since their pages were last
+	// handed back: past it, recs holds only pages the kernel has not
+	// mapped (or zeroes).
+	touched uint32
 }
 
 // blockSize is the records a block of class c takes: its peers, then its
@@ -95,7 +99,19 @@ const maxRecords = min(1<<32-1, math.MaxInt/20)
 // but, perhaps, compacted. Compaction moves other blocks.
 func (a *arena[A]) alloc(size uint32, tb *table, fam int, seed uint64) (uint32, bool) {
 	if a.used-a.live > a.garbageAllowed() {
-		a.compact(tb, fam, seed)
+		a.slide(tb, fam, seed)
+		// A compaction for growth gives back only the pages past the
+		// mark the next one waits for (what is live now, the garbage
+		// it allows, this block): the arena writes every record below
+		// that mark again before then, so handing those pages back cost
+		// a madvise (and a TLB flush) and a page fault each for nothing,
+		// and a growing store compacts often. The sweep gives back
+		// every free page (compact). What stays mapped is never more
+		// than what the arena held before it compacted.
+		if keep := min(uint64(a.used)+uint64(a.garbageAllowed())+uint64(size), uint64(len(a.recs))); uint64(a.touched) > keep {
+			offheap.Release(a.recs, int(keep))
+			a.touched = uint32(keep)
+		}
 	}
 	need := uint64(a.used) + uint64(size)
 	if need > maxRecords {
@@ -107,6 +123,7 @@ func (a *arena[A]) alloc(size uint32, tb *table, fam int, seed uint64) (uint32, 
 	at := a.used
 	a.used += size
 	a.live += size
+	a.touched = max(a.touched, a.used)
 	return at, true
 }
 
@@ -132,8 +149,29 @@ var compactScratch = sync.Pool{New: func() any { return new([]uint64) }}
 
 // compact slides every live block down to the start of the arena, in
 // address order, shrinking each to the smallest class that holds its
-// peers, and hands the freed pages back to the kernel.
+// peers, and hands the freed pages back to the kernel: the sweep's.
 func (a *arena[A]) compact(tb *table, fam int, seed uint64) {
+	a.slide(tb, fam, seed)
+	w := a.used
+	offheap.Release(a.recs, int(w))
+	a.touched = w
+	switch {
+	case w == 0:
+		offheap.Free(a.recs)
+		a.recs = nil
+	case int(w) < len(a.recs)/2:
+		// Give back address space too, not only memory: under an
+		// address-space limit, what a sweep freed is room to grow again.
+		if shrunk, err := offheap.Resize(a.recs, max(int(w)+int(w)/4, 64)); err == nil {
+			a.recs = shrunk
+		}
+	}
+}
+
+// slide slides every live block down to the start of the arena, in
+// address order, shrinking each to the smallest class that holds its
+// peers. The records past the last block are left as they were.
+func (a *arena[A]) slide(tb *table, fam int, seed uint64) {
 	scratch := compactScratch.Get().(*[]uint64)
 	order := (*scratch)[:0]
 	for i := range tb.slots {
@@ -168,18 +206,6 @@ func (a *arena[A]) compact(tb *table, fam int, seed uint64) {
 	*scratch = order
 	compactScratch.Put(scratch)
 	a.used, a.live = w, w
-	offheap.Release(a.recs, int(w))
-	switch {
-	case w == 0:
-		offheap.Free(a.recs)
-		a.recs = nil
-	case int(w) < len(a.recs)/2:
-		// Give back address space too, not only memory: under an
-		// address-space limit, what a sweep freed is room to grow again.
-		if shrunk, err := offheap.Resize(a.recs, max(int(w)+int(w)/4, 64)); err == nil {
-			a.recs = shrunk
-		}
-	}
 }
 
 // rebuildIndex fills l's position index, if its block has one, afresh.

@@ -115,6 +115,27 @@ func (sh *shard) invariantsErr(s *Store) error {
 	if err := blocksErr(blocks6, sh.arena6.used, sh.arena6.live, len(sh.arena6.recs)); err != nil {
 		return fmt.Errorf("IPv6 arena: %w", err)
 	}
+	if err := touchedErr(&sh.arena4); err != nil {
+		return fmt.Errorf("IPv4 arena: %w", err)
+	}
+	if err := touchedErr(&sh.arena6); err != nil {
+		return fmt.Errorf("IPv6 arena: %w", err)
+	}
+	return nil
+}
+
+// touchedErr verifies an arena's touched mark: at or past what is used,
+// within the arena, and nothing written past it (its pages handed back,
+// or never mapped), so that the pages the arena keeps are bounded by it.
+func touchedErr[A bittorrent.IP](a *arena[A]) error {
+	if a.touched < a.used || int(a.touched) > len(a.recs) {
+		return fmt.Errorf("touched mark at %d, %d records used, %d in all", a.touched, a.used, len(a.recs))
+	}
+	for i := int(a.touched); i < len(a.recs); i++ {
+		if a.recs[i] != (record[A]{}) {
+			return fmt.Errorf("record %d written past the touched mark at %d", i, a.touched)
+		}
+	}
 	return nil
 }
 
