@@ -18,6 +18,7 @@
 # All ask for 50 peers. Memory per peer is measured by test/memory.sh.
 #
 # Usage: test/compare.sh [seconds per run]      (needs opentracker, taskset)
+# KINDS="http keepalive" runs only those workloads (all four by default).
 # FLOOR=dir takes nulludp.go and nullhttp.go from dir; they are built, with
 # this tree's versions of golang.org/x/net and x/sys and without the
 # network, in a temporary module. FLOOR=none leaves the floor out.
@@ -143,7 +144,7 @@ declare -A workload=(
   [http]="-protocol http -torrents $torrents -workers 16"
   [keepalive]="-protocol http -keepalive -torrents $torrents -workers 16"
 )
-kinds="udp udp100k http keepalive"
+kinds=${KINDS:-udp udp100k http keepalive}
 
 declare -A result floor_peers
 for name in trakx opentracker; do
