@@ -252,21 +252,98 @@ func TestSaveWhileAnnouncing(t *testing.T) {
 	wg.Wait()
 }
 
+// loadWays loads b each way a load can go: read whole by one goroutine
+// or several, or streamed (when memory is short).
+func loadWays(t testing.TB, b []byte, fn func(way string, s *swarm.Store, st LoadStats, err error)) {
+	for _, way := range []string{"whole", "parallel", "stream"} {
+		func() {
+			defer func(w func(int64) int) { workers, forceStream = w, false }(workers)
+			switch way {
+			case "whole":
+				workers = func(int64) int { return 1 }
+			case "parallel":
+				workers = func(int64) int { return 3 }
+			case "stream":
+				forceStream = true
+			}
+			s, st, err := loadBytes(b)
+			fn(way, s, st, err)
+			s.Close()
+		}()
+	}
+}
+
 func FuzzLoad(f *testing.F) {
 	good := savedFile(f)
 	f.Add(good)
 	f.Add(good[:headerSize+30])
 	f.Add(hugeCount(good))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s, st, err := loadBytes(b)
-		if err != nil {
-			if !errors.Is(err, ErrCorrupt) {
-				t.Fatalf("error that is not a corruption: %v", err)
+		var first string
+		var firstErr error
+		var firstStats LoadStats
+		var firstContents map[bittorrent.InfoHash]string
+		loadWays(t, b, func(way string, s *swarm.Store, st LoadStats, err error) {
+			if err != nil && !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("%s: error that is not a corruption: %v", way, err)
 			}
-			return
+			if err == nil {
+				if got := s.Stats(); got.Peers() != st.Peers || got.Torrents != st.Torrents {
+					t.Fatalf("%s: load says %+v, store has %+v", way, st, got)
+				}
+			}
+			// Every way finds the same fault, or loads the same store.
+			if first == "" {
+				first, firstErr, firstStats = way, err, st
+				if err == nil {
+					firstContents = contents(s)
+				}
+				return
+			}
+			if fmt.Sprint(err) != fmt.Sprint(firstErr) {
+				t.Fatalf("%s: %v, but %s: %v", way, err, first, firstErr)
+			}
+			if err == nil && (st != firstStats || !mapsEqual(contents(s), firstContents)) {
+				t.Fatalf("%s loaded %+v, %s %+v, or other peers", way, st, first, firstStats)
+			}
+		})
+	})
+}
+
+// TestLoadWays: a file of many torrents, big swarms and small, both
+// families, some peers expired, loads the same store every way.
+func TestLoadWays(t *testing.T) {
+	s := swarm.New(testConfig)
+	defer s.Close()
+	fill(s, 3000, 40, 4)
+	now := time.Now()
+	big := swarm.Torrent{Hash: hashOf(1 << 30)}
+	for i := range 5000 { // past a chunk, with an index
+		big.Peers4 = append(big.Peers4, swarm.Peer4{IP: [4]byte{198, 51, byte(i >> 8), byte(i)}, Port: 6881, Seeder: i%3 == 0, LastSeen: uint32(now.Unix()) - uint32(i%2)*3600})
+	}
+	if _, err := s.Restore(&big, 0, uint32(now.Unix())); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := write(&buf, s, now); err != nil {
+		t.Fatal(err)
+	}
+	// Peers seen an hour before the save expire at the load (a 45-minute
+	// TTL).
+	b := buf.Bytes()
+	want := -1
+	loadWays(t, b, func(way string, loaded *swarm.Store, st LoadStats, err error) {
+		if err != nil {
+			t.Fatalf("%s: %v", way, err)
 		}
-		if got := s.Stats(); got.Peers() != st.Peers || got.Torrents != st.Torrents {
-			t.Fatalf("load says %+v, store has %+v", st, got)
+		if st.Expired != 2500 || st.Peers+st.Expired != s.Stats().Peers() {
+			t.Fatalf("%s: loaded %+v of %+v", way, st, s.Stats())
+		}
+		if want < 0 {
+			want = st.Peers
+		}
+		if st.Peers != want {
+			t.Fatalf("%s: %d peers, another way %d", way, st.Peers, want)
 		}
 	})
 }
@@ -344,17 +421,25 @@ func TestLoadKeepsWhatFits(t *testing.T) {
 	if _, err := Save(path, s, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	// Room for small swarms, not for big ones.
-	undo := offheap.InjectFaults(func(bytes int) bool { return bytes > 4<<10 })
-	loaded, st, err := Load(path, testConfig, time.Now())
-	undo()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Peers == 0 || st.NoMemory == 0 || st.Peers+st.NoMemory != peers || st.Expired != 0 {
-		t.Fatalf("loaded %+v of %d peers", st, peers)
-	}
-	if got := loaded.Stats(); got.Peers() != st.Peers || got.Torrents != st.Torrents {
-		t.Fatalf("the store holds %+v, the load says %+v", got, st)
+	// Room for small swarms, not for big ones; in the first case, room
+	// to read the file whole too, and in the second not (the load then
+	// reads it as it goes).
+	for _, fail := range []func(int) bool{
+		func(bytes int) bool { return bytes > 4<<10 && bytes < 200<<10 },
+		func(bytes int) bool { return bytes > 4<<10 },
+	} {
+		undo := offheap.InjectFaults(fail)
+		loaded, st, err := Load(path, testConfig, time.Now())
+		undo()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Peers == 0 || st.NoMemory == 0 || st.Peers+st.NoMemory != peers || st.Expired != 0 {
+			t.Fatalf("loaded %+v of %d peers", st, peers)
+		}
+		if got := loaded.Stats(); got.Peers() != st.Peers || got.Torrents != st.Torrents {
+			t.Fatalf("the store holds %+v, the load says %+v", got, st)
+		}
+		loaded.Close()
 	}
 }

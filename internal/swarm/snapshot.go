@@ -113,36 +113,55 @@ func exportPeers[A bittorrent.IP](dst []Peer[A], recs []record[A], seeders uint3
 // downloaded is the largest given. It returns how many peers it kept. The
 // store's limits do not apply: what was saved comes back, unless memory
 // runs out, when Restore keeps what it could and returns ErrOutOfMemory.
+// A load of a whole store goes quicker shard by shard (LoadShard).
 func (s *Store) Restore(t *Torrent, cutoff, now uint32) (kept int, err error) {
-	cutoff = max(cutoff, now-min(now, uint32(MaxPeerTTL/time.Second))) // never wrapping, near 1970
 	hv := s.hash(&t.Hash)
 	sh := s.shardOf(hv)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	// Ages are taken on the store's own reading, under the lock: now may
+	// have been read a moment (and a second boundary) ago.
+	kept, created, err := s.restoreTorrent(sh, t, hv, s.restoreClock(cutoff, now))
+	if created {
+		s.totals.torrents.Add(1)
+	}
+	s.totals.peers.Add(int64(kept))
+	return kept, err
+}
+
+// restoreClock reads the store's clock for a restore with the caller's
+// cutoff and now.
+func (s *Store) restoreClock(cutoff, now uint32) restoreClock {
+	in := s.clock()
+	return restoreClock{cutoff: restoreCutoff(cutoff, now), unix: in.unix, tick: in.tick()}
+}
+
+// restoreCutoff is the caller's cutoff, or MaxPeerTTL before now if later.
+func restoreCutoff(cutoff, now uint32) uint32 {
+	return max(cutoff, now-min(now, uint32(MaxPeerTTL/time.Second))) // never wrapping, near 1970
+}
+
+// restoreTorrent is Restore into sh, whose lock the caller holds; created
+// tells that the torrent is new to the store (and kept).
+func (s *Store) restoreTorrent(sh *shard, t *Torrent, hv uint64, at restoreClock) (kept int, created bool, err error) {
 	i := sh.table.find(&t.Hash, hv)
 	if i < 0 {
 		if i = sh.table.insert(&t.Hash, hv, s.hash); i < 0 {
-			return 0, ErrOutOfMemory
+			return 0, false, ErrOutOfMemory
 		}
-		s.totals.torrents.Add(1)
+		created = true
 	}
-	// Ages are taken on the store's own reading, under the lock: now may
-	// have been read a moment (and a second boundary) ago.
-	in := s.clock()
-	at := restoreClock{cutoff: cutoff, unix: in.unix, tick: in.tick()}
 	v4, v6 := sh.view4(s, i), sh.view6(s, i)
 	kept4, err4 := restoreInto(sh, &v4, t.Peers4, at)
 	kept6, err6 := restoreInto(sh, &v6, t.Peers6, at)
 	kept, err = kept4+kept6, cmp.Or(err4, err6)
-	s.totals.peers.Add(int64(kept))
 	sl := &sh.table.slots[i]
 	if sl.empty() { // every peer given had expired, or none fitted
 		sh.table.remove(i)
-		s.totals.torrents.Add(-1)
-		return 0, err
+		return 0, false, err
 	}
 	sl.downloaded = max(sl.downloaded, t.Downloaded)
-	return kept, err
+	return kept, created, err
 }
 
 // restoreClock turns saved unix times into the store's ticks: a peer last
@@ -156,10 +175,27 @@ func (c restoreClock) seen(lastSeen uint32) uint16 {
 	return c.tick - uint16(c.unix-min(lastSeen, c.unix))
 }
 
+// keeps tells whether a restore keeps p, repeats aside.
+func keeps[A bittorrent.IP](p *Peer[A], at restoreClock) bool {
+	return p.LastSeen >= at.cutoff && p.Port != 0
+}
+
 func restoreInto[A bittorrent.IP](sh *shard, v *view[A], peers []Peer[A], at restoreClock) (kept int, err error) {
-	v.reserve(len(peers))
-	for _, p := range peers {
-		if p.LastSeen < at.cutoff || p.Port == 0 || v.find(p.IP, p.Port) >= 0 {
+	// Room for the peers that will be kept, not for those that expired:
+	// a block sized for those would be garbage the arena compacts away.
+	n := 0
+	for i := range peers {
+		if keeps(&peers[i], at) {
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	v.reserve(n)
+	for i := range peers {
+		p := &peers[i]
+		if !keeps(p, at) || v.find(p.IP, p.Port) >= 0 {
 			continue
 		}
 		if _, ok := v.add(record[A]{ip: p.IP, port: p.Port, seen: at.seen(p.LastSeen)}, p.Seeder); !ok {
@@ -169,7 +205,7 @@ func restoreInto[A bittorrent.IP](sh *shard, v *view[A], peers []Peer[A], at res
 		sh.count(v.fam, p.Seeder, 1)
 		kept++
 	}
-	if l, c := v.list(), v.class(); l.n == 0 && *c != 0 { // room was made, but every peer had expired
+	if l, c := v.list(), v.class(); l.n == 0 && *c != 0 { // room was made, but none fitted
 		v.a.release(*c)
 		*c, l.at = 0, 0
 	}
