@@ -2,12 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,6 +67,21 @@ save_interval = "0"
 		clients = append(clients, c)
 	}
 	tr.waitLog("out of descriptors", nil)
+	// Those beyond the limit are told so (a spare descriptor is given up
+	// for a moment to answer each), not left waiting in the backlog; the
+	// others still wait for the rest of their requests.
+	told := 0
+	for _, answer := range readAll(clients, 2*time.Second) {
+		switch {
+		case strings.HasPrefix(answer, "HTTP/1.1 503 ") && strings.Contains(answer, "out of descriptors"):
+			told++
+		case answer != "":
+			t.Fatalf("a client beyond the limit got %q", answer)
+		}
+	}
+	if told == 0 {
+		t.Fatalf("no client beyond the limit was told 503\n%s", tr.log.String())
+	}
 	for _, c := range clients {
 		c.Close()
 	}
@@ -82,7 +100,7 @@ save_interval = "0"
 			err = json.NewDecoder(resp.Body).Decode(&vars)
 			resp.Body.Close()
 		}
-		if err == nil && vars.Trakx.HTTP.DescriptorErrors > 0 {
+		if err == nil && vars.Trakx.HTTP.DescriptorErrors >= float64(told) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -95,6 +113,24 @@ save_interval = "0"
 		t.Fatalf("the tracker does not serve again: %v", err)
 	}
 	resp.Body.Close()
-	t.Logf("limit %d descriptors; %v connections lost and counted", limit, vars.Trakx.HTTP.DescriptorErrors)
+	t.Logf("limit %d descriptors; %v connections refused and counted, %d of them told 503", limit, vars.Trakx.HTTP.DescriptorErrors, told)
 	tr.stop()
+}
+
+// readAll reads, from every connection at once, what arrives within wait
+// or until its end of stream.
+func readAll(conns []net.Conn, wait time.Duration) []string {
+	answers := make([]string, len(conns))
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.SetReadDeadline(time.Now().Add(wait))
+			b, _ := io.ReadAll(c)
+			answers[i] = string(b)
+		}()
+	}
+	wg.Wait()
+	return answers
 }

@@ -13,11 +13,14 @@ import (
 )
 
 // Out of descriptors (the open files limit, EMFILE; the system's, ENFILE),
-// a connection cannot be accepted or taken over. Nothing of it is silent:
-// each such connection is counted (trakx.http.descriptor_errors,
-// trakx_errors_total{reason="descriptors"}) and a warning naming the limit
-// is logged at most once a second, across every listener. The listener
-// keeps its backlog, and serving resumes as soon as descriptors free.
+// a connection cannot be accepted. Nothing of it is silent: the accepting
+// goroutine gives up a spare descriptor it holds for the purpose to accept
+// the connection, answers it 503 and closes it; each such connection is
+// counted (trakx.http.descriptor_errors,
+// trakx_errors_total{reason="descriptors"}), and a warning naming the limit
+// is logged at most once a second, across every listener. Should even the
+// spare be gone, the listener backs off and keeps its backlog. Serving
+// resumes as soon as descriptors free.
 
 // outOfDescriptors answers a connection the tracker has no descriptor to
 // serve with, rather than an end of stream a client cannot tell from a
@@ -37,11 +40,15 @@ func isDescriptorShortage(err error) bool {
 	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
 
-// acceptFailed counts and warns of an accept that failed for want of a
-// descriptor, or warns of any other accept failure, at most once a second.
-func (s *Server) acceptFailed(err error) {
+// acceptFailed warns of an accept that failed, at most once a second, and
+// counts it if it was for want of a descriptor and the connection was
+// refused (answered 503 with the spare descriptor).
+func (s *Server) acceptFailed(err error, refused bool) {
 	if isDescriptorShortage(err) {
-		s.descriptorShortage(err, "accepting a connection")
+		if refused {
+			s.counters[0].Errors[metrics.ErrDescriptors].Add(1)
+		}
+		s.warnDescriptors(err, "accepting a connection")
 		return
 	}
 	if s.warnNow() {
@@ -49,10 +56,9 @@ func (s *Server) acceptFailed(err error) {
 	}
 }
 
-// descriptorShortage counts a connection lost for want of a descriptor
-// and warns of it, at most once a second.
-func (s *Server) descriptorShortage(err error, doing string) {
-	s.counters[0].Errors[metrics.ErrDescriptors].Add(1)
+// warnDescriptors warns, at most once a second, that the tracker is out of
+// descriptors, naming the limit.
+func (s *Server) warnDescriptors(err error, doing string) {
 	if !s.warnNow() {
 		return
 	}

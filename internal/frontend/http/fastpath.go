@@ -33,12 +33,35 @@ type acceptor struct {
 	addr     unix.RawSockaddrAny
 	addrLen  uint32
 	acceptFn func(uintptr) bool
+	// spare is a descriptor held for a tracker out of them (or -1): it is
+	// given up for a moment to accept a connection and answer it 503,
+	// rather than leave it waiting in the backlog with no word.
+	spare int
+	// answered: the last call answered a connection with the spare.
+	answered bool
 }
 
 func newAcceptor() *acceptor {
 	a := &acceptor{}
 	a.acceptFn = a.accept
+	a.spare = openSpare()
 	return a
+}
+
+func openSpare() int {
+	fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1
+	}
+	return fd
+}
+
+// close gives up the spare descriptor.
+func (a *acceptor) close() {
+	if a.spare >= 0 {
+		unix.Close(a.spare)
+		a.spare = -1
+	}
 }
 
 // accept takes one connection if one is waiting; false asks the poller to
@@ -53,8 +76,25 @@ func (a *acceptor) accept(lfd uintptr) bool {
 	case unix.EINTR, unix.ECONNABORTED:
 		return a.accept(lfd)
 	}
-	a.fd, a.errno = int(fd), errno
+	a.fd, a.errno, a.answered = int(fd), errno, false
+	if (errno == unix.EMFILE || errno == unix.ENFILE) && a.spare >= 0 {
+		a.answerWithSpare(lfd)
+	}
 	return true
+}
+
+// answerWithSpare frees the spare descriptor to accept the connection
+// there is no descriptor for, answers it 503 and closes it, and takes the
+// spare back (if no other thread took the number meanwhile).
+func (a *acceptor) answerWithSpare(lfd uintptr) {
+	unix.Close(a.spare)
+	fd, _, errno := syscall.Syscall6(unix.SYS_ACCEPT4, lfd, 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	if errno == 0 {
+		engine.Write(int(fd), outOfDescriptors) // a fresh socket takes it whole
+		unix.Close(int(fd))
+		a.answered = true
+	}
+	a.spare = openSpare()
 }
 
 // peer is the accepted connection's remote address.
@@ -90,14 +130,18 @@ func (s *Server) accept() error {
 		return err // nil if closing already: served nothing, and done
 	}
 	a := newAcceptor()
+	defer a.close()
 	for {
 		if err := rc.Read(a.acceptFn); err != nil {
 			return nil // the listener is closed
 		}
 		if a.errno != 0 {
-			// Out of descriptors and the like: back off rather than spin.
-			s.acceptFailed(a.errno)
-			time.Sleep(50 * time.Millisecond)
+			s.acceptFailed(a.errno, a.answered)
+			if !a.answered {
+				// Out of descriptors and no spare, and the like: back off
+				// rather than spin.
+				time.Sleep(50 * time.Millisecond)
+			}
 			continue
 		}
 		if !s.admit() {
@@ -114,7 +158,7 @@ func (s *Server) accept() error {
 func (s *Server) serveFast(fd int, peer netip.Addr) {
 	c := connPool.Get().(*conn)
 	defer connPool.Put(c)
-	n, err := unix.Read(fd, c.in[:])
+	n, err := engine.Read(fd, c.in[:])
 	if err != nil || n <= 0 {
 		if err == unix.EAGAIN {
 			s.handOff(fd, peer, nil) // nothing yet: a slow client
@@ -136,7 +180,7 @@ func (s *Server) serveFast(fd int, peer netip.Addr) {
 	s.fastBusySince.Store(0)
 	// A fresh socket's send buffer takes any reply whole; if it somehow
 	// does not, the client gets what fit and an end of stream.
-	unix.Write(fd, c.out)
+	engine.Write(fd, c.out)
 	unix.Close(fd)
 	s.opts.Open.Add(-1)
 }
@@ -180,7 +224,7 @@ func (s *Server) handOff(fd int, peer netip.Addr, read []byte) {
 // engine; under a flood of refusals beyond maxLingering, it is just
 // closed.
 func (s *Server) refuseConn(fd int) {
-	unix.Write(fd, tooManyConnections) // a fresh socket takes it whole
+	engine.Write(fd, tooManyConnections) // a fresh socket takes it whole
 	if s.lingering.Add(1) > maxLingering || s.closing.Load() {
 		s.lingering.Add(-1)
 		unix.Close(fd)
@@ -213,7 +257,7 @@ func (r *refusal) Shut()           { r.shut = true }
 func (r *refusal) Poked(time.Time) {}
 func (r *refusal) Closed()         { r.s.lingering.Add(-1); r.s.wg.Done() }
 func (r *refusal) Ready(_ uint32, buf []byte) {
-	n, err := unix.Read(r.fd, buf)
+	n, err := engine.Read(r.fd, buf)
 	if err == unix.EAGAIN || err == unix.EINTR {
 		return
 	}

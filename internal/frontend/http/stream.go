@@ -136,7 +136,7 @@ func (c *stream) read(buf []byte) {
 	if c.in != nil {
 		buf = c.in[c.inLen:]
 	}
-	n, err := unix.Read(c.fd, buf)
+	n, err := engine.Read(c.fd, buf)
 	if err == unix.EAGAIN || err == unix.EINTR {
 		return
 	}
@@ -266,7 +266,7 @@ func (c *stream) send(replies []byte) {
 		c.waitForRequest()
 		return
 	}
-	n, err := unix.Write(c.fd, replies)
+	n, err := engine.Write(c.fd, replies)
 	if err == unix.EAGAIN {
 		n, err = 0, nil
 	}
@@ -297,7 +297,7 @@ func (c *stream) waitForRequest() {
 // flush sends what the stream owes; false if it ended. Once all is out, it
 // reads again, or, if that was its last reply, closes.
 func (c *stream) flush() bool {
-	n, err := unix.Write(c.fd, c.out)
+	n, err := engine.Write(c.fd, c.out)
 	if err == unix.EAGAIN {
 		return true
 	}
@@ -369,7 +369,7 @@ func (c *stream) closeGracefully() {
 // discard reads and drops what a closing connection still sends, until its
 // end of stream or lingerBytes.
 func (c *stream) discard(buf []byte) {
-	n, err := unix.Read(c.fd, buf)
+	n, err := engine.Read(c.fd, buf)
 	if err == unix.EAGAIN || err == unix.EINTR {
 		return
 	}

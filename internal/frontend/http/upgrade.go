@@ -5,7 +5,6 @@ import (
 
 	"github.com/trakx/trakx/internal/frontend/engine"
 	"github.com/trakx/trakx/internal/metrics"
-	"golang.org/x/sys/unix"
 )
 
 // Upgrader takes over connections that ask to become WebSockets (the
@@ -62,7 +61,7 @@ func (c *stream) upgrade(sc *conn, raw []byte, r *request, more bool) verdict {
 		return lastReply
 	}
 	if len(sc.batch) > 0 { // replies to the requests before it go first
-		if n, err := unix.Write(c.fd, sc.batch); err != nil || n < len(sc.batch) {
+		if n, err := engine.Write(c.fd, sc.batch); err != nil || n < len(sc.batch) {
 			c.end()
 			return stop
 		}

@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+	"github.com/trakx/trakx/internal/frontend/engine"
 	"golang.org/x/sys/unix"
 )
 
@@ -15,7 +16,7 @@ import (
 // the rest waits for more. The loop calls it only while the descriptor is
 // open, which the loop alone can change.
 func (c *conn) readable(buf []byte) {
-	n, err := unix.Read(c.fd, buf)
+	n, err := engine.Read(c.fd, buf)
 	if err == unix.EAGAIN || err == unix.EINTR {
 		return
 	}

@@ -33,7 +33,6 @@ import (
 	"github.com/trakx/trakx/internal/metrics"
 	"github.com/trakx/trakx/internal/ratelimit"
 	"github.com/trakx/trakx/internal/wsswarm"
-	"golang.org/x/sys/unix"
 )
 
 // Options are the WebSocket frontend's settings.
@@ -140,12 +139,12 @@ func ReadBuffer(maxMessageBytes int) int { return maxMessageBytes + ws.MaxHeader
 func (s *Server) Upgrade(loop *engine.Loop, fd int, request []byte, client netip.Addr) bool {
 	if !reserve(&s.counters.Connections, s.opts.MaxConnections) {
 		s.counters.ConnectionsRefused.Add(1)
-		unix.Write(fd, tooManyConnections)
+		engine.Write(fd, tooManyConnections)
 		return false
 	}
 	reply, ok := s.handshake(request)
 	if !ok {
-		unix.Write(fd, reply)
+		engine.Write(fd, reply)
 		s.counters.Connections.Add(-1)
 		return false
 	}

@@ -47,7 +47,7 @@ func (c *conn) sendLocked(frame []byte) bool {
 		c.out = append(c.out, frame...)
 		return true
 	}
-	n, err := unix.Write(c.fd, frame)
+	n, err := engine.Write(c.fd, frame)
 	if err == unix.EAGAIN {
 		n, err = 0, nil
 	}
@@ -66,7 +66,7 @@ func (c *conn) writable() {
 		c.wmu.Unlock()
 		return
 	}
-	n, err := unix.Write(c.fd, c.out)
+	n, err := engine.Write(c.fd, c.out)
 	if err == unix.EAGAIN {
 		n, err = 0, nil
 	}
