@@ -214,7 +214,7 @@ func (s *Server) handOff(fd int, peer netip.Addr, read []byte) {
 	}
 	// From here on the loop owns the descriptor. Bytes read already, or an
 	// eviction before the loop had it, are the loop's to act on.
-	if c.fresh || c.idleSince.Load() == evicted {
+	if len(read) > 0 || c.idleSince.Load() == evicted {
 		c.loop.Poke(c)
 	}
 }
