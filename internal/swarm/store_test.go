@@ -3,6 +3,7 @@ package swarm
 import (
 	"cmp"
 	"crypto/sha1"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -429,6 +430,57 @@ func BenchmarkAnnounce(b *testing.B) {
 		if err := s.Announce(&req, &resp); err != nil || len(resp.Peers4) != 50 {
 			b.Fatalf("%d peers, error %v", len(resp.Peers4), err)
 		}
+	}
+}
+
+// BenchmarkAnnounceWorkingSet is the store's share of an announce as the
+// store outgrows the caches: torrents of 16 peers each, announced to at
+// random by peers already in them (no growth), 12 peers a reply, all at
+// private addresses as in test/compare.sh. Info hashes are computed, not
+// read from a table, as a request's arrives in a datagram just received:
+// what grows with the torrents is only the store's own memory traffic,
+// the table slot and the swarm's records. At 64 torrents all is cached.
+func BenchmarkAnnounceWorkingSet(b *testing.B) {
+	hash := func(t uint64) (h bittorrent.InfoHash) {
+		for i := 0; i < len(h); i += 8 {
+			t += 0x9E3779B97F4A7C15 // splitmix64
+			z := (t ^ t>>30) * 0xBF58476D1CE4E5B9
+			z = (z ^ z>>27) * 0x94D049BB133111EB
+			var w [8]byte
+			binary.LittleEndian.PutUint64(w[:], z^z>>31)
+			copy(h[i:], w[:])
+		}
+		return h
+	}
+	for _, torrents := range []uint64{64, 100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("torrents=%d", torrents), func(b *testing.B) {
+			s := New(testConfig)
+			defer s.Close()
+			local := netip.MustParseAddr("127.0.0.1")
+			req := bittorrent.AnnounceRequest{Addr: local, NumWant: 0}
+			var resp bittorrent.AnnounceResponse
+			for t := range torrents {
+				req.InfoHash = hash(t)
+				for p := range uint16(16) {
+					req.Port, req.Left = 1+p, uint64(p%3)
+					if err := s.Announce(&req, &resp); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			req.NumWant, req.Left = 12, 1
+			x := uint64(0x9E3779B97F4A7C15)
+			b.ReportAllocs()
+			for b.Loop() {
+				x ^= x << 13 // xorshift64
+				x ^= x >> 7
+				x ^= x << 17
+				req.InfoHash, req.Port = hash(x%torrents), uint16(1+x>>60)
+				if err := s.Announce(&req, &resp); err != nil || len(resp.Peers4) != 12 {
+					b.Fatalf("%d peers, error %v", len(resp.Peers4), err)
+				}
+			}
+		})
 	}
 }
 
