@@ -32,6 +32,7 @@ type Loop struct {
 	// the read buffer.
 	lingering []lingerer
 	buf       []byte
+	now       time.Time // when the loop woke for the batch it serves
 }
 
 func newLoop(readBuffer int) (*Loop, error) {
@@ -127,6 +128,11 @@ func (l *Loop) Retire(c Conn, until time.Time) {
 	l.wakeLocked()
 }
 
+// Now is when the loop woke for the batch of events it is serving, a
+// clock for its connections that costs no system call; on the loop's
+// goroutine only.
+func (l *Loop) Now() time.Time { return l.now }
+
 // Linger is Retire on the loop's own goroutine (from Ready or Poked),
 // which need not wake the loop.
 func (l *Loop) Linger(c Conn, until time.Time) {
@@ -168,6 +174,7 @@ func (l *Loop) run(stop <-chan struct{}) {
 		l.busySince.Store(0)
 		n, err := unix.EpollWait(l.epfd, events, l.timeout())
 		now := time.Now()
+		l.now = now
 		l.busySince.Store(now.UnixNano())
 		if err != nil && err != unix.EINTR {
 			return

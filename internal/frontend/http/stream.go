@@ -208,7 +208,7 @@ func (c *stream) tooLarge(sc *conn) {
 func (c *stream) keep(rest []byte) {
 	if len(rest) == 0 {
 		c.releaseIn()
-		c.idleSince.Store(time.Now().UnixNano())
+		c.idleSince.Store(c.loop.Now().UnixNano())
 		return
 	}
 	if c.in == nil {
@@ -280,7 +280,7 @@ func (c *stream) send(replies []byte) {
 	}
 	c.out = append(c.out[:0:0], replies[n:]...)
 	c.waitingSince.Store(0)
-	c.writingSince.Store(time.Now().UnixNano())
+	c.writingSince.Store(c.loop.Now().UnixNano())
 	if c.loop.Watch(c, unix.EPOLLOUT) != nil {
 		c.end()
 	}
@@ -290,7 +290,7 @@ func (c *stream) send(replies []byte) {
 // unless part of one is in already.
 func (c *stream) waitForRequest() {
 	if c.in == nil || c.waitingSince.Load() == 0 {
-		c.waitingSince.Store(time.Now().UnixNano())
+		c.waitingSince.Store(c.loop.Now().UnixNano())
 	}
 }
 
@@ -363,7 +363,7 @@ func (c *stream) closeGracefully() {
 	c.closing = true
 	c.waitingSince.Store(0)
 	unix.Shutdown(c.fd, unix.SHUT_WR)
-	c.loop.Linger(c, time.Now().Add(lingerTime))
+	c.loop.Linger(c, c.loop.Now().Add(lingerTime))
 }
 
 // discard reads and drops what a closing connection still sends, until its
