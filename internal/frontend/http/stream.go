@@ -131,10 +131,14 @@ func (c *stream) expired(now int64) bool {
 }
 
 // read reads what the socket has, after the part of a request kept if
-// there is one, and serves it.
+// there is one, and serves it. A read takes at most MaxRequestSize bytes,
+// so that whatever of them is left unanswered fits in the stream's own
+// buffer.
 func (c *stream) read(buf []byte) {
 	if c.in != nil {
 		buf = c.in[c.inLen:]
+	} else {
+		buf = buf[:min(len(buf), MaxRequestSize)]
 	}
 	n, err := engine.Read(c.fd, buf)
 	if err == unix.EAGAIN || err == unix.EINTR {
@@ -156,22 +160,37 @@ func (c *stream) read(buf []byte) {
 	c.serve(buf[:n])
 }
 
-// serve answers every whole request at the start of data, in one write,
-// and keeps the part of one that follows them. data is the loop's buffer
-// or the stream's own.
+// serve answers every whole request at the start of data (at most
+// MaxRequestSize bytes, the loop's buffer or the stream's own), and keeps
+// the part of one that follows them. The replies go out in one write for
+// each maxBatch bytes of them; a stream whose client does not take them
+// reads and answers nothing more until it does.
 func (c *stream) serve(data []byte) {
 	sc := connPool.Get().(*conn)
 	defer connPool.Put(sc)
+	for c.serveBatch(sc, data) && !c.shut && !c.closing && !c.ending && len(c.out) == 0 {
+		data = c.in[:c.inLen] // whole requests wait there
+	}
+}
+
+// maxBatch bounds the replies gathered for one write, and so what a
+// stream whose client reads nothing may hold (http.write_timeout ends it).
+const maxBatch = 32 << 10
+
+// serveBatch answers the whole requests at the start of data until their
+// replies reach maxBatch, sends them, and keeps the rest of data; true if
+// whole requests are among what it kept.
+func (c *stream) serveBatch(sc *conn, data []byte) bool {
 	sc.batch = sc.batch[:0]
 	start := 0
-	for {
+	for len(sc.batch) < maxBatch {
 		headerEnd := bytes.Index(data[start:], []byte("\r\n\r\n"))
 		if headerEnd < 0 {
 			break
 		}
-		if headerEnd+4 > MaxRequestSize { // the loop's buffer may hold more
+		if headerEnd+4 > MaxRequestSize {
 			c.tooLarge(sc)
-			return
+			return false
 		}
 		raw := data[start : start+headerEnd+4]
 		start += headerEnd + 4
@@ -184,15 +203,17 @@ func (c *stream) serve(data []byte) {
 			c.finish(sc.batch, start < len(data))
 		case stop:
 		}
-		return
+		return false
 	}
 	rest := data[start:]
 	if len(rest) >= MaxRequestSize {
 		c.tooLarge(sc)
-		return
+		return false
 	}
+	more := len(sc.batch) >= maxBatch && bytes.Contains(rest, []byte("\r\n\r\n"))
 	c.keep(rest)
 	c.send(sc.batch)
+	return more
 }
 
 // tooLarge answers, after the replies in sc.batch, a request longer than
@@ -279,6 +300,7 @@ func (c *stream) send(replies []byte) {
 		return
 	}
 	c.out = append(c.out[:0:0], replies[n:]...)
+	c.leaveIdle() // owing a reply, it is not idle (an eviction already made stays)
 	c.waitingSince.Store(0)
 	c.writingSince.Store(c.loop.Now().UnixNano())
 	if c.loop.Watch(c, unix.EPOLLOUT) != nil {
@@ -323,7 +345,9 @@ func (c *stream) flush() bool {
 		return false
 	}
 	c.waitForRequest()
-	if c.in != nil { // requests that came with the last ones wait no more
+	if c.in == nil {
+		c.idleSince.CompareAndSwap(0, c.loop.Now().UnixNano())
+	} else { // requests that came with the last ones wait no more
 		c.serve(c.in[:c.inLen])
 	}
 	return true

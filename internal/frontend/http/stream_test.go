@@ -120,6 +120,7 @@ func FuzzStreamChunking(f *testing.F) {
 	f.Add([]byte(announce+"GET /announce HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"), []byte{100, 1})
 	f.Add(append([]byte(scrape), bytes.Repeat([]byte("x"), 9000)...), []byte{30, 255, 255, 255})
 	f.Add([]byte(scrape+"GET /scrape HTTP/1.1\r\nConnection: close\r\n\r\n"+scrape), []byte{5, 40})
+	f.Add([]byte(strings.Repeat("GET / HTTP/1.1\r\n\r\n", 1500)), []byte{200, 7}) // replies past maxBatch
 	f.Fuzz(func(t *testing.T, data, cutBytes []byte) {
 		if len(data) > 32<<10 || len(cutBytes) > 64 {
 			return
