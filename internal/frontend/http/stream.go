@@ -283,8 +283,8 @@ func (c *stream) answer(sc *conn, raw []byte, more bool) verdict {
 // send writes the replies composed, and keeps what the socket does not
 // take; the stream then waits for the socket rather than for requests.
 func (c *stream) send(replies []byte) {
-	if len(replies) == 0 {
-		c.waitForRequest()
+	if len(replies) == 0 { // part of a request came: its clock runs on
+		c.waitingSince.CompareAndSwap(0, c.loop.Now().UnixNano())
 		return
 	}
 	n, err := engine.Write(c.fd, replies)
@@ -309,11 +309,11 @@ func (c *stream) send(replies []byte) {
 }
 
 // waitForRequest starts the read timeout's clock for the next request,
-// unless part of one is in already.
+// once the replies to the last ones are out: the next may have begun to
+// arrive with them (a pipelining client always has one on the way), but
+// its time counts from now.
 func (c *stream) waitForRequest() {
-	if c.in == nil || c.waitingSince.Load() == 0 {
-		c.waitingSince.Store(c.loop.Now().UnixNano())
-	}
+	c.waitingSince.Store(c.loop.Now().UnixNano())
 }
 
 // flush sends what the stream owes; false if it ended. Once all is out, it

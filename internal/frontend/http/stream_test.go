@@ -303,3 +303,38 @@ func TestIdleStreamSize(t *testing.T) {
 		t.Fatalf("a stream takes %d bytes, more than 160", size)
 	}
 }
+
+// TestPipeliningClientIsNotCutOff: a client that always has its next
+// request on the way (every read ends in part of one) is answered for as
+// long as it keeps sending: the read timeout counts from each reply, not
+// from the first request (it once cut such a client off after one
+// timeout, whatever it sent).
+func TestPipeliningClientIsNotCutOff(t *testing.T) {
+	s, ln := cappedServer(t, 10, new(atomic.Int64), false)
+	s.opts.ReadTimeout = 200 * time.Millisecond
+	served := make(chan struct{})
+	go func() { s.Serve(); close(served) }()
+	defer func() { s.Close(); <-served }()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	request := "GET /scrape?info_hash=aaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: t\r\n\r\n"
+	half := len(request) / 2
+	r := bufio.NewReader(c)
+	io.WriteString(c, request[:half])
+	for i := 0; i < 60; i++ { // 60 x 10 ms: three read timeouts
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, request[half:]+request[:half]); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		resp, err := nethttp.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		time.Sleep(10 * time.Millisecond) // the client's pace, not a wait for the server
+	}
+}
