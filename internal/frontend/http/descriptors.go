@@ -31,7 +31,7 @@ var outOfDescriptors = func() []byte {
 		strconv.Itoa(len(body))+"\r\n\r\n"), body...)
 }()
 
-// descriptorWarned is when the last warning was logged (unix seconds).
+// descriptorWarned is when the last warning was logged (unix nanoseconds).
 var descriptorWarned atomic.Int64
 
 // isDescriptorShortage reports whether err says the process or the system
@@ -67,8 +67,10 @@ func (s *Server) warnDescriptors(err error, doing string) {
 	s.log.WithError(err).Warnf("http: out of descriptors %s (open files limit %d): raise LimitNOFILE= or lower http.max_connections", doing, limit.Cur)
 }
 
+// warnNow reports whether a second has passed since the last warning, and
+// if so, that this one is the last.
 func (s *Server) warnNow() bool {
-	now := time.Now().Unix()
+	now := time.Now().UnixNano()
 	last := descriptorWarned.Load()
-	return now > last && descriptorWarned.CompareAndSwap(last, now)
+	return now-last >= int64(time.Second) && descriptorWarned.CompareAndSwap(last, now)
 }

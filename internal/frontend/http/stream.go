@@ -108,13 +108,29 @@ func (c *stream) Poked(now time.Time) {
 	if c.closing {
 		return // its linger ends it
 	}
-	if c.idleSince.Load() == evicted || c.expired(now.UnixNano()) || (c.s.closing.Load() && len(c.out) == 0) {
+	if c.idleSince.Load() == evicted {
+		c.evicted()
+		return
+	}
+	if c.expired(now.UnixNano()) || (c.s.closing.Load() && len(c.out) == 0) {
 		c.end()
 		return
 	}
 	if c.fresh {
 		c.serveFresh()
 	}
+}
+
+// evicted ends a stream evicted to make room. A request that came just
+// before gets 503 rather than a reset: closing with it unread would send
+// one.
+func (c *stream) evicted() {
+	var probe [1]byte
+	if n, _ := engine.Read(c.fd, probe[:]); n > 0 {
+		c.finish(tooManyConnections, true)
+		return
+	}
+	c.end()
 }
 
 // expired reports whether the stream has waited for a request for longer
