@@ -94,3 +94,25 @@ func pythonImports(module string) error {
 	}))
 	return try.(func() error)()
 }
+
+// WaitFor waits up to 10 s for cond, checking every millisecond, and fails
+// the test naming what it waited for.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting: %s", what)
+		}
+	}
+}
+
+// OpenDescriptors counts the process's open descriptors (skipping the test
+// where /proc is not there to count them).
+func OpenDescriptors(t testing.TB) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	return len(entries)
+}

@@ -3,12 +3,12 @@ package engine
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	tt "github.com/trakx/trakx/internal/trackertest"
 	"golang.org/x/sys/unix"
 )
 
@@ -97,7 +97,7 @@ type harness struct {
 }
 
 func newHarness(t testing.TB) *harness {
-	h := &harness{t: t, fds: openDescriptors(t), stop: make(chan struct{}), done: make(chan struct{})}
+	h := &harness{t: t, fds: tt.OpenDescriptors(t), stop: make(chan struct{}), done: make(chan struct{})}
 	e, err := New(4096)
 	if err != nil {
 		t.Fatal(err)
@@ -123,27 +123,16 @@ func (h *harness) add() *model {
 	return m
 }
 
-// waitFor waits, at most 10 s, until cond holds.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting: %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // check waits until every connection is as the model says: one still open
 // has read exactly what its peer sent; one asked to close is closed, once.
 func (h *harness) check() {
 	h.t.Helper()
 	for i, m := range h.conns {
 		if m.retired {
-			waitFor(h.t, fmt.Sprintf("conn %d to close", i), func() bool { return m.p.closed.Load() == 1 })
+			tt.WaitFor(h.t, fmt.Sprintf("conn %d to close", i), func() bool { return m.p.closed.Load() == 1 })
 			continue
 		}
-		waitFor(h.t, fmt.Sprintf("conn %d to read %d bytes", i, len(m.sent)), func() bool {
+		tt.WaitFor(h.t, fmt.Sprintf("conn %d to read %d bytes", i, len(m.sent)), func() bool {
 			got, _ := m.p.received()
 			return len(got) >= len(m.sent)
 		})
@@ -174,17 +163,9 @@ func (h *harness) finish() {
 			h.t.Fatalf("conn %d called %d times after Closed", i, n)
 		}
 	}
-	if n := openDescriptors(h.t); n != h.fds {
+	if n := tt.OpenDescriptors(h.t); n != h.fds {
 		h.t.Fatalf("%d descriptors open, %d before the engine", n, h.fds)
 	}
-}
-
-func openDescriptors(t testing.TB) int {
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(entries) - 1 // ReadDir's own
 }
 
 // apply does one operation, coded by op and arg, to the model and the
@@ -290,9 +271,9 @@ func TestStalledLoop(t *testing.T) {
 	}
 	unix.Write(m.peer, []byte("x"))
 	<-blocked.in
-	waitFor(t, "the wedged loop to count as stalled", func() bool { return h.e.Stalled(5 * time.Millisecond) })
+	tt.WaitFor(t, "the wedged loop to count as stalled", func() bool { return h.e.Stalled(5 * time.Millisecond) })
 	close(release)
-	waitFor(t, "the loop to be free", func() bool { return !h.e.Stalled(5 * time.Millisecond) })
+	tt.WaitFor(t, "the loop to be free", func() bool { return !h.e.Stalled(5 * time.Millisecond) })
 	h.conns = nil
 	close(h.stop)
 	<-h.done

@@ -8,7 +8,6 @@ import (
 	"net"
 	nethttp "net/http"
 	"net/netip"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/metrics"
+	tt "github.com/trakx/trakx/internal/trackertest"
 	"golang.org/x/sys/unix"
 )
 
@@ -141,19 +141,8 @@ func FuzzStreamChunking(f *testing.F) {
 		if !bytes.Equal(whole, chunked) {
 			t.Fatalf("sent whole, answered\n%q\nsent in chunks at %v, answered\n%q", whole, cuts, chunked)
 		}
-		waitFor(t, "every connection to end", func() bool { return s.opts.Open.Load() == 0 })
+		tt.WaitFor(t, "every connection to end", func() bool { return s.opts.Open.Load() == 0 })
 	})
-}
-
-// waitFor waits, at most 10 s, until cond holds.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting: %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // TestStressStreamsEndInReference: clients in five behaviours hit one
@@ -166,7 +155,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // holds: no connection counted, none tracked, the descriptors of the
 // process as before the server existed.
 func TestStressStreamsEndInReference(t *testing.T) {
-	before := openDescriptors(t)
+	before := tt.OpenDescriptors(t)
 	open := new(atomic.Int64)
 	s, ln := cappedServer(t, 16, open, false)
 	s.opts.ReadTimeout, s.opts.WriteTimeout = 500*time.Millisecond, 200*time.Millisecond
@@ -193,24 +182,16 @@ func TestStressStreamsEndInReference(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	waitFor(t, "every connection to end", func() bool {
+	tt.WaitFor(t, "every connection to end", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return open.Load() == 0 && len(s.conns) == 0 && s.lingering.Load() == 0
 	})
 	s.Close()
 	<-served
-	if n := openDescriptors(t); n != before {
+	if n := tt.OpenDescriptors(t); n != before {
 		t.Fatalf("%d descriptors open, %d before the server", n, before)
 	}
-}
-
-func openDescriptors(t testing.TB) int {
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(entries) - 1 // ReadDir's own
 }
 
 // stressClient is one client of TestStressStreamsEndInReference.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -49,16 +48,6 @@ func peerID(n int) (id bittorrent.PeerID) {
 	return id
 }
 
-// waitFor waits up to 10 s for cond, naming what it waited for.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting: %s", what)
-		}
-	}
-}
-
 // TestNoGhostPeerWhenShutMidAnnounce: a connection shut from another
 // goroutine (here the keep-alive tick) while its loop is inside an
 // announce leaves no peer behind, and its peer id is free at once for a
@@ -80,7 +69,7 @@ func TestNoGhostPeerWhenShutMidAnnounce(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The loop is inside the announce, waiting for the swarm's lock.
-	waitFor(t, "the loop to block in the announce", func() bool { return s.Stalled(200 * time.Millisecond) })
+	tt.WaitFor(t, "the loop to block in the announce", func() bool { return s.Stalled(200 * time.Millisecond) })
 	ticked := make(chan struct{})
 	go func() { s.keepAlive(time.Now().Add(3 * opts.PingInterval)); close(ticked) }() // everyone is silent, three intervals on
 	// Give the tick every chance to finish before the announce does, as
@@ -91,8 +80,8 @@ func TestNoGhostPeerWhenShutMidAnnounce(t *testing.T) {
 	}
 	release()
 	<-ticked
-	waitFor(t, "the connection to end", func() bool { return s.counters.Connections.Load() == 0 })
-	waitFor(t, "the loops to go idle", func() bool { return !s.Stalled(0) })
+	tt.WaitFor(t, "the connection to end", func() bool { return s.counters.Connections.Load() == 0 })
+	tt.WaitFor(t, "the loops to go idle", func() bool { return !s.Stalled(0) })
 	if st := s.swarms.Stats(); st != (struct{ Torrents, Seeders, Leechers int }{}) {
 		t.Fatalf("after the connection ended, the swarms hold %+v", st)
 	}
@@ -128,23 +117,13 @@ func TestWedgedLoopIsStalled(t *testing.T) {
 	defer c.Close()
 	release := s.Stall(&h)
 	wsutil.WriteClientText(c, announceJSON(h, peerID(1), 0))
-	waitFor(t, "the wedged loop to count as stalled", func() bool { return s.Stalled(50 * time.Millisecond) })
+	tt.WaitFor(t, "the wedged loop to count as stalled", func() bool { return s.Stalled(50 * time.Millisecond) })
 	release()
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := wsutil.ReadServerText(c); err != nil {
 		t.Fatalf("the freed loop did not answer: %v", err)
 	}
-	waitFor(t, "the freed loop to stop counting as stalled", func() bool { return !s.Stalled(50 * time.Millisecond) })
-}
-
-// openDescriptors counts the process's open descriptors.
-func openDescriptors(t *testing.T) int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skipf("no /proc/self/fd: %v", err)
-	}
-	return len(entries)
+	tt.WaitFor(t, "the freed loop to stop counting as stalled", func() bool { return !s.Stalled(50 * time.Millisecond) })
 }
 
 // TestStressConnectionsEndInReference opens and ends connections in every
@@ -158,7 +137,7 @@ func openDescriptors(t *testing.T) int {
 // loop could read a descriptor another goroutine had closed, whose number
 // a new connection already had).
 func TestStressConnectionsEndInReference(t *testing.T) {
-	before := openDescriptors(t)
+	before := tt.OpenDescriptors(t)
 	opts := options()
 	opts.MaxConnections = 1000
 	opts.MaxMessageBytes = 64 << 10
@@ -188,14 +167,14 @@ func TestStressConnectionsEndInReference(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	waitFor(t, "every connection to end", func() bool {
+	tt.WaitFor(t, "every connection to end", func() bool {
 		return s.counters.Connections.Load() == 0 && s.opts.Open.Load() == 0
 	})
 	if st := s.swarms.Stats(); st.Seeders+st.Leechers+st.Torrents != 0 {
 		t.Errorf("no connection left, and the swarms hold %+v", st)
 	}
 	stop()
-	if after := openDescriptors(t); after != before {
+	if after := tt.OpenDescriptors(t); after != before {
 		t.Errorf("%d descriptors open before the server, %d after it", before, after)
 	}
 }
