@@ -3,7 +3,6 @@ package websocket
 import (
 	"bytes"
 	"encoding/base64"
-	"errors"
 	"io"
 	"strconv"
 
@@ -41,8 +40,6 @@ func (c *conn) sendUpgrade(reply []byte) bool {
 	defer c.wmu.Unlock()
 	return c.sendLocked(reply)
 }
-
-var errBadKey = errors.New("websocket: Sec-WebSocket-Key is not one base64 nonce of 16 bytes")
 
 // badKey answers an upgrade whose key is missing, repeated or malformed.
 var badKey = func() []byte {
