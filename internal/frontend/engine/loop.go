@@ -2,9 +2,13 @@ package engine
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -12,8 +16,17 @@ import (
 // Loop is one epoll instance and the goroutine that waits on it.
 type Loop struct {
 	epfd int
-	wake int // an eventfd, written to bring the loop to its pokes and retirements
-	mu   sync.Mutex
+	// poller is epfd registered with the Go runtime's own poller (an epoll
+	// instance is readable while it has events), so that the loop parks
+	// like any goroutine waiting for a socket instead of blocking its
+	// thread in epoll_wait: a goroutine blocked in a system call keeps its
+	// P until the runtime's monitor takes it back, which it does only every
+	// 10-20 ms once it has backed off, and with one P (a tracker pinned to
+	// one core) the UDP workers waited that long behind an idle loop.
+	poller *os.File
+	rc     syscall.RawConn
+	wake   int // an eventfd, written to bring the loop to its pokes and retirements
+	mu     sync.Mutex
 	// conns are the loop's connections by descriptor; a connection stays
 	// until the loop closes its descriptor, so a number here is always
 	// that connection's own.
@@ -51,13 +64,41 @@ func newLoop(readBuffer int) (*Loop, error) {
 		unix.Close(epfd)
 		return nil, err
 	}
-	return &Loop{epfd: epfd, wake: wake, conns: map[int]Conn{}, buf: make([]byte, readBuffer)}, nil
+	l := &Loop{epfd: epfd, wake: wake, conns: map[int]Conn{}, buf: make([]byte, readBuffer)}
+	if err := l.registerPoller(); err != nil {
+		l.closeUnused()
+		return nil, err
+	}
+	return l, nil
+}
+
+// registerPoller hands the epoll descriptor to the Go runtime's poller,
+// which owns it from then on (closing poller closes it).
+func (l *Loop) registerPoller() error {
+	if err := unix.SetNonblock(l.epfd, true); err != nil {
+		return err
+	}
+	l.poller = os.NewFile(uintptr(l.epfd), "epoll")
+	rc, err := l.poller.SyscallConn()
+	if err == nil {
+		// A descriptor the runtime could not poll has no deadlines.
+		err = l.poller.SetReadDeadline(time.Time{})
+	}
+	if err != nil {
+		return fmt.Errorf("engine: the Go runtime cannot poll an epoll descriptor: %w", err)
+	}
+	l.rc = rc
+	return nil
 }
 
 // closeUnused closes a loop that never ran.
 func (l *Loop) closeUnused() {
 	unix.Close(l.wake)
-	unix.Close(l.epfd)
+	if l.poller != nil {
+		l.poller.Close()
+	} else {
+		unix.Close(l.epfd)
+	}
 }
 
 // lingerer is a connection to close once it is shut, or at until.
@@ -172,21 +213,57 @@ func (l *Loop) run(stop <-chan struct{}) {
 		default:
 		}
 		l.busySince.Store(0)
-		n, err := unix.EpollWait(l.epfd, events, l.timeout())
+		n, err := l.wait(events)
 		now := time.Now()
 		l.now = now
 		l.busySince.Store(now.UnixNano())
-		if err != nil && err != unix.EINTR {
+		if err != nil {
 			return
 		}
-		l.serve(events[:max(n, 0)])
+		l.serve(events[:n])
 		l.tend(now)
 	}
 }
 
+// wait returns the events ready now, or, if there are none, parks the
+// loop's goroutine in the runtime's poller until there are some or
+// timeout has passed (then none). A busy loop never parks: it finds
+// events at once.
+func (l *Loop) wait(events []unix.EpollEvent) (int, error) {
+	n, err := epollWaitNow(l.epfd, events)
+	if n > 0 || err != nil {
+		return n, err
+	}
+	if err := l.poller.SetReadDeadline(time.Now().Add(l.timeout())); err != nil {
+		return 0, err
+	}
+	err = l.rc.Read(func(fd uintptr) bool {
+		n, err = epollWaitNow(int(fd), events)
+		return n > 0 || err != nil
+	})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// epollWaitNow is epoll_wait(2) with no timeout, which never blocks, as a
+// raw system call (see Read); EINTR cannot happen without a wait, but
+// counts as no events if it does.
+func epollWaitNow(epfd int, events []unix.EpollEvent) (int, error) {
+	n, _, errno := syscall.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	switch errno {
+	case 0:
+		return int(n), nil
+	case unix.EINTR:
+		return 0, nil
+	}
+	return 0, errno
+}
+
 // timeout is how long the loop may wait: until the next lingering
 // connection is due, or a second.
-func (l *Loop) timeout() int {
+func (l *Loop) timeout() time.Duration {
 	wait := time.Second
 	if len(l.lingering) > 0 {
 		next := l.lingering[0].until
@@ -197,7 +274,7 @@ func (l *Loop) timeout() int {
 		}
 		wait = min(wait, max(time.Until(next), 0))
 	}
-	return int((wait + time.Millisecond - 1) / time.Millisecond)
+	return wait
 }
 
 // serve handles one batch of events. Descriptors are closed only after a
