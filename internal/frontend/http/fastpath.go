@@ -242,13 +242,12 @@ func (s *Server) refuseConn(fd int) {
 	loop.Retire(r, time.Now().Add(lingerTime))
 }
 
-// refusal is a refused connection, closing gracefully: its reads are
-// discarded until its end of stream, lingerBytes, or lingerTime.
+// refusal is a refused connection, closing gracefully (see linger.go).
 type refusal struct {
-	s         *Server
-	fd        int
-	discarded int
-	shut      bool
+	s    *Server
+	fd   int
+	shut bool
+	discarder
 }
 
 func (r *refusal) FD() int         { return r.fd }
@@ -257,11 +256,7 @@ func (r *refusal) Shut()           { r.shut = true }
 func (r *refusal) Poked(time.Time) {}
 func (r *refusal) Closed()         { r.s.lingering.Add(-1); r.s.wg.Done() }
 func (r *refusal) Ready(_ uint32, buf []byte) {
-	n, err := engine.Read(r.fd, buf)
-	if err == unix.EAGAIN || err == unix.EINTR {
-		return
-	}
-	if r.discarded += n; n <= 0 || r.discarded >= lingerBytes {
+	if r.discard(r.fd, buf) {
 		r.shut = true // the loop closes it after this batch
 	}
 }

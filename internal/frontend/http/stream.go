@@ -38,10 +38,10 @@ type stream struct {
 	// not looked at yet.
 	fresh bool
 	// ending: the reply out is the last; closing: the connection is being
-	// closed gracefully, its reads discarded (discarded bytes so far);
-	// shut: it is done, and the loop closes its descriptor.
+	// closed gracefully, its reads discarded; shut: it is done, and the
+	// loop closes its descriptor.
 	ending, closing, shut bool
-	discarded             int
+	discarder
 }
 
 var inPool = sync.Pool{New: func() any { return new([MaxRequestSize]byte) }}
@@ -82,7 +82,9 @@ func (c *stream) Ready(events uint32, buf []byte) {
 		return
 	}
 	if c.closing {
-		c.discard(buf)
+		if c.discard(c.fd, buf) {
+			c.end()
+		}
 		return
 	}
 	if c.fresh { // what the fast path read comes first
@@ -385,37 +387,14 @@ func (c *stream) finish(reply []byte, unread bool) {
 	c.end()
 }
 
-// How long and how much a connection closed after an error is read from
-// before it is closed, and how many refused connections may linger so at
-// once. Half a second is what net/http waits for the same reason.
-const (
-	lingerTime   = 500 * time.Millisecond
-	lingerBytes  = 64 << 10
-	maxLingering = 256
-)
-
-// closeGracefully ends a connection whose request was not read to the end.
-// Closing it outright would answer the unread bytes with a reset, and a
-// reset can destroy the reply before the client reads it. So it sends the
-// end of stream after the reply, reads and discards what the client still
-// sends, for a moment and a bounded amount, and only then closes.
+// closeGracefully ends a connection whose request was not read to the end
+// (see linger.go): it sends the end of stream after the reply, and
+// discards what the client still sends until it may close.
 func (c *stream) closeGracefully() {
 	c.closing = true
 	c.waitingSince.Store(0)
 	unix.Shutdown(c.fd, unix.SHUT_WR)
 	c.loop.Linger(c, c.loop.Now().Add(lingerTime))
-}
-
-// discard reads and drops what a closing connection still sends, until its
-// end of stream or lingerBytes.
-func (c *stream) discard(buf []byte) {
-	n, err := engine.Read(c.fd, buf)
-	if err == unix.EAGAIN || err == unix.EINTR {
-		return
-	}
-	if c.discarded += n; n <= 0 || c.discarded >= lingerBytes {
-		c.end()
-	}
 }
 
 // end closes the stream at once: the loop closes its descriptor after the
