@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	nethttp "net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -91,6 +92,45 @@ func sentAll(t *testing.T, c net.Conn) bool {
 		done = err != nil || queued == 0 || ierr != nil || info.State == 7 // TCP_CLOSE
 	})
 	return done
+}
+
+// TestLastReplyWaitingForTheClientThenDiscards: a stream whose last reply
+// had to wait for the client to take it (the limit of requests reached,
+// more sent after) discards what the client sends after it, as one whose
+// last reply went at once does. It was polled for writes alone then: it
+// never read, and woke for its writable socket until its linger was over.
+func TestLastReplyWaitingForTheClientThenDiscards(t *testing.T) {
+	const limit = 50
+	s := echoServer(t)
+	s.opts.MaxRequests = limit
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := fds[1]
+	defer unix.Close(client)
+	unix.SetNonblock(fds[0], true)
+	// A send buffer smaller than the replies: the last waits in the stream.
+	unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<10)
+	s.opts.Open.Add(1)
+	s.handOff(fds[0], netip.MustParseAddr("192.0.2.1"), nil)
+	scrape := "GET /scrape?info_hash=bbbbbbbbbbbbbbbbbbbb HTTP/1.1\r\nHost: t\r\n\r\n"
+	after := bytes.Repeat([]byte("x"), 16<<10) // unread when the last reply goes
+	if _, err := unix.Write(client, append([]byte(strings.Repeat(scrape, limit)), after...)); err != nil {
+		t.Fatal(err)
+	}
+	if last := readReplies(t, client, make([]byte, 1<<20), limit); !bytes.Contains(last, []byte("Connection: close")) {
+		t.Fatalf("last reply %q", last)
+	}
+	tt.WaitFor(t, "the stream to discard what came after its last reply", func() bool {
+		s.mu.Lock()
+		open := len(s.conns) == 1
+		s.mu.Unlock()
+		queued, err := unix.IoctlGetInt(client, unix.SIOCOUTQ)
+		return err == nil && queued == 0 && open
+	})
+	unix.Shutdown(client, unix.SHUT_WR)
+	tt.WaitFor(t, "the stream to end", func() bool { return s.opts.Open.Load() == 0 })
 }
 
 // TestRefusalDiscardsWhileItsAnswerIsUnread: a refused client that sends

@@ -69,6 +69,12 @@ func (c *stream) Closed() {
 // Ready sends what the stream owes once the socket takes it, and reads
 // and answers requests while it owes nothing.
 func (c *stream) Ready(events uint32, buf []byte) {
+	if c.closing {
+		if events&(engine.ReadEvents|unix.EPOLLHUP|unix.EPOLLERR) != 0 && c.discard(c.fd, buf) {
+			c.end()
+		}
+		return
+	}
 	if events&unix.EPOLLOUT != 0 && !c.flush() {
 		return
 	}
@@ -79,12 +85,6 @@ func (c *stream) Ready(events uint32, buf []byte) {
 		return
 	}
 	if events&(engine.ReadEvents|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
-		return
-	}
-	if c.closing {
-		if c.discard(c.fd, buf) {
-			c.end()
-		}
 		return
 	}
 	if c.fresh { // what the fast path read comes first
@@ -350,12 +350,12 @@ func (c *stream) flush() bool {
 	}
 	c.out = nil
 	c.writingSince.Store(0)
-	if c.ending {
-		c.closeGracefully()
-		return false
-	}
 	if c.loop.Watch(c, engine.ReadEvents) != nil {
 		c.end()
+		return false
+	}
+	if c.ending { // it reads again, to discard
+		c.closeGracefully()
 		return false
 	}
 	if c.s.closing.Load() {
