@@ -3,6 +3,8 @@ package engine
 import (
 	"bytes"
 	"fmt"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -290,4 +292,43 @@ type blockingProbe struct {
 func (b *blockingProbe) Ready(ev uint32, buf []byte) {
 	b.once.Do(func() { close(b.in); <-b.release })
 	b.probe.Ready(ev, buf)
+}
+
+// TestIdleLoopParksInThePoller: a loop with nothing to do waits as a
+// goroutine waiting for a socket does ("IO wait"), not in a system call
+// that keeps its thread's P ("syscall"): with one P, every other
+// goroutine waited for the runtime to take the P back, 10-20 ms. Parked,
+// it still wakes for a connection's bytes.
+func TestIdleLoopParksInThePoller(t *testing.T) {
+	h := newHarness(t)
+	m := h.add()
+	loopStates := func() []string {
+		buf := make([]byte, 1<<20)
+		var states []string
+		for _, g := range bytes.Split(buf[:runtime.Stack(buf, true)], []byte("\n\n")) {
+			if bytes.Contains(g, []byte("engine.(*Loop).run")) {
+				header, _, _ := bytes.Cut(g, []byte("\n"))
+				states = append(states, string(header))
+			}
+		}
+		return states
+	}
+	for round := range 3 {
+		tt.WaitFor(t, "every loop to park in the poller", func() bool {
+			states := loopStates()
+			for _, s := range states {
+				if !strings.Contains(s, "[IO wait") {
+					return false
+				}
+			}
+			return len(states) == runtime.GOMAXPROCS(0)
+		})
+		data := []byte(fmt.Sprint("round ", round))
+		if _, err := unix.Write(m.peer, data); err != nil {
+			t.Fatal(err)
+		}
+		m.sent = append(m.sent, data...)
+		h.check()
+	}
+	h.finish()
 }

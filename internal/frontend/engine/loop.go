@@ -25,8 +25,15 @@ type Loop struct {
 	// one core) the UDP workers waited that long behind an idle loop.
 	poller *os.File
 	rc     syscall.RawConn
-	wake   int // an eventfd, written to bring the loop to its pokes and retirements
-	mu     sync.Mutex
+	// pollFn is pollReady as a func made once (a closure made at each wait
+	// would be an allocation), and pollEvents, pollN and pollErr its
+	// arguments and results.
+	pollFn     func(uintptr) bool
+	pollEvents []unix.EpollEvent
+	pollN      int
+	pollErr    error
+	wake       int // an eventfd, written to bring the loop to its pokes and retirements
+	mu         sync.Mutex
 	// conns are the loop's connections by descriptor; a connection stays
 	// until the loop closes its descriptor, so a number here is always
 	// that connection's own.
@@ -88,6 +95,7 @@ func (l *Loop) registerPoller() error {
 		return fmt.Errorf("engine: the Go runtime cannot poll an epoll descriptor: %w", err)
 	}
 	l.rc = rc
+	l.pollFn = l.pollReady
 	return nil
 }
 
@@ -237,14 +245,22 @@ func (l *Loop) wait(events []unix.EpollEvent) (int, error) {
 	if err := l.poller.SetReadDeadline(time.Now().Add(l.timeout())); err != nil {
 		return 0, err
 	}
-	err = l.rc.Read(func(fd uintptr) bool {
-		n, err = epollWaitNow(int(fd), events)
-		return n > 0 || err != nil
-	})
+	l.pollEvents = events
+	err = l.rc.Read(l.pollFn)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return 0, nil
 	}
-	return n, err
+	if err != nil {
+		return 0, err
+	}
+	return l.pollN, l.pollErr
+}
+
+// pollReady takes the events ready now, for the runtime's poller: false
+// asks it to wait until the epoll instance is readable.
+func (l *Loop) pollReady(fd uintptr) bool {
+	l.pollN, l.pollErr = epollWaitNow(int(fd), l.pollEvents)
+	return l.pollN > 0 || l.pollErr != nil
 }
 
 // epollWaitNow is epoll_wait(2) with no timeout, which never blocks, as a
