@@ -80,6 +80,10 @@ type Server struct {
 	fastBusySince atomic.Int64
 	hosts         atomic.Pointer[Hosts]
 	closing       atomic.Bool
+	// write is how streams write their replies: engine.Write, or a test's
+	// own, which acts there as another goroutine might, between a stream's
+	// composing its replies and the socket's taking them.
+	write func(fd int, p []byte) (int, error)
 
 	mu      sync.Mutex
 	rawFile *os.File // the duplicate of the listener accepted on
@@ -89,7 +93,7 @@ type Server struct {
 
 // NewServer prepares a server; Serve starts it.
 func NewServer(ln net.Listener, tracker bittorrent.Tracker, opts Options, m *metrics.Metrics, log *logrus.Logger) *Server {
-	s := &Server{ln: ln, tracker: tracker, opts: opts, log: log, conns: map[*stream]struct{}{}, engine: opts.Engine}
+	s := &Server{ln: ln, tracker: tracker, opts: opts, log: log, conns: map[*stream]struct{}{}, engine: opts.Engine, write: engine.Write}
 	s.hosts.Store(AnyHost)
 	for i := range s.counters {
 		s.counters[i] = m.NewHTTP()

@@ -243,11 +243,11 @@ func (c *stream) tooLarge(sc *conn) {
 }
 
 // keep keeps rest, the start of a request, for the next read; with nothing
-// kept, the stream is idle and holds no buffer.
+// kept, the stream holds no buffer (and is idle once its replies are out:
+// waitForRequest).
 func (c *stream) keep(rest []byte) {
 	if len(rest) == 0 {
 		c.releaseIn()
-		c.idleSince.Store(c.loop.Now().UnixNano())
 		return
 	}
 	if c.in == nil {
@@ -305,7 +305,7 @@ func (c *stream) send(replies []byte) {
 		c.waitingSince.CompareAndSwap(0, c.loop.Now().UnixNano())
 		return
 	}
-	n, err := engine.Write(c.fd, replies)
+	n, err := c.s.write(c.fd, replies)
 	if err == unix.EAGAIN {
 		n, err = 0, nil
 	}
@@ -317,8 +317,7 @@ func (c *stream) send(replies []byte) {
 		c.waitForRequest()
 		return
 	}
-	c.out = append(c.out[:0:0], replies[n:]...)
-	c.leaveIdle() // owing a reply, it is not idle (an eviction already made stays)
+	c.out = append(c.out[:0:0], replies[n:]...) // owing them, it is not idle
 	c.waitingSince.Store(0)
 	c.writingSince.Store(c.loop.Now().UnixNano())
 	if c.loop.Watch(c, unix.EPOLLOUT) != nil {
@@ -329,15 +328,21 @@ func (c *stream) send(replies []byte) {
 // waitForRequest starts the read timeout's clock for the next request,
 // once the replies to the last ones are out: the next may have begun to
 // arrive with them (a pipelining client always has one on the way), but
-// its time counts from now.
+// its time counts from now. With nothing of it kept, and more to come,
+// the stream is idle from now, and may be evicted: only now that it owes
+// nothing, lest an eviction end it or answer 503 with replies unsent.
 func (c *stream) waitForRequest() {
-	c.waitingSince.Store(c.loop.Now().UnixNano())
+	now := c.loop.Now().UnixNano()
+	c.waitingSince.Store(now)
+	if c.in == nil && !c.ending {
+		c.idleSince.CompareAndSwap(0, now) // an eviction already made stays
+	}
 }
 
 // flush sends what the stream owes; false if it ended. Once all is out, it
 // reads again, or, if that was its last reply, closes.
 func (c *stream) flush() bool {
-	n, err := engine.Write(c.fd, c.out)
+	n, err := c.s.write(c.fd, c.out)
 	if err == unix.EAGAIN {
 		return true
 	}
@@ -363,9 +368,7 @@ func (c *stream) flush() bool {
 		return false
 	}
 	c.waitForRequest()
-	if c.in == nil {
-		c.idleSince.CompareAndSwap(0, c.loop.Now().UnixNano())
-	} else { // requests that came with the last ones wait no more
+	if c.in != nil { // requests that came with the last ones wait no more
 		c.serve(c.in[:c.inLen])
 	}
 	return true
