@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	nethttp "net/http"
 	"net/netip"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -152,10 +154,10 @@ func FuzzStreamChunking(f *testing.F) {
 // that never read a stream of scrapes (the write timeout ends them), and
 // silent ones. Every reader gets exactly its replies, well-formed and in
 // order, or a 503 and the end; and once all are gone the exact reference
-// holds: no connection counted, none tracked, the descriptors of the
-// process as before the server existed.
+// holds: no connection counted, none tracked, no descriptor open that was
+// not before the server existed.
 func TestStressStreamsEndInReference(t *testing.T) {
-	before := tt.OpenDescriptors(t)
+	before := settledDescriptors(t)
 	open := new(atomic.Int64)
 	s, ln := cappedServer(t, 16, open, false)
 	s.opts.ReadTimeout, s.opts.WriteTimeout = 500*time.Millisecond, 200*time.Millisecond
@@ -189,8 +191,87 @@ func TestStressStreamsEndInReference(t *testing.T) {
 	})
 	s.Close()
 	<-served
-	if n := tt.OpenDescriptors(t); n != before {
-		t.Fatalf("%d descriptors open, %d before the server", n, before)
+	var opened []string
+	defer func() {
+		if len(opened) > 0 { // WaitFor gave up: say which
+			t.Logf("open since the server began: %v", opened)
+		}
+	}()
+	tt.WaitFor(t, "no descriptor open that was not before the server", func() bool {
+		opened = openedSince(t, before)
+		return len(opened) == 0
+	})
+}
+
+// descriptors are the process's open descriptors, each with what it names
+// (a socket by its inode, a file by its path).
+func descriptors(t testing.TB) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	fds := make(map[string]string, len(entries))
+	for _, e := range entries {
+		// The directory's own descriptor is gone by now: it names nothing.
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil {
+			fds[e.Name()] = target
+		}
+	}
+	return fds
+}
+
+// settledDescriptors are the process's descriptors once they have held
+// still for 20 ms: earlier tests' servers may still be closing theirs.
+func settledDescriptors(t testing.TB) map[string]string {
+	t.Helper()
+	var last map[string]string
+	var since time.Time
+	tt.WaitFor(t, "the descriptors to settle", func() bool {
+		if fds := descriptors(t); !maps.Equal(fds, last) {
+			last, since = fds, time.Now()
+		}
+		return time.Since(since) >= 20*time.Millisecond
+	})
+	return last
+}
+
+// openedSince lists the descriptors open now that were not in before, the
+// same number naming the same thing: any such is a leak, whatever closed
+// meanwhile of before.
+func openedSince(t testing.TB, before map[string]string) []string {
+	var opened []string
+	for fd, target := range descriptors(t) {
+		if before[fd] != target {
+			opened = append(opened, fd+" "+target)
+		}
+	}
+	return opened
+}
+
+// TestDescriptorReference: the stress test's reference holds however many
+// of the process's descriptors from before close meanwhile (an earlier
+// test's server still closing its own made the count lower than at the
+// start, and failed the test), and still names a descriptor opened since
+// and left open, even when as many closed as were opened.
+func TestDescriptorReference(t *testing.T) {
+	var earlier, leaked [2]int
+	if err := unix.Pipe2(earlier[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	before := settledDescriptors(t)
+	unix.Close(earlier[0])
+	unix.Close(earlier[1])
+	if opened := openedSince(t, before); len(opened) > 0 {
+		t.Fatalf("with two descriptors from before closed, %v open since", opened)
+	}
+	if err := unix.Pipe2(leaked[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(leaked[0])
+	defer unix.Close(leaked[1])
+	if opened := openedSince(t, before); len(opened) != 2 {
+		t.Fatalf("with two descriptors from before closed and two opened (%v), %v open since", leaked, opened)
 	}
 }
 
