@@ -92,8 +92,9 @@ func TestNoRequestIsDroppedAtTheCap(t *testing.T) {
 	// something, so that none is taken for idle while its request is on
 	// its way.
 	s, ln := cappedServer(t, limit, new(atomic.Int64), true)
-	go s.Serve()
-	defer s.Close()
+	served := make(chan struct{})
+	go func() { s.Serve(); close(served) }()
+	defer func() { s.Close(); <-served }() // after the clients close
 	// All but one slot held by partial requests.
 	for range limit - 1 {
 		c, err := net.Dial("tcp", ln.Addr().String())

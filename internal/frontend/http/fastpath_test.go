@@ -49,8 +49,9 @@ func TestNewConnectionAllocatesAtMostOnce(t *testing.T) {
 	budget := ratelimit.New(ratelimit.Config{Rate: 1e9, Burst: 1e6, Tracked: 1000}) // on, never exceeded
 	s := NewServer(ln, store, Options{ReadTimeout: time.Second, WriteTimeout: time.Second, MaxConnections: 100, Open: new(atomic.Int64), Budget: budget}, metrics.New(nil), log)
 	s.SetHosts(NewHosts([]string{"t"}))
-	go s.Serve()
-	defer s.Close()
+	served := make(chan struct{})
+	go func() { s.Serve(); close(served) }()
+	defer func() { s.Close(); <-served }()
 
 	request := []byte("GET /announce?info_hash=fast-path-allocation&peer_id=-qB4500-012345678901&port=7000&left=1&numwant=50 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
 	sa := &unix.SockaddrInet4{Port: ln.Addr().(*net.TCPAddr).Port, Addr: [4]byte{127, 0, 0, 1}}
