@@ -89,7 +89,7 @@ func sentAll(t *testing.T, c net.Conn) bool {
 	rc.Control(func(fd uintptr) {
 		queued, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
 		info, ierr := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-		done = err != nil || queued == 0 || ierr != nil || info.State == 7 // TCP_CLOSE
+		done = err != nil || queued == 0 || ierr != nil || info.State == unix.BPF_TCP_CLOSE
 	})
 	return done
 }
