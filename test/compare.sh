@@ -27,6 +27,12 @@
 # CAP=N caps each tracker at N% of its core (the cgroup v1 cpu controller
 # at /sys/fs/cgroup/cpu), so that the generator saturates it: capacity,
 # where two cores cannot otherwise show it.
+# PACED="udp100k=150000 keepalive=140000" then plays each named workload
+# open loop at that many requests a second (`trakx bench -rate`: sent on
+# schedule whether or not answers came, latency from the scheduled time)
+# on a fresh trakx and on the floor, and prints p50/p99/p99.9 and the
+# tracker's CPU: latency under load, read against what the kernel and the
+# generator add on their own (the floor's).
 # Writes its raw output to ${OUT:-/tmp/trakx-compare}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -189,3 +195,42 @@ for kind in $kinds; do
   fi
   printf '%-38s %10sµs %10sµs %10sµs\n' "  p99 latency" "$tp" "$op" "$fp"
 done
+
+# paced NAME PORT KIND RATE: one open-loop run of a workload (its
+# in-flight window replaced by a schedule); prints "p50 p99 p99.9 cpu%".
+paced() {
+  local name=$1 port=$2 kind=$3 rate=$4 t0 t1 start end args
+  args=$(sed 's/-inflight [0-9]*//' <<<"${workload[$kind]}")
+  t0=$(cpu_ticks "$pid"); start=$(date +%s.%N)
+  # shellcheck disable=SC2086 # the workload's arguments, split into words
+  taskset -c 1 "$trakx" bench -target "127.0.0.1:$port" -duration "${secs}s" -warmup 2s -rate "$rate" -timeout 1s $args > "$out/$name-$kind-paced.txt"
+  t1=$(cpu_ticks "$pid"); end=$(date +%s.%N)
+  local f=$out/$name-$kind-paced.txt
+  local p50 p99 p999 timeouts
+  p50=$(sed -n 's/^RESULT.* p50_us=\([0-9]*\).*/\1/p' "$f")
+  p99=$(sed -n 's/^RESULT.* p99_us=\([0-9]*\).*/\1/p' "$f")
+  p999=$(sed -n 's/^RESULT.* p999_us=\([0-9]*\).*/\1/p' "$f")
+  timeouts=$(sed -n 's/^RESULT.* timeouts=\([0-9]*\).*/\1/p' "$f")
+  echo "$p50 $p99 $p999 $(awk -v a="$t0" -v b="$t1" -v s="$start" -v e="$end" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", 100 * (b - a) / hz / (e - s) }') $timeouts"
+}
+
+if [ -n "${PACED:-}" ]; then
+  echo
+  echo "open loop (trakx bench -rate), ${secs}s after 2s of warm-up, a fresh tracker each; latency from each request's scheduled time"
+  printf '%-26s %-7s %9s %9s %9s %6s %9s\n' "" "" p50/µs p99/µs p99.9/µs CPU timeouts
+  for spec in $PACED; do
+    kind=${spec%%=*} rate=${spec#*=}
+    for name in trakx floor; do
+      [ "$name" = floor ] && [ -z "$floor_bin" ] && continue
+      if [ "$name" = trakx ]; then
+        start_tracker trakx "$port_trakx"; port=$port_trakx
+      else
+        responder=nullhttp; [ "${kind#udp}" != "$kind" ] && responder=nulludp
+        start_tracker "$responder" "$port_floor" "${floor_peers[$kind]:-25}"; port=$port_floor
+      fi
+      read -r p50 p99 p999 cpu timeouts <<<"$(paced "$name" "$port" "$kind" "$rate")"
+      stop_tracker
+      printf '%-26s %-7s %9s %9s %9s %5s%% %9s\n' "$kind at $rate/s" "$name" "$p50" "$p99" "$p999" "$cpu" "$timeouts"
+    done
+  done
+fi
