@@ -27,11 +27,7 @@ func TestEvictionSparesAStreamOwingReplies(t *testing.T) {
 	request := func(i int) string {
 		return fmt.Sprintf("GET /scrape?info_hash=%020d HTTP/1.1\r\nHost: t\r\n\r\n", i)
 	}
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, client := fds[0], fds[1]
+	server, client := socketPair(t)
 	defer unix.Close(client)
 	s := echoServer(t)
 	// On the stream's first write, another request comes, then an
@@ -46,7 +42,6 @@ func TestEvictionSparesAStreamOwingReplies(t *testing.T) {
 		}
 		return engine.Write(fd, p)
 	}
-	unix.SetNonblock(server, true)
 	// A send buffer smaller than the replies: most wait in the stream.
 	unix.SetsockoptInt(server, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<10)
 	s.opts.Open.Add(1)

@@ -82,6 +82,16 @@ func runEngine(t testing.TB, s *Server) {
 // servePair hands one end of a socket pair to s as a connection the fast
 // path passed on, and returns the other end, a blocking descriptor.
 func servePair(t testing.TB, s *Server) int {
+	server, client := socketPair(t)
+	s.opts.Open.Add(1) // as admit does
+	s.handOff(server, netip.MustParseAddr("192.0.2.1"), nil)
+	return client
+}
+
+// socketPair is a connected pair of stream sockets: the server's end
+// non-blocking, as an accepted connection is, the client's blocking. The
+// caller closes the client's.
+func socketPair(t testing.TB) (server, client int) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -89,9 +99,7 @@ func servePair(t testing.TB, s *Server) int {
 	if err := unix.SetNonblock(fds[0], true); err != nil {
 		t.Fatal(err)
 	}
-	s.opts.Open.Add(1) // as admit does
-	s.handOff(fds[0], netip.MustParseAddr("192.0.2.1"), nil)
-	return fds[1]
+	return fds[0], fds[1]
 }
 
 // exchange sends request n times on fd, up to 16 at a time in one write,

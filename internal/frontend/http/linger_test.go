@@ -103,17 +103,12 @@ func TestLastReplyWaitingForTheClientThenDiscards(t *testing.T) {
 	const limit = 50
 	s := echoServer(t)
 	s.opts.MaxRequests = limit
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := fds[1]
+	server, client := socketPair(t)
 	defer unix.Close(client)
-	unix.SetNonblock(fds[0], true)
 	// A send buffer smaller than the replies: the last waits in the stream.
-	unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<10)
+	unix.SetsockoptInt(server, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<10)
 	s.opts.Open.Add(1)
-	s.handOff(fds[0], netip.MustParseAddr("192.0.2.1"), nil)
+	s.handOff(server, netip.MustParseAddr("192.0.2.1"), nil)
 	scrape := "GET /scrape?info_hash=bbbbbbbbbbbbbbbbbbbb HTTP/1.1\r\nHost: t\r\n\r\n"
 	after := bytes.Repeat([]byte("x"), 16<<10) // unread when the last reply goes
 	if _, err := unix.Write(client, append([]byte(strings.Repeat(scrape, limit)), after...)); err != nil {
@@ -142,14 +137,9 @@ func TestLastReplyWaitingForTheClientThenDiscards(t *testing.T) {
 // pair, here, shows only that the refusal stopped reading).
 func TestRefusalDiscardsWhileItsAnswerIsUnread(t *testing.T) {
 	s := echoServer(t)
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := fds[1]
+	server, client := socketPair(t)
 	defer unix.Close(client)
-	unix.SetNonblock(fds[0], true)
-	s.refuseConn(fds[0])
+	s.refuseConn(server)
 	request := bytes.Repeat([]byte("x"), 4*lingerBytes)
 	for sent := 0; sent < len(request); {
 		n, err := unix.Write(client, request[sent:])

@@ -55,13 +55,8 @@ func echoServer(t testing.TB) *Server {
 // each read by the server before the next is sent; then the end of
 // stream. It returns every byte the server sent until it closed.
 func converse(t testing.TB, s *Server, data []byte, cuts []int) []byte {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := fds[1]
+	server, client := socketPair(t)
 	defer unix.Close(client)
-	unix.SetNonblock(fds[0], true)
 	replies := make(chan []byte, 1)
 	go func() {
 		var all []byte
@@ -80,7 +75,7 @@ func converse(t testing.TB, s *Server, data []byte, cuts []int) []byte {
 		first, cuts = cuts[0], cuts[1:]
 	}
 	s.opts.Open.Add(1)
-	s.handOff(fds[0], netip.MustParseAddr("192.0.2.1"), data[:first])
+	s.handOff(server, netip.MustParseAddr("192.0.2.1"), data[:first])
 	for at := first; at < len(data); {
 		next := len(data)
 		if len(cuts) > 0 {
