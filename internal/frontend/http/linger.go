@@ -7,10 +7,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A connection closed with bytes of the client's unread is closed
-// gracefully: closing it outright would answer them with a reset, and a
-// reset destroys what the socket still holds of the reply, and can
-// destroy what the client has not read of it yet. So the connection sends
+// A connection that has answered, or has bytes of the client's unread,
+// is closed gracefully: closing it outright would answer what the client
+// sends (or has sent) with a reset, and a reset destroys what the socket
+// still holds of the replies, and what the client has not read of them. So the connection sends
 // the end of stream after its reply, then reads and discards what the
 // client still sends, and is closed only once it may: at the client's end
 // of stream, or once it has discarded lingerBytes and the client has

@@ -114,8 +114,13 @@ func (c *stream) Poked(now time.Time) {
 		c.evicted()
 		return
 	}
-	if c.expired(now.UnixNano()) || (c.s.closing.Load() && len(c.out) == 0) {
-		c.end()
+	expired := c.expired(now.UnixNano())
+	switch {
+	case expired && len(c.out) > 0:
+		c.end() // the client takes no more: what it is owed cannot reach it
+		return
+	case expired || (c.s.closing.Load() && len(c.out) == 0):
+		c.closeGracefully()
 		return
 	}
 	if c.fresh {
@@ -124,15 +129,15 @@ func (c *stream) Poked(now time.Time) {
 }
 
 // evicted ends a stream evicted to make room. A request that came just
-// before gets 503 rather than a reset: closing with it unread would send
-// one.
+// before gets 503; either way the stream closes gracefully, as after
+// every reply: its replies may still be on their way to the client.
 func (c *stream) evicted() {
 	var probe [1]byte
 	if n, _ := engine.Read(c.fd, probe[:]); n > 0 {
-		c.finish(tooManyConnections, true)
+		c.finish(tooManyConnections)
 		return
 	}
-	c.end()
+	c.closeGracefully()
 }
 
 // expired reports whether the stream has waited for a request for longer
@@ -167,7 +172,7 @@ func (c *stream) read(buf []byte) {
 		return
 	}
 	if !c.leaveIdle() { // a request came just as it was evicted: tell it
-		c.finish(tooManyConnections, true)
+		c.finish(tooManyConnections)
 		return
 	}
 	if c.in != nil {
@@ -218,7 +223,7 @@ func (c *stream) serveBatch(sc *conn, data []byte) bool {
 			continue
 		case lastReply:
 			sc.batch = append(sc.batch, sc.out...)
-			c.finish(sc.batch, start < len(data))
+			c.finish(sc.batch)
 		case stop:
 		}
 		return false
@@ -239,7 +244,7 @@ func (c *stream) serveBatch(sc *conn, data []byte) bool {
 func (c *stream) tooLarge(sc *conn) {
 	c.s.rejectReply(sc, c.counters, c.peer, 431, "Request Header Fields Too Large", "request too large")
 	sc.batch = append(sc.batch, sc.out...)
-	c.finish(sc.batch, true)
+	c.finish(sc.batch)
 }
 
 // keep keeps rest, the start of a request, for the next read; with nothing
@@ -364,7 +369,7 @@ func (c *stream) flush() bool {
 		return false
 	}
 	if c.s.closing.Load() {
-		c.end()
+		c.closeGracefully()
 		return false
 	}
 	c.waitForRequest()
@@ -374,25 +379,25 @@ func (c *stream) flush() bool {
 	return true
 }
 
-// finish sends the stream's last reply and closes it: at once if the
-// request was read to its end, gracefully if unread bytes might follow.
-func (c *stream) finish(reply []byte, unread bool) {
+// finish sends the stream's last reply and closes it gracefully.
+func (c *stream) finish(reply []byte) {
 	c.ending = true
 	c.releaseIn()
 	c.send(reply)
 	if len(c.out) > 0 || c.shut {
 		return // flush closes it once the reply is out
 	}
-	if unread {
-		c.closeGracefully()
-		return
-	}
-	c.end()
+	c.closeGracefully()
 }
 
-// closeGracefully ends a connection whose request was not read to the end
-// (see linger.go): it sends the end of stream after the reply, and
-// discards what the client still sends until it may close.
+// closeGracefully ends a connection that has answered (see linger.go): it
+// sends the end of stream after its replies, and discards what the client
+// still sends until it may close. Every end after a reply is graceful,
+// not only one with a request's bytes unread: a pipelining client may
+// send again at any moment, even when nothing more had come when the last
+// reply went, and a closed socket answers what comes with a reset, which
+// destroys the replies the client has not read yet (at the request limit,
+// at an eviction, at shutdown).
 func (c *stream) closeGracefully() {
 	c.closing = true
 	c.waitingSince.Store(0)
