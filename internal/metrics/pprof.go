@@ -14,7 +14,8 @@ import (
 // CPU profile), /debug/pprof/trace?seconds=N (an execution trace, for
 // `go tool trace`: what ran when, which is what a latency tail needs) and
 // /debug/pprof/NAME for the runtime's named profiles (heap, goroutine,
-// allocs, block, mutex, threadcreate), in the format `go tool pprof` reads. It is written on runtime/pprof rather than by
+// allocs, block, mutex, threadcreate), in the format `go tool pprof` reads,
+// or as text with ?debug=1 (or 2: every goroutine's stack). It is written on runtime/pprof rather than by
 // importing net/http/pprof, whose init puts the handlers on
 // http.DefaultServeMux for anything in the process that serves it.
 func servePprof(mux *http.ServeMux) {
@@ -26,8 +27,15 @@ func servePprof(mux *http.ServeMux) {
 			http.Error(w, fmt.Sprintf("no profile %q", r.PathValue("name")), http.StatusNotFound)
 			return
 		}
-		w.Header().Set("Content-Type", "application/octet-stream")
-		p.WriteTo(w, 0)
+		// ?debug=1 or 2: as text (debug=2, goroutines with their full
+		// stacks), as net/http/pprof serves them.
+		debug, _ := strconv.Atoi(r.URL.Query().Get("debug"))
+		if debug > 0 {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		} else {
+			w.Header().Set("Content-Type", "application/octet-stream")
+		}
+		p.WriteTo(w, debug)
 	})
 }
 
