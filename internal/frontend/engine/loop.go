@@ -238,15 +238,14 @@ func (l *Loop) run(stop <-chan struct{}) {
 // timeout has passed (then none). A busy loop never parks: it finds
 // events at once.
 func (l *Loop) wait(events []unix.EpollEvent) (int, error) {
-	n, err := epollWaitNow(l.epfd, events)
-	if n > 0 || err != nil {
-		return n, err
+	l.pollEvents = events
+	if l.pollReady(uintptr(l.epfd)) {
+		return l.pollN, l.pollErr
 	}
 	if err := l.poller.SetReadDeadline(time.Now().Add(l.timeout())); err != nil {
 		return 0, err
 	}
-	l.pollEvents = events
-	err = l.rc.Read(l.pollFn)
+	err := l.rc.Read(l.pollFn)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return 0, nil
 	}

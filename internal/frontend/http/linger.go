@@ -10,15 +10,16 @@ import (
 // A connection that has answered, or has bytes of the client's unread,
 // is closed gracefully: closing it outright would answer what the client
 // sends (or has sent) with a reset, and a reset destroys what the socket
-// still holds of the replies, and what the client has not read of them. So the connection sends
-// the end of stream after its reply, then reads and discards what the
-// client still sends, and is closed only once it may: at the client's end
-// of stream, or once it has discarded lingerBytes and the client has
-// every byte of its replies (a client that pipelines past the last reply
-// reads them only once it has sent the rest), or once it has discarded
-// maxDiscard bytes or lingered for lingerTime, owed bytes or not.
-// maxLingering refused connections may linger so at once. Half a second
-// is what net/http waits for the same reason.
+// still holds of the replies, and what the client has not read of them.
+// So the connection sends the end of stream after its replies, then reads
+// and discards what the client still sends, and is closed only once it
+// may: at the client's end of stream, or once it has discarded
+// lingerBytes and the client has every byte of its replies (a client that
+// pipelines past the last reply reads them only once it has sent the
+// rest), or once it has discarded maxDiscard bytes or lingered for
+// lingerTime, owed bytes or not. maxLingering refused connections may
+// linger so at once. Half a second is what net/http waits for the same
+// reason.
 const (
 	lingerTime   = 500 * time.Millisecond
 	lingerBytes  = 64 << 10

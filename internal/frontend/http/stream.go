@@ -364,11 +364,7 @@ func (c *stream) flush() bool {
 		c.end()
 		return false
 	}
-	if c.ending { // it reads again, to discard
-		c.closeGracefully()
-		return false
-	}
-	if c.s.closing.Load() {
+	if c.ending || c.s.closing.Load() { // it reads again, to discard
 		c.closeGracefully()
 		return false
 	}
