@@ -100,6 +100,7 @@ func (d *Daemon) notify(state string) {
 	}
 }
 
+// status is the STATUS= line systemctl status shows.
 func (d *Daemon) status() string {
 	st := d.store.Stats()
 	return fmt.Sprintf("STATUS=%d peers in %d torrents", st.Peers(), st.Torrents)
@@ -108,17 +109,26 @@ func (d *Daemon) status() string {
 // stalled reports whether any frontend has a request stuck for longer than
 // limit: a UDP worker, an HTTP connection, or a WebSocket polling loop.
 func (d *Daemon) stalled(limit time.Duration) bool {
-	for _, s := range d.udp {
-		if s.Stalled(limit) {
-			return true
-		}
-	}
-	for _, s := range d.http {
-		if s.Stalled(limit) {
+	for _, f := range d.frontends {
+		if f.Stalled(limit) {
 			return true
 		}
 	}
 	return d.engine != nil && d.engine.Stalled(limit)
+}
+
+// startWatchdog pings systemd's watchdog, if the unit asks for one
+// (WatchdogSec=).
+func (d *Daemon) startWatchdog() {
+	interval, err := sddaemon.SdWatchdogEnabled(false)
+	if err != nil {
+		d.log.WithError(err).Warn("watchdog settings")
+		return
+	}
+	if interval > 0 {
+		writeTimeout := d.cfg.HTTP.WriteTimeout.Duration
+		d.goServe(func() { d.watchdog(interval, writeTimeout) })
+	}
 }
 
 // watchdog pings systemd at half the interval it asked for, but only while

@@ -54,6 +54,10 @@ type Options struct {
 	// Engine serves the connections that outlive their first read; nil:
 	// the server makes one of its own, which Serve runs.
 	Engine *engine.Engine
+	// Hosts are the host names served (http.allowed_hosts), shared by
+	// every server given the same pointer, so that one store reconfigures
+	// them all; nil: the server keeps its own, AnyHost until SetHosts.
+	Hosts *atomic.Pointer[Hosts]
 }
 
 // ReadBuffer is the least read buffer an engine serving HTTP needs.
@@ -78,7 +82,7 @@ type Server struct {
 	// fastBusySince is when the fast path began the request it is on
 	// (unix nanoseconds), or 0: the watchdog's view of the accept loop.
 	fastBusySince atomic.Int64
-	hosts         atomic.Pointer[Hosts]
+	hosts         *atomic.Pointer[Hosts]
 	closing       atomic.Bool
 	// write is how streams write their replies: engine.Write, or a test's
 	// own, which acts there as another goroutine might, between a stream's
@@ -94,19 +98,28 @@ type Server struct {
 // NewServer prepares a server; Serve starts it.
 func NewServer(ln net.Listener, tracker bittorrent.Tracker, opts Options, m *metrics.Metrics, log *logrus.Logger) *Server {
 	s := &Server{ln: ln, tracker: tracker, opts: opts, log: log, conns: map[*stream]struct{}{}, engine: opts.Engine, write: engine.Write}
-	s.hosts.Store(AnyHost)
+	if s.hosts = opts.Hosts; s.hosts == nil {
+		s.hosts = new(atomic.Pointer[Hosts])
+	}
+	if s.hosts.Load() == nil {
+		s.hosts.Store(AnyHost)
+	}
 	for i := range s.counters {
 		s.counters[i] = m.NewHTTP()
 	}
 	return s
 }
 
-// SetHosts sets the host names served (http.allowed_hosts); it may be
-// called while requests are served.
+// SetHosts sets the host names served (http.allowed_hosts), for every
+// server sharing Options.Hosts; it may be called while requests are
+// served.
 func (s *Server) SetHosts(h *Hosts) { s.hosts.Store(h) }
 
 // Addr is the listener's address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Describe is the start-up line's part for the server.
+func (s *Server) Describe() string { return "http " + s.Addr().String() }
 
 // Serve accepts connections until Close, then waits for every connection to
 // finish the request it is on. It logs an error and returns at once if the

@@ -42,6 +42,9 @@ func NewServer(conn *net.UDPConn, tracker bittorrent.Tracker, ids *udpproto.Conn
 // Addr is the socket's local address.
 func (s *Server) Addr() net.Addr { return s.conn.LocalAddr() }
 
+// Describe is the start-up line's part for the server.
+func (s *Server) Describe() string { return "udp " + s.Addr().String() }
+
 // Serve answers requests with one worker per CPU and returns once Close has
 // been called and every worker has finished the request it was on.
 func (s *Server) Serve() {

@@ -91,6 +91,9 @@ type Server struct {
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
 	closing bool
+
+	stop     chan struct{} // closed by Close: Serve's stop
+	stopOnce sync.Once
 }
 
 // NewServer prepares a server and its polling loops; Run starts them.
@@ -102,7 +105,7 @@ func NewServer(opts Options, gate Gate, m *metrics.Metrics, log *logrus.Logger) 
 		opts.Open = new(atomic.Int64)
 	}
 	s := &Server{opts: opts, gate: gate, swarms: wsswarm.New[*conn](), counters: &m.WebSocket, log: log, conns: map[*conn]struct{}{},
-		engine: opts.Engine}
+		engine: opts.Engine, stop: make(chan struct{})}
 	if s.engine == nil {
 		e, err := engine.New(ReadBuffer(opts.MaxMessageBytes))
 		if err != nil {
@@ -279,13 +282,22 @@ func (s *Server) Stall(h *bittorrent.InfoHash) (release func()) {
 	return s.swarms.Stall(h)
 }
 
+// Serve is Run until Close: the server as a frontend.Frontend.
+func (s *Server) Serve() { s.Run(s.stop) }
+
+// Describe is the start-up line's part for the server.
+func (s *Server) Describe() string { return "websocket at /announce on the http listeners" }
+
 // Close says goodbye (close code 1001) to every connection and closes it;
-// later upgrades are refused the same way.
-func (s *Server) Close() {
+// later upgrades are refused the same way. Serve returns once the loops
+// have closed them.
+func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closing = true
 	s.mu.Unlock()
 	for _, c := range s.snapshot() {
 		c.close(ws.StatusGoingAway, "tracker shutting down")
 	}
+	s.stopOnce.Do(func() { close(s.stop) })
+	return nil
 }

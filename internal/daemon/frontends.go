@@ -1,0 +1,113 @@
+package daemon
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/trakx/trakx/internal/config"
+	"github.com/trakx/trakx/internal/frontend/engine"
+	"github.com/trakx/trakx/internal/frontend/http"
+	"github.com/trakx/trakx/internal/frontend/udp"
+	"github.com/trakx/trakx/internal/frontend/websocket"
+	"github.com/trakx/trakx/internal/ratelimit"
+	"github.com/trakx/trakx/internal/sockstat"
+	"github.com/trakx/trakx/internal/swarm"
+	"github.com/trakx/trakx/internal/udpproto"
+)
+
+// newFrontends makes a frontend for each socket, in the order the start-up
+// line names them: UDP, HTTP, then WebSocket on the HTTP listeners. A new
+// protocol is one more constructor here. On error, what was made is
+// discarded and the sockets are still the caller's.
+func (d *Daemon) newFrontends(socks sockets) error {
+	d.addUDP(socks)
+	if len(socks.tcp) == 0 {
+		return nil
+	}
+	var err error
+	if d.engine, err = engine.New(max(http.ReadBuffer, websocket.ReadBuffer(d.cfg.WebSocket.MaxMessageBytes))); err != nil {
+		d.frontends = nil
+		return fmt.Errorf("connection engine: %w", err)
+	}
+	if d.cfg.HTTP.WebSocket {
+		if d.ws, err = d.newWebSocket(); err != nil {
+			d.frontends = nil
+			d.engine.Discard()
+			return fmt.Errorf("websocket: %w", err)
+		}
+	}
+	d.addHTTP(socks)
+	if d.ws != nil {
+		d.frontends = append(d.frontends, d.ws)
+	}
+	return nil
+}
+
+// addUDP serves BEP 15 on every datagram socket.
+func (d *Daemon) addUDP(socks sockets) {
+	ids := udpproto.NewConnectionIDs(d.cfg.UDP.ConnectionIDLifetime.Duration)
+	for _, c := range socks.udp {
+		d.frontends = append(d.frontends, udp.NewServer(c, d.gate, ids, d.budget, d.metrics, d.log))
+	}
+	d.metrics.SetUDPDrops(sockstat.UDPDrops(socks.udp))
+}
+
+// addHTTP serves HTTP on every stream socket, handing WebSocket upgrades
+// to d.ws.
+func (d *Daemon) addHTTP(socks sockets) {
+	proxies, _ := d.cfg.HTTP.TrustedProxyPrefixes() // checked by Validate
+	opts := http.Options{
+		ReadTimeout:    d.cfg.HTTP.ReadTimeout.Duration,
+		WriteTimeout:   d.cfg.HTTP.WriteTimeout.Duration,
+		RealIPHeader:   d.cfg.HTTP.RealIPHeader,
+		TrustedProxies: proxies,
+		MaxConnections: d.cfg.HTTP.MaxConnections,
+		MaxRequests:    d.cfg.HTTP.MaxRequestsPerConnection,
+		Open:           &d.metrics.HTTPConnections,
+		Budget:         d.budget,
+		Engine:         d.engine,
+		Hosts:          d.hosts,
+	}
+	if d.ws != nil {
+		opts.WebSocket = d.ws
+	}
+	d.hosts.Store(http.NewHosts(d.cfg.HTTP.AllowedHosts))
+	for _, ln := range socks.tcp {
+		deferAccept(ln, opts.ReadTimeout)
+		d.frontends = append(d.frontends, http.NewServer(ln, d.gate, opts, d.metrics, d.log))
+	}
+}
+
+// newWebSocket makes the WebTorrent frontend, which the HTTP servers hand
+// their upgrades to.
+func (d *Daemon) newWebSocket() (*websocket.Server, error) {
+	w := &d.cfg.WebSocket
+	return websocket.NewServer(websocket.Options{
+		MaxConnections: w.MaxConnections, MaxOffers: w.MaxOffers, MaxMessageBytes: w.MaxMessageBytes,
+		ReadTimeout: d.cfg.HTTP.ReadTimeout.Duration, WriteTimeout: d.cfg.HTTP.WriteTimeout.Duration,
+		Budget: d.budget, Open: &d.metrics.HTTPConnections, Engine: d.engine,
+		Intervals: func() (time.Duration, time.Duration) {
+			c := d.store.Config()
+			return c.AnnounceInterval, c.PeerTTL
+		},
+	}, d.gate, d.metrics, d.log)
+}
+
+// budgetConfig is the per-source budget's part of the configuration.
+func budgetConfig(cfg *config.Config) ratelimit.Config {
+	return ratelimit.Config{Rate: cfg.Limits.PerIPRate, Burst: cfg.Limits.PerIPBurst, Tracked: cfg.Limits.TrackedIPs}
+}
+
+// storeConfig is the swarm store's part of the configuration.
+func storeConfig(cfg *config.Config) swarm.Config {
+	return swarm.Config{
+		AnnounceInterval: cfg.Tracker.AnnounceInterval.Duration,
+		MinInterval:      cfg.Tracker.MinInterval.Duration,
+		PeerTTL:          cfg.Tracker.PeerTTL.Duration,
+		NumWantDefault:   cfg.Tracker.NumWantDefault,
+		NumWantMax:       cfg.Tracker.NumWantMax,
+		MaxPeers:         cfg.Tracker.MaxPeers,
+		MaxTorrents:      cfg.Tracker.MaxTorrents,
+		PrivatePeers:     cfg.Tracker.PrivatePeers,
+	}
+}

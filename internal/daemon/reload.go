@@ -1,0 +1,73 @@
+package daemon
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/trakx/trakx/internal/access"
+	"github.com/trakx/trakx/internal/config"
+	"github.com/trakx/trakx/internal/frontend/http"
+	"github.com/trakx/trakx/internal/logging"
+)
+
+// reloadable are the sections, and single keys, a reload applies; a change
+// to any other key is logged as needing a restart.
+var reloadable = map[string]bool{"log": true, "tracker": true, "access": true, "limits": true, "http.allowed_hosts": true}
+
+// Reload reads the configuration file again and applies what can change
+// without dropping a peer: log level, the tracker section (intervals and
+// the expiry sweep's, numwant and limits) and the access list. A file or
+// list that does not load leaves everything as it was. Every other changed
+// key (listeners, timeouts, the database path, ...) is logged as a warning
+// naming it: it takes a restart.
+func (d *Daemon) Reload() error {
+	cfg, err := config.Load(d.configPath)
+	if err != nil {
+		return err
+	}
+	list, err := access.Load(access.Mode(cfg.Access.Mode), cfg.Access.File)
+	if err != nil {
+		return err
+	}
+	if err := logging.SetLevel(d.log, cfg.Log.Level); err != nil {
+		return err
+	}
+	for _, key := range config.Changed(&d.cfg, &cfg) {
+		if !reloadable[key] && !reloadable[strings.SplitN(key, ".", 2)[0]] {
+			d.log.Warnf("%s changed, but takes a restart to apply (systemctl restart trakx); keeping the running value", key)
+		}
+	}
+	d.store.SetConfig(storeConfig(&cfg))
+	d.gate.SetList(list)
+	d.gate.SetClients(access.NewClients(cfg.Access.ClientAllow, cfg.Access.ClientDeny))
+	d.budget.Configure(budgetConfig(&cfg))
+	d.hosts.Store(http.NewHosts(cfg.HTTP.AllowedHosts))
+	d.cfg.Log, d.cfg.Tracker, d.cfg.Access, d.cfg.Limits = cfg.Log, cfg.Tracker, cfg.Access, cfg.Limits
+	d.cfg.HTTP.AllowedHosts = cfg.HTTP.AllowedHosts
+	acl := "access off"
+	if list.Mode() != access.Off {
+		acl = fmt.Sprintf("access %s with %d info hashes", list.Mode(), list.Len())
+	}
+	d.log.Infof("configuration reloaded: log level %s, announce interval %v, peer TTL %v, numwant %d/%d, %s, %s",
+		cfg.Log.Level, cfg.Tracker.AnnounceInterval.Duration, cfg.Tracker.PeerTTL.Duration,
+		cfg.Tracker.NumWantDefault, cfg.Tracker.NumWantMax, acl, defences(&cfg))
+	return nil
+}
+
+// defences says which abuse defences are on, for the start-up and reload
+// lines.
+func defences(cfg *config.Config) string {
+	budget := "per-IP budget off"
+	if r := cfg.Limits.PerIPRate; r > 0 {
+		budget = fmt.Sprintf("per-IP budget %g/s, burst %d, %d addresses tracked", r, cfg.Limits.PerIPBurst, cfg.Limits.TrackedIPs)
+	}
+	hosts := "any host"
+	if len(cfg.HTTP.AllowedHosts) > 0 {
+		hosts = "hosts " + strings.Join(cfg.HTTP.AllowedHosts, " ")
+	}
+	clients := "any client"
+	if n, m := len(cfg.Access.ClientAllow), len(cfg.Access.ClientDeny); n+m > 0 {
+		clients = fmt.Sprintf("clients: %d allowed, %d denied prefixes", n, m)
+	}
+	return budget + ", " + hosts + ", " + clients
+}
