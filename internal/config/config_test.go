@@ -130,9 +130,16 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
+// The longest peer_ttl accepted is the longest the store keeps time for.
 func TestMaxPeerTTLIsTheStores(t *testing.T) {
-	if MaxPeerTTL != swarm.MaxPeerTTL {
-		t.Fatalf("config allows peer_ttl up to %v, the store keeps time for %v", MaxPeerTTL, swarm.MaxPeerTTL)
+	cfg := Default()
+	cfg.Tracker.PeerTTL = Duration{swarm.MaxPeerTTL}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("peer_ttl = the store's longest (%v) refused: %v", swarm.MaxPeerTTL, err)
+	}
+	cfg.Tracker.PeerTTL = Duration{swarm.MaxPeerTTL + time.Second}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "tracker.peer_ttl") {
+		t.Fatalf("peer_ttl over the store's longest: %v, want a tracker.peer_ttl error", err)
 	}
 }
 
