@@ -1,12 +1,16 @@
-// Command trakx is a BitTorrent tracker: UDP (BEP 15) and HTTP (BEP 3) over
-// one in-memory swarm database.
+// Command trakx is a BitTorrent tracker: UDP (BEP 15), HTTP (BEP 3, 23, 7,
+// 48) and WebTorrent over WebSocket on the HTTP port, IPv4 and IPv6, over
+// one in-memory swarm database that is saved and loaded across restarts.
+// The tracker itself is package daemon; this command parses the command
+// line and hands over.
 //
 // Usage:
 //
 //	trakx [run] [-config PATH]    run the tracker in the foreground
 //	trakx check-config [-config PATH]
+//	trakx stats [-config PATH | -addr HOST:PORT] [-watch] [-interval D]
 //	trakx version | --version
-//	trakx bench [flags]
+//	trakx bench [flags]           load-test a tracker (package loadgen)
 //	trakx help | -h | --help
 package main
 
@@ -90,6 +94,7 @@ trakx bench flags:
 	fs.PrintDefaults()
 }
 
+// configFlag parses the -config flag of a command that takes only it.
 func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
 	fs := flag.NewFlagSet("trakx "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -104,6 +109,8 @@ func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
 	return *path, true
 }
 
+// checkConfig is `trakx check-config`: the checks start makes, then the
+// effective configuration.
 func checkConfig(args []string, stdout, stderr io.Writer) int {
 	path, ok := configFlag("check-config", args, stderr)
 	if !ok {
@@ -123,6 +130,7 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// runTracker is `trakx run`: the tracker in the foreground until a signal.
 func runTracker(args []string, stderr io.Writer) int {
 	path, ok := configFlag("run", args, stderr)
 	if !ok {
