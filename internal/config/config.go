@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -65,46 +64,12 @@ type Config struct {
 	WebSocket WebSocket `toml:"websocket"`
 }
 
-// Default returns the built-in configuration. The database lives in the
-// state directory systemd gives the service, or else in the working
-// directory.
+// Default returns the built-in configuration: each section's defaults,
+// which its file keeps beside its keys.
 func Default() Config {
-	dbDir := ""
-	if dirs := os.Getenv("STATE_DIRECTORY"); dirs != "" {
-		dbDir, _, _ = strings.Cut(dirs, ":")
-	}
 	return Config{
-		Log: Log{Level: "info"},
-		Tracker: Tracker{
-			AnnounceInterval: Duration{30 * time.Minute},
-			MinInterval:      Duration{5 * time.Minute},
-			PeerTTL:          Duration{45 * time.Minute},
-			NumWantDefault:   50,
-			NumWantMax:       200,
-			// About 80 bytes a peer and a few hundred a torrent at most:
-			// these bound the store near 1 GiB.
-			MaxPeers:    10_000_000,
-			MaxTorrents: 2_000_000,
-		},
-		UDP: UDP{Listen: []string{"[::]:6969"}, ConnectionIDLifetime: Duration{5 * time.Minute}},
-		HTTP: HTTP{
-			Listen:         []string{"[::]:6969"},
-			ReadTimeout:    Duration{5 * time.Second},
-			WriteTimeout:   Duration{5 * time.Second},
-			TrustedProxies: []string{},
-			// A connection costs about 20 KiB (goroutine and buffers).
-			MaxConnections:           10_000,
-			MaxRequestsPerConnection: 1000,
-			AllowedHosts:             []string{},
-			WebSocket:                true,
-		},
-		Stats:    Stats{Listen: "127.0.0.1:6880"},
-		Database: Database{Path: filepath.Join(dbDir, "peers.db"), SaveInterval: Duration{5 * time.Minute}},
-		Access:   Access{Mode: "off", File: "/etc/trakx/access.txt", ClientAllow: []string{}, ClientDeny: []string{}},
-		Limits:   Limits{PerIPRate: 0, PerIPBurst: 20, TrackedIPs: 1_000_000},
-		// Half of http.max_connections: long-lived WebSockets leave the
-		// other half to announces over plain HTTP.
-		WebSocket: WebSocket{MaxConnections: 5000, MaxOffers: 10, MaxMessageBytes: 64 << 10},
+		Log: defaultLog(), Tracker: defaultTracker(), Database: defaultDatabase(), Access: defaultAccess(), Limits: defaultLimits(),
+		UDP: defaultUDP(), HTTP: defaultHTTP(), WebSocket: defaultWebSocket(), Stats: defaultStats(),
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // UDP is [udp]: the BEP 15 frontend. Its keys take a restart.
@@ -14,6 +15,10 @@ type UDP struct {
 	// ConnectionIDLifetime is how long a connection id from a connect
 	// stays good (BEP 15 says two minutes at least).
 	ConnectionIDLifetime Duration `toml:"connection_id_lifetime"`
+}
+
+func defaultUDP() UDP {
+	return UDP{Listen: []string{"[::]:6969"}, ConnectionIDLifetime: Duration{5 * time.Minute}}
 }
 
 func (u *UDP) validate(p *problems) {
@@ -43,6 +48,20 @@ type HTTP struct {
 	WebSocket bool `toml:"websocket"`
 }
 
+func defaultHTTP() HTTP {
+	return HTTP{
+		Listen:         []string{"[::]:6969"},
+		ReadTimeout:    Duration{5 * time.Second},
+		WriteTimeout:   Duration{5 * time.Second},
+		TrustedProxies: []string{},
+		// A connection costs about 20 KiB (goroutine and buffers).
+		MaxConnections:           10_000,
+		MaxRequestsPerConnection: 1000,
+		AllowedHosts:             []string{},
+		WebSocket:                true,
+	}
+}
+
 func (h *HTTP) validate(p *problems) {
 	p.atLeastASecond("http.read_timeout", h.ReadTimeout)
 	p.atLeastASecond("http.write_timeout", h.WriteTimeout)
@@ -70,6 +89,12 @@ type WebSocket struct {
 	MaxMessageBytes int   `toml:"max_message_bytes"` // the largest message read
 }
 
+// defaultWebSocket allows half of http.max_connections: long-lived
+// WebSockets leave the other half to announces over plain HTTP.
+func defaultWebSocket() WebSocket {
+	return WebSocket{MaxConnections: 5000, MaxOffers: 10, MaxMessageBytes: 64 << 10}
+}
+
 func (w *WebSocket) validate(p *problems) {
 	p.positive("websocket.max_connections", w.MaxConnections)
 	if w.MaxOffers < 1 || w.MaxOffers > 50 {
@@ -87,6 +112,8 @@ type Stats struct {
 	// Pprof serves Go's profiles under /debug/pprof/ on the stats listener.
 	Pprof bool `toml:"pprof"`
 }
+
+func defaultStats() Stats { return Stats{Listen: "127.0.0.1:6880"} }
 
 func (s *Stats) validate(p *problems) {
 	if s.Listen == "" {

@@ -3,6 +3,10 @@ package config
 import (
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/trakx/trakx/internal/swarm"
 )
@@ -12,6 +16,8 @@ type Log struct {
 	// Level is debug, info, warn or error; a reload applies it.
 	Level string `toml:"level"`
 }
+
+func defaultLog() Log { return Log{Level: "info"} }
 
 func (l *Log) validate(p *problems) {
 	switch l.Level {
@@ -37,6 +43,20 @@ type Tracker struct {
 	// carrier-grade-NAT addresses to every client (off: only to clients at
 	// such addresses themselves).
 	PrivatePeers bool `toml:"private_peers"`
+}
+
+func defaultTracker() Tracker {
+	return Tracker{
+		AnnounceInterval: Duration{30 * time.Minute},
+		MinInterval:      Duration{5 * time.Minute},
+		PeerTTL:          Duration{45 * time.Minute},
+		NumWantDefault:   50,
+		NumWantMax:       200,
+		// About 80 bytes a peer and a few hundred a torrent at most:
+		// these bound the store near 1 GiB.
+		MaxPeers:    10_000_000,
+		MaxTorrents: 2_000_000,
+	}
 }
 
 func (t *Tracker) validate(p *problems) {
@@ -69,6 +89,16 @@ type Database struct {
 	SaveInterval Duration `toml:"save_interval"` // 0: only on stop and on SIGUSR1
 }
 
+// defaultDatabase keeps the database in the state directory systemd gives
+// the service, or else in the working directory.
+func defaultDatabase() Database {
+	dir := ""
+	if dirs := os.Getenv("STATE_DIRECTORY"); dirs != "" {
+		dir, _, _ = strings.Cut(dirs, ":")
+	}
+	return Database{Path: filepath.Join(dir, "peers.db"), SaveInterval: Duration{5 * time.Minute}}
+}
+
 func (d *Database) validate(p *problems) {
 	if d.Path == "" {
 		p.add("database.path", "must not be empty")
@@ -87,6 +117,10 @@ type Access struct {
 	// non-empty allow list serves only the clients it names.
 	ClientAllow []string `toml:"client_allow"`
 	ClientDeny  []string `toml:"client_deny"`
+}
+
+func defaultAccess() Access {
+	return Access{Mode: "off", File: "/etc/trakx/access.txt", ClientAllow: []string{}, ClientDeny: []string{}}
 }
 
 func (a *Access) validate(p *problems) {
@@ -121,6 +155,8 @@ type Limits struct {
 
 // MaxTrackedIPs bounds limits.tracked_ips: about 1.7 GB of budgets.
 const MaxTrackedIPs = 100_000_000
+
+func defaultLimits() Limits { return Limits{PerIPRate: 0, PerIPBurst: 20, TrackedIPs: 1_000_000} }
 
 func (l *Limits) validate(p *problems) {
 	if r := l.PerIPRate; r < 0 || math.IsNaN(r) || math.IsInf(r, 0) || (r > 0 && r < 1e-6) {
