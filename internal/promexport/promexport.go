@@ -3,8 +3,10 @@
 // the scraper's Accept header asks for it. Its collector reads the
 // counters of package metrics when scraped, through the same Totals that
 // /debug/vars shows, so the two views agree and the request path is not
-// touched at all. The process_* and go_* families of client_golang's
-// standard collectors come with it.
+// touched at all. The requests, errors, bad requests and refusals are
+// sent for every protocol, action and reason metrics declares (its
+// names.go), so a new one appears here without an edit. The process_* and
+// go_* families of client_golang's standard collectors come with it.
 //
 // Families (the README lists them with their meaning):
 //

@@ -1,6 +1,8 @@
 // Package udp serves the BEP 15 tracker protocol on a packet socket. It is a
 // thin adapter: datagrams go to udpproto's parsers, the parsed requests to
-// the tracker, and its answers back through udpproto's encoders.
+// the tracker, and its answers back through udpproto's encoders. udp.go
+// holds the workers, goroutines reading the socket, each with counters of
+// its own; mmsg.go moves datagrams in batches (recvmmsg and sendmmsg).
 package udp
 
 import (
