@@ -144,8 +144,9 @@ var RefusalReasons = [NumRefusalReasons]string{
 	RefusalClient:     "client",
 }
 
-// ReasonOf classifies an error the tracker or a parser returned.
-func ReasonOf(err error) ErrorReason {
+// reasonOf classifies an error the tracker or a parser returned (for
+// Requests.Fail).
+func reasonOf(err error) ErrorReason {
 	var ce *bittorrent.ClientError
 	if !errors.As(err, &ce) {
 		return ReasonInternal

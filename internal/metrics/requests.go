@@ -30,7 +30,7 @@ func (r *Requests) Fail(err error) {
 	if why, ok := refusalOf(err); ok {
 		r.Refused[why].Add(1)
 	}
-	r.Errors[ReasonOf(err)].Add(1)
+	r.Errors[reasonOf(err)].Add(1)
 }
 
 // RequestTotals are Requests blocks added up: one frontend's figures.
