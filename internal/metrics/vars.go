@@ -10,7 +10,8 @@ import (
 )
 
 // Snapshot returns the "trakx" tree of /debug/vars. Its keys and types are
-// a contract: netdata's go_expvar job reads them. Keys are only ever added.
+// a contract: netdata's go_expvar job reads them. Keys are only ever added:
+// a new action or refusal reason in names.go adds its own.
 func (m *Metrics) Snapshot() map[string]any {
 	t := m.Totals()
 	u, h, w, sw, db := &t.UDP, &t.HTTP, &t.WebSocket, &t.Swarm, &t.Database
@@ -20,38 +21,59 @@ func (m *Metrics) Snapshot() map[string]any {
 			"torrents": sw.Torrents, "peers": seeders + leechers, "seeders": seeders, "leechers": leechers,
 			"refused_peers": sw.RefusedPeers, "refused_torrents": sw.RefusedTorrents,
 		},
-		"udp": map[string]any{
-			"connect": sum(u.Connect[:]), "announce": sum(u.Announce[:]), "scrape": sum(u.Scrape[:]), "error": u.ErrorTotal(),
-			"bad_connection_id": u.BadConnectionID, "bad_request": u.BadRequest, "refused": u.Refused,
-			"receive_drops": t.UDPReceiveDrops,
-		},
-		"http": map[string]any{
-			"announce": sum(h.Announce[:]), "scrape": sum(h.Scrape[:]), "error": h.ErrorTotal(), "bad_request": h.BadRequest,
-			"descriptor_errors": h.Errors[ErrDescriptors],
-			"refused":           h.Refused, "connections_refused": h.ConnectionsRefused, "connections_evicted": h.ConnectionsEvicted,
+		"udp": requestVars(&u.RequestTotals, ProtocolUDP, map[string]any{
+			"bad_connection_id": u.BadConnectionID, "receive_drops": t.UDPReceiveDrops,
+		}),
+		"http": requestVars(&h.RequestTotals, ProtocolHTTP, map[string]any{
+			"descriptor_errors":   h.Errors[ReasonDescriptors],
+			"connections_refused": h.ConnectionsRefused, "connections_evicted": h.ConnectionsEvicted,
 			"connections": h.Connections,
-		},
-		"websocket": map[string]any{
+		}),
+		"websocket": requestVars(&w.RequestTotals, ProtocolWebSocket, map[string]any{
 			"connections": w.Connections, "connections_refused": w.ConnectionsRefused,
-			"announce": sum(w.Announce[:]), "scrape": sum(w.Scrape[:]), "offers": w.Offers, "answers": w.Answers,
-			"error": w.ErrorTotal(), "bad_request": w.BadRequest, "refused": w.Refused,
-			"refused_rate": w.RefusedRate, "refused_client": w.RefusedClient,
+			"offers": w.Offers, "answers": w.Answers,
+			"refused_rate": w.Refused[RefusalRate], "refused_client": w.Refused[RefusalClient],
 			"torrents": w.Swarms.Torrents, "peers": w.Swarms.Seeders + w.Swarms.Leechers,
 			"seeders": w.Swarms.Seeders, "leechers": w.Swarms.Leechers,
-		},
-		"refused": map[string]any{
-			"rate":   u.RefusedRate + h.RefusedRate + w.RefusedRate,
-			"host":   h.RefusedHost,
-			"client": u.RefusedClient + h.RefusedClient + w.RefusedClient,
-			// The store could not have the memory for a newcomer.
-			"out_of_memory": sw.RefusedOutOfMemory,
-		},
+		}),
+		"refused": refusedVars(&t),
 		"database": map[string]any{
 			"saves": db.Saves, "save_errors": db.SaveErrors, "last_save_unix": db.LastSaveUnix,
 			"last_save_seconds": db.LastSaveSeconds, "last_save_peers": db.LastSavePeers,
 		},
 		"uptime_seconds": int64(t.Uptime / time.Second),
 	}
+}
+
+// requestVars adds a frontend's request figures to its tree: one key per
+// action it answers, its errors and unreadable requests, and "refused",
+// which is the access list's refusals alone (the other reasons are under
+// "refused", summed over the frontends).
+func requestVars(r *RequestTotals, p Protocol, tree map[string]any) map[string]any {
+	for a, action := range Actions {
+		if action.In.Has(p) {
+			tree[action.Name] = r.Answers(Action(a))
+		}
+	}
+	tree["error"] = r.ErrorTotal()
+	tree["bad_request"] = r.BadRequest
+	tree["refused"] = r.Refused[RefusalAccessList]
+	return tree
+}
+
+// refusedVars is the "refused" tree: each refusal reason but the access
+// list's summed over the frontends, and the store's lack of memory.
+func refusedVars(t *Totals) map[string]any {
+	tree := map[string]any{
+		// The store could not have the memory for a newcomer.
+		"out_of_memory": t.Swarm.RefusedOutOfMemory,
+	}
+	for why, name := range RefusalReasons {
+		if RefusalReason(why) != RefusalAccessList {
+			tree[name] = t.Refused(RefusalReason(why))
+		}
+	}
+	return tree
 }
 
 // Handler serves /debug/vars in expvar's shape: the process's published

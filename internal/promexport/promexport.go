@@ -3,8 +3,10 @@
 // the scraper's Accept header asks for it. Its collector reads the
 // counters of package metrics when scraped, through the same Totals that
 // /debug/vars shows, so the two views agree and the request path is not
-// touched at all. The process_* and go_* families of client_golang's
-// standard collectors come with it.
+// touched at all. The requests, errors, bad requests and refusals are
+// sent for every protocol, action and reason metrics declares (its
+// names.go), so a new one appears here without an edit. The process_* and
+// go_* families of client_golang's standard collectors come with it.
 //
 // Families (the README lists them with their meaning):
 //
@@ -120,6 +122,8 @@ type collector struct {
 	version string
 }
 
+// Describe sends the descriptions of every trakx family, for the
+// registry's checks of names and labels.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{requestsDesc, errorsDesc, badRequestsDesc, refusedDesc, peersDesc, torrentsDesc,
 		httpConnectionsDesc, evictedDesc, dropsDesc, savesDesc, lastSaveDesc, saveDurationDesc, savePeersDesc,
@@ -128,69 +132,91 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
+// Collect takes one look at the counters (metrics.Totals) and sends each
+// family's series from it.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	t := c.m.Totals()
-	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
-	u, h, w := &t.UDP, &t.HTTP, &t.WebSocket
-	for f, family := range metrics.FamilyNames {
-		counter(requestsDesc, w.Announce[f], "websocket", "announce", family)
-		counter(requestsDesc, w.Scrape[f], "websocket", "scrape", family)
-		counter(requestsDesc, u.Connect[f], "udp", "connect", family)
-		counter(requestsDesc, u.Announce[f], "udp", "announce", family)
-		counter(requestsDesc, u.Scrape[f], "udp", "scrape", family)
-		counter(requestsDesc, h.Announce[f], "http", "announce", family)
-		counter(requestsDesc, h.Scrape[f], "http", "scrape", family)
-		gauge(peersDesc, float64(t.Swarm.Seeders[f]), family, "seeder")
-		gauge(peersDesc, float64(t.Swarm.Leechers[f]), family, "leecher")
-	}
-	for r, reason := range metrics.ErrorReasonNames {
-		// UDP has no paths and no connections; WebSocket no paths.
-		switch metrics.ErrorReason(r) {
-		case metrics.ErrNotFound:
-		case metrics.ErrDescriptors:
-			counter(errorsDesc, w.Errors[r], "websocket", reason)
-		default:
-			counter(errorsDesc, u.Errors[r], "udp", reason)
-			counter(errorsDesc, w.Errors[r], "websocket", reason)
+	e := emitter(ch)
+	e.requests(&t)
+	e.refused(&t)
+	e.swarm(&t)
+	e.database(&t.Database)
+	e.webSocket(&t.WebSocket)
+	e.gauge(httpConnectionsDesc, float64(t.HTTP.Connections))
+	e.counter(evictedDesc, t.HTTP.ConnectionsEvicted)
+	e.counter(dropsDesc, t.UDPReceiveDrops)
+	e.gauge(buildDesc, 1, c.version, runtime.Version())
+}
+
+// emitter sends const metrics to a collection.
+type emitter chan<- prometheus.Metric
+
+func (e emitter) counter(d *prometheus.Desc, v uint64, labels ...string) {
+	e <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+}
+
+func (e emitter) gauge(d *prometheus.Desc, v float64, labels ...string) {
+	e <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+}
+
+// requests sends every frontend's requests, errors and unreadable
+// requests, for the actions and error reasons that frontend has (names.go
+// in package metrics says which).
+func (e emitter) requests(t *metrics.Totals) {
+	for p, r := range t.Requests() {
+		protocol := metrics.Protocol(p)
+		name := metrics.ProtocolNames[p]
+		for a, action := range metrics.Actions {
+			if action.In.Has(protocol) {
+				for f, family := range metrics.FamilyNames {
+					e.counter(requestsDesc, r.Answered[a][f], name, action.Name, family)
+				}
+			}
 		}
-		counter(errorsDesc, h.Errors[r], "http", reason)
+		for why, reason := range metrics.ErrorReasons {
+			if reason.In.Has(protocol) {
+				e.counter(errorsDesc, r.Errors[why], name, reason.Name)
+			}
+		}
+		e.counter(badRequestsDesc, r.BadRequest, name, "malformed")
 	}
-	counter(badRequestsDesc, w.BadRequest, "websocket", "malformed")
-	counter(badRequestsDesc, u.BadRequest, "udp", "malformed")
-	counter(badRequestsDesc, u.BadConnectionID, "udp", "bad_connection_id")
-	counter(badRequestsDesc, h.BadRequest, "http", "malformed")
-	for reason, v := range map[string]uint64{
-		"access_list":           u.Refused + h.Refused + w.Refused,
-		"tracker_full_peers":    t.Swarm.RefusedPeers,
-		"tracker_full_torrents": t.Swarm.RefusedTorrents,
-		"out_of_memory":         t.Swarm.RefusedOutOfMemory,
-		"connection_cap":        h.ConnectionsRefused,
-		"rate":                  u.RefusedRate + h.RefusedRate + w.RefusedRate,
-		"host":                  h.RefusedHost,
-		"client":                u.RefusedClient + h.RefusedClient + w.RefusedClient,
-		"websocket_cap":         w.ConnectionsRefused,
-	} {
-		counter(refusedDesc, v, reason)
+	e.counter(badRequestsDesc, t.UDP.BadConnectionID, "udp", "bad_connection_id")
+}
+
+// refused sends the refusals of every reason: the frontends' (summed over
+// them), the store's and the connection caps'.
+func (e emitter) refused(t *metrics.Totals) {
+	for why, reason := range metrics.RefusalReasons {
+		e.counter(refusedDesc, t.Refused(metrics.RefusalReason(why)), reason)
 	}
-	gauge(torrentsDesc, float64(t.Swarm.Torrents))
-	gauge(httpConnectionsDesc, float64(h.Connections))
-	counter(evictedDesc, h.ConnectionsEvicted)
-	counter(dropsDesc, t.UDPReceiveDrops)
-	counter(savesDesc, t.Database.Saves, "ok")
-	counter(savesDesc, t.Database.SaveErrors, "error")
-	gauge(lastSaveDesc, float64(t.Database.LastSaveUnix))
-	gauge(saveDurationDesc, t.Database.LastSaveSeconds)
-	gauge(savePeersDesc, float64(t.Database.LastSavePeers))
-	gauge(wsConnectionsDesc, float64(w.Connections))
-	counter(wsRelayedDesc, w.Offers, "offer")
-	counter(wsRelayedDesc, w.Answers, "answer")
-	gauge(wsPeersDesc, float64(w.Swarms.Seeders), "seeder")
-	gauge(wsPeersDesc, float64(w.Swarms.Leechers), "leecher")
-	gauge(wsTorrentsDesc, float64(w.Swarms.Torrents))
-	gauge(buildDesc, 1, c.version, runtime.Version())
+	e.counter(refusedDesc, t.Swarm.RefusedPeers, "tracker_full_peers")
+	e.counter(refusedDesc, t.Swarm.RefusedTorrents, "tracker_full_torrents")
+	e.counter(refusedDesc, t.Swarm.RefusedOutOfMemory, "out_of_memory")
+	e.counter(refusedDesc, t.HTTP.ConnectionsRefused, "connection_cap")
+	e.counter(refusedDesc, t.WebSocket.ConnectionsRefused, "websocket_cap")
+}
+
+func (e emitter) swarm(t *metrics.Totals) {
+	for f, family := range metrics.FamilyNames {
+		e.gauge(peersDesc, float64(t.Swarm.Seeders[f]), family, "seeder")
+		e.gauge(peersDesc, float64(t.Swarm.Leechers[f]), family, "leecher")
+	}
+	e.gauge(torrentsDesc, float64(t.Swarm.Torrents))
+}
+
+func (e emitter) database(db *metrics.DatabaseTotals) {
+	e.counter(savesDesc, db.Saves, "ok")
+	e.counter(savesDesc, db.SaveErrors, "error")
+	e.gauge(lastSaveDesc, float64(db.LastSaveUnix))
+	e.gauge(saveDurationDesc, db.LastSaveSeconds)
+	e.gauge(savePeersDesc, float64(db.LastSavePeers))
+}
+
+func (e emitter) webSocket(w *metrics.WebSocketTotals) {
+	e.gauge(wsConnectionsDesc, float64(w.Connections))
+	e.counter(wsRelayedDesc, w.Offers, "offer")
+	e.counter(wsRelayedDesc, w.Answers, "answer")
+	e.gauge(wsPeersDesc, float64(w.Swarms.Seeders), "seeder")
+	e.gauge(wsPeersDesc, float64(w.Swarms.Leechers), "leecher")
+	e.gauge(wsTorrentsDesc, float64(w.Swarms.Torrents))
 }

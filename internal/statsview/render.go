@@ -3,6 +3,7 @@ package statsview
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 )
@@ -46,11 +47,12 @@ func Render(w io.Writer, v *View) {
 	fmt.Fprintf(w, "errors: udp %s/s, http %s/s, websocket %s/s (since start: udp %s, http %s, websocket %s)\n",
 		rate("trakx_errors_total", "protocol", "udp"), rate("trakx_errors_total", "protocol", "http"), rate("trakx_errors_total", "protocol", "websocket"),
 		count("trakx_errors_total", "protocol", "udp"), count("trakx_errors_total", "protocol", "http"), count("trakx_errors_total", "protocol", "websocket"))
-	fmt.Fprintf(w, "refused: %s/s (since start: rate %s, host %s, client %s, access_list %s, tracker_full %s, out_of_memory %s, connection_cap %s, websocket_cap %s)\n",
+	fmt.Fprintf(w, "refused: %s/s (since start: rate %s, host %s, client %s, access_list %s, tracker_full %s, out_of_memory %s, connection_cap %s, websocket_cap %s%s)\n",
 		rate("trakx_refused_total"), count("trakx_refused_total", "reason", "rate"), count("trakx_refused_total", "reason", "host"),
 		count("trakx_refused_total", "reason", "client"), count("trakx_refused_total", "reason", "access_list"),
 		fmt.Sprintf("%.0f", s.Sum("trakx_refused_total", "reason", "tracker_full_peers")+s.Sum("trakx_refused_total", "reason", "tracker_full_torrents")),
-		count("trakx_refused_total", "reason", "out_of_memory"), count("trakx_refused_total", "reason", "connection_cap"), count("trakx_refused_total", "reason", "websocket_cap"))
+		count("trakx_refused_total", "reason", "out_of_memory"), count("trakx_refused_total", "reason", "connection_cap"), count("trakx_refused_total", "reason", "websocket_cap"),
+		otherRefusals(s))
 	fmt.Fprintf(w, "http connections: %s (evicted %s)\n", count("trakx_http_connections"), count("trakx_http_connections_evicted_total"))
 	fmt.Fprintf(w, "websocket: connections %s, announce %s/s, offers %s/s, answers %s/s; peers %s (seeders %s, leechers %s), torrents %s\n",
 		count("trakx_websocket_connections"), rate("trakx_requests_total", "protocol", "websocket", "action", "announce"),
@@ -59,6 +61,30 @@ func Render(w io.Writer, v *View) {
 		count("trakx_websocket_torrents"))
 	fmt.Fprintf(w, "udp receive drops: %s (%s/s)\n", count("trakx_udp_receive_drops_total"), rate("trakx_udp_receive_drops_total"))
 	fmt.Fprintf(w, "%s\n", lastSave(s, v.Now))
+}
+
+// shownRefusals are the refusal reasons the refused line names in its own
+// order; tracker_full stands for both of the store's.
+var shownRefusals = map[string]bool{"rate": true, "host": true, "client": true, "access_list": true,
+	"tracker_full_peers": true, "tracker_full_torrents": true, "out_of_memory": true, "connection_cap": true, "websocket_cap": true}
+
+// otherRefusals names the refusal reasons the refused line does not, with
+// their counts (", banned 3"), so that a reason added to the tracker shows
+// without an edit here.
+func otherRefusals(s Sample) string {
+	var others []string
+	for series := range s {
+		rest, ok := strings.CutPrefix(series, `trakx_refused_total{reason="`)
+		if reason, _, _ := strings.Cut(rest, `"`); ok && !shownRefusals[reason] {
+			others = append(others, reason)
+		}
+	}
+	sort.Strings(others)
+	var b strings.Builder
+	for _, reason := range others {
+		fmt.Fprintf(&b, ", %s %.0f", reason, s.Sum("trakx_refused_total", "reason", reason))
+	}
+	return b.String()
 }
 
 func formatRate(r float64) string {

@@ -19,6 +19,10 @@
 //     closed.
 //   - Loops refuse connections once they stop, and close every one they
 //     still hold on the way out.
+//
+// engine.go is the set of loops and the Conn contract; loop.go one loop's
+// table, its calls from other goroutines and its closing of descriptors;
+// wait.go how it waits for events; syscall.go its raw reads and writes.
 package engine
 
 import (

@@ -46,7 +46,7 @@ func isDescriptorShortage(err error) bool {
 func (s *Server) acceptFailed(err error, refused bool) {
 	if isDescriptorShortage(err) {
 		if refused {
-			s.counters[0].Errors[metrics.ErrDescriptors].Add(1)
+			s.counters[0].Errors[metrics.ReasonDescriptors].Add(1)
 		}
 		s.warnDescriptors(err, "accepting a connection")
 		return

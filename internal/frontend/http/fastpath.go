@@ -250,11 +250,24 @@ type refusal struct {
 	discarder
 }
 
-func (r *refusal) FD() int         { return r.fd }
-func (r *refusal) IsShut() bool    { return r.shut }
-func (r *refusal) Shut()           { r.shut = true }
+// FD is the refused connection's socket, for the engine's table.
+func (r *refusal) FD() int { return r.fd }
+
+// IsShut reports whether the refusal is done, so that the loop may close
+// its descriptor.
+func (r *refusal) IsShut() bool { return r.shut }
+
+// Shut ends the refusal: its linger is over, or the loop is stopping.
+func (r *refusal) Shut() { r.shut = true }
+
+// Poked does nothing: no other goroutine has anything to tell a refusal.
 func (r *refusal) Poked(time.Time) {}
-func (r *refusal) Closed()         { r.s.lingering.Add(-1); r.s.wg.Done() }
+
+// Closed is the refusal's end: the server counts it closed.
+func (r *refusal) Closed() { r.s.lingering.Add(-1); r.s.wg.Done() }
+
+// Ready discards what the client still sends, and ends the refusal once
+// the client has closed its end, or enough is discarded (see linger.go).
 func (r *refusal) Ready(_ uint32, buf []byte) {
 	if r.discard(r.fd, buf) {
 		r.shut = true // the loop closes it after this batch

@@ -33,12 +33,14 @@ func (s *Server) handle(c *conn, counters *metrics.HTTP, r *request) {
 	switch string(r.path) {
 	case "/announce", "/scrape":
 	default:
-		s.reply(c, counters, metrics.ErrNotFound, 404, "Not Found", "not found: the announce URL ends in /announce", r.keepAlive)
+		counters.Errors[metrics.ReasonNotFound].Add(1)
+		composeFailure(c, 404, "Not Found", "not found: the announce URL ends in /announce", r.keepAlive)
 		return
 	}
 	if string(r.method) != "GET" {
 		counters.BadRequest.Add(1)
-		s.reply(c, counters, metrics.ErrMalformed, 405, "Method Not Allowed", "only GET is served", r.keepAlive)
+		counters.Errors[metrics.ReasonMalformed].Add(1)
+		composeFailure(c, 405, "Method Not Allowed", "only GET is served", r.keepAlive)
 		return
 	}
 	if !ok {
@@ -65,10 +67,10 @@ func (s *Server) announce(c *conn, counters *metrics.HTTP, r *request, client ne
 	c.req.Addr = client
 	c.req.BothFamilies = true
 	if err := s.tracker.Announce(&c.req, &c.resp); err != nil {
-		s.refuse(c, counters, err, r.keepAlive)
+		s.fail(c, counters, err, r.keepAlive)
 		return
 	}
-	counters.Announce[metrics.FamilyOf(client)].Add(1)
+	counters.Answer(metrics.ActionAnnounce, client)
 	if s.log.IsLevelEnabled(logrus.DebugLevel) {
 		s.log.Debugf("http announce %s from %s port %d event %d left %d: %d peers", c.req.InfoHash, client, c.req.Port, c.req.Event, c.req.Left, len(c.resp.Peers4)+len(c.resp.Peers6))
 	}
@@ -88,30 +90,21 @@ func (s *Server) scrape(c *conn, counters *metrics.HTTP, r *request, client neti
 	for i := range c.hashes {
 		st, err := s.tracker.Scrape(&c.hashes[i])
 		if err != nil {
-			s.refuse(c, counters, err, r.keepAlive)
+			s.fail(c, counters, err, r.keepAlive)
 			return
 		}
 		c.stats = append(c.stats, st)
 	}
-	counters.Scrape[metrics.FamilyOf(client)].Add(1)
+	counters.Answer(metrics.ActionScrape, client)
 	c.body = httpproto.AppendScrapeResponse(c.body[:0], c.hashes, c.stats)
 	compose(c, 200, "OK", r.keepAlive)
 }
 
-// refuse answers a request the tracker turned down.
-func (s *Server) refuse(c *conn, counters *metrics.HTTP, err error, keepAlive bool) {
-	switch err {
-	case bittorrent.ErrNotAllowed:
-		counters.Refused.Add(1)
-	case bittorrent.ErrClientNotAllowed:
-		counters.RefusedClient.Add(1)
-	}
-	s.fail(c, counters, err, keepAlive)
-}
-
-// fail answers with a bencoded failure reason. Trackers send those with
-// status 200: that is what clients read them from.
+// fail answers an error, a parser's or the tracker's refusal, with a
+// bencoded failure reason. Trackers send those with status 200: that is
+// what clients read them from.
 func (s *Server) fail(c *conn, counters *metrics.HTTP, err error, keepAlive bool) {
+	counters.Fail(err)
 	var ce *bittorrent.ClientError
 	msg := "internal error"
 	if errors.As(err, &ce) {
@@ -119,13 +112,12 @@ func (s *Server) fail(c *conn, counters *metrics.HTTP, err error, keepAlive bool
 	} else {
 		s.log.WithError(err).Error("http request failed")
 	}
-	s.reply(c, counters, metrics.ReasonOf(err), 200, "OK", msg, keepAlive)
+	composeFailure(c, 200, "OK", msg, keepAlive)
 }
 
-// reply composes a bencoded failure reason with the given status, and
-// counts it as an error of the kind why.
-func (s *Server) reply(c *conn, counters *metrics.HTTP, why metrics.ErrorReason, status int, text, reason string, keepAlive bool) {
-	counters.Errors[why].Add(1)
+// composeFailure composes a bencoded failure reason with the given status.
+// The caller has counted it.
+func composeFailure(c *conn, status int, text, reason string, keepAlive bool) {
 	c.body = httpproto.AppendFailure(c.body[:0], reason)
 	compose(c, status, text, keepAlive)
 }
@@ -133,7 +125,7 @@ func (s *Server) reply(c *conn, counters *metrics.HTTP, why metrics.ErrorReason,
 // misdirected composes the answer to a request for a host not served:
 // 421, and the connection closes.
 func (s *Server) misdirected(c *conn, counters *metrics.HTTP) {
-	counters.RefusedHost.Add(1)
+	counters.Refuse(metrics.RefusalHost)
 	c.body = httpproto.AppendFailure(c.body[:0], "misdirected request: this tracker does not serve that host name")
 	compose(c, 421, "Misdirected Request", false)
 }
@@ -141,7 +133,7 @@ func (s *Server) misdirected(c *conn, counters *metrics.HTTP) {
 // refuseRate composes the answer to a request over its source's budget:
 // 429, with when to come back, and the connection closes.
 func (s *Server) refuseRate(c *conn, counters *metrics.HTTP) {
-	counters.RefusedRate.Add(1)
+	counters.Refuse(metrics.RefusalRate)
 	c.body = httpproto.AppendFailure(c.body[:0], "too many requests from your address, slow down")
 	composeRetry(c, 429, "Too Many Requests", false, s.opts.Budget.RetryAfter())
 }
@@ -184,7 +176,8 @@ func (s *Server) rejectReply(c *conn, counters *metrics.HTTP, peer netip.Addr, s
 		return
 	}
 	counters.BadRequest.Add(1)
-	s.reply(c, counters, metrics.ErrMalformed, status, text, reason, false)
+	counters.Errors[metrics.ReasonMalformed].Add(1)
+	composeFailure(c, status, text, reason, false)
 }
 
 // clientAddr is the connection's address, or the one a trusted proxy's

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trakx/trakx/internal/metrics"
 	tt "github.com/trakx/trakx/internal/trackertest"
 	"golang.org/x/sys/unix"
 )
@@ -147,8 +148,8 @@ func announces(from, n int) string {
 // answered is how many announces s has answered.
 func answered(s *Server) (n uint64) {
 	for _, c := range s.counters {
-		for f := range c.Announce {
-			n += c.Announce[f].Load()
+		for f := range c.Answered[metrics.ActionAnnounce] {
+			n += c.Answered[metrics.ActionAnnounce][f].Load()
 		}
 	}
 	return n

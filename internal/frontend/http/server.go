@@ -4,9 +4,15 @@
 // no allocation. The query strings and replies are httpproto's business.
 //
 // server.go is the connections' lifecycle: accepting, the connection cap
-// and eviction, shutdown. conn.go reads one connection's requests, with
-// its timeouts. request.go and realip.go parse a request; handler.go turns
-// a parsed request into a reply.
+// and eviction, shutdown. fastpath.go answers a new connection's first
+// request on the accepting goroutine, and hands any connection that
+// outlives it to the connection engine as a stream (stream.go reads and
+// answers its requests, streamsend.go writes its replies and ends it).
+// linger.go closes connections gracefully; descriptors.go answers 503
+// when the open files limit is reached; upgrade.go hands WebSocket
+// upgrades over. conn.go holds the buffers a request is answered in;
+// request.go and realip.go parse a request, hosts.go checks its host, and
+// handler.go turns it into a reply and counts it.
 package http
 
 import (

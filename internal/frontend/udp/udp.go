@@ -1,6 +1,8 @@
 // Package udp serves the BEP 15 tracker protocol on a packet socket. It is a
 // thin adapter: datagrams go to udpproto's parsers, the parsed requests to
-// the tracker, and its answers back through udpproto's encoders.
+// the tracker, and its answers back through udpproto's encoders. udp.go
+// holds the workers, goroutines reading the socket, each with counters of
+// its own; mmsg.go moves datagrams in batches (recvmmsg and sendmmsg).
 package udp
 
 import (
@@ -134,7 +136,7 @@ func (w *worker) answer(pkt []byte, from netip.AddrPort, truncated bool, now tim
 	if !w.budget.Allow(from.Addr(), now) {
 		// Over budget: no reply at all, so a flood of forged sources
 		// gets nothing amplified back.
-		w.counters.RefusedRate.Add(1)
+		w.counters.Refuse(metrics.RefusalRate)
 		return out
 	}
 	if truncated { // larger than any request
@@ -157,7 +159,7 @@ func (w *worker) handle(pkt []byte, from netip.AddrPort, now uint32, out []byte)
 			w.counters.BadRequest.Add(1)
 			return out
 		}
-		w.counters.Connect[metrics.FamilyOf(addr)].Add(1)
+		w.counters.Answer(metrics.ActionConnect, addr)
 		return udpproto.AppendConnectResponse(out, h.TransactionID, w.ids.Issue(addr, now))
 	}
 	// Nothing but a connect is answered without a valid connection id: a
@@ -185,9 +187,9 @@ func (w *worker) announce(pkt []byte, tx uint32, addr netip.Addr, out []byte) []
 	w.req.BothFamilies = false
 	w.req.PeerLimit = udpproto.MaxPeers(addr.Is6())
 	if err := w.tracker.Announce(&w.req, &w.resp); err != nil {
-		return w.refuse(out, tx, err)
+		return w.fail(out, tx, err)
 	}
-	w.counters.Announce[metrics.FamilyOf(addr)].Add(1)
+	w.counters.Answer(metrics.ActionAnnounce, addr)
 	if w.log.IsLevelEnabled(logrus.DebugLevel) {
 		w.log.Debugf("udp announce %s from %s port %d event %d left %d: %d peers", w.req.InfoHash, addr, w.req.Port, w.req.Event, w.req.Left, len(w.resp.Peers4)+len(w.resp.Peers6))
 	}
@@ -201,33 +203,23 @@ func (w *worker) scrape(pkt []byte, tx uint32, addr netip.Addr, out []byte) []by
 		w.counters.BadRequest.Add(1)
 		return w.fail(out, tx, err)
 	}
-	w.counters.Scrape[metrics.FamilyOf(addr)].Add(1)
+	w.counters.Answer(metrics.ActionScrape, addr)
 	out = udpproto.AppendScrapeResponseHeader(out, tx)
 	for i := range w.hashes {
 		st, err := w.tracker.Scrape(&w.hashes[i])
 		if err != nil {
-			return w.refuse(out[:0], tx, err)
+			return w.fail(out[:0], tx, err)
 		}
 		out = udpproto.AppendScrapeStats(out, st)
 	}
 	return out
 }
 
-// refuse answers a request the tracker turned down.
-func (w *worker) refuse(out []byte, tx uint32, err error) []byte {
-	switch err {
-	case bittorrent.ErrNotAllowed:
-		w.counters.Refused.Add(1)
-	case bittorrent.ErrClientNotAllowed:
-		w.counters.RefusedClient.Add(1)
-	}
-	return w.fail(out, tx, err)
-}
-
-// fail turns an error into an error packet. Errors that are not meant for
-// the client are logged and reported as an internal error.
+// fail turns an error, a parser's or the tracker's refusal, into an error
+// packet. Errors that are not meant for the client are logged and reported
+// as an internal error.
 func (w *worker) fail(out []byte, tx uint32, err error) []byte {
-	w.counters.Errors[metrics.ReasonOf(err)].Add(1)
+	w.counters.Fail(err)
 	var ce *bittorrent.ClientError
 	if !errors.As(err, &ce) {
 		w.log.WithError(err).Error("udp request failed")

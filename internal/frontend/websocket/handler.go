@@ -23,14 +23,14 @@ var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return
 // handle answers one text message.
 func (s *Server) handle(c *conn, msg []byte) {
 	if !s.opts.Budget.AllowNow(c.client) {
-		s.counters.RefusedRate.Add(1)
+		s.counters.Refuse(metrics.RefusalRate)
 		c.send(wsproto.AppendFailure(nil, errTooManyRequests.Error(), 0, nil))
 		return
 	}
 	var r wsproto.Request
 	if err := wsproto.Parse(msg, s.opts.MaxOffers, &r); err != nil {
 		s.counters.BadRequest.Add(1)
-		s.counters.Errors[metrics.ErrMalformed].Add(1)
+		s.counters.Errors[metrics.ReasonMalformed].Add(1)
 		c.send(wsproto.AppendFailure(nil, err.Error(), 0, nil))
 		return
 	}
@@ -61,7 +61,7 @@ func (s *Server) announce(c *conn, r *wsproto.Request) {
 		s.refuse(c, r, err)
 		return
 	}
-	s.counters.Announce[metrics.FamilyOf(c.client)].Add(1)
+	s.counters.Answer(metrics.ActionAnnounce, c.client)
 	bp := scratchPool.Get().(*[]byte)
 	defer scratchPool.Put(bp)
 	if r.Answer == nil { // an answer gets no reply, as with the reference server
@@ -88,13 +88,7 @@ func (s *Server) announce(c *conn, r *wsproto.Request) {
 
 // refuse answers an announce or scrape turned down, naming the torrent.
 func (s *Server) refuse(c *conn, r *wsproto.Request, err error) {
-	switch err {
-	case bittorrent.ErrNotAllowed:
-		s.counters.Refused.Add(1)
-	case bittorrent.ErrClientNotAllowed:
-		s.counters.RefusedClient.Add(1)
-	}
-	s.counters.Errors[metrics.ReasonOf(err)].Add(1)
+	s.counters.Fail(err)
 	h := &r.InfoHash
 	if r.Action == wsproto.Scrape {
 		h = nil
@@ -111,7 +105,7 @@ func (s *Server) scrape(c *conn, r *wsproto.Request) {
 		}
 		files[i] = wsproto.ScrapeFile{InfoHash: r.InfoHashes[i], ScrapeStats: s.swarms.Scrape(&r.InfoHashes[i])}
 	}
-	s.counters.Scrape[metrics.FamilyOf(c.client)].Add(1)
+	s.counters.Answer(metrics.ActionScrape, c.client)
 	interval, _ := s.opts.Intervals()
 	// The reference server's min_request_interval is the whole interval.
 	c.send(wsproto.AppendScrapeReply(nil, files, int(interval/time.Second)))
