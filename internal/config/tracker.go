@@ -52,8 +52,8 @@ func defaultTracker() Tracker {
 		PeerTTL:          Duration{45 * time.Minute},
 		NumWantDefault:   50,
 		NumWantMax:       200,
-		// About 80 bytes a peer and a few hundred a torrent at most:
-		// these bound the store near 1 GiB.
+		// At both, the store takes about 0.2 to 0.63 GiB, by the peers'
+		// family and how they spread over torrents (docs/benchmarks.md).
 		MaxPeers:    10_000_000,
 		MaxTorrents: 2_000_000,
 	}
