@@ -56,11 +56,11 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.Annou
 
 	var err error
 	v4, v6 := sh.view4(s, i), sh.view6(s, i)
-	reply := replyTo{want: want, seeder: seeder, publicOnly: publicOnly, both: req.BothFamilies}
+	a := shardAnnounce{req: req, cfg: cfg, totals: s.totals, sh: sh, now: now, pick: pick{want: want, self: -1, seeder: seeder, publicOnly: publicOnly}}
 	if req.Addr.Is4() {
-		err = announceAndReply(s, sh, &v4, &v6, req.Addr.As4(), req, cfg, now, reply, &resp.Peers4, &resp.Peers6)
+		err = announceAndReply(&a, &v4, &v6, req.Addr.As4(), &resp.Peers4, &resp.Peers6)
 	} else {
-		err = announceAndReply(s, sh, &v6, &v4, req.Addr.As16(), req, cfg, now, reply, &resp.Peers6, &resp.Peers4)
+		err = announceAndReply(&a, &v6, &v4, req.Addr.As16(), &resp.Peers6, &resp.Peers4)
 	}
 	t := &sh.table.slots[i]
 	if t.empty() {
@@ -83,31 +83,49 @@ func (t *slot) counts() (seeders, leechers uint32) {
 	return seeders, leechers
 }
 
-// replyTo is what shapes the peers of one reply.
-type replyTo struct {
-	want                     int
-	seeder, publicOnly, both bool
+// shardAnnounce is one announce under way in a shard, whose lock it holds:
+// the request, the settings it is answered with, the clock reading it is
+// stamped with, and which peers its reply may carry. It lives on
+// Announce's stack; the steps below take it by pointer.
+type shardAnnounce struct {
+	req    *bittorrent.AnnounceRequest
+	cfg    *Config
+	totals *totals
+	sh     *shard
+	now    uint16 // instant.tick
+	pick   pick
 }
 
-// announceAndReply records the requester in its own family's list (own)
-// and fills the reply with peers of its family, then, if asked, of the
-// other one.
-func announceAndReply[A, B bittorrent.IP](s *Store, sh *shard, own *view[A], other *view[B], ip A, req *bittorrent.AnnounceRequest, cfg *Config, now uint16,
-	r replyTo, ownPeers *[]bittorrent.PeerOf[A], otherPeers *[]bittorrent.PeerOf[B]) error {
-	self, err := announceIn(s, sh, own, ip, req, cfg, now)
+// pick is which peers of a list a reply may carry, and how many.
+type pick struct {
+	want       int  // at most this many
+	self       int  // the requester's position in the list, skipped; -1: not in it
+	seeder     bool // the requester seeds: leechers only
+	publicOnly bool // peers at public addresses only
+}
+
+// announceAndReply records the requester at ip in its own family's list
+// (own) and fills the reply with peers of its family, then, if asked, of
+// the other one.
+func announceAndReply[A, B bittorrent.IP](a *shardAnnounce, own *view[A], other *view[B], ip A, ownPeers *[]bittorrent.PeerOf[A], otherPeers *[]bittorrent.PeerOf[B]) error {
+	self, err := announceIn(a, own, ip)
 	if err != nil {
 		return err
 	}
-	*ownPeers = appendPeers(*ownPeers, own.peers(), own.list().seeders, r.want, self, r.seeder, r.publicOnly)
-	if r.both {
-		*otherPeers = appendPeers(*otherPeers, other.peers(), other.list().seeders, r.want-len(*ownPeers), -1, r.seeder, r.publicOnly)
+	p := a.pick
+	p.self = self
+	*ownPeers = appendPeers(*ownPeers, own.peers(), own.list().seeders, p)
+	if a.req.BothFamilies {
+		p.want, p.self = p.want-len(*ownPeers), -1
+		*otherPeers = appendPeers(*otherPeers, other.peers(), other.list().seeders, p)
 	}
 	return nil
 }
 
 // announceIn applies one announce to the requester's list and returns
 // the requester's position in it, or -1 when it is not (or no longer) in.
-func announceIn[A bittorrent.IP](s *Store, sh *shard, v *view[A], ip A, req *bittorrent.AnnounceRequest, cfg *Config, now uint16) (int, error) {
+func announceIn[A bittorrent.IP](a *shardAnnounce, v *view[A], ip A) (int, error) {
+	req, sh := a.req, a.sh
 	t := &sh.table.slots[v.slot]
 	pos := v.find(ip, req.Port)
 	seeder := req.Left == 0
@@ -115,19 +133,19 @@ func announceIn[A bittorrent.IP](s *Store, sh *shard, v *view[A], ip A, req *bit
 		if pos >= 0 {
 			sh.count(v.fam, pos < int(v.list().seeders), -1)
 			v.remove(pos)
-			s.totals.peers.Add(-1)
+			a.totals.peers.Add(-1)
 		}
 		return -1, nil
 	}
 	if pos < 0 {
-		if !reserve(&s.totals.peers, cfg.MaxPeers) {
-			s.totals.refusedPeers.Add(1)
+		if !reserve(&a.totals.peers, a.cfg.MaxPeers) {
+			a.totals.refusedPeers.Add(1)
 			return -1, ErrTooManyPeers
 		}
-		pos, ok := v.add(record[A]{ip: ip, port: req.Port, seen: now}, seeder)
+		pos, ok := v.add(record[A]{ip: ip, port: req.Port, seen: a.now}, seeder)
 		if !ok {
-			s.totals.peers.Add(-1)
-			s.totals.refusedMemory.Add(1)
+			a.totals.peers.Add(-1)
+			a.totals.refusedMemory.Add(1)
 			return -1, ErrOutOfMemory
 		}
 		if req.Event == bittorrent.EventCompleted && seeder {
@@ -145,43 +163,44 @@ func announceIn[A bittorrent.IP](s *Store, sh *shard, v *view[A], ip A, req *bit
 		sh.count(v.fam, seeder, 1)
 		pos = v.setSeeder(pos, seeder)
 	}
-	v.at(pos).seen = now
+	v.at(pos).seen = a.now
 	return pos, nil
 }
 
-// appendPeers copies up to want peers of the list into a reply: a run
-// starting at a random place among the candidates and wrapping around, so
-// that each candidate is equally likely to be sent. Candidates are all
-// peers but the requester at self (-1: not in the list), leechers only for
-// a seeder; non-public peers are passed over when publicOnly.
-func appendPeers[A bittorrent.IP](dst []bittorrent.PeerOf[A], recs []record[A], seeders uint32, want, self int, seeder, publicOnly bool) []bittorrent.PeerOf[A] {
+// appendPeers copies up to p.want peers of a list (recs, the first seeders
+// of them seeders) into a reply: a run starting at a random place among
+// the candidates and wrapping around, so that each candidate is equally
+// likely to be sent. Candidates are all peers but the requester at p.self,
+// leechers only for a seeder; non-public peers are passed over when
+// p.publicOnly.
+func appendPeers[A bittorrent.IP](dst []bittorrent.PeerOf[A], recs []record[A], seeders uint32, p pick) []bittorrent.PeerOf[A] {
 	lo := 0
-	if seeder {
+	if p.seeder {
 		lo = int(seeders)
 	}
 	count := len(recs) - lo
-	skipSelf := self >= lo
+	skipSelf := p.self >= lo
 	if skipSelf {
 		count--
 	}
-	if count <= 0 || want <= 0 {
+	if count <= 0 || p.want <= 0 {
 		return dst
 	}
 	start := rand.IntN(count)
-	for k, taken := 0, 0; k < count && taken < want; k++ {
+	for k, taken := 0, 0; k < count && taken < p.want; k++ {
 		i := start + k
 		if i >= count {
 			i -= count
 		}
 		i += lo
-		if skipSelf && i >= self {
+		if skipSelf && i >= p.self {
 			i++
 		}
-		p := &recs[i]
-		if publicOnly && !isPublicIP(p.ip) {
+		r := &recs[i]
+		if p.publicOnly && !isPublicIP(r.ip) {
 			continue
 		}
-		dst = append(dst, bittorrent.PeerOf[A]{IP: p.ip, Port: p.port})
+		dst = append(dst, bittorrent.PeerOf[A]{IP: r.ip, Port: r.port})
 		taken++
 	}
 	return dst
