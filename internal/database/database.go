@@ -160,7 +160,7 @@ func appendTorrent(buf []byte, t *swarm.Torrent, savedAt uint32) []byte {
 	return buf
 }
 
-func seeders[A [4]byte | [16]byte](peers []swarm.Peer[A]) (n int) {
+func seeders[A [4]byte | [16]byte](peers []swarm.SnapshotPeer[A]) (n int) {
 	for i := range peers {
 		if peers[i].Seeder {
 			n++

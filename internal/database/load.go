@@ -431,9 +431,9 @@ func (fl *filler) torrent(l *swarm.ShardLoad, r *record, t *swarm.Torrent, st *L
 				p := b[i*size:]
 				port, lastSeen := decodeTail(p[addr:], fl.format.savedAt)
 				if group.ipv6 {
-					t.Peers6 = append(t.Peers6, swarm.Peer6{IP: [16]byte(p[:16]), Port: port, Seeder: group.seeder, LastSeen: lastSeen})
+					t.Peers6 = append(t.Peers6, swarm.SnapshotPeer6{IP: [16]byte(p[:16]), Port: port, Seeder: group.seeder, LastSeen: lastSeen})
 				} else {
-					t.Peers4 = append(t.Peers4, swarm.Peer4{IP: [4]byte(p[:4]), Port: port, Seeder: group.seeder, LastSeen: lastSeen})
+					t.Peers4 = append(t.Peers4, swarm.SnapshotPeer4{IP: [4]byte(p[:4]), Port: port, Seeder: group.seeder, LastSeen: lastSeen})
 				}
 			}
 			b = b[c*size:]

@@ -81,6 +81,7 @@ func New(cfg Config) *Store {
 // Close frees the store's memory. The store must not be used afterwards.
 func (s *Store) Close() { s.shards.free() }
 
+// free gives back every shard's memory.
 func (all *shards) free() {
 	for i := range all {
 		sh := &all[i]
@@ -99,11 +100,14 @@ func (s *Store) SetConfig(cfg Config) { s.config.Store(&cfg) }
 // Config returns the reply settings in use.
 func (s *Store) Config() Config { return *s.config.Load() }
 
+// hash is the keyed hash of an info hash: its top bits pick the shard,
+// its low ones the table slot.
 func (s *Store) hash(h *bittorrent.InfoHash) uint64 { return maphash.Bytes(s.hashSeed, h[:]) }
 
 // shardOf picks a shard by the hash's top bits; the table uses the low ones.
 func (s *Store) shardOf(hv uint64) *shard { return &s.shards[hv>>(64-shardBits)] }
 
+// view4 and view6 are the torrent at slot's peers of each family.
 func (sh *shard) view4(s *Store, slot int) view[[4]byte] {
 	return view[[4]byte]{a: &sh.arena4, tb: &sh.table, slot: slot, fam: ipv4, seed: s.peerSeed}
 }
@@ -112,6 +116,7 @@ func (sh *shard) view6(s *Store, slot int) view[[16]byte] {
 	return view[[16]byte]{a: &sh.arena6, tb: &sh.table, slot: slot, fam: ipv6, seed: s.peerSeed}
 }
 
+// count adds n to the shard's seeders or leechers of family fam.
 func (sh *shard) count(fam int, seeder bool, n int) {
 	if seeder {
 		sh.seeders[fam] += n
