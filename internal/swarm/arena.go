@@ -5,20 +5,11 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/offheap"
 )
 
-// arena holds the peers of one family in one shard.
-type arena[A bittorrent.IP] struct {
-	recs []record[A] // off the Go heap
-	used uint32      // records handed out; [used, len(recs)) is free
-	live uint32      // records in blocks that lists own; the rest is garbage
-	// touched bounds the records written since their pages were last
-	// handed back: past it, recs holds only pages the kernel has not
-	// mapped (or zeroes).
-	touched uint32
-}
+// The arena's type, its blocks and their size classes are in layout.go;
+// here is what hands blocks out and compacts them.
 
 // peers are the records of l.
 func (a *arena[A]) peers(l *list) []record[A] {

@@ -60,6 +60,8 @@ const (
 	shardCount = 1 << shardBits
 )
 
+// shards are a store's shards, picked by the keyed info hash's top
+// shardBits.
 type shards [shardCount]shard
 
 // shard is one lock's worth of the store: its torrents' table, an arena
@@ -73,6 +75,15 @@ type shard struct {
 	leechers [2]int
 	// Keeps two shards' locks off one cache line.
 	_ [64]byte
+}
+
+// table is a shard's torrents: open addressing with Robin Hood insertion
+// and backward-shift deletion, so no tombstones and short probes even when
+// seven eighths full. Slots move on insert and delete: positions are valid
+// only until the next one.
+type table struct {
+	slots []slot // off the Go heap
+	count int
 }
 
 // slot is one torrent in a shard's table: 52 bytes, no pointer.
@@ -107,6 +118,18 @@ const (
 // [at, at+n) of the family's arena, the first seeders of them seeders.
 type list struct {
 	at, n, seeders uint32
+}
+
+// arena holds the peers of one family in one shard: blocks of records,
+// one per list, handed out from its start.
+type arena[A bittorrent.IP] struct {
+	recs []record[A] // off the Go heap
+	used uint32      // records handed out; [used, len(recs)) is free
+	live uint32      // records in blocks that lists own; the rest is garbage
+	// touched bounds the records written since their pages were last
+	// handed back: past it, recs holds only pages the kernel has not
+	// mapped (or zeroes).
+	touched uint32
 }
 
 // record is one stored peer: 8 bytes for IPv4, 20 for IPv6. Whether it is

@@ -5,17 +5,11 @@ import (
 	"github.com/trakx/trakx/internal/offheap"
 )
 
+// The table's type, its slots and its load limits are in layout.go; here
+// is the hashing that finds, places and removes slots.
+
 // empty tells that the torrent has no peer left: its slot is to go.
 func (t *slot) empty() bool { return t.lists[ipv4].n == 0 && t.lists[ipv6].n == 0 }
-
-// table is a shard's torrents: open addressing with Robin Hood insertion
-// and backward-shift deletion, so no tombstones and short probes even when
-// seven eighths full. Slots move on insert and delete: positions are valid
-// only until the next one.
-type table struct {
-	slots []slot // off the Go heap
-	count int
-}
 
 // home is where a hash's probe starts: the top bits of a multiply, which
 // works for any table size.
