@@ -26,13 +26,13 @@ package swarm
 // and of its torrent's slot (52 bytes over a table 7/12 to 7/8 full after
 // growing by 1.5x). For 10M IPv4 peers in 1M torrents of 10 (test/memory.sh):
 //
-//	record                                     8
-//	block room (10 peers fill class 9 exactly) 0
-//	garbage, up to an eighth of 8             0 .. 1
-//	slot, 52 / (977 of 1531 slots full) / 10   8.1   (977 torrents a shard)
-//	                                           ------
-//	                                           16.1 .. 17.1, and the process's own:
-//	                                           18.3 measured (RSS, docs/benchmarks.md)
+//	record                                      8
+//	block room (10 peers fill class 9 exactly)  0
+//	garbage (an eighth of 8 at most)            0 .. 1
+//	slot: 52 / (977 of 1531 slots full) / 10    8.1   (977 torrents a shard)
+//	                                            ------
+//	                                            16.1 .. 17.1, and the process's own:
+//	                                            18.3 measured (RSS, docs/benchmarks.md)
 //
 // A swarm of 48 peers or more adds its index, 8 to 16 bytes a peer; an IPv6
 // peer costs 12 bytes more than an IPv4 one; a torrent of one peer costs
