@@ -52,15 +52,15 @@
 //
 // # Files
 //
-//   - layout.go: the memory layout (shard, slot, list, record, size classes)
-//     and what it costs a peer.
+//   - layout.go: the memory layout (shard, table, slot, list, arena, record,
+//     size classes) and what it costs a peer.
 //   - store.go: Store, Config, the refusals, the store-wide totals, Stats.
 //   - announce.go: Announce and Scrape: the request path, and the random
 //     choice of peers for a reply.
 //   - view.go: view, one torrent's peers of one family: find, add, remove,
 //     reclassify a peer as seeder or leecher, expire.
-//   - table.go: table, a shard's torrents (Robin Hood open addressing).
-//   - arena.go: arena, a shard's peers of one family, and its compaction.
+//   - table.go: the hashing of a shard's torrents (Robin Hood open addressing).
+//   - arena.go: the handing out of an arena's blocks, and its compaction.
 //   - clock.go: the store's clock and the ages records keep.
 //   - expire.go: Expire and RunExpiry, the sweep of silent peers.
 //   - peer.go: which addresses are public, and the keyed hash of a peer.
