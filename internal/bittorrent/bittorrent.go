@@ -68,7 +68,8 @@ type PeerOf[A IP] struct {
 	Port uint16
 }
 
-// Peer4 is an IPv4 peer as handed to a client.
+// Peer4 is an IPv4 peer as handed to a client. (The store's copy of a
+// peer, with its seeding and last-seen time, is swarm.SnapshotPeer4.)
 type Peer4 = PeerOf[[4]byte]
 
 // Peer6 is an IPv6 peer as handed to a client.
@@ -108,6 +109,7 @@ type ClientError struct {
 	Kind    ErrorKind
 }
 
+// Error is the message for the client.
 func (e *ClientError) Error() string { return e.Message }
 
 // ErrorKind says what a ClientError refuses, for the counters.

@@ -16,6 +16,18 @@
 // seen before the save, at most 2^24-1, about 194 days). That is format
 // version 2, which Save writes. Load also reads version 1, whose peers
 // carried their 20-byte peer id after the age; the ids are skipped.
+//
+// # Files
+//
+//   - database.go: the format's constants, and Save, which writes a copy
+//     of the store (swarm.Store.Walk) in it.
+//   - load.go: Load, the header, and the read of a whole file into memory.
+//   - index.go: the check of a file's records, noting where each shard's
+//     torrents are (shardIndex), and the cursor that reads them.
+//   - fill.go: the fill of a store from a checked file, shard by shard on
+//     every core (swarm.Store.LoadShard).
+//   - load_stream.go: the load of a file too big for the memory to hold it
+//     whole, record by record.
 package database
 
 import (
@@ -160,7 +172,7 @@ func appendTorrent(buf []byte, t *swarm.Torrent, savedAt uint32) []byte {
 	return buf
 }
 
-func seeders[A [4]byte | [16]byte](peers []swarm.Peer[A]) (n int) {
+func seeders[A [4]byte | [16]byte](peers []swarm.SnapshotPeer[A]) (n int) {
 	for i := range peers {
 		if peers[i].Seeder {
 			n++

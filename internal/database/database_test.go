@@ -319,7 +319,7 @@ func TestLoadWays(t *testing.T) {
 	now := time.Now()
 	big := swarm.Torrent{Hash: hashOf(1 << 30)}
 	for i := range 5000 { // past a chunk, with an index
-		big.Peers4 = append(big.Peers4, swarm.Peer4{IP: [4]byte{198, 51, byte(i >> 8), byte(i)}, Port: 6881, Seeder: i%3 == 0, LastSeen: uint32(now.Unix()) - uint32(i%2)*3600})
+		big.Peers4 = append(big.Peers4, swarm.SnapshotPeer4{IP: [4]byte{198, 51, byte(i >> 8), byte(i)}, Port: 6881, Seeder: i%3 == 0, LastSeen: uint32(now.Unix()) - uint32(i%2)*3600})
 	}
 	if _, err := s.Restore(&big, 0, uint32(now.Unix())); err != nil {
 		t.Fatal(err)

@@ -240,9 +240,9 @@ func (l *streamLoader) chunk(d *streamDecoder, n int64, ipv6, seeder bool) error
 		b := raw[i*size:]
 		port, lastSeen := decodeTail(b[addr:], l.savedAt)
 		if ipv6 {
-			t.Peers6 = append(t.Peers6, swarm.Peer6{IP: [16]byte(b[:16]), Port: port, Seeder: seeder, LastSeen: lastSeen})
+			t.Peers6 = append(t.Peers6, swarm.SnapshotPeer6{IP: [16]byte(b[:16]), Port: port, Seeder: seeder, LastSeen: lastSeen})
 		} else {
-			t.Peers4 = append(t.Peers4, swarm.Peer4{IP: [4]byte(b[:4]), Port: port, Seeder: seeder, LastSeen: lastSeen})
+			t.Peers4 = append(t.Peers4, swarm.SnapshotPeer4{IP: [4]byte(b[:4]), Port: port, Seeder: seeder, LastSeen: lastSeen})
 		}
 	}
 	return nil

@@ -1,67 +1,15 @@
 package swarm
 
 import (
-	"math"
 	"slices"
 	"sync"
 	"unsafe"
 
-	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/offheap"
 )
 
-// Block size classes, about 1.25x apart: classCap[c] peers. Class 0 is no
-// block at all.
-var classCap = func() (caps [maxClass + 1]uint32) {
-	for c := 1; c <= maxClass; c++ {
-		caps[c] = max(caps[c-1]+1, uint32(uint64(caps[c-1])*5/4))
-	}
-	return caps
-}()
-
-const maxClass = 80 // classCap[80] is over 16 million peers
-
-// fitClass is the smallest class that holds n peers.
-func fitClass(n uint32) uint8 {
-	c, _ := slices.BinarySearch(classCap[:], n)
-	return uint8(c)
-}
-
-// A block of indexedFrom peers or more carries a hash index after its
-// records: below that, a scan of the block is quicker than a probe.
-const indexedFrom = 48
-
-// indexSlots is the size of a block's position index: a power of two, at
-// least twice its capacity, so probes stay short.
-func indexSlots(capacity uint32) uint32 {
-	if capacity < indexedFrom {
-		return 0
-	}
-	n := uint32(1)
-	for n < 2*capacity {
-		n <<= 1
-	}
-	return n
-}
-
-// arena holds the peers of one family in one shard.
-type arena[A bittorrent.IP] struct {
-	recs []record[A] // off the Go heap
-	used uint32      // records handed out; [used, len(recs)) is free
-	live uint32      // records in blocks that lists own; the rest is garbage
-	// touched bounds the records written since their pages were last
-	// handed back: past it, recs holds only pages the kernel has not
-	// mapped (or zeroes).
-	touched uint32
-}
-
-// blockSize is the records a block of class c takes: its peers, then its
-// index, if any, rounded up to whole records.
-func (a *arena[A]) blockSize(c uint8) uint32 {
-	capacity := classCap[c]
-	recSize := uint32(unsafe.Sizeof(record[A]{}))
-	return capacity + (indexSlots(capacity)*4+recSize-1)/recSize
-}
+// The arena's type, its blocks and their size classes are in layout.go;
+// here is what hands blocks out and compacts them.
 
 // peers are the records of l.
 func (a *arena[A]) peers(l *list) []record[A] {
@@ -89,10 +37,6 @@ func (a *arena[A]) garbageAllowed() uint32 { return a.live/8 + garbageSlack }
 // garbageSlack is the little; a variable so that tests of compaction can
 // make it happen at every turn.
 var garbageSlack uint32 = 256
-
-// maxRecords bounds an arena: positions are uint32, and its bytes must
-// fit an int.
-const maxRecords = min(1<<32-1, math.MaxInt/20)
 
 // alloc hands out a block of size records and returns where it starts, or
 // false when the arena cannot grow (out of memory), having changed nothing

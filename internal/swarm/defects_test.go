@@ -65,7 +65,7 @@ func restorePeers(t *testing.T, s *Store, h bittorrent.InfoHash, from, n int) {
 	tr := Torrent{Hash: h}
 	now := uint32(time.Now().Unix())
 	for i := from; i < from+n; i++ {
-		tr.Peers4 = append(tr.Peers4, Peer4{IP: v4(i).As4(), Port: 6881, LastSeen: now})
+		tr.Peers4 = append(tr.Peers4, SnapshotPeer4{IP: v4(i).As4(), Port: 6881, LastSeen: now})
 	}
 	if kept, err := s.Restore(&tr, 0, now); kept != n || err != nil {
 		t.Fatalf("restored %d of %d peers: %v", kept, n, err)
@@ -202,7 +202,7 @@ func TestWallClockStepsDoNotAgePeers(t *testing.T) {
 	if n := s.Expire(); n != 0 {
 		t.Fatalf("a wall clock stepped forward expired %d fresh peers", n)
 	}
-	var saved []Peer4
+	var saved []SnapshotPeer4
 	s.Walk(func(tr *Torrent) error { saved = append(saved, tr.Peers4...); return nil })
 	if len(saved) != 1 || clock.unix-saved[0].LastSeen != 10 {
 		t.Fatalf("saved %+v at unix %d: want last seen 10 s ago", saved, clock.unix)
@@ -261,7 +261,7 @@ func TestOutOfMemoryRefusesAndKeepsServing(t *testing.T) {
 	tr := Torrent{Hash: hashOf(3)}
 	now := uint32(time.Now().Unix())
 	for i := range 100 {
-		tr.Peers4 = append(tr.Peers4, Peer4{IP: v4(i).As4(), Port: 1, LastSeen: now})
+		tr.Peers4 = append(tr.Peers4, SnapshotPeer4{IP: v4(i).As4(), Port: 1, LastSeen: now})
 	}
 	if kept, err := s.Restore(&tr, 0, now); kept != 0 || !errors.Is(err, ErrOutOfMemory) {
 		t.Fatalf("restore without memory: kept %d, %v", kept, err)
@@ -335,7 +335,7 @@ func TestRestoreNearTheEpoch(t *testing.T) {
 	s := New(testConfig)
 	defer s.Close()
 	fakeClock(s, 0, 1000)
-	tr := Torrent{Hash: hashOf(1), Peers4: []Peer4{{IP: v4(1).As4(), Port: 1, LastSeen: 990}}}
+	tr := Torrent{Hash: hashOf(1), Peers4: []SnapshotPeer4{{IP: v4(1).As4(), Port: 1, LastSeen: 990}}}
 	if kept, err := s.Restore(&tr, 0, 1000); kept != 1 || err != nil {
 		t.Fatalf("restored at unix 1000: kept %d, %v", kept, err)
 	}

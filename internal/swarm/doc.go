@@ -34,18 +34,38 @@
 //
 // # Layout
 //
-// The store never shows its layout, but it is what makes it small. Torrents
-// are spread over shards, each with its own lock. A shard keeps its torrents
-// in an open-addressed table of fixed 52-byte slots (Robin Hood hashing on
-// a keyed hash of the info hash) and each family's peers in an arena: one
-// array of fixed-size records, 8 bytes for IPv4 (address, port, and the
-// last-seen time as seconds modulo 2^16) and 20 for IPv6. A torrent's peers
-// of one family are one block of the arena, seeders first; blocks come in
-// size classes about 1.25x apart, a swarm that outgrows its block moves to a
-// bigger one at the arena's end, and a block of 48 peers or more carries a
-// hash index of positions after its records. The arena is compacted, blocks
-// slid down in place and shrunk to fit, when its garbage passes an eighth of
-// what is live and by every expiry sweep. Tables and arenas live outside the
-// Go heap (package offheap), so the garbage collector never scans or copies
+// The store never shows its layout, but it is what makes it small; layout.go
+// draws it and defines all of it. Torrents are spread over shards, each
+// with its own lock. A shard keeps its torrents in an open-addressed table
+// of fixed 52-byte slots (Robin Hood hashing on a keyed hash of the info
+// hash) and each family's peers in an arena: one array of fixed-size
+// records, 8 bytes for IPv4 (address, port, and the last-seen time as
+// seconds modulo 2^16) and 20 for IPv6. A torrent's peers of one family
+// are one block of the arena, seeders first; blocks come in size classes
+// about 1.25x apart, a swarm that outgrows its block moves to a bigger one
+// at the arena's end, and a block of 48 peers or more carries a hash index
+// of positions after its records. The arena is compacted, blocks slid down
+// in place and shrunk to fit, when its garbage passes an eighth of what is
+// live and by every expiry sweep. Tables and arenas live outside the Go
+// heap (package offheap), so the garbage collector never scans or copies
 // them and freed memory goes back to the kernel at once.
+//
+// # Files
+//
+//   - layout.go: the memory layout (shard, table, slot, list, arena, record,
+//     size classes) and what it costs a peer.
+//   - store.go: Store, Config, the refusals, the store-wide totals, Stats.
+//   - announce.go: Announce and Scrape: the request path, and the random
+//     choice of peers for a reply.
+//   - view.go: view, one torrent's peers of one family: find, add, remove,
+//     reclassify a peer as seeder or leecher, expire.
+//   - table.go: the hashing of a shard's torrents (Robin Hood open addressing).
+//   - arena.go: the handing out of an arena's blocks, and its compaction.
+//   - clock.go: the store's clock and the ages records keep.
+//   - expire.go: Expire and RunExpiry, the sweep of silent peers.
+//   - peer.go: which addresses are public, and the keyed hash of a peer.
+//   - snapshot.go: Walk, the copy of the store out, torrent by torrent.
+//   - restore.go: Restore, a torrent's copy put back.
+//   - shardload.go: LoadShard, a whole shard put back at once by a load.
+//   - stall.go: Stall, for tests of what must notice a stalled request.
 package swarm

@@ -199,7 +199,7 @@ func roundTrip(t *testing.T, s *Store, cfg Config) *Store {
 	var saved []Torrent
 	s.Walk(func(tr *Torrent) error {
 		c := *tr
-		c.Peers4, c.Peers6 = append([]Peer4(nil), tr.Peers4...), append([]Peer6(nil), tr.Peers6...)
+		c.Peers4, c.Peers6 = append([]SnapshotPeer4(nil), tr.Peers4...), append([]SnapshotPeer6(nil), tr.Peers6...)
 		saved = append(saved, c)
 		return nil
 	})

@@ -2,31 +2,10 @@ package swarm
 
 import (
 	"net/netip"
-	"time"
 	"unsafe"
 
 	"github.com/trakx/trakx/internal/bittorrent"
 )
-
-// MaxPeerTTL is the longest Config.PeerTTL the store keeps time for: a
-// peer's last-seen time is stored as seconds modulo 2^16 (18 hours), which
-// must cover a TTL and the sweep interval after it.
-const MaxPeerTTL = 12 * time.Hour
-
-// record is one stored peer: 8 bytes for IPv4, 20 for IPv6. Whether it is
-// a seeder is where it stands in its list; whether it is public is derived
-// from its address when needed.
-type record[A bittorrent.IP] struct {
-	ip   A
-	port uint16
-	seen uint16 // unix seconds modulo 2^16
-}
-
-func tickOf(unix uint32) uint16 { return uint16(unix) }
-
-// age is how many seconds before now a peer was last seen, provided that
-// it was less than 2^16 seconds ago, which the expiry sweep ensures.
-func age(now, seen uint16) uint32 { return uint32(now - seen) }
 
 // cgnat is the shared address space of carrier-grade NAT (RFC 6598).
 var cgnat = netip.MustParsePrefix("100.64.0.0/10")

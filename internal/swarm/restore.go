@@ -1,109 +1,117 @@
 package swarm
 
 import (
+	"cmp"
+	"time"
+
 	"github.com/trakx/trakx/internal/bittorrent"
 )
 
-// Shards is how many parts a store's torrents are spread over, each with
-// its own lock and memory; ShardOf tells which part a torrent is in.
-const Shards = shardCount
-
-// ShardOf is the shard that holds, or would hold, the torrent with hash h.
-func (s *Store) ShardOf(h *bittorrent.InfoHash) int { return int(s.hash(h) >> (64 - shardBits)) }
-
-// ShardSize counts what a load will give a shard, torrent by torrent, so
-// that LoadShard sizes its memory once, exactly, rather than step by step
-// as the load goes. A load may give more (or less) than it counted.
-type ShardSize struct {
-	torrents int
-	records  [2]uint64 // per family, in blocks as restoring makes them
-}
-
-// Add counts a torrent with peers4 and peers6 peers (those it will keep).
-func (z *ShardSize) Add(peers4, peers6 int) {
-	z.torrents++
-	if peers4 > 0 {
-		z.records[ipv4] += uint64((*arena[[4]byte])(nil).blockSize(fitClass(uint32(min(peers4, int(classCap[maxClass]))))))
-	}
-	if peers6 > 0 {
-		z.records[ipv6] += uint64((*arena[[16]byte])(nil).blockSize(fitClass(uint32(min(peers6, int(classCap[maxClass]))))))
-	}
-}
-
-// A ShardLoad fills one shard of a store that is not serving yet, as a
-// load from a file does: Restore without a lock or a clock reading per
-// torrent, and into memory sized and mapped in once. Each ShardLoad is
-// used by one goroutine; loads of different shards may run at once, which
-// is how a load uses every core. A shard's torrents given together, rather
-// than spread among the others', keep its memory in the caches.
-type ShardLoad struct {
-	s        *Store
-	sh       *shard
-	at       restoreClock
-	torrents int
-	peers    int
-}
-
-// LoadShard starts loading shard i, sized for size, with Restore's cutoff
-// and now. The shard stays locked until Done.
-func (s *Store) LoadShard(i int, size ShardSize, cutoff, now uint32) *ShardLoad {
-	sh := &s.shards[i]
+// Restore adds saved peers to a torrent, creating it if need be. Peers last
+// seen before cutoff are dropped, as are peers with port 0 and repeats of a
+// peer already present; a last-seen time in the future is taken as now.
+// now is the present, in unix seconds, by the caller's clock: with
+// MaxPeerTTL it bounds cutoff. The store keeps last-seen times as ages on
+// its own clock.
+// Restore may be called more than once for one torrent: the peers add up,
+// downloaded is the largest given. It returns how many peers it kept. The
+// store's limits do not apply: what was saved comes back, unless memory
+// runs out, when Restore keeps what it could and returns ErrOutOfMemory.
+// A load of a whole store goes quicker shard by shard (LoadShard).
+func (s *Store) Restore(t *Torrent, cutoff, now uint32) (kept int, err error) {
+	hv := s.hash(&t.Hash)
+	sh := s.shardOf(hv)
 	sh.mu.Lock()
-	l := &ShardLoad{s: s, sh: sh, at: s.restoreClock(cutoff, now)}
-	// Sizing is a hint: what cannot be had here is asked for again, step
-	// by step, as the torrents come.
-	if want := size.torrents * maxLoadDen / maxLoadNum; size.torrents > 0 && want >= len(sh.table.slots) {
-		if sh.table.resize(max(minTableSize, want+1), s.hash) {
-			populate(sh.table.slots)
-		}
-	}
-	presize(&sh.arena4, size.records[ipv4])
-	presize(&sh.arena6, size.records[ipv6])
-	return l
-}
-
-// presize grows an arena to have room for records more.
-func presize[A bittorrent.IP](a *arena[A], records uint64) {
-	want := uint64(a.used) + records
-	if records == 0 || want > maxRecords {
-		return
-	}
-	if want > uint64(len(a.recs)) && !a.grow(int(want)) {
-		return
-	}
-	populate(a.recs[a.used:want])
-}
-
-// Add is Restore of a torrent of the shard (ShardOf). It returns how many
-// peers it kept, and ErrOutOfMemory, having kept what fitted, when memory
-// ran out.
-func (l *ShardLoad) Add(t *Torrent) (kept int, err error) {
-	hv := l.s.hash(&t.Hash)
-	if l.s.shardOf(hv) != l.sh {
-		panic("swarm: ShardLoad.Add of a torrent of another shard")
-	}
-	kept, created, err := l.s.restoreTorrent(l.sh, t, hv, l.at)
+	defer sh.mu.Unlock()
+	// Ages are taken on the store's own reading, under the lock: now may
+	// have been read a moment (and a second boundary) ago.
+	kept, created, err := s.restoreTorrent(sh, t, hv, s.restoreClock(cutoff, now))
 	if created {
-		l.torrents++
+		s.totals.torrents.Add(1)
 	}
-	l.peers += kept
+	s.totals.peers.Add(int64(kept))
 	return kept, err
 }
 
-// Keeps tells whether a load keeps a peer last seen at lastSeen with port
-// (repeats aside), given LoadShard's cutoff and now: what a ShardSize
-// should count.
-func Keeps(lastSeen uint32, port uint16, cutoff, now uint32) bool {
-	return lastSeen >= restoreCutoff(cutoff, now) && port != 0
+// restoreClock reads the store's clock for a restore with the caller's
+// cutoff and now.
+func (s *Store) restoreClock(cutoff, now uint32) restoreClock {
+	in := s.clock()
+	return restoreClock{cutoff: restoreCutoff(cutoff, now), unix: in.unix, tick: in.tick()}
 }
 
-// Done ends the load of the shard and unlocks it. Later calls do nothing.
-func (l *ShardLoad) Done() {
-	if l.sh == nil {
-		return
+// restoreCutoff is the caller's cutoff, or MaxPeerTTL before now if later.
+func restoreCutoff(cutoff, now uint32) uint32 {
+	return max(cutoff, now-min(now, uint32(MaxPeerTTL/time.Second))) // never wrapping, near 1970
+}
+
+// restoreTorrent is Restore into sh, whose lock the caller holds; created
+// tells that the torrent is new to the store (and kept).
+func (s *Store) restoreTorrent(sh *shard, t *Torrent, hv uint64, at restoreClock) (kept int, created bool, err error) {
+	i := sh.table.find(&t.Hash, hv)
+	if i < 0 {
+		if i = sh.table.insert(&t.Hash, hv, s.hash); i < 0 {
+			return 0, false, ErrOutOfMemory
+		}
+		created = true
 	}
-	l.s.totals.torrents.Add(int64(l.torrents))
-	l.s.totals.peers.Add(int64(l.peers))
-	l.sh.mu.Unlock()
-	l.sh = nil
+	v4, v6 := sh.view4(s, i), sh.view6(s, i)
+	kept4, err4 := restoreInto(sh, &v4, t.Peers4, at)
+	kept6, err6 := restoreInto(sh, &v6, t.Peers6, at)
+	kept, err = kept4+kept6, cmp.Or(err4, err6)
+	sl := &sh.table.slots[i]
+	if sl.empty() { // every peer given had expired, or none fitted
+		sh.table.remove(i)
+		return 0, false, err
+	}
+	sl.downloaded = max(sl.downloaded, t.Downloaded)
+	return kept, created, err
+}
+
+// restoreClock turns saved unix times into the store's ticks: a peer last
+// seen at unix u is now-u seconds old, on any clock.
+type restoreClock struct {
+	cutoff, unix uint32
+	tick         uint16
+}
+
+func (c restoreClock) seen(lastSeen uint32) uint16 {
+	return c.tick - uint16(c.unix-min(lastSeen, c.unix))
+}
+
+// keeps tells whether a restore keeps p, repeats aside.
+func keeps[A bittorrent.IP](p *SnapshotPeer[A], at restoreClock) bool {
+	return p.LastSeen >= at.cutoff && p.Port != 0
+}
+
+func restoreInto[A bittorrent.IP](sh *shard, v *view[A], peers []SnapshotPeer[A], at restoreClock) (kept int, err error) {
+	// Room for the peers that will be kept, not for those that expired:
+	// a block sized for those would be garbage the arena compacts away.
+	n := 0
+	for i := range peers {
+		if keeps(&peers[i], at) {
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	v.reserve(n)
+	for i := range peers {
+		p := &peers[i]
+		if !keeps(p, at) || v.find(p.IP, p.Port) >= 0 {
+			continue
+		}
+		if _, ok := v.add(record[A]{ip: p.IP, port: p.Port, seen: at.seen(p.LastSeen)}, p.Seeder); !ok {
+			err = ErrOutOfMemory
+			break
+		}
+		sh.count(v.fam, p.Seeder, 1)
+		kept++
+	}
+	if l, c := v.list(), v.class(); l.n == 0 && *c != 0 { // room was made, but none fitted
+		v.a.release(*c)
+		*c, l.at = 0, 0
+	}
+	return kept, err
 }

@@ -36,9 +36,9 @@ func restoreTestTorrents(now uint32) []Torrent {
 		t := Torrent{Hash: hashOf(i), Downloaded: uint32(i)}
 		for p := range i % 97 {
 			seen := now - uint32(p%5)*600 // every fifth 40 minutes old
-			t.Peers4 = append(t.Peers4, Peer4{IP: [4]byte{10, 0, byte(i), byte(p)}, Port: uint16(p % 3), Seeder: p%4 == 0, LastSeen: seen})
+			t.Peers4 = append(t.Peers4, SnapshotPeer4{IP: [4]byte{10, 0, byte(i), byte(p)}, Port: uint16(p % 3), Seeder: p%4 == 0, LastSeen: seen})
 			if p%7 == 0 {
-				t.Peers6 = append(t.Peers6, Peer6{IP: [16]byte{0x20, 0x01, 14: byte(i), 15: byte(p)}, Port: 6881, LastSeen: seen})
+				t.Peers6 = append(t.Peers6, SnapshotPeer6{IP: [16]byte{0x20, 0x01, 14: byte(i), 15: byte(p)}, Port: 6881, LastSeen: seen})
 			}
 		}
 		if len(t.Peers4) > 0 {
@@ -116,7 +116,7 @@ func TestShardLoadIsRestore(t *testing.T) {
 func TestShardLoadRefusesAnotherShard(t *testing.T) {
 	s := New(testConfig)
 	defer s.Close()
-	tr := Torrent{Hash: hashOf(1), Peers4: []Peer4{{IP: [4]byte{10, 0, 0, 1}, Port: 1, LastSeen: uint32(time.Now().Unix())}}}
+	tr := Torrent{Hash: hashOf(1), Peers4: []SnapshotPeer4{{IP: [4]byte{10, 0, 0, 1}, Port: 1, LastSeen: uint32(time.Now().Unix())}}}
 	l := s.LoadShard((s.ShardOf(&tr.Hash)+1)%Shards, ShardSize{}, 0, uint32(time.Now().Unix()))
 	defer l.Done()
 	defer func() {

@@ -4,7 +4,6 @@ import (
 	"hash/maphash"
 	"math/rand/v2"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,13 +58,6 @@ func reserve(n *atomic.Int64, limit int64) bool {
 	return true
 }
 
-// shardBits spreads torrents over enough locks that two request workers
-// rarely meet on one.
-const (
-	shardBits  = 10
-	shardCount = 1 << shardBits
-)
-
 // Store is the swarm database. It is safe for concurrent use.
 type Store struct {
 	config   atomic.Pointer[Config]
@@ -74,19 +66,6 @@ type Store struct {
 	totals   *totals
 	shards   *shards
 	clock    func() instant // realClock but in tests
-}
-
-type shards [shardCount]shard
-
-type shard struct {
-	mu       sync.Mutex
-	table    table
-	arena4   arena[[4]byte]
-	arena6   arena[[16]byte]
-	seeders  [2]int // per family
-	leechers [2]int
-	// Keeps two shards' locks off one cache line.
-	_ [64]byte
 }
 
 // New returns an empty store. Its memory lies outside the Go heap; Close
@@ -102,6 +81,7 @@ func New(cfg Config) *Store {
 // Close frees the store's memory. The store must not be used afterwards.
 func (s *Store) Close() { s.shards.free() }
 
+// free gives back every shard's memory.
 func (all *shards) free() {
 	for i := range all {
 		sh := &all[i]
@@ -120,34 +100,14 @@ func (s *Store) SetConfig(cfg Config) { s.config.Store(&cfg) }
 // Config returns the reply settings in use.
 func (s *Store) Config() Config { return *s.config.Load() }
 
+// hash is the keyed hash of an info hash: its top bits pick the shard,
+// its low ones the table slot.
 func (s *Store) hash(h *bittorrent.InfoHash) uint64 { return maphash.Bytes(s.hashSeed, h[:]) }
 
 // shardOf picks a shard by the hash's top bits; the table uses the low ones.
 func (s *Store) shardOf(hv uint64) *shard { return &s.shards[hv>>(64-shardBits)] }
 
-// instant is a reading of the store's clock. Last-seen times are kept on
-// mono, whole seconds of the monotonic clock since the store was made,
-// which a stepped wall clock cannot move; unix is read only to hand
-// last-seen times out as unix times (Walk) and take them in (Restore).
-// Announces and sweeps read the clock while they hold the shard's lock,
-// so that a sweep never sees a peer stamped later than its own reading.
-type instant struct{ mono, unix uint32 }
-
-func (in instant) tick() uint16 { return tickOf(in.mono) }
-
-// realClock starts mono at the wall clock's second boundaries, so that
-// unix - mono stays the same from reading to reading (until the wall clock
-// is stepped) and a peer's last-seen unix time reads the same in every
-// Walk.
-func realClock() func() instant {
-	start := time.Now()
-	phase := start.Sub(start.Truncate(time.Second)) // into the wall clock's second
-	return func() instant {
-		t := time.Now()
-		return instant{mono: uint32((t.Sub(start) + phase) / time.Second), unix: uint32(t.Unix())}
-	}
-}
-
+// view4 and view6 are the torrent at slot's peers of each family.
 func (sh *shard) view4(s *Store, slot int) view[[4]byte] {
 	return view[[4]byte]{a: &sh.arena4, tb: &sh.table, slot: slot, fam: ipv4, seed: s.peerSeed}
 }
@@ -156,169 +116,13 @@ func (sh *shard) view6(s *Store, slot int) view[[16]byte] {
 	return view[[16]byte]{a: &sh.arena6, tb: &sh.table, slot: slot, fam: ipv6, seed: s.peerSeed}
 }
 
+// count adds n to the shard's seeders or leechers of family fam.
 func (sh *shard) count(fam int, seeder bool, n int) {
 	if seeder {
 		sh.seeders[fam] += n
 	} else {
 		sh.leechers[fam] += n
 	}
-}
-
-// numWant is how many peers a reply carries at most.
-func numWant(req *bittorrent.AnnounceRequest, cfg *Config) int {
-	if req.Event == bittorrent.EventStopped {
-		return 0
-	}
-	want := int(req.NumWant)
-	if want < 0 {
-		want = cfg.NumWantDefault
-	}
-	if req.PeerLimit > 0 {
-		want = min(want, int(req.PeerLimit))
-	}
-	return min(want, cfg.NumWantMax)
-}
-
-// Announce records the requesting peer and fills resp with the swarm's
-// counts and a random choice of other peers. resp's peer buffers are reused.
-func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.AnnounceResponse) error {
-	cfg := s.config.Load()
-	resp.Reset()
-	resp.Interval = cfg.AnnounceInterval + time.Duration(rand.Int64N(int64(cfg.AnnounceInterval)/20+1))
-	resp.MinInterval = cfg.MinInterval
-	want := numWant(req, cfg)
-	seeder := req.Left == 0
-	publicOnly := !cfg.PrivatePeers && IsPublic(req.Addr)
-
-	hv := s.hash(&req.InfoHash)
-	sh := s.shardOf(hv)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	now := s.clock().tick()
-	i := sh.table.find(&req.InfoHash, hv)
-	if i < 0 {
-		if req.Event == bittorrent.EventStopped {
-			return nil
-		}
-		if !reserve(&s.totals.torrents, cfg.MaxTorrents) {
-			s.totals.refusedTorrents.Add(1)
-			return ErrTooManyTorrents
-		}
-		if i = sh.table.insert(&req.InfoHash, hv, s.hash); i < 0 {
-			s.totals.torrents.Add(-1)
-			s.totals.refusedMemory.Add(1)
-			return ErrOutOfMemory
-		}
-	}
-
-	var err error
-	v4, v6 := sh.view4(s, i), sh.view6(s, i)
-	reply := replyTo{want: want, seeder: seeder, publicOnly: publicOnly, both: req.BothFamilies}
-	if req.Addr.Is4() {
-		err = announceAndReply(s, sh, &v4, &v6, req.Addr.As4(), req, cfg, now, reply, &resp.Peers4, &resp.Peers6)
-	} else {
-		err = announceAndReply(s, sh, &v6, &v4, req.Addr.As16(), req, cfg, now, reply, &resp.Peers6, &resp.Peers4)
-	}
-	t := &sh.table.slots[i]
-	if t.empty() {
-		sh.table.remove(i)
-		s.totals.torrents.Add(-1)
-		return err
-	}
-	if err == nil {
-		resp.Complete, resp.Incomplete = t.counts()
-	}
-	return err
-}
-
-// counts are a torrent's seeders and leechers over both families.
-func (t *slot) counts() (seeders, leechers uint32) {
-	for _, l := range &t.lists {
-		seeders += l.seeders
-		leechers += l.n - l.seeders
-	}
-	return seeders, leechers
-}
-
-// replyTo is what shapes the peers of one reply.
-type replyTo struct {
-	want                     int
-	seeder, publicOnly, both bool
-}
-
-// announceAndReply records the requester in its own family's list (own)
-// and fills the reply with peers of its family, then, if asked, of the
-// other one.
-func announceAndReply[A, B bittorrent.IP](s *Store, sh *shard, own *view[A], other *view[B], ip A, req *bittorrent.AnnounceRequest, cfg *Config, now uint16,
-	r replyTo, ownPeers *[]bittorrent.PeerOf[A], otherPeers *[]bittorrent.PeerOf[B]) error {
-	self, err := announceIn(s, sh, own, ip, req, cfg, now)
-	if err != nil {
-		return err
-	}
-	*ownPeers = appendPeers(*ownPeers, own.peers(), own.list().seeders, r.want, self, r.seeder, r.publicOnly)
-	if r.both {
-		*otherPeers = appendPeers(*otherPeers, other.peers(), other.list().seeders, r.want-len(*ownPeers), -1, r.seeder, r.publicOnly)
-	}
-	return nil
-}
-
-// announceIn applies one announce to the requester's list and returns
-// the requester's position in it, or -1 when it is not (or no longer) in.
-func announceIn[A bittorrent.IP](s *Store, sh *shard, v *view[A], ip A, req *bittorrent.AnnounceRequest, cfg *Config, now uint16) (int, error) {
-	t := &sh.table.slots[v.slot]
-	pos := v.find(ip, req.Port)
-	seeder := req.Left == 0
-	if req.Event == bittorrent.EventStopped {
-		if pos >= 0 {
-			sh.count(v.fam, pos < int(v.list().seeders), -1)
-			v.remove(pos)
-			s.totals.peers.Add(-1)
-		}
-		return -1, nil
-	}
-	if pos < 0 {
-		if !reserve(&s.totals.peers, cfg.MaxPeers) {
-			s.totals.refusedPeers.Add(1)
-			return -1, ErrTooManyPeers
-		}
-		pos, ok := v.add(record[A]{ip: ip, port: req.Port, seen: now}, seeder)
-		if !ok {
-			s.totals.peers.Add(-1)
-			s.totals.refusedMemory.Add(1)
-			return -1, ErrOutOfMemory
-		}
-		if req.Event == bittorrent.EventCompleted && seeder {
-			t.downloaded++
-		}
-		sh.count(v.fam, seeder, 1)
-		return pos, nil
-	}
-	wasSeeder := pos < int(v.list().seeders)
-	if req.Event == bittorrent.EventCompleted && seeder && !wasSeeder {
-		t.downloaded++
-	}
-	if wasSeeder != seeder {
-		sh.count(v.fam, wasSeeder, -1)
-		sh.count(v.fam, seeder, 1)
-		pos = v.setSeeder(pos, seeder)
-	}
-	v.at(pos).seen = now
-	return pos, nil
-}
-
-// Scrape returns one torrent's counts; an unknown torrent has zeros.
-func (s *Store) Scrape(h *bittorrent.InfoHash) (bittorrent.ScrapeStats, error) {
-	hv := s.hash(h)
-	sh := s.shardOf(hv)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	i := sh.table.find(h, hv)
-	if i < 0 {
-		return bittorrent.ScrapeStats{}, nil
-	}
-	t := &sh.table.slots[i]
-	seeders, leechers := t.counts()
-	return bittorrent.ScrapeStats{Complete: seeders, Downloaded: t.downloaded, Incomplete: leechers}, nil
 }
 
 // Stats are the store's totals.
@@ -361,70 +165,4 @@ func (s *Store) Stats() Stats {
 	st.RefusedTorrents = s.totals.refusedTorrents.Load()
 	st.RefusedOutOfMemory = s.totals.refusedMemory.Load()
 	return st
-}
-
-// Expire drops every peer silent for longer than the configured peer TTL
-// and every torrent left without peers, then compacts each shard's memory.
-// It holds one shard's lock at a time and yields between shards, so
-// requests never wait on more than one shard.
-func (s *Store) Expire() (removed int) {
-	ttl := uint32(min(s.config.Load().PeerTTL, MaxPeerTTL) / time.Second)
-	for i := range s.shards {
-		n := s.shards[i].expire(s, ttl)
-		s.totals.peers.Add(int64(-n))
-		removed += n
-		runtime.Gosched()
-	}
-	return removed
-}
-
-func (sh *shard) expire(s *Store, ttl uint32) (removed int) {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	now := s.clock().tick() // under the lock: see instant
-	for i := 0; i < len(sh.table.slots); {
-		if sh.table.slots[i].dist == 0 {
-			i++
-			continue
-		}
-		v4, v6 := sh.view4(s, i), sh.view6(s, i)
-		s4, l4 := v4.expire(now, ttl)
-		s6, l6 := v6.expire(now, ttl)
-		sh.seeders[ipv4] -= int(s4)
-		sh.leechers[ipv4] -= int(l4)
-		sh.seeders[ipv6] -= int(s6)
-		sh.leechers[ipv6] -= int(l6)
-		removed += int(s4 + l4 + s6 + l6)
-		if sh.table.slots[i].empty() {
-			// The slot now holds the next of its run, if any: look again.
-			sh.table.remove(i)
-			s.totals.torrents.Add(-1)
-			continue
-		}
-		i++
-	}
-	sh.arena4.compact(&sh.table, ipv4, s.peerSeed)
-	sh.arena6.compact(&sh.table, ipv6, s.peerSeed)
-	sh.table.shrinkToFit(s.hash)
-	return removed
-}
-
-// RunExpiry calls Expire every interval() until stop is closed. It looks
-// at interval() once a second, so that a new one (a reload) applies at
-// once rather than after the old interval runs out.
-func (s *Store) RunExpiry(interval func() time.Duration, stop <-chan struct{}) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	last := time.Now()
-	for {
-		select {
-		case <-stop:
-			return
-		case now := <-tick.C:
-			if now.Sub(last) >= interval() {
-				s.Expire()
-				last = now
-			}
-		}
-	}
 }

@@ -640,7 +640,7 @@ func BenchmarkExpireBigSwarm(b *testing.B) {
 	now := uint32(time.Now().Unix())
 	tr := Torrent{Hash: h}
 	for i := range 1 << 20 {
-		tr.Peers4 = append(tr.Peers4, Peer4{IP: [4]byte{100, byte(i >> 16), byte(i >> 8), byte(i)}, Port: 1, LastSeen: now})
+		tr.Peers4 = append(tr.Peers4, SnapshotPeer4{IP: [4]byte{100, byte(i >> 16), byte(i >> 8), byte(i)}, Port: 1, LastSeen: now})
 	}
 	if kept, err := s.Restore(&tr, 0, now); kept != len(tr.Peers4) || err != nil {
 		b.Fatalf("kept %d: %v", kept, err)

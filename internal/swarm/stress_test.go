@@ -118,7 +118,7 @@ func staleTorrent(h bittorrent.InfoHash, from, n int) *Torrent {
 	now := uint32(time.Now().Unix())
 	tr := Torrent{Hash: h}
 	for i := from; i < from+n; i++ {
-		tr.Peers4 = append(tr.Peers4, Peer4{IP: [4]byte{198, 19, byte(i >> 8), byte(i)}, Port: 1, Seeder: i%3 == 0, LastSeen: now - 7200})
+		tr.Peers4 = append(tr.Peers4, SnapshotPeer4{IP: [4]byte{198, 19, byte(i >> 8), byte(i)}, Port: 1, Seeder: i%3 == 0, LastSeen: now - 7200})
 	}
 	return &tr
 }

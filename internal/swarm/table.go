@@ -5,47 +5,11 @@ import (
 	"github.com/trakx/trakx/internal/offheap"
 )
 
-// list is where one torrent's peers of one family live: records
-// [at, at+n) of the family's arena, the first seeders of them seeders.
-type list struct {
-	at, n, seeders uint32
-}
+// The table's type, its slots and its load limits are in layout.go; here
+// is the hashing that finds, places and removes slots.
 
-// family indexes a torrent's two lists.
-const (
-	ipv4 = 0
-	ipv6 = 1
-)
-
-// slot is one torrent in a shard's table: 52 bytes, no pointer.
-type slot struct {
-	hash       bittorrent.InfoHash
-	downloaded uint32
-	lists      [2]list
-	classes    [2]uint8 // each list's block size class; 0: no block
-	// dist is 1 + how far the slot is from its home position; 0 marks an
-	// empty slot. Robin Hood hashing keeps it small.
-	dist uint8
-}
-
+// empty tells that the torrent has no peer left: its slot is to go.
 func (t *slot) empty() bool { return t.lists[ipv4].n == 0 && t.lists[ipv6].n == 0 }
-
-// table is a shard's torrents: open addressing with Robin Hood insertion
-// and backward-shift deletion, so no tombstones and short probes even when
-// seven eighths full. Slots move on insert and delete: positions are valid
-// only until the next one.
-type table struct {
-	slots []slot // off the Go heap
-	count int
-}
-
-const (
-	maxLoadNum, maxLoadDen = 7, 8
-	minTableSize           = 8
-	// A probe this long means the keyed hash is not spreading (or the
-	// table is too full): grow rather than go on.
-	maxDist = 250
-)
 
 // home is where a hash's probe starts: the top bits of a multiply, which
 // works for any table size.

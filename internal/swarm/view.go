@@ -1,10 +1,6 @@
 package swarm
 
-import (
-	"math/rand/v2"
-
-	"github.com/trakx/trakx/internal/bittorrent"
-)
+import "github.com/trakx/trakx/internal/bittorrent"
 
 // view is one torrent's peers of one family: the list in its table slot
 // and the arena its records live in. Positions are within the list.
@@ -207,42 +203,4 @@ func (v *view[A]) expire(now uint16, ttl uint32) (seeders, leechers uint32) {
 		v.a.rebuildIndex(l, *v.class(), v.seed)
 	}
 	return seeders, leechers
-}
-
-// appendPeers copies up to want peers of the list into a reply: a run
-// starting at a random place among the candidates and wrapping around, so
-// that each candidate is equally likely to be sent. Candidates are all
-// peers but the requester at self (-1: not in the list), leechers only for
-// a seeder; non-public peers are passed over when publicOnly.
-func appendPeers[A bittorrent.IP](dst []bittorrent.PeerOf[A], recs []record[A], seeders uint32, want, self int, seeder, publicOnly bool) []bittorrent.PeerOf[A] {
-	lo := 0
-	if seeder {
-		lo = int(seeders)
-	}
-	count := len(recs) - lo
-	skipSelf := self >= lo
-	if skipSelf {
-		count--
-	}
-	if count <= 0 || want <= 0 {
-		return dst
-	}
-	start := rand.IntN(count)
-	for k, taken := 0, 0; k < count && taken < want; k++ {
-		i := start + k
-		if i >= count {
-			i -= count
-		}
-		i += lo
-		if skipSelf && i >= self {
-			i++
-		}
-		p := &recs[i]
-		if publicOnly && !isPublicIP(p.ip) {
-			continue
-		}
-		dst = append(dst, bittorrent.PeerOf[A]{IP: p.ip, Port: p.port})
-		taken++
-	}
-	return dst
 }
