@@ -4,6 +4,12 @@
 // as npm bittorrent-tracker's server speaks it. It is pure: bytes in,
 // values out, and back; the framing is the WebSocket frontend's.
 //
+// Both sides of the protocol are here, as in udpproto and httpproto: the
+// server's (wsproto.go and scan.go read messages, encode.go writes
+// replies) and the client's, for the load generator and the tests
+// (client.go). Errors are *bittorrent.ClientError values, whose text the
+// client gets back as the failure reason.
+//
 // info_hash, peer_id and offer_id are binary: 20 characters whose code
 // points are 0 to 255, one byte each (Latin-1). They arrive as two-byte
 // UTF-8 or \u00XX escapes and must go back byte for byte the same, so they
