@@ -88,12 +88,14 @@ func New(cfg config.Config, configPath, version string, log *logrus.Logger) *Dae
 }
 
 // newWebSocket makes the WebTorrent frontend, which the HTTP servers hand
-// their upgrades to.
+// their upgrades to, and the WebSocket swarms it serves: apart from the
+// UDP/HTTP store, since a browser cannot reach a UDP or TCP peer.
 func (d *Daemon) newWebSocket(readTimeout, writeTimeout time.Duration) (*websocket.Server, error) {
 	w := &d.cfg.WebSocket
 	return websocket.NewServer(websocket.Options{
 		MaxConnections: w.MaxConnections, MaxOffers: w.MaxOffers, MaxMessageBytes: w.MaxMessageBytes,
 		ReadTimeout: readTimeout, WriteTimeout: writeTimeout, Budget: d.budget, Open: &d.metrics.HTTPConnections, Engine: d.engine,
+		Swarms: websocket.NewSwarms(),
 		Intervals: func() (time.Duration, time.Duration) {
 			c := d.store.Config()
 			return c.AnnounceInterval, c.PeerTTL

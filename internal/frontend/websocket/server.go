@@ -59,7 +59,22 @@ type Options struct {
 	// in, and whose loops serve the WebSockets they become; nil: the
 	// server makes one of its own, and Run runs it.
 	Engine *engine.Engine
+	// Swarms are the WebSocket swarms the server's peers join, made by
+	// the daemon (NewSwarms) as it makes the UDP/HTTP store; nil: the
+	// server makes its own.
+	Swarms *Swarms
 }
+
+// Swarms are the WebSocket swarms: package wsswarm's, each peer reached
+// through the connection it announced on, a handle only this package can
+// look into. The daemon makes them with NewSwarms and hands them to
+// NewServer in Options, as it makes the UDP/HTTP store and hands it to
+// those frontends; the type is wsswarm's own, so a peer costs no more and
+// an announce calls the store directly.
+type Swarms = wsswarm.Swarms[*conn]
+
+// NewSwarms returns empty WebSocket swarms, for Options.Swarms.
+func NewSwarms() *Swarms { return wsswarm.New[*conn]() }
 
 // DefaultPingInterval keeps a connection alive through proxies that close
 // idle ones after a minute (nginx's proxy_read_timeout).
@@ -82,7 +97,7 @@ type Gate interface {
 type Server struct {
 	opts     Options
 	gate     Gate
-	swarms   *wsswarm.Swarms[*conn]
+	swarms   *Swarms
 	counters *metrics.WebSocket
 	log      *logrus.Logger
 	engine   *engine.Engine
@@ -101,7 +116,10 @@ func NewServer(opts Options, gate Gate, m *metrics.Metrics, log *logrus.Logger) 
 	if opts.Open == nil {
 		opts.Open = new(atomic.Int64)
 	}
-	s := &Server{opts: opts, gate: gate, swarms: wsswarm.New[*conn](), counters: &m.WebSocket, log: log, conns: map[*conn]struct{}{},
+	if opts.Swarms == nil {
+		opts.Swarms = NewSwarms()
+	}
+	s := &Server{opts: opts, gate: gate, swarms: opts.Swarms, counters: &m.WebSocket, log: log, conns: map[*conn]struct{}{},
 		engine: opts.Engine}
 	if s.engine == nil {
 		e, err := engine.New(ReadBuffer(opts.MaxMessageBytes))
