@@ -1,8 +1,19 @@
 // Package loadgen is trakx's load generator: it plays many BitTorrent
-// clients against a tracker, over UDP (BEP 15) or HTTP, with a skewed
-// torrent popularity (a few torrents very popular, most quiet, as real
-// trackers see), fixed random seeds, and batched sends and receives so that
-// it costs little next to the tracker it measures.
+// clients against a tracker, over UDP (BEP 15), HTTP or WebSocket
+// (WebTorrent announces), with a skewed torrent popularity (a few torrents
+// very popular, most quiet, as real trackers see), fixed random seeds, and
+// batched sends and receives so that it costs little next to the tracker
+// it measures.
+//
+// loadgen.go is the configuration and the two ways to run: Run (a closed
+// loop, each worker waiting for its answers, or paced: open loop at a fixed
+// rate) and Fill (a store of known size). generator.go draws the requests;
+// stats.go counts them; result.go reports. Each protocol's worker is its
+// own file: udp.go, http.go and ws.go for the closed loop, paced.go with
+// paced_udp.go and paced_http.go for the paced run, flood.go for floods from
+// many source addresses. The bytes on the wire are the protocol packages'
+// client sides (udpproto, httpproto, wsproto), tested there against the
+// tracker's own parsers.
 package loadgen
 
 import (
