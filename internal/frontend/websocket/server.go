@@ -4,12 +4,14 @@
 // other. It is a thin adapter: the HTTP frontend hands it upgrade requests,
 // github.com/gobwas/ws does the handshake and reads and writes frames,
 // package wsproto reads and writes the messages, and package wsswarm keeps
-// the swarms.
+// the swarms, which the daemon makes (NewSwarms) and hands over in Options.
 //
 // server.go is connections' lifecycle: upgrade, the connection cap,
-// keep-alive pings and the expiry of silent peers, shutdown. loop.go polls
-// sockets (epoll); conn.go reads and writes one connection's frames;
-// handler.go turns messages into replies and relays.
+// keep-alive pings and the expiry of silent peers, shutdown. The
+// connection engine (package engine) polls the sockets; handshake.go
+// answers the upgrade; conn.go is one connection's stages and the swarms it
+// joined; read.go and write.go read and write its frames; handler.go turns
+// messages into replies and relays.
 //
 // gobwas/ws fits trakx's own HTTP server: it upgrades a net.Conn whose
 // request trakx has already read and checked, with no net/http, and reads
