@@ -32,28 +32,44 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		floodCfg.Target, floodCfg.Duration = cfg.Target, cfg.Duration
 		return runFlood(floodCfg, stdout, stderr)
 	case *hashes:
-		w := bufio.NewWriter(stdout)
-		defer w.Flush()
-		if err := loadgen.WriteHashes(w, cfg.Seed, cfg.Torrents); err != nil {
-			fmt.Fprintln(stderr, "trakx bench:", err)
-			return 1
-		}
-		return 0
+		return writeHashes(cfg, stdout, stderr)
 	case *fill > 0:
-		r, err := loadgen.Fill(cfg, *fill)
-		if err != nil {
-			fmt.Fprintln(stderr, "trakx bench:", err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "filled %d peers into %d torrents in %.1fs (%.0f announces/s); %d timeouts (sent again), %d errors\n",
-			r.Peers, cfg.Torrents, r.Elapsed.Seconds(), float64(r.Peers)/r.Elapsed.Seconds(), r.Timeouts, r.Errors)
-		if r.Errors > 0 {
-			return 1
-		}
-		return 0
+		return fillStore(cfg, *fill, stdout, stderr)
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	return runLoad(cfg, *cpuProfile, stdout, stderr)
+}
+
+// writeHashes writes the info hashes of the load's torrents (-hashes).
+func writeHashes(cfg loadgen.Config, stdout, stderr io.Writer) int {
+	w := bufio.NewWriter(stdout)
+	defer w.Flush()
+	if err := loadgen.WriteHashes(w, cfg.Seed, cfg.Torrents); err != nil {
+		fmt.Fprintln(stderr, "trakx bench:", err)
+		return 1
+	}
+	return 0
+}
+
+// fillStore announces peers distinct peers and reports how it went (-fill).
+func fillStore(cfg loadgen.Config, peers int64, stdout, stderr io.Writer) int {
+	r, err := loadgen.Fill(cfg, peers)
+	if err != nil {
+		fmt.Fprintln(stderr, "trakx bench:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "filled %d peers into %d torrents in %.1fs (%.0f announces/s); %d timeouts (sent again), %d errors\n",
+		r.Peers, cfg.Torrents, r.Elapsed.Seconds(), float64(r.Peers)/r.Elapsed.Seconds(), r.Timeouts, r.Errors)
+	if r.Errors > 0 {
+		return 1
+	}
+	return 0
+}
+
+// runLoad plays the load and prints its result, under the CPU profiler if
+// cpuProfile names a file.
+func runLoad(cfg loadgen.Config, cpuProfile string, stdout, stderr io.Writer) int {
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
 		if err != nil {
 			fmt.Fprintln(stderr, "trakx bench:", err)
 			return 1

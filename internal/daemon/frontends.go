@@ -79,13 +79,14 @@ func (d *Daemon) addHTTP(socks sockets) {
 }
 
 // newWebSocket makes the WebTorrent frontend, which the HTTP servers hand
-// their upgrades to.
+// their upgrades to, and the WebSocket swarms it serves: apart from the
+// UDP/HTTP store, since a browser cannot reach a UDP or TCP peer.
 func (d *Daemon) newWebSocket() (*websocket.Server, error) {
 	w := &d.cfg.WebSocket
 	return websocket.NewServer(websocket.Options{
 		MaxConnections: w.MaxConnections, MaxOffers: w.MaxOffers, MaxMessageBytes: w.MaxMessageBytes,
 		ReadTimeout: d.cfg.HTTP.ReadTimeout.Duration, WriteTimeout: d.cfg.HTTP.WriteTimeout.Duration,
-		Budget: d.budget, Open: &d.metrics.HTTPConnections, Engine: d.engine,
+		Budget: d.budget, Open: &d.metrics.HTTPConnections, Engine: d.engine, Swarms: websocket.NewSwarms(),
 		Intervals: func() (time.Duration, time.Duration) {
 			c := d.store.Config()
 			return c.AnnounceInterval, c.PeerTTL

@@ -1,6 +1,12 @@
 // Package httpproto reads tracker query strings (BEP 3, 23, 48) and writes
 // bencoded replies (BEP 3, 7, 23, 48). It is pure: bytes in, domain values
 // out, and back; the HTTP framing lives in the frontend.
+//
+// Both sides of the protocol are here, as in udpproto and wsproto: the
+// server's (query.go reads requests, bencode.go writes replies) and the
+// client's, for the load generator and the tests (client.go writes queries
+// and reads responses; decode.go reads any bencoded value). Round-trip
+// tests hold each side to the other.
 package httpproto
 
 import (
@@ -78,12 +84,7 @@ func ParseAnnounce(query []byte, req *bittorrent.AnnounceRequest, opts *Announce
 			err = unescape20(value, (*[20]byte)(&req.PeerID), ErrBadPeerID)
 		case "port":
 			havePort = true
-			var port uint64
-			port, err = parseUint(value, 65535)
-			if err != nil || port == 0 {
-				return ErrBadPort
-			}
-			req.Port = uint16(port)
+			req.Port, err = parsePort(value)
 		case "uploaded":
 			req.Uploaded, err = parseUint(value, 1<<63-1)
 		case "downloaded":
@@ -92,28 +93,14 @@ func ParseAnnounce(query []byte, req *bittorrent.AnnounceRequest, opts *Announce
 			haveLeft = true
 			req.Left, err = parseUint(value, 1<<63-1)
 		case "numwant":
-			// A negative numwant (some clients send -1) asks for the
-			// default, as no numwant does.
-			negative := len(value) > 1 && value[0] == '-'
-			if negative {
-				value = value[1:]
-			}
-			var n uint64
-			n, err = parseCount(value, 1<<31-1)
-			req.NumWant = int32(n)
-			if negative {
-				req.NumWant = -1
-			}
+			req.NumWant, err = parseNumWant(value)
 		case "event":
 			req.Event, err = parseEvent(value)
 		case "compact":
 			opts.Compact = string(value) != "0"
 		case "ip":
-			var text [64]byte
-			if n, uerr := Unescape(value, text[:]); uerr == nil && n <= len(text) {
-				if a, perr := netip.ParseAddr(string(text[:n])); perr == nil {
-					opts.IP = a.Unmap()
-				}
+			if ip, ok := parseIP(value); ok {
+				opts.IP = ip
 			}
 		}
 		if err != nil {
@@ -131,6 +118,40 @@ func ParseAnnounce(query []byte, req *bittorrent.AnnounceRequest, opts *Announce
 		return ErrMissingLeft
 	}
 	return nil
+}
+
+// parsePort reads a port, which may not be 0.
+func parsePort(v []byte) (uint16, error) {
+	port, err := parseUint(v, 65535)
+	if err != nil || port == 0 {
+		return 0, ErrBadPort
+	}
+	return uint16(port), nil
+}
+
+// parseNumWant reads numwant. A negative one (some clients send -1) asks
+// for the default, as no numwant does.
+func parseNumWant(v []byte) (int32, error) {
+	negative := len(v) > 1 && v[0] == '-'
+	if negative {
+		v = v[1:]
+	}
+	n, err := parseCount(v, 1<<31-1)
+	if negative {
+		return -1, err
+	}
+	return int32(n), err
+}
+
+// parseIP reads the address the ip parameter claims, if it is one.
+func parseIP(v []byte) (netip.Addr, bool) {
+	var text [64]byte
+	if n, err := Unescape(v, text[:]); err == nil && n <= len(text) {
+		if a, err := netip.ParseAddr(string(text[:n])); err == nil {
+			return a.Unmap(), true
+		}
+	}
+	return netip.Addr{}, false
 }
 
 // ParseScrape appends the info hashes of a scrape query string to dst,

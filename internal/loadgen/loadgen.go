@@ -1,8 +1,19 @@
 // Package loadgen is trakx's load generator: it plays many BitTorrent
-// clients against a tracker, over UDP (BEP 15) or HTTP, with a skewed
-// torrent popularity (a few torrents very popular, most quiet, as real
-// trackers see), fixed random seeds, and batched sends and receives so that
-// it costs little next to the tracker it measures.
+// clients against a tracker, over UDP (BEP 15), HTTP or WebSocket
+// (WebTorrent announces), with a skewed torrent popularity (a few torrents
+// very popular, most quiet, as real trackers see), fixed random seeds, and
+// batched sends and receives so that it costs little next to the tracker
+// it measures.
+//
+// loadgen.go is the configuration and the two ways to run: Run (a closed
+// loop, each worker waiting for its answers, or paced: open loop at a fixed
+// rate) and Fill (a store of known size). generator.go draws the requests;
+// stats.go counts them; result.go reports. Each protocol's worker is its
+// own file: udp.go, http.go and ws.go for the closed loop, paced.go with
+// paced_udp.go and paced_http.go for the paced run, flood.go for floods from
+// many source addresses. The bytes on the wire are the protocol packages'
+// client sides (udpproto, httpproto, wsproto), tested there against the
+// tracker's own parsers.
 package loadgen
 
 import (
@@ -10,7 +21,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"math/rand"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,89 +88,6 @@ func WriteHashes(w io.Writer, seed int64, n int) error {
 	return nil
 }
 
-// kind is what a request asks.
-type kind int
-
-const (
-	kindConnect kind = iota
-	kindAnnounce
-	kindScrape
-	kinds
-)
-
-var kindNames = [kinds]string{"connect", "announce", "scrape"}
-
-// stats are one worker's counts; workers merge theirs at the end.
-type stats struct {
-	responses [kinds]uint64
-	errors    uint64 // error replies
-	timeouts  uint64
-	peers     uint64 // peers received in announce replies
-	latency   histogram
-	// Paced runs only: requests sent (scheduled in the measured window),
-	// and how late after its scheduled time each went out.
-	sent uint64
-	lag  histogram
-}
-
-func (s *stats) merge(o *stats) {
-	for k := range s.responses {
-		s.responses[k] += o.responses[k]
-	}
-	s.errors += o.errors
-	s.timeouts += o.timeouts
-	s.peers += o.peers
-	s.sent += o.sent
-	for i := range s.latency {
-		s.latency[i] += o.latency[i]
-		s.lag[i] += o.lag[i]
-	}
-}
-
-// histogram counts latencies in buckets of 10 µs up to 100 ms, then of
-// 1 ms up to 10 s (a paced run's queueing delay can pass 100 ms), the last
-// bucket holding everything longer.
-type histogram [histFine + histCoarse + 1]uint64
-
-const (
-	histFine   = 10_000 // 10 µs buckets: [0, 100 ms)
-	histCoarse = 9_900  // 1 ms buckets: [100 ms, 10 s)
-)
-
-func (h *histogram) add(d time.Duration) {
-	i := int(d / (10 * time.Microsecond))
-	if i >= histFine {
-		i = histFine + int((d-100*time.Millisecond)/time.Millisecond)
-	}
-	h[min(max(i, 0), len(h)-1)]++
-}
-
-// quantile is the lower bound of the bucket holding quantile q.
-func (h *histogram) quantile(q float64) time.Duration {
-	var total uint64
-	for _, n := range h {
-		total += n
-	}
-	var seen uint64
-	for i, n := range h {
-		seen += n
-		if n > 0 && float64(seen) >= q*float64(total) {
-			if i < histFine {
-				return time.Duration(i) * 10 * time.Microsecond
-			}
-			return 100*time.Millisecond + time.Duration(i-histFine)*time.Millisecond
-		}
-	}
-	return 0
-}
-
-// Result is a finished run.
-type Result struct {
-	Config  Config
-	Elapsed time.Duration
-	stats
-}
-
 // Run plays the load and returns what it measured.
 func Run(cfg Config) (*Result, error) {
 	if cfg.Popularity != "zipf" && cfg.Popularity != "square" {
@@ -216,143 +143,6 @@ func Run(cfg Config) (*Result, error) {
 	return r, nil
 }
 
-// generator makes one worker's requests: which torrent, which peer.
-type generator struct {
-	cfg    *Config
-	rng    *rand.Rand
-	zipf   *rand.Zipf
-	hashes []bittorrent.InfoHash // shared by all workers
-	worker int
-	draws  []uint32 // torrent indexes drawn from zipf
-	next   int
-	// In fill mode, fill hands out peers 0..fillTotal-1 to the workers:
-	// peer j joins torrent j mod Torrents with port 1 + j / Torrents.
-	fill      *atomic.Int64
-	fillTotal int64
-	retry     []int64 // peers whose announce timed out, to send again
-}
-
-// exhausted reports whether a fill has handed out every peer.
-func (g *generator) exhausted() bool {
-	return g.fill != nil && g.fill.Load() >= g.fillTotal && len(g.retry) == 0
-}
-
-// claimFillPeer takes the next peer of a fill to announce: one that timed
-// out first, else a new one. Workers race for the last peers, so a claim is
-// a compare-and-swap rather than a check followed by an add.
-func (g *generator) claimFillPeer() (int64, bool) {
-	if n := len(g.retry); n > 0 {
-		j := g.retry[n-1]
-		g.retry = g.retry[:n-1]
-		return j, true
-	}
-	for {
-		j := g.fill.Load()
-		if j >= g.fillTotal {
-			return 0, false
-		}
-		if g.fill.CompareAndSwap(j, j+1) {
-			return j, true
-		}
-	}
-}
-
-var hashCache struct {
-	sync.Mutex
-	seed   int64
-	hashes []bittorrent.InfoHash
-}
-
-func hashes(seed int64, n int) []bittorrent.InfoHash {
-	hashCache.Lock()
-	defer hashCache.Unlock()
-	if hashCache.seed != seed || len(hashCache.hashes) != n {
-		hashCache.seed, hashCache.hashes = seed, make([]bittorrent.InfoHash, n)
-		for i := range n {
-			hashCache.hashes[i] = InfoHash(seed, i)
-		}
-	}
-	return hashCache.hashes
-}
-
-func newGenerator(cfg *Config, worker int) *generator {
-	rng := rand.New(rand.NewSource(cfg.Seed*1_000_003 + int64(worker)))
-	return &generator{
-		cfg:    cfg,
-		rng:    rng,
-		zipf:   rand.NewZipf(rng, cfg.Skew, 1, uint64(cfg.Torrents-1)),
-		hashes: hashes(cfg.Seed, cfg.Torrents),
-		worker: worker,
-	}
-}
-
-// torrent draws a torrent by popularity. Zipf draws cost more than the rest
-// of a request, so a worker draws a table of them once and walks it from
-// random points.
-func (g *generator) torrent() *bittorrent.InfoHash {
-	g.prepare()
-	if g.next%4096 == 0 {
-		g.next = g.rng.Intn(len(g.draws))
-	}
-	g.next = (g.next + 1) % len(g.draws)
-	return &g.hashes[g.draws[g.next]]
-}
-
-// prepare draws the worker's table of torrents, if it has not yet: a few
-// milliseconds, which a paced run spends before its schedule starts.
-func (g *generator) prepare() {
-	if g.draws != nil {
-		return
-	}
-	g.draws = make([]uint32, 1<<16)
-	for i := range g.draws {
-		if g.cfg.Popularity == "square" {
-			u := g.rng.Float64()
-			g.draws[i] = uint32(float64(g.cfg.Torrents) * u * u)
-		} else {
-			g.draws[i] = uint32(g.zipf.Uint64())
-		}
-	}
-}
-
-// fillAnnounce fills req with peer j of a fill.
-func (g *generator) fillAnnounce(req *bittorrent.AnnounceRequest, j int64) {
-	t := int64(len(g.hashes))
-	*req = bittorrent.AnnounceRequest{InfoHash: g.hashes[j%t], Port: uint16(1 + j/t), Left: uint64(j % 2)}
-	binary.BigEndian.PutUint64(req.PeerID[:], uint64(j))
-	copy(req.PeerID[8:], "-TB0001-")
-}
-
-// announce fills req with a random peer of a popular-weighted torrent. The
-// peer's port tells peers apart, since all come from one address.
-func (g *generator) announce(req *bittorrent.AnnounceRequest) {
-	*req = bittorrent.AnnounceRequest{
-		InfoHash: *g.torrent(),
-		Port:     uint16(1 + g.rng.Intn(65535)),
-		NumWant:  int32(g.cfg.NumWant),
-		Left:     1,
-	}
-	if g.rng.Float64() < g.cfg.SeederRatio {
-		req.Left = 0
-	}
-	binary.BigEndian.PutUint32(req.PeerID[:], uint32(g.worker))
-	binary.BigEndian.PutUint16(req.PeerID[4:], req.Port)
-	copy(req.PeerID[8:], "-TB0001-")
-}
-
-// isConnect says whether a request that need not connect does anyway, as
-// clients do now and then.
-func (g *generator) isConnect() bool { return g.fill == nil && g.rng.Float64() < g.cfg.ConnectRatio }
-
-func (g *generator) isScrape() bool { return g.fill == nil && g.rng.Float64() < g.cfg.ScrapeRatio }
-
-func (g *generator) scrape(dst []bittorrent.InfoHash) []bittorrent.InfoHash {
-	for range g.cfg.ScrapeSize {
-		dst = append(dst, *g.torrent())
-	}
-	return dst
-}
-
 // FillResult is a finished fill.
 type FillResult struct {
 	Peers    int64
@@ -398,83 +188,4 @@ func Fill(cfg Config, n int64) (*FillResult, error) {
 		r.Errors += st.errors
 	}
 	return r, nil
-}
-
-// Answered is how many requests got a reply of any kind, errors included.
-func (r *Result) Answered() uint64 {
-	n := r.errors
-	for _, k := range r.responses {
-		n += k
-	}
-	return n
-}
-
-// Sent is how many requests a paced run sent in its measured window; each
-// ended as a response, an error reply or a timeout.
-func (r *Result) Sent() uint64 { return r.sent }
-
-// Timeouts is how many requests got no answer within the timeout.
-func (r *Result) Timeouts() uint64 { return r.timeouts }
-
-// Errors is how many requests got an error reply.
-func (r *Result) Errors() uint64 { return r.errors }
-
-// Latency is quantile q of the answered requests' latency (in a paced run,
-// from each request's scheduled send), to the histogram's bucket: 10 µs
-// below 100 ms, 1 ms above.
-func (r *Result) Latency(q float64) time.Duration { return r.latency.quantile(q) }
-
-// Fprint writes the result for people, then one RESULT line for scripts
-// (a paced run's ends with rate=, sent= and lag_p99_us=).
-func (r *Result) Fprint(w io.Writer) {
-	secs := r.Elapsed.Seconds()
-	var total uint64
-	for _, n := range r.responses {
-		total += n
-	}
-	fmt.Fprintf(w, "%s load on %s for %.1fs: %d workers", r.Config.Protocol, r.Config.Target, secs, r.Config.Workers)
-	if r.Config.Rate > 0 {
-		fmt.Fprintf(w, ", paced at %d requests/s (open loop", r.Config.Rate)
-		if r.Config.Protocol == "http" {
-			fmt.Fprint(w, ", keep-alive, pipelined")
-		}
-		fmt.Fprint(w, ")")
-	} else if r.Config.Protocol == "udp" {
-		fmt.Fprintf(w, " x %d in flight", r.Config.InFlight)
-	} else if r.Config.KeepAlive {
-		fmt.Fprint(w, ", keep-alive")
-	} else {
-		fmt.Fprint(w, ", a new connection per request")
-	}
-	if r.Config.Popularity == "square" {
-		fmt.Fprintf(w, "; %d torrents (torrent N*u^2)\n", r.Config.Torrents)
-	} else {
-		fmt.Fprintf(w, "; %d torrents (Zipf %.2f)\n", r.Config.Torrents, r.Config.Skew)
-	}
-	fmt.Fprintf(w, "  responses/s  %10.0f\n", float64(total)/secs)
-	for k, n := range r.responses {
-		if n > 0 {
-			fmt.Fprintf(w, "    %-9s  %10.0f\n", kindNames[k], float64(n)/secs)
-		}
-	}
-	peers := 0.0
-	if n := r.responses[kindAnnounce]; n > 0 {
-		peers = float64(r.peers) / float64(n)
-	}
-	fmt.Fprintf(w, "  errors %d, timeouts %d, peers per announce reply %.1f\n", r.errors, r.timeouts, peers)
-	if r.Config.Rate > 0 {
-		fmt.Fprintf(w, "  sent %d (%.0f/s of %d/s asked); sent late by p50 %v, p99 %v, p99.9 %v (the generator's own delay, part of the latency)\n",
-			r.sent, float64(r.sent)/secs, r.Config.Rate, r.lag.quantile(0.5), r.lag.quantile(0.99), r.lag.quantile(0.999))
-		fmt.Fprint(w, "  latency from the scheduled send")
-	} else {
-		fmt.Fprint(w, "  latency")
-	}
-	fmt.Fprintf(w, " p50 %v, p99 %v, p99.9 %v\n", r.latency.quantile(0.5), r.latency.quantile(0.99), r.latency.quantile(0.999))
-	fmt.Fprintf(w, "RESULT protocol=%s keepalive=%v rps=%.0f announce_rps=%.0f errors=%d timeouts=%d peers_per_reply=%.1f p50_us=%d p99_us=%d p999_us=%d",
-		r.Config.Protocol, r.Config.KeepAlive, float64(total)/secs, float64(r.responses[kindAnnounce])/secs, r.errors, r.timeouts, peers,
-		r.latency.quantile(0.5).Microseconds(), r.latency.quantile(0.99).Microseconds(), r.latency.quantile(0.999).Microseconds())
-	if r.Config.Rate > 0 {
-		fmt.Fprintf(w, " rate=%d sent=%d lag_p99_us=%d", r.Config.Rate, r.sent, r.lag.quantile(0.99).Microseconds())
-	}
-	fmt.Fprintln(w)
 }

@@ -3,6 +3,8 @@ package loadgen
 import (
 	"testing"
 	"time"
+
+	"github.com/trakx/trakx/internal/httpproto"
 )
 
 // TestParseResponse: pipelined responses are taken one at a time, a
@@ -10,23 +12,23 @@ import (
 // connection.
 func TestParseResponse(t *testing.T) {
 	two := []byte("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nde")
-	used, body, keep, err := parseResponse(two, false)
+	used, body, keep, err := httpproto.ParseResponse(two, false)
 	if err != nil || used != 41 || string(body) != "abc" || !keep {
 		t.Fatalf("first: %d %q %v %v", used, body, keep, err)
 	}
-	used, body, keep, err = parseResponse(two[41:], false)
+	used, body, keep, err = httpproto.ParseResponse(two[41:], false)
 	if err != nil || used != len(two)-41 || string(body) != "de" || keep {
 		t.Fatalf("second: %d %q %v %v", used, body, keep, err)
 	}
 	for _, partial := range []string{"HTTP/1.1 200 OK\r\nContent-Le", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nab", "HTTP/1.1 200 OK\r\n\r\nabc"} {
-		if used, _, _, err := parseResponse([]byte(partial), false); used != 0 || err != nil {
+		if used, _, _, err := httpproto.ParseResponse([]byte(partial), false); used != 0 || err != nil {
 			t.Fatalf("%q: %d %v", partial, used, err)
 		}
 	}
-	if used, body, keep, err := parseResponse([]byte("HTTP/1.0 200 OK\r\n\r\nabc"), true); used != 22 || string(body) != "abc" || keep || err != nil {
+	if used, body, keep, err := httpproto.ParseResponse([]byte("HTTP/1.0 200 OK\r\n\r\nabc"), true); used != 22 || string(body) != "abc" || keep || err != nil {
 		t.Fatalf("to the end: %d %q %v %v", used, body, keep, err)
 	}
-	if _, _, _, err := parseResponse([]byte("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nab"), true); err == nil {
+	if _, _, _, err := httpproto.ParseResponse([]byte("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nab"), true); err == nil {
 		t.Fatal("a response cut short by the end of the connection is an error")
 	}
 }

@@ -39,6 +39,29 @@ type slot struct {
 // on the tracker, in units of the request timeout.
 const fillSilence = 10
 
+// udpClient is one worker of a closed-loop UDP run (or of a fill): one
+// socket with up to cfg.InFlight requests outstanding, each in a slot
+// whose index is the low 16 bits of its transaction id.
+type udpClient struct {
+	cfg      *Config
+	g        *generator
+	st       *stats
+	counting *atomic.Bool
+	conn     *net.UDPConn
+	bc       batchConn
+	peerSize int // of a peer in an announce reply: 6 (IPv4) or 18 (IPv6)
+	slots    []slot
+	out, in  []ipv4.Message
+	outBufs  [][]byte
+
+	connID      uint64
+	connectedAt time.Time
+	connecting  bool // a connect is in flight
+	req         bittorrent.AnnounceRequest
+	hashes      []bittorrent.InfoHash
+	lastAnswer  time.Time
+}
+
 // runUDP keeps cfg.InFlight requests outstanding on one socket until stop.
 // A fill ends with an error once nothing has answered for fillSilence
 // timeouts: it would otherwise re-send to a dead address for ever.
@@ -46,36 +69,11 @@ func runUDP(cfg *Config, g *generator, st *stats, counting *atomic.Bool, stop <-
 	if cfg.InFlight > 1<<16 {
 		return errors.New("at most 65536 requests in flight per socket")
 	}
-	c, err := net.Dial("udp", cfg.Target)
+	c, err := dialUDP(cfg, g, st, counting)
 	if err != nil {
 		return err
 	}
-	conn := c.(*net.UDPConn)
-	defer conn.Close()
-	var bc batchConn = ipv4.NewPacketConn(conn)
-	peerSize := 6
-	if conn.RemoteAddr().(*net.UDPAddr).IP.To4() == nil {
-		bc, peerSize = ipv6.NewPacketConn(conn), 18
-	}
-	slots := make([]slot, cfg.InFlight)
-	out := make([]ipv4.Message, cfg.InFlight)
-	outBufs := make([][]byte, cfg.InFlight)
-	in := make([]ipv4.Message, cfg.InFlight)
-	for i := range in {
-		in[i].Buffers = [][]byte{make([]byte, 4096)}
-	}
-	for i := range outBufs {
-		outBufs[i] = make([]byte, 0, 1500)
-		out[i].Buffers = [][]byte{nil}
-	}
-	var (
-		connID      uint64
-		connectedAt time.Time
-		connecting  bool // a connect is in flight
-		req         bittorrent.AnnounceRequest
-		hashes      []bittorrent.InfoHash
-		lastAnswer  = time.Now()
-	)
+	defer c.conn.Close()
 	for {
 		select {
 		case <-stop:
@@ -83,133 +81,206 @@ func runUDP(cfg *Config, g *generator, st *stats, counting *atomic.Bool, stop <-
 		default:
 		}
 		now := time.Now()
-		if g.fill != nil && now.Sub(lastAnswer) > fillSilence*cfg.Timeout {
+		if g.fill != nil && now.Sub(c.lastAnswer) > fillSilence*cfg.Timeout {
 			return fmt.Errorf("no answer from %s in %v", cfg.Target, fillSilence*cfg.Timeout)
 		}
-		n := 0
-		idle := true
-		for i := range slots {
-			s := &slots[i]
-			if s.busy {
-				if now.Sub(s.sent) > cfg.Timeout {
-					s.busy = false
-					if s.kind == kindConnect {
-						connecting = false
-					}
-					if s.kind == kindAnnounce && g.fill != nil {
-						g.retry = append(g.retry, s.peer) // a fill loses no peer
-					}
-					if counting.Load() {
-						st.timeouts++
-					}
-				}
-				continue
-			}
-			stale := connID == 0 || now.Sub(connectedAt) > reconnectEvery
-			if stale && connecting {
-				continue // wait for the connect under way
-			}
-			fillPeer := int64(-1)
-			if !stale && g.fill != nil {
-				j, ok := g.claimFillPeer()
-				if !ok {
-					continue
-				}
-				fillPeer = j
-			}
-			s.gen++
-			s.tx = uint32(s.gen)<<16 | uint32(i)
-			s.sent, s.busy = now, true
-			buf := outBufs[n][:0]
-			switch {
-			case stale || (!connecting && g.isConnect()):
-				s.kind, connecting = kindConnect, true
-				buf = udpproto.AppendConnectRequest(buf, s.tx)
-			case g.isScrape():
-				s.kind = kindScrape
-				hashes = g.scrape(hashes[:0])
-				buf = udpproto.AppendScrapeRequest(buf, connID, s.tx, hashes)
-			default:
-				s.kind = kindAnnounce
-				if fillPeer >= 0 {
-					g.fillAnnounce(&req, fillPeer)
-				} else {
-					g.announce(&req)
-				}
-				s.peer = fillPeer
-				buf = udpproto.AppendAnnounceRequest(buf, connID, s.tx, &req)
-			}
-			outBufs[n] = buf
-			out[n].Buffers[0] = buf
-			n++
-		}
-		for i := range slots {
-			idle = idle && !slots[i].busy
-		}
-		if idle && g.exhausted() {
+		n := c.compose(now)
+		if c.idle() && g.exhausted() {
 			return nil
 		}
-		for sent := 0; sent < n; {
-			k, err := bc.WriteBatch(out[sent:n], 0)
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return nil
-				}
-				// ECONNREFUSED from an earlier datagram: the tracker is
-				// not (yet) listening. Those requests time out.
-				break
-			}
-			sent += k
+		if closed := c.write(n); closed {
+			return nil
 		}
-		conn.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-		k, err := bc.ReadBatch(in, 0)
+		if err := c.read(); err != nil {
+			return err
+		}
+	}
+}
+
+// dialUDP opens a worker's socket and its buffers.
+func dialUDP(cfg *Config, g *generator, st *stats, counting *atomic.Bool) (*udpClient, error) {
+	conn, err := net.Dial("udp", cfg.Target)
+	if err != nil {
+		return nil, err
+	}
+	c := &udpClient{cfg: cfg, g: g, st: st, counting: counting, conn: conn.(*net.UDPConn), peerSize: 6,
+		slots: make([]slot, cfg.InFlight), out: make([]ipv4.Message, cfg.InFlight), outBufs: make([][]byte, cfg.InFlight),
+		in: make([]ipv4.Message, cfg.InFlight), lastAnswer: time.Now()}
+	c.bc = ipv4.NewPacketConn(c.conn)
+	if c.conn.RemoteAddr().(*net.UDPAddr).IP.To4() == nil {
+		c.bc, c.peerSize = ipv6.NewPacketConn(c.conn), 18
+	}
+	for i := range c.in {
+		c.in[i].Buffers = [][]byte{make([]byte, 4096)}
+	}
+	for i := range c.outBufs {
+		c.outBufs[i] = make([]byte, 0, 1500)
+		c.out[i].Buffers = [][]byte{nil}
+	}
+	return c, nil
+}
+
+// compose times out the slots waiting too long and composes a request in
+// every free slot, into c.out; it returns how many.
+func (c *udpClient) compose(now time.Time) (n int) {
+	for i := range c.slots {
+		s := &c.slots[i]
+		if s.busy {
+			c.expire(s, now)
+			continue
+		}
+		if c.fillSlot(i, now, n) {
+			n++
+		}
+	}
+	return n
+}
+
+// expire frees slot s if its request has waited past the timeout. A fill
+// sends a timed-out announce's peer again: it loses no peer.
+func (c *udpClient) expire(s *slot, now time.Time) {
+	if now.Sub(s.sent) <= c.cfg.Timeout {
+		return
+	}
+	s.busy = false
+	if s.kind == kindConnect {
+		c.connecting = false
+	}
+	if s.kind == kindAnnounce && c.g.fill != nil {
+		c.g.retry = append(c.g.retry, s.peer)
+	}
+	if c.counting.Load() {
+		c.st.timeouts++
+	}
+}
+
+// fillSlot composes free slot i's next request into c.out[n], unless it
+// must wait: for the connect under way, or, in a fill, for a peer left to
+// announce.
+func (c *udpClient) fillSlot(i int, now time.Time, n int) bool {
+	stale := c.connID == 0 || now.Sub(c.connectedAt) > reconnectEvery
+	if stale && c.connecting {
+		return false // wait for the connect under way
+	}
+	fillPeer := int64(-1)
+	if !stale && c.g.fill != nil {
+		j, ok := c.g.claimFillPeer()
+		if !ok {
+			return false
+		}
+		fillPeer = j
+	}
+	s := &c.slots[i]
+	s.gen++
+	s.tx = uint32(s.gen)<<16 | uint32(i)
+	s.sent, s.busy = now, true
+	c.outBufs[n] = c.appendRequest(c.outBufs[n][:0], s, stale, fillPeer)
+	c.out[n].Buffers[0] = c.outBufs[n]
+	return true
+}
+
+// appendRequest appends slot s's request: a connect if the connection id
+// is stale (or now and then, as clients do), else a scrape or an announce
+// (of fillPeer in a fill).
+func (c *udpClient) appendRequest(buf []byte, s *slot, stale bool, fillPeer int64) []byte {
+	switch {
+	case stale || (!c.connecting && c.g.isConnect()):
+		s.kind, c.connecting = kindConnect, true
+		return udpproto.AppendConnectRequest(buf, s.tx)
+	case c.g.isScrape():
+		s.kind = kindScrape
+		c.hashes = c.g.scrape(c.hashes[:0])
+		return udpproto.AppendScrapeRequest(buf, c.connID, s.tx, c.hashes)
+	default:
+		s.kind = kindAnnounce
+		if fillPeer >= 0 {
+			c.g.fillAnnounce(&c.req, fillPeer)
+		} else {
+			c.g.announce(&c.req)
+		}
+		s.peer = fillPeer
+		return udpproto.AppendAnnounceRequest(buf, c.connID, s.tx, &c.req)
+	}
+}
+
+// idle reports whether no request is outstanding.
+func (c *udpClient) idle() bool {
+	for i := range c.slots {
+		if c.slots[i].busy {
+			return false
+		}
+	}
+	return true
+}
+
+// write sends the n requests composed; true if the socket is closed.
+func (c *udpClient) write(n int) (closed bool) {
+	for sent := 0; sent < n; {
+		k, err := c.bc.WriteBatch(c.out[sent:n], 0)
 		if err != nil {
-			if !errors.Is(err, os.ErrDeadlineExceeded) && !isRefused(err) {
-				return err
-			}
-			k = 0
+			// ECONNREFUSED from an earlier datagram: the tracker is
+			// not (yet) listening. Those requests time out.
+			return errors.Is(err, net.ErrClosed)
 		}
-		received := time.Now()
-		for _, m := range in[:k] {
-			if m.N <= 0 {
-				continue
-			}
-			pkt := m.Buffers[0][:m.N]
-			h, err := udpproto.ParseResponseHeader(pkt)
-			if err != nil {
-				continue
-			}
-			i := int(h.TransactionID & 0xffff)
-			if i >= len(slots) || !slots[i].busy || slots[i].tx != h.TransactionID {
-				continue
-			}
-			s := &slots[i]
-			s.busy = false
-			lastAnswer = received
-			count := counting.Load()
-			switch h.Action {
-			case udpproto.ActionConnect:
-				if id, err := udpproto.ParseConnectResponse(pkt); err == nil {
-					connID, connectedAt, connecting = id, received, false
-				}
-			case udpproto.ActionAnnounce:
-				if count && len(pkt) >= 20 {
-					st.peers += uint64((len(pkt) - 20) / peerSize)
-				}
-			case udpproto.ActionError:
-				if s.kind == kindConnect {
-					connecting = false
-				}
-				if count {
-					st.errors++
-				}
-				continue
-			}
-			if count {
-				st.responses[s.kind]++
-				st.latency.add(received.Sub(s.sent))
-			}
+		sent += k
+	}
+	return false
+}
+
+// read takes the replies that come within 20 ms.
+func (c *udpClient) read() error {
+	c.conn.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	k, err := c.bc.ReadBatch(c.in, 0)
+	if err != nil {
+		if !errors.Is(err, os.ErrDeadlineExceeded) && !isRefused(err) {
+			return err
 		}
+		k = 0
+	}
+	received := time.Now()
+	for _, m := range c.in[:k] {
+		if m.N > 0 {
+			c.answer(m.Buffers[0][:m.N], received)
+		}
+	}
+	return nil
+}
+
+// answer matches a reply to its slot by transaction id and counts it.
+func (c *udpClient) answer(pkt []byte, received time.Time) {
+	h, err := udpproto.ParseResponseHeader(pkt)
+	if err != nil {
+		return
+	}
+	i := int(h.TransactionID & 0xffff)
+	if i >= len(c.slots) || !c.slots[i].busy || c.slots[i].tx != h.TransactionID {
+		return
+	}
+	s, st := &c.slots[i], c.st
+	s.busy = false
+	c.lastAnswer = received
+	count := c.counting.Load()
+	switch h.Action {
+	case udpproto.ActionConnect:
+		if id, err := udpproto.ParseConnectResponse(pkt); err == nil {
+			c.connID, c.connectedAt, c.connecting = id, received, false
+		}
+	case udpproto.ActionAnnounce:
+		if count && len(pkt) >= 20 {
+			st.peers += uint64((len(pkt) - 20) / c.peerSize)
+		}
+	case udpproto.ActionError:
+		if s.kind == kindConnect {
+			c.connecting = false
+		}
+		if count {
+			st.errors++
+		}
+		return
+	}
+	if count {
+		st.responses[s.kind]++
+		st.latency.add(received.Sub(s.sent))
 	}
 }
 

@@ -1,10 +1,8 @@
 package loadgen
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
-	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -26,15 +24,6 @@ func wsPeerID(w int) (id bittorrent.PeerID) {
 	return id
 }
 
-// appendWSAnnounce appends a WebTorrent announce without offers.
-func appendWSAnnounce(dst []byte, h *bittorrent.InfoHash, id *bittorrent.PeerID, left uint64) []byte {
-	dst = append(dst, `{"action":"announce","info_hash":`...)
-	dst = wsproto.AppendBinary(dst, h[:])
-	dst = append(dst, `,"peer_id":`...)
-	dst = wsproto.AppendBinary(dst, id[:])
-	return append(dst, fmt.Sprintf(`,"numwant":0,"uploaded":0,"downloaded":0,"left":%d}`, left)...)
-}
-
 // runWS announces over one WebSocket, one announce at a time, until stop.
 func runWS(cfg *Config, g *generator, st *stats, counting *atomic.Bool, stop <-chan struct{}) error {
 	conn, _, _, err := ws.Dialer{Timeout: cfg.Timeout}.Dial(context.Background(), wsURL(cfg.Target))
@@ -52,7 +41,7 @@ func runWS(cfg *Config, g *generator, st *stats, counting *atomic.Bool, stop <-c
 		}
 		var req bittorrent.AnnounceRequest
 		g.announce(&req)
-		msg = appendWSAnnounce(msg[:0], &req.InfoHash, &id, req.Left)
+		msg = wsproto.AppendAnnounceRequest(msg[:0], &req.InfoHash, &id, req.Left)
 		start := time.Now()
 		conn.SetDeadline(start.Add(cfg.Timeout))
 		if err := wsutil.WriteClientText(conn, msg); err != nil {
@@ -69,7 +58,7 @@ func runWS(cfg *Config, g *generator, st *stats, counting *atomic.Bool, stop <-c
 			return err
 		}
 		if counting.Load() {
-			if bytes.Contains(reply, []byte(`"failure reason"`)) {
+			if wsproto.IsFailure(reply) {
 				st.errors++
 				continue
 			}
@@ -108,7 +97,7 @@ func IdleWebSockets(target string, n, torrents int, timeout time.Duration) (clos
 			conns[i] = c
 			h, id := InfoHash(1, i%torrents), wsPeerID(i)
 			c.SetDeadline(time.Now().Add(timeout))
-			if err := wsutil.WriteClientText(c, appendWSAnnounce(nil, &h, &id, 1)); err != nil {
+			if err := wsutil.WriteClientText(c, wsproto.AppendAnnounceRequest(nil, &h, &id, 1)); err != nil {
 				errs <- err
 				return
 			}

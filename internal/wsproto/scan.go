@@ -3,7 +3,6 @@ package wsproto
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"strings"
 )
 
@@ -11,8 +10,6 @@ import (
 // as encoding/json would and hands out each member's raw value, without
 // reflection. Every message is read with it, so it is most of the cost of
 // a request; FuzzScanAgainstEncodingJSON holds it to encoding/json.
-
-var errInvalidJSON = errors.New("invalid JSON")
 
 // maxDepth bounds nesting: an SDP offer is an object of strings.
 const maxDepth = 32
@@ -214,7 +211,7 @@ func eachMember(raw []byte, f func(key, value []byte)) error {
 	})
 	s.space()
 	if !ok || s.i != len(raw) {
-		return errInvalidJSON
+		return ErrInvalidJSON
 	}
 	return nil
 }

@@ -4,6 +4,12 @@
 // as npm bittorrent-tracker's server speaks it. It is pure: bytes in,
 // values out, and back; the framing is the WebSocket frontend's.
 //
+// Both sides of the protocol are here, as in udpproto and httpproto: the
+// server's (wsproto.go and scan.go read messages, encode.go writes
+// replies) and the client's, for the load generator and the tests
+// (client.go). Errors are *bittorrent.ClientError values, whose text the
+// client gets back as the failure reason.
+//
 // info_hash, peer_id and offer_id are binary: 20 characters whose code
 // points are 0 to 255, one byte each (Latin-1). They arrive as two-byte
 // UTF-8 or \u00XX escapes and must go back byte for byte the same, so they
@@ -13,7 +19,6 @@ package wsproto
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"unicode/utf8"
@@ -63,15 +68,26 @@ type Request struct {
 }
 
 // Errors, worded as the reference server words them where it has them.
+// Each is a *bittorrent.ClientError, as the other protocols' are: its text
+// goes back to the client as the failure reason, and it counts as a
+// malformed request.
 var (
-	ErrInvalidInfoHash = errors.New("invalid info_hash")
-	ErrInvalidPeerID   = errors.New("invalid peer_id")
-	ErrInvalidToPeerID = errors.New("invalid `to_peer_id` (required with `answer`)")
-	ErrInvalidOfferID  = errors.New("invalid offer_id")
-	ErrInvalidEvent    = errors.New("invalid event")
-	ErrInvalidOffer    = errors.New("invalid offers: a list of {offer, offer_id}")
-	ErrTooManyHashes   = fmt.Errorf("too many info_hash values in scrape (at most %d)", MaxScrapeHashes)
+	ErrInvalidJSON     = &bittorrent.ClientError{Message: "invalid JSON"}
+	ErrInvalidInfoHash = &bittorrent.ClientError{Message: "invalid info_hash"}
+	ErrInvalidPeerID   = &bittorrent.ClientError{Message: "invalid peer_id"}
+	ErrInvalidToPeerID = &bittorrent.ClientError{Message: "invalid `to_peer_id` (required with `answer`)"}
+	ErrInvalidOfferID  = &bittorrent.ClientError{Message: "invalid offer_id"}
+	ErrInvalidLeft     = &bittorrent.ClientError{Message: "invalid left"}
+	ErrInvalidEvent    = &bittorrent.ClientError{Message: "invalid event"}
+	ErrInvalidOffer    = &bittorrent.ClientError{Message: "invalid offers: a list of {offer, offer_id}"}
+	ErrTooManyHashes   = &bittorrent.ClientError{Message: fmt.Sprintf("too many info_hash values in scrape (at most %d)", MaxScrapeHashes)}
 )
+
+// invalidAction refuses an action the protocol does not have, naming it
+// as the reference server does; only such a request allocates its error.
+func invalidAction(action string) error {
+	return &bittorrent.ClientError{Message: "invalid action in WS request: " + strconv.Quote(action)}
+}
 
 // wire is a message's members, each as the raw JSON of its value.
 type wire struct {
@@ -113,7 +129,7 @@ func Parse(msg []byte, maxOffers int, r *Request) error {
 		r.Action = Scrape
 		return parseScrape(&w, r)
 	}
-	return fmt.Errorf("invalid action in WS request: %s", strconv.Quote(action))
+	return invalidAction(action)
 }
 
 func parseAnnounce(w *wire, maxOffers int, r *Request) error {
@@ -154,7 +170,7 @@ func parseLeft(raw json.RawMessage, r *Request) error {
 	}
 	f, err := strconv.ParseFloat(string(number), 64)
 	if err != nil || f < 0 || f != f {
-		return errors.New("invalid left")
+		return ErrInvalidLeft
 	}
 	r.Left, r.LeftKnown = uint64(min(f, 1<<62)), true
 	return nil

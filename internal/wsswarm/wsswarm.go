@@ -7,7 +7,12 @@
 //   - A peer is its peer id within a swarm, and is reached through the
 //     connection it announced on: a handle of the frontend's type C, which
 //     the store only stores, compares and hands back. (Unlike the UDP/HTTP
-//     store, peer ids are kept: the protocol routes answers by them.)
+//     store, peer ids are kept: the protocol routes answers by them.) The
+//     WebSocket frontend names the instance for its connection type
+//     (websocket.Swarms), and the daemon makes it and hands it over, as it
+//     does the UDP/HTTP store. C is a type parameter, not an interface, so
+//     that a peer holds one pointer and a relay calls no method through
+//     an interface.
 //   - A peer id belongs to the first live connection that announces it in a
 //     swarm; another connection announcing it there is refused
 //     (ErrPeerIDInUse) until the first leaves, so that nobody can take over

@@ -4,12 +4,14 @@
 // other. It is a thin adapter: the HTTP frontend hands it upgrade requests,
 // github.com/gobwas/ws does the handshake and reads and writes frames,
 // package wsproto reads and writes the messages, and package wsswarm keeps
-// the swarms.
+// the swarms, which the daemon makes (NewSwarms) and hands over in Options.
 //
 // server.go is connections' lifecycle: upgrade, the connection cap,
-// keep-alive pings and the expiry of silent peers, shutdown. loop.go polls
-// sockets (epoll); conn.go reads and writes one connection's frames;
-// handler.go turns messages into replies and relays.
+// keep-alive pings and the expiry of silent peers, shutdown. The
+// connection engine (package engine) polls the sockets; handshake.go
+// answers the upgrade; conn.go is one connection's stages and the swarms it
+// joined; read.go and write.go read and write its frames; handler.go turns
+// messages into replies and relays.
 //
 // gobwas/ws fits trakx's own HTTP server: it upgrades a net.Conn whose
 // request trakx has already read and checked, with no net/http, and reads
@@ -59,7 +61,22 @@ type Options struct {
 	// in, and whose loops serve the WebSockets they become; nil: the
 	// server makes one of its own, and Run runs it.
 	Engine *engine.Engine
+	// Swarms are the WebSocket swarms the server's peers join, made by
+	// the daemon (NewSwarms) as it makes the UDP/HTTP store; nil: the
+	// server makes its own.
+	Swarms *Swarms
 }
+
+// Swarms are the WebSocket swarms: package wsswarm's, each peer reached
+// through the connection it announced on, a handle only this package can
+// look into. The daemon makes them with NewSwarms and hands them to
+// NewServer in Options, as it makes the UDP/HTTP store and hands it to
+// those frontends; the type is wsswarm's own, so a peer costs no more and
+// an announce calls the store directly.
+type Swarms = wsswarm.Swarms[*conn]
+
+// NewSwarms returns empty WebSocket swarms, for Options.Swarms.
+func NewSwarms() *Swarms { return wsswarm.New[*conn]() }
 
 // DefaultPingInterval keeps a connection alive through proxies that close
 // idle ones after a minute (nginx's proxy_read_timeout).
@@ -82,7 +99,7 @@ type Gate interface {
 type Server struct {
 	opts     Options
 	gate     Gate
-	swarms   *wsswarm.Swarms[*conn]
+	swarms   *Swarms
 	counters *metrics.WebSocket
 	log      *logrus.Logger
 	engine   *engine.Engine
@@ -104,7 +121,10 @@ func NewServer(opts Options, gate Gate, m *metrics.Metrics, log *logrus.Logger) 
 	if opts.Open == nil {
 		opts.Open = new(atomic.Int64)
 	}
-	s := &Server{opts: opts, gate: gate, swarms: wsswarm.New[*conn](), counters: &m.WebSocket, log: log, conns: map[*conn]struct{}{},
+	if opts.Swarms == nil {
+		opts.Swarms = NewSwarms()
+	}
+	s := &Server{opts: opts, gate: gate, swarms: opts.Swarms, counters: &m.WebSocket, log: log, conns: map[*conn]struct{}{},
 		engine: opts.Engine, stop: make(chan struct{})}
 	if s.engine == nil {
 		e, err := engine.New(ReadBuffer(opts.MaxMessageBytes))

@@ -96,8 +96,11 @@ func appendFrame(dst []byte, op ws.OpCode, payload []byte) []byte {
 	return append(dst, payload...)
 }
 
+// headerWriter is the io.Writer ws.WriteHeader needs, appending to a
+// buffer on the stack.
 type headerWriter struct{ buf []byte }
 
+// Write appends p.
 func (w *headerWriter) Write(p []byte) (int, error) {
 	w.buf = append(w.buf, p...)
 	return len(p), nil
