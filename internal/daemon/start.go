@@ -129,7 +129,7 @@ func (d *Daemon) serving(inherited bool, list *access.List) string {
 	var parts []string
 	for _, f := range d.frontends {
 		part := f.Describe()
-		if _, onItsOwn := f.(interface{ Addr() net.Addr }); onItsOwn && inherited {
+		if inherited && f.Addr() != nil {
 			part += " (inherited)"
 		}
 		parts = append(parts, part)

@@ -15,7 +15,10 @@
 // package plus one constructor in the daemon.
 package frontend
 
-import "time"
+import (
+	"net"
+	"time"
+)
 
 // Frontend is one protocol served on one socket, or on another frontend's
 // sockets (WebSocket on HTTP's).
@@ -30,6 +33,9 @@ type Frontend interface {
 	// longer than limit: a wedged worker, for the systemd watchdog. One
 	// waiting for requests is not stalled, however long it waits.
 	Stalled(limit time.Duration) bool
+	// Addr is the address of the socket served, or nil for a frontend
+	// on another one's sockets.
+	Addr() net.Addr
 	// Describe says what is served where, for the start-up line: the
 	// protocol's name, then the address ("udp 127.0.0.1:6969").
 	Describe() string

@@ -21,6 +21,7 @@
 package websocket
 
 import (
+	"net"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -304,6 +305,10 @@ func (s *Server) Stall(h *bittorrent.InfoHash) (release func()) {
 
 // Serve is Run until Close: the server as a frontend.Frontend.
 func (s *Server) Serve() { s.Run(s.stop) }
+
+// Addr is nil: the server has no socket of its own, but serves the
+// connections the HTTP frontend hands it.
+func (s *Server) Addr() net.Addr { return nil }
 
 // Describe is the start-up line's part for the server.
 func (s *Server) Describe() string { return "websocket at /announce on the http listeners" }
