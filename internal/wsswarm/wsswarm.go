@@ -27,7 +27,6 @@
 package wsswarm
 
 import (
-	"errors"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -36,8 +35,9 @@ import (
 )
 
 // ErrPeerIDInUse refuses a second connection announcing a peer id that a
-// live connection holds in that swarm.
-var ErrPeerIDInUse = errors.New("peer_id already announced on another connection in this swarm")
+// live connection holds in that swarm: a client error, sent as the failure
+// reason and counted as malformed.
+var ErrPeerIDInUse = &bittorrent.ClientError{Message: "peer_id already announced on another connection in this swarm"}
 
 const shards = 64
 

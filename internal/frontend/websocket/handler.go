@@ -14,7 +14,6 @@ import (
 var (
 	errTooManyRequests = errors.New("too many requests from your address, slow down")
 	errTooManyTorrents = &bittorrent.ClientError{Message: "too many torrents on one connection"}
-	errPeerIDInUse     = &bittorrent.ClientError{Message: wsswarm.ErrPeerIDInUse.Error()}
 )
 
 // scratchPool holds the buffers replies and relayed offers are composed in.
@@ -53,9 +52,6 @@ func (s *Server) announce(c *conn, r *wsproto.Request) {
 	switch err {
 	case nil:
 	case errConnectionClosing:
-		return
-	case wsswarm.ErrPeerIDInUse:
-		s.refuse(c, r, errPeerIDInUse)
 		return
 	default:
 		s.refuse(c, r, err)
