@@ -85,9 +85,13 @@ type Metrics struct {
 	drops atomic.Pointer[func() uint64]
 	ws    atomic.Pointer[func() WebSocketSwarms]
 
-	mu   sync.Mutex
-	udp  []*UDP
-	http []*HTTP
+	mu sync.Mutex
+	// requests are every frontend's request counters, by protocol: what
+	// Totals adds up for every view. udp and http are the same workers'
+	// counters of their own.
+	requests [NumProtocols][]*Requests
+	udp      []*UDP
+	http     []*HTTP
 }
 
 // New returns an empty set. swarm is called at each look for the store's
@@ -96,7 +100,23 @@ func New(swarm func() SwarmStats) *Metrics {
 	if swarm == nil {
 		swarm = func() SwarmStats { return SwarmStats{} }
 	}
-	return &Metrics{start: time.Now(), swarm: swarm}
+	m := &Metrics{start: time.Now(), swarm: swarm}
+	m.requests[ProtocolWebSocket] = []*Requests{&m.WebSocket.Requests}
+	return m
+}
+
+// NewRequests returns request counters for one more worker of protocol p,
+// padded against false sharing and added up in every view: all that a
+// frontend without counters of its own needs.
+func (m *Metrics) NewRequests(p Protocol) *Requests {
+	c := &struct {
+		Requests
+		_ [64]byte
+	}{}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.requests[p] = append(m.requests[p], &c.Requests)
+	return &c.Requests
 }
 
 // SetUDPDrops gives the function that reads how many datagrams the kernel
@@ -113,6 +133,7 @@ func (m *Metrics) NewUDP() *UDP {
 	defer m.mu.Unlock()
 	c := &UDP{}
 	m.udp = append(m.udp, c)
+	m.requests[ProtocolUDP] = append(m.requests[ProtocolUDP], &c.Requests)
 	return c
 }
 
@@ -122,6 +143,7 @@ func (m *Metrics) NewHTTP() *HTTP {
 	defer m.mu.Unlock()
 	c := &HTTP{}
 	m.http = append(m.http, c)
+	m.requests[ProtocolHTTP] = append(m.requests[ProtocolHTTP], &c.Requests)
 	return c
 }
 

@@ -5,23 +5,23 @@ import (
 	"time"
 )
 
-// UDPTotals are the UDP counters of every worker added up.
+// UDPTotals are the UDP frontend's own counters (beside its requests') of
+// every worker added up.
 type UDPTotals struct {
-	RequestTotals
 	BadConnectionID uint64
 }
 
-// HTTPTotals are the HTTP counters of every server added up.
+// HTTPTotals are the HTTP frontend's own counters (beside its requests')
+// of every server added up.
 type HTTPTotals struct {
-	RequestTotals
 	ConnectionsRefused uint64
 	ConnectionsEvicted uint64
 	Connections        int64 // open now
 }
 
-// WebSocketTotals are the WebSocket frontend's counters and swarms.
+// WebSocketTotals are the WebSocket frontend's own counters (beside its
+// requests') and swarms.
 type WebSocketTotals struct {
-	RequestTotals
 	Connections        int64
 	ConnectionsRefused uint64
 	Offers, Answers    uint64
@@ -38,6 +38,9 @@ type DatabaseTotals struct {
 
 // Totals are every counter at one moment: what every view shows.
 type Totals struct {
+	// Requests are each frontend's request figures, by protocol, for the
+	// views that show every frontend alike.
+	Requests  [NumProtocols]RequestTotals
 	UDP       UDPTotals
 	HTTP      HTTPTotals
 	WebSocket WebSocketTotals
@@ -49,20 +52,10 @@ type Totals struct {
 	Uptime          time.Duration
 }
 
-// Requests are the frontends' request figures, indexed by Protocol, for
-// views that show every frontend alike.
-func (t *Totals) Requests() [NumProtocols]*RequestTotals {
-	return [NumProtocols]*RequestTotals{
-		ProtocolUDP:       &t.UDP.RequestTotals,
-		ProtocolHTTP:      &t.HTTP.RequestTotals,
-		ProtocolWebSocket: &t.WebSocket.RequestTotals,
-	}
-}
-
 // Refused is the number of requests refused for why, by every frontend.
 func (t *Totals) Refused(why RefusalReason) (n uint64) {
-	for _, r := range t.Requests() {
-		n += r.Refused[why]
+	for p := range t.Requests {
+		n += t.Requests[p].Refused[why]
 	}
 	return n
 }
@@ -76,6 +69,11 @@ func (s *SwarmStats) Peers() int {
 func (m *Metrics) Totals() Totals {
 	var t Totals
 	m.mu.Lock()
+	for p, blocks := range m.requests {
+		for _, c := range blocks {
+			t.Requests[p].add(c)
+		}
+	}
 	for _, c := range m.udp {
 		t.UDP.add(c)
 	}
@@ -98,18 +96,15 @@ func (m *Metrics) Totals() Totals {
 }
 
 func (t *UDPTotals) add(c *UDP) {
-	t.RequestTotals.add(&c.Requests)
 	t.BadConnectionID += c.BadConnectionID.Load()
 }
 
 func (t *HTTPTotals) add(c *HTTP) {
-	t.RequestTotals.add(&c.Requests)
 	t.ConnectionsRefused += c.ConnectionsRefused.Load()
 	t.ConnectionsEvicted += c.ConnectionsEvicted.Load()
 }
 
 func (t *WebSocketTotals) add(c *WebSocket) {
-	t.RequestTotals.add(&c.Requests)
 	t.Connections += c.Connections.Load()
 	t.ConnectionsRefused += c.ConnectionsRefused.Load()
 	t.Offers += c.Offers.Load()

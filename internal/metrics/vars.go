@@ -14,34 +14,46 @@ import (
 // a new action or refusal reason in names.go adds its own.
 func (m *Metrics) Snapshot() map[string]any {
 	t := m.Totals()
-	u, h, w, sw, db := &t.UDP, &t.HTTP, &t.WebSocket, &t.Swarm, &t.Database
+	sw, db := &t.Swarm, &t.Database
 	seeders, leechers := sw.Seeders[IPv4]+sw.Seeders[IPv6], sw.Leechers[IPv4]+sw.Leechers[IPv6]
-	return map[string]any{
+	tree := map[string]any{
 		"swarm": map[string]any{
 			"torrents": sw.Torrents, "peers": seeders + leechers, "seeders": seeders, "leechers": leechers,
 			"refused_peers": sw.RefusedPeers, "refused_torrents": sw.RefusedTorrents,
 		},
-		"udp": requestVars(&u.RequestTotals, ProtocolUDP, map[string]any{
-			"bad_connection_id": u.BadConnectionID, "receive_drops": t.UDPReceiveDrops,
-		}),
-		"http": requestVars(&h.RequestTotals, ProtocolHTTP, map[string]any{
-			"descriptor_errors":   h.Errors[ReasonDescriptors],
-			"connections_refused": h.ConnectionsRefused, "connections_evicted": h.ConnectionsEvicted,
-			"connections": h.Connections,
-		}),
-		"websocket": requestVars(&w.RequestTotals, ProtocolWebSocket, map[string]any{
-			"connections": w.Connections, "connections_refused": w.ConnectionsRefused,
-			"offers": w.Offers, "answers": w.Answers,
-			"refused_rate": w.Refused[RefusalRate], "refused_client": w.Refused[RefusalClient],
-			"torrents": w.Swarms.Torrents, "peers": w.Swarms.Seeders + w.Swarms.Leechers,
-			"seeders": w.Swarms.Seeders, "leechers": w.Swarms.Leechers,
-		}),
 		"refused": refusedVars(&t),
 		"database": map[string]any{
 			"saves": db.Saves, "save_errors": db.SaveErrors, "last_save_unix": db.LastSaveUnix,
 			"last_save_seconds": db.LastSaveSeconds, "last_save_peers": db.LastSavePeers,
 		},
 		"uptime_seconds": int64(t.Uptime / time.Second),
+	}
+	own := frontendVars(&t)
+	for p, name := range ProtocolNames {
+		tree[name] = requestVars(&t.Requests[p], Protocol(p), own[p])
+	}
+	return tree
+}
+
+// frontendVars are the keys of each frontend's tree for counters of its
+// own, beside its requests'.
+func frontendVars(t *Totals) [NumProtocols]map[string]any {
+	u, h, w := &t.UDP, &t.HTTP, &t.WebSocket
+	return [NumProtocols]map[string]any{
+		ProtocolUDP: {"bad_connection_id": u.BadConnectionID, "receive_drops": t.UDPReceiveDrops},
+		ProtocolHTTP: {
+			"descriptor_errors":   t.Requests[ProtocolHTTP].Errors[ReasonDescriptors],
+			"connections_refused": h.ConnectionsRefused, "connections_evicted": h.ConnectionsEvicted,
+			"connections": h.Connections,
+		},
+		ProtocolWebSocket: {
+			"connections": w.Connections, "connections_refused": w.ConnectionsRefused,
+			"offers": w.Offers, "answers": w.Answers,
+			"refused_rate":   t.Requests[ProtocolWebSocket].Refused[RefusalRate],
+			"refused_client": t.Requests[ProtocolWebSocket].Refused[RefusalClient],
+			"torrents":       w.Swarms.Torrents, "peers": w.Swarms.Seeders + w.Swarms.Leechers,
+			"seeders": w.Swarms.Seeders, "leechers": w.Swarms.Leechers,
+		},
 	}
 }
 
@@ -50,6 +62,9 @@ func (m *Metrics) Snapshot() map[string]any {
 // which is the access list's refusals alone (the other reasons are under
 // "refused", summed over the frontends).
 func requestVars(r *RequestTotals, p Protocol, tree map[string]any) map[string]any {
+	if tree == nil {
+		tree = map[string]any{}
+	}
 	for a, action := range Actions {
 		if action.In.Has(p) {
 			tree[action.Name] = r.Answers(Action(a))

@@ -163,7 +163,8 @@ func (e emitter) gauge(d *prometheus.Desc, v float64, labels ...string) {
 // requests, for the actions and error reasons that frontend has (names.go
 // in package metrics says which).
 func (e emitter) requests(t *metrics.Totals) {
-	for p, r := range t.Requests() {
+	for p := range t.Requests {
+		r := &t.Requests[p]
 		protocol := metrics.Protocol(p)
 		name := metrics.ProtocolNames[p]
 		for a, action := range metrics.Actions {
