@@ -37,22 +37,25 @@ func Render(w io.Writer, v *View) {
 		count("trakx_peers", "role", "seeder"), count("trakx_peers", "role", "leecher"),
 		count("trakx_peers", "family", "ipv4"), count("trakx_peers", "family", "ipv6"))
 	fmt.Fprintf(w, "torrents: %s\n", count("trakx_torrents"))
-	fmt.Fprintf(w, "requests: udp %s/s, http %s/s, websocket %s/s (over %s)\n", rate("trakx_requests_total", "protocol", "udp"),
-		rate("trakx_requests_total", "protocol", "http"), rate("trakx_requests_total", "protocol", "websocket"), v.Interval)
+	fmt.Fprintf(w, "requests: udp %s/s, http %s/s, websocket %s/s%s (over %s)\n", rate("trakx_requests_total", "protocol", "udp"),
+		rate("trakx_requests_total", "protocol", "http"), rate("trakx_requests_total", "protocol", "websocket"),
+		others(s, "trakx_requests_total", "protocol", shownProtocols, func(p string) string { return rate("trakx_requests_total", "protocol", p) + "/s" }),
+		v.Interval)
 	fmt.Fprintf(w, "  udp: connect %s/s, announce %s/s, scrape %s/s\n", rate("trakx_requests_total", "protocol", "udp", "action", "connect"),
 		rate("trakx_requests_total", "protocol", "udp", "action", "announce"), rate("trakx_requests_total", "protocol", "udp", "action", "scrape"))
 	fmt.Fprintf(w, "  http: announce %s/s, scrape %s/s\n", rate("trakx_requests_total", "protocol", "http", "action", "announce"),
 		rate("trakx_requests_total", "protocol", "http", "action", "scrape"))
 	fmt.Fprintf(w, "  ipv4 %s/s, ipv6 %s/s\n", rate("trakx_requests_total", "family", "ipv4"), rate("trakx_requests_total", "family", "ipv6"))
-	fmt.Fprintf(w, "errors: udp %s/s, http %s/s, websocket %s/s (since start: udp %s, http %s, websocket %s)\n",
+	fmt.Fprintf(w, "errors: udp %s/s, http %s/s, websocket %s/s (since start: udp %s, http %s, websocket %s%s)\n",
 		rate("trakx_errors_total", "protocol", "udp"), rate("trakx_errors_total", "protocol", "http"), rate("trakx_errors_total", "protocol", "websocket"),
-		count("trakx_errors_total", "protocol", "udp"), count("trakx_errors_total", "protocol", "http"), count("trakx_errors_total", "protocol", "websocket"))
+		count("trakx_errors_total", "protocol", "udp"), count("trakx_errors_total", "protocol", "http"), count("trakx_errors_total", "protocol", "websocket"),
+		others(s, "trakx_errors_total", "protocol", shownProtocols, func(p string) string { return count("trakx_errors_total", "protocol", p) }))
 	fmt.Fprintf(w, "refused: %s/s (since start: rate %s, host %s, client %s, access_list %s, tracker_full %s, out_of_memory %s, connection_cap %s, websocket_cap %s%s)\n",
 		rate("trakx_refused_total"), count("trakx_refused_total", "reason", "rate"), count("trakx_refused_total", "reason", "host"),
 		count("trakx_refused_total", "reason", "client"), count("trakx_refused_total", "reason", "access_list"),
 		fmt.Sprintf("%.0f", s.Sum("trakx_refused_total", "reason", "tracker_full_peers")+s.Sum("trakx_refused_total", "reason", "tracker_full_torrents")),
 		count("trakx_refused_total", "reason", "out_of_memory"), count("trakx_refused_total", "reason", "connection_cap"), count("trakx_refused_total", "reason", "websocket_cap"),
-		otherRefusals(s))
+		others(s, "trakx_refused_total", "reason", shownRefusals, func(r string) string { return count("trakx_refused_total", "reason", r) }))
 	fmt.Fprintf(w, "http connections: %s (evicted %s)\n", count("trakx_http_connections"), count("trakx_http_connections_evicted_total"))
 	fmt.Fprintf(w, "websocket: connections %s, announce %s/s, offers %s/s, answers %s/s; peers %s (seeders %s, leechers %s), torrents %s\n",
 		count("trakx_websocket_connections"), rate("trakx_requests_total", "protocol", "websocket", "action", "announce"),
@@ -68,21 +71,36 @@ func Render(w io.Writer, v *View) {
 var shownRefusals = map[string]bool{"rate": true, "host": true, "client": true, "access_list": true,
 	"tracker_full_peers": true, "tracker_full_torrents": true, "out_of_memory": true, "connection_cap": true, "websocket_cap": true}
 
-// otherRefusals names the refusal reasons the refused line does not, with
-// their counts (", banned 3"), so that a reason added to the tracker shows
-// without an edit here.
-func otherRefusals(s Sample) string {
-	var others []string
+// shownProtocols are the frontends the requests and errors lines name in
+// their own order.
+var shownProtocols = map[string]bool{"udp": true, "http": true, "websocket": true}
+
+// others names the values of metric's label that a line does not (shown),
+// each with its figure (", banned 3"), in sorted order, so that a
+// protocol or refusal reason added to the tracker shows without an edit
+// here.
+func others(s Sample, metric, label string, shown map[string]bool, figure func(string) string) string {
+	seen := map[string]bool{}
+	prefix := metric + "{"
 	for series := range s {
-		rest, ok := strings.CutPrefix(series, `trakx_refused_total{reason="`)
-		if reason, _, _ := strings.Cut(rest, `"`); ok && !shownRefusals[reason] {
-			others = append(others, reason)
+		rest, ok := strings.CutPrefix(series, prefix)
+		if !ok {
+			continue
+		}
+		if _, after, ok := strings.Cut(","+rest, ","+label+`="`); ok {
+			if value, _, _ := strings.Cut(after, `"`); !shown[value] {
+				seen[value] = true
+			}
 		}
 	}
-	sort.Strings(others)
+	names := make([]string, 0, len(seen))
+	for name := range seen {
+		names = append(names, name)
+	}
+	sort.Strings(names)
 	var b strings.Builder
-	for _, reason := range others {
-		fmt.Fprintf(&b, ", %s %.0f", reason, s.Sum("trakx_refused_total", "reason", reason))
+	for _, name := range names {
+		fmt.Fprintf(&b, ", %s %s", name, figure(name))
 	}
 	return b.String()
 }

@@ -21,3 +21,25 @@ func TestRefusedLineNamesNewReasons(t *testing.T) {
 		t.Fatalf("got\n%s\nwant the line\n%s", b.String(), want)
 	}
 }
+
+// TestRequestLinesNameNewProtocols: a frontend the requests and errors
+// lines do not name is added at their ends, and the known ones keep their
+// places.
+func TestRequestLinesNameNewProtocols(t *testing.T) {
+	s := Sample{
+		Series("trakx_requests_total", "protocol", "udp", "action", "announce", "family", "ipv4"):    5,
+		Series("trakx_requests_total", "protocol", "gopher", "action", "announce", "family", "ipv6"): 7,
+		Series("trakx_errors_total", "protocol", "gopher", "reason", "malformed"):                    2,
+	}
+	prev := Sample{Series("trakx_requests_total", "protocol", "gopher", "action", "announce", "family", "ipv6"): 3}
+	var b strings.Builder
+	Render(&b, &View{Addr: "a", Prev: prev, Cur: s, Elapsed: 2 * time.Second, Now: time.Now(), Interval: 2 * time.Second})
+	for _, want := range []string{
+		"requests: udp 2.5/s, http 0/s, websocket 0/s, gopher 2.0/s (over 2s)\n",
+		"(since start: udp 0, http 0, websocket 0, gopher 2)\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Fatalf("got\n%s\nwant a line with\n%s", b.String(), want)
+		}
+	}
+}
