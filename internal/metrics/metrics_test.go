@@ -5,9 +5,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 
+	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/config"
 )
 
@@ -41,5 +43,38 @@ func TestProfilesOnlyWhenAsked(t *testing.T) {
 	}
 	if config.Default().Stats.Pprof {
 		t.Fatal("profiles are served by default")
+	}
+}
+
+// TestEveryBlockIsAddedUp: the request counters of every worker of a
+// protocol, however they were made, are in that protocol's totals and
+// /debug/vars tree, and in no other protocol's.
+func TestEveryBlockIsAddedUp(t *testing.T) {
+	m := New(nil)
+	v4, v6 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")
+	m.NewUDP().Answer(ActionConnect, v4)
+	m.NewUDP().Answer(ActionAnnounce, v6)
+	m.NewRequests(ProtocolUDP).Fail(bittorrent.ErrNotAllowed)
+	m.NewHTTP().Refuse(RefusalRate)
+	m.WebSocket.Answer(ActionScrape, v4)
+
+	tot := m.Totals()
+	udp := &tot.Requests[ProtocolUDP]
+	if udp.Answered[ActionConnect][IPv4] != 1 || udp.Answered[ActionAnnounce][IPv6] != 1 ||
+		udp.Refused[RefusalAccessList] != 1 || udp.Errors[ReasonTorrentNotAllowed] != 1 {
+		t.Errorf("udp totals %+v", udp)
+	}
+	if h := &tot.Requests[ProtocolHTTP]; h.Refused[RefusalRate] != 1 || h.Answers(ActionAnnounce)+h.ErrorTotal() != 0 {
+		t.Errorf("http totals %+v", h)
+	}
+	if w := &tot.Requests[ProtocolWebSocket]; w.Answers(ActionScrape) != 1 || w.Answers(ActionAnnounce) != 0 {
+		t.Errorf("websocket totals %+v", w)
+	}
+	vars := m.Snapshot()
+	if u := vars["udp"].(map[string]any); u["connect"] != uint64(1) || u["announce"] != uint64(1) || u["refused"] != uint64(1) || u["error"] != uint64(1) {
+		t.Errorf("/debug/vars udp tree %v", u)
+	}
+	if r := vars["refused"].(map[string]any); r["rate"] != uint64(1) {
+		t.Errorf("/debug/vars refused tree %v", r)
 	}
 }
