@@ -36,6 +36,18 @@ type LoadStats struct {
 	NoMemory int
 }
 
+// tally counts a chunk of t's peers handed to the store, k of them kept
+// (err: the store ran out of memory), and empties t for the next chunk.
+func (st *LoadStats) tally(t *swarm.Torrent, k int, err error) {
+	st.Peers += k
+	if err != nil { // those not kept may have expired too: which, is unknown
+		st.NoMemory += len(t.Peers4) + len(t.Peers6) - k
+	} else {
+		st.Expired += len(t.Peers4) + len(t.Peers6) - k
+	}
+	t.Peers4, t.Peers6 = t.Peers4[:0], t.Peers6[:0]
+}
+
 // peersPerChunk bounds the memory a load uses beyond the store it fills
 // and the file's bytes: a swarm bigger than that goes to the store a
 // chunk at a time.

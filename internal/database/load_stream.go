@@ -212,13 +212,7 @@ func (l *streamLoader) restore(st *LoadStats) {
 		return
 	}
 	k, err := l.store.Restore(t, l.cutoff, l.now)
-	st.Peers += k
-	if err != nil { // those not kept may have expired too: which, is unknown
-		st.NoMemory += len(t.Peers4) + len(t.Peers6) - k
-	} else {
-		st.Expired += len(t.Peers4) + len(t.Peers6) - k
-	}
-	t.Peers4, t.Peers6 = t.Peers4[:0], t.Peers6[:0]
+	st.tally(t, k, err)
 }
 
 // chunk reads n peers of one kind, adding them to l.torrent.
