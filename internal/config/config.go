@@ -112,12 +112,14 @@ func Parse(data []byte) (Config, error) {
 }
 
 // Validate checks values the decoder cannot, naming the key at fault: each
-// section checks its own keys, then the checks that span sections.
+// section checks its own keys, in the order of the sections in Config (as
+// Changed lists keys), then the checks that span sections. Every problem
+// is reported, not only the first.
 func (c *Config) Validate() error {
 	var p problems
 	checks := []func(*problems){
-		c.Log.validate, c.Tracker.validate, c.UDP.validate, c.HTTP.validate, c.WebSocket.validate,
-		c.Stats.validate, c.Database.validate, c.Access.validate, c.Limits.validate,
+		c.Log.validate, c.Tracker.validate, c.UDP.validate, c.HTTP.validate, c.Stats.validate,
+		c.Database.validate, c.Access.validate, c.Limits.validate, c.WebSocket.validate,
 		c.checkListenClashes,
 	}
 	for _, check := range checks {

@@ -165,3 +165,21 @@ func TestLimitsAndHostsAccepted(t *testing.T) {
 		t.Fatalf("parsed %+v %v", cfg.Limits, cfg.HTTP.AllowedHosts)
 	}
 }
+
+// TestEveryProblemInSectionOrder: a file with several bad keys gets every
+// one named, in the order of the sections, so that the first line of
+// check-config's answer does not depend on how validation is written.
+func TestEveryProblemInSectionOrder(t *testing.T) {
+	_, err := Parse([]byte("[websocket]\nmax_offers = 0\n[udp]\nlisten = [\"bad\"]\n[log]\nlevel = \"loud\"\n[http]\nmax_connections = 0\n"))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	msg, last := err.Error(), -1
+	for _, key := range []string{"log.level", "udp.listen[0]", "http.max_connections", "websocket.max_offers"} {
+		at := strings.Index(msg, key+":")
+		if at < 0 || at < last {
+			t.Fatalf("%s missing or out of order in:\n%s", key, msg)
+		}
+		last = at
+	}
+}
