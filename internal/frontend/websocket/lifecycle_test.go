@@ -142,8 +142,10 @@ func TestStressConnectionsEndInReference(t *testing.T) {
 	opts.MaxConnections = 1000
 	opts.MaxMessageBytes = 64 << 10
 	// Ticks often enough to ping while relays run, not so often that a
-	// client the race detector slows looks silent.
-	opts.PingInterval = 100 * time.Millisecond
+	// client the race detector slows looks silent: at 100 ms (dead after
+	// 250 ms of silence) a machine busy with other tests as well cut off
+	// clients waiting for their replies.
+	opts.PingInterval = 250 * time.Millisecond
 	opts.ReadTimeout = 5 * time.Second
 	s, addr, stop := start(t, opts)
 
