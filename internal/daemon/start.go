@@ -10,6 +10,7 @@ import (
 	"github.com/trakx/trakx/internal/access"
 	"github.com/trakx/trakx/internal/promexport"
 	"github.com/trakx/trakx/internal/ratelimit"
+	"github.com/trakx/trakx/internal/statspage"
 )
 
 // udpReceiveBuffer is the receive buffer asked for on UDP sockets trakx
@@ -86,6 +87,9 @@ func (d *Daemon) serve() {
 	if d.statsLn != nil {
 		mux := d.metrics.Handler(d.cfg.Stats.Pprof)
 		mux.Handle("GET /metrics", promexport.Handler(d.metrics, d.version))
+		page := statspage.New(statspage.Options{Totals: d.metrics.Totals, Visit: d.store.EachTorrent, Version: d.version})
+		page.Register(mux)
+		d.goServe(func() { page.Run(d.stopping) })
 		d.stats = &nethttp.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		d.goServe(func() { d.stats.Serve(d.statsLn) })
 	}
@@ -135,7 +139,7 @@ func (d *Daemon) serving(inherited bool, list *access.List) string {
 		parts = append(parts, part)
 	}
 	if d.statsLn != nil {
-		parts = append(parts, "stats http://"+d.statsLn.Addr().String()+"/debug/vars and /metrics")
+		parts = append(parts, "stats http://"+d.statsLn.Addr().String()+"/ (the page), /stats.json, /metrics and /debug/vars")
 	}
 	acl := "access off"
 	if list.Mode() != access.Off {
