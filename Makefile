@@ -16,7 +16,7 @@ STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Dates in the package come from the last commit, so builds repeat exactly.
 DATE    := $(shell git log -1 --format=%cD 2>/dev/null || date -R)
 
-.PHONY: all build test lint fuzz bench mem clean package package-files lintian e2e webtorrent
+.PHONY: all build test lint fuzz bench mem clean package package-files lintian e2e webtorrent screenshot
 
 all: build
 
@@ -37,6 +37,11 @@ test: lint webtorrent
 # Real WebTorrent clients and the reference tracker (npm, pinned by
 # test/webtorrent/package-lock.json) for the WebSocket tests; without npm,
 # those tests skip (CI requires them).
+# The stats page's picture for the README (not a test: it takes a minute
+# of load so that the charts have something to show).
+screenshot:
+	bash test/screenshot.sh
+
 webtorrent:
 	@if command -v npm >/dev/null; then cd test/webtorrent && npm ci --no-audit --no-fund --loglevel=error; \
 	else echo "npm not found: the WebTorrent client tests will skip"; fi
