@@ -28,7 +28,7 @@ pid=$!
 for _ in $(seq 50); do curl -sf http://127.0.0.1:16880/stats.json >/dev/null && break; sleep 0.1; done
 "$dir/trakx" bench -target 127.0.0.1:16969 -fill 200000 -torrents 20000 >/dev/null
 "$dir/trakx" bench -target 127.0.0.1:16969 -protocol udp -torrents 20000 -rate 20000 -duration "${seconds}s" >/dev/null
-"$dir/trakx" bench -target 127.0.0.1:16969 -protocol http -torrents 20000 -rate 2000 -duration 15s >/dev/null
+"$dir/trakx" bench -target 127.0.0.1:16969 -protocol http -keepalive -torrents 20000 -rate 2000 -duration 15s >/dev/null
 chromium --headless --no-sandbox --disable-gpu --no-first-run --hide-scrollbars --user-data-dir="$dir/chromium" \
-  --window-size=1280,1500 --virtual-time-budget=5000 --screenshot="$PWD/docs/stats-page.png" http://127.0.0.1:16880/ 2>/dev/null
+  --window-size=1280,2060 --virtual-time-budget=5000 --screenshot="$PWD/docs/stats-page.png" http://127.0.0.1:16880/ 2>/dev/null
 echo "wrote docs/stats-page.png"
