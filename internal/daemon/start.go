@@ -139,7 +139,8 @@ func (d *Daemon) serving(inherited bool, list *access.List) string {
 		parts = append(parts, part)
 	}
 	if d.statsLn != nil {
-		parts = append(parts, "stats http://"+d.statsLn.Addr().String()+"/ (the page), /stats.json, /metrics and /debug/vars")
+		at := "http://" + d.statsLn.Addr().String()
+		parts = append(parts, "stats "+at+"/debug/vars and /metrics", "stats page "+at+"/ and /stats.json")
 	}
 	acl := "access off"
 	if list.Mode() != access.Off {
