@@ -237,7 +237,9 @@ func TestHTTPFullScrapePipelined(t *testing.T) {
 	br := bufio.NewReader(conn)
 	for i, check := range []func([]byte) bool{
 		func(b []byte) bool { return bytes.HasPrefix(b, []byte("d5:filesd20:")) },
-		func(b []byte) bool { return bytes.HasPrefix(b, []byte{0x1f, 0x8b}) && len(filesOf(t, gunzip(t, b))) == 1 },
+		func(b []byte) bool {
+			return bytes.HasPrefix(b, []byte{0x1f, 0x8b}) && len(filesOf(t, gunzip(t, b))) == 1
+		},
 		func(b []byte) bool { return bytes.Contains(b, []byte("8:intervali")) },
 	} {
 		resp, err := http.ReadResponse(br, nil)
