@@ -20,8 +20,9 @@
 //     holds beyond the snapshot is a copy of every allowed torrent's hash
 //     and counts (about 36 bytes a torrent), for the sort, freed after.
 //
-// fullscrape.go is the Builder; build.go the encoding of one snapshot;
-// plain.go the decompressing reader.
+// fullscrape.go is the Builder (Get for an epoll loop, which must not
+// block; Wait for a goroutine that may); build.go the encoding of one
+// snapshot; plain.go the decompressing reader.
 package fullscrape
 
 import (
@@ -102,6 +103,23 @@ func (b *Builder) Get(now time.Time, w Waiter) *Snapshot {
 	}
 	return nil
 }
+
+// Wait is Get for a caller that may block, on a goroutine of its own (a
+// connection served the standard Go way, as TLS ones are): a snapshot no
+// older than the interval, built now if need be.
+func (b *Builder) Wait(now time.Time) *Snapshot {
+	ch := make(waitChan, 1)
+	if s := b.Get(now, ch); s != nil {
+		return s
+	}
+	return <-ch
+}
+
+// waitChan is a Waiter that a blocked caller receives from.
+type waitChan chan *Snapshot
+
+// SnapshotReady hands the snapshot to the caller.
+func (w waitChan) SnapshotReady(s *Snapshot) { w <- s }
 
 // Last is the last snapshot built, however old, or nil.
 func (b *Builder) Last() *Snapshot {

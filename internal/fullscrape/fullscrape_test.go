@@ -88,6 +88,20 @@ func sortHashes(h []bittorrent.InfoHash) {
 	}
 }
 
+// Wait blocks for a build, and WritePlain writes what the standard
+// library decompresses.
+func TestWaitAndWritePlain(t *testing.T) {
+	b := New(Options{Source: torrents(3000), Interval: time.Hour})
+	s := b.Wait(time.Now())
+	if s == nil || b.Wait(time.Now()) != s {
+		t.Fatal("no snapshot, or a second one within the interval")
+	}
+	var out bytes.Buffer
+	if err := s.WritePlain(&out); err != nil || !bytes.Equal(out.Bytes(), gunzip(t, s.Gzip)) {
+		t.Fatalf("WritePlain: %v", err)
+	}
+}
+
 // Plain's pieces make up what the standard library decompresses.
 func TestPlainStreamsTheDecompressedReply(t *testing.T) {
 	snap := Build(torrents(20000), nil)

@@ -54,6 +54,28 @@ func (p *Plain) Next() ([]byte, error) {
 	return nil, err
 }
 
+// WritePlain writes the reply decompressed to w, for a caller that may
+// block on w.
+func (s *Snapshot) WritePlain(w io.Writer) error {
+	p, err := s.NewPlain()
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	for {
+		piece, err := p.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(piece); err != nil {
+			return err
+		}
+	}
+}
+
 // Close gives the reader's buffers back; p is not to be used again.
 func (p *Plain) Close() {
 	p.src.Reset(nil) // a pooled reader keeps no snapshot alive
