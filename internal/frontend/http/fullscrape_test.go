@@ -2,11 +2,13 @@ package http
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha1"
 	"fmt"
 	"io"
 	"net"
 	stdhttp "net/http"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -79,7 +81,7 @@ func fullScrapeServer(t *testing.T, torrents int, timeout time.Duration) (*Serve
 		<-built // built before the requests: their time runs from them
 	}
 	fs.Store(&FullScrape{Builder: b, Timeout: timeout})
-	s := NewServer(ln, echoTracker{}, Options{ReadTimeout: time.Second, WriteTimeout: time.Second, MaxConnections: 10,
+	s := NewServer(ln, echoTracker{}, Options{ReadTimeout: time.Second, WriteTimeout: time.Second, MaxConnections: 100,
 		Open: new(atomic.Int64), FullScrape: fs}, metrics.New(nil), log)
 	served := make(chan struct{})
 	go func() { s.Serve(); close(served) }()
@@ -130,4 +132,51 @@ func TestFullScrapeHasATimeoutOfItsOwn(t *testing.T) {
 	if len(got) >= len(body) {
 		t.Fatalf("a client that read nothing for 7 s got all %d bytes", len(got))
 	}
+}
+
+// Clients at once, each asking on one keep-alive connection for the full
+// scrape several times, gzip or not, between announces: every reply is
+// the one snapshot, whole, and the connection goes on serving after it.
+func TestFullScrapesAtOnce(t *testing.T) {
+	s, addr := fullScrapeServer(t, 20_000, 0)
+	snap := s.opts.FullScrape.Load().Builder.Last()
+	var plain bytes.Buffer
+	snap.WritePlain(&plain)
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer conn.Close()
+			announce := "GET /announce?info_hash=aaaaaaaaaaaaaaaaaaaa&peer_id=-qB4500-012345678901&port=7000&left=1 HTTP/1.1\r\nHost: t\r\n\r\n"
+			full := "GET /scrape HTTP/1.1\r\nHost: t\r\n%s\r\n"
+			gz := []string{"", "Accept-Encoding: gzip\r\n"}
+			fmt.Fprintf(conn, full+announce+full+announce, gz[i%2], gz[1-i%2])
+			br := bufio.NewReader(conn)
+			for k, want := range [][]byte{pick(i%2, plain.Bytes(), snap.Gzip), nil, pick(1-i%2, plain.Bytes(), snap.Gzip), nil} {
+				resp, err := stdhttp.ReadResponse(br, nil)
+				if err != nil {
+					t.Errorf("client %d reply %d: %v", i, k, err)
+					return
+				}
+				body, _ := io.ReadAll(resp.Body)
+				if want != nil && !bytes.Equal(body, want) {
+					t.Errorf("client %d reply %d: %d bytes, not the snapshot's %d", i, k, len(body), len(want))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func pick(i int, a, b []byte) []byte {
+	if i == 0 {
+		return a
+	}
+	return b
 }
