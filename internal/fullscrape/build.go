@@ -3,8 +3,8 @@ package fullscrape
 import (
 	"bytes"
 	"cmp"
-	"encoding/binary"
 	"compress/gzip"
+	"encoding/binary"
 	"slices"
 	"time"
 
