@@ -18,7 +18,7 @@
 //   - The store is read through Source.EachTorrent, which copies counts,
 //     not peers, and holds no lock while the builder encodes. What a build
 //     holds beyond the snapshot is a copy of every allowed torrent's hash
-//     and counts (about 36 bytes a torrent), for the sort, freed after.
+//     and counts (32 bytes a torrent), for the sort, freed after.
 //
 // fullscrape.go is the Builder (Get for an epoll loop, which must not
 // block; Wait for a goroutine that may); build.go the encoding of one
