@@ -58,8 +58,8 @@ func (d *Daemon) Reload() error {
 	return nil
 }
 
-// defences says which abuse defences are on, for the start-up and reload
-// lines.
+// defences says which abuse defences are on, and whether the full scrape
+// is, for the start-up and reload lines.
 func defences(cfg *config.Config) string {
 	budget := "per-IP budget off"
 	if r := cfg.Limits.PerIPRate; r > 0 {
@@ -73,5 +73,12 @@ func defences(cfg *config.Config) string {
 	if n, m := len(cfg.Access.ClientAllow), len(cfg.Access.ClientDeny); n+m > 0 {
 		clients = fmt.Sprintf("clients: %d allowed, %d denied prefixes", n, m)
 	}
-	return budget + ", " + hosts + ", " + clients
+	full := ""
+	if h := &cfg.HTTP; h.FullScrape {
+		full = ", full scrape at most every " + h.FullScrapeInterval.Duration.String()
+		if len(h.FullScrapeFrom) > 0 {
+			full += " to " + strings.Join(h.FullScrapeFrom, " ")
+		}
+	}
+	return budget + ", " + hosts + ", " + clients + full
 }
