@@ -75,6 +75,7 @@ func (s *Server) fullScrape(c *conn, counters *metrics.HTTP, r *request, client 
 		r.keepAlive = false
 	default:
 		counters.Answer(metrics.ActionFullScrape, client)
+		c.out = c.out[:0] // the reply is the stream's to write, not c.out's
 		c.full = fullAsk{builder: fs.Builder, timeout: fs.Timeout, gzip: r.acceptGzip, keepAlive: r.keepAlive}
 		if c.full.timeout == 0 {
 			c.full.timeout = FullScrapeTimeout
