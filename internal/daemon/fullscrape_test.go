@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/config"
 	"github.com/trakx/trakx/internal/daemon"
@@ -323,5 +324,48 @@ func TestHTTPFullScrapeRefusals(t *testing.T) {
 	get(t, &http.Client{}, announceURL(other, tt.Hash("before"), 23001, 0, ""))
 	if status, r := get(t, &http.Client{}, "http://"+other+"/scrape"); status != 429 {
 		t.Errorf("a full scrape from a source with less than its whole burst: %d %v, want 429", status, r)
+	}
+}
+
+// The full scrape's keys are reloaded: off to on, its sources narrowed,
+// with no warning that they take a restart, and the reload line says so.
+func TestHTTPFullScrapeReload(t *testing.T) {
+	base := baseConfig(t)
+	path := filepath.Join(t.TempDir(), "trakx.toml")
+	os.WriteFile(path, []byte(base), 0o644)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logged := &lockedBuffer{}
+	log := logrus.New()
+	log.SetOutput(logged)
+	d := daemon.New(cfg, path, "test", log)
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop() })
+	addr := "http://" + d.HTTPAddrs()[0].String() + "/scrape"
+	if _, r := get(t, &http.Client{}, addr); r["failure reason"] != "full scrape is disabled" {
+		t.Fatalf("before: %v", r)
+	}
+	on := strings.Replace(base, "[http]\n", "[http]\nfull_scrape = true\nfull_scrape_interval = \"2s\"\n", 1)
+	os.WriteFile(path, []byte(on), 0o644)
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := fetchFullScrape(t, d.HTTPAddrs()[0].String(), true); len(filesOf(t, gunzip(t, body))) != 0 {
+		t.Fatal("an empty tracker's full scrape lists torrents")
+	}
+	narrowed := strings.Replace(on, "full_scrape = true\n", "full_scrape = true\nfull_scrape_from = [\"192.0.2.0/24\"]\n", 1)
+	os.WriteFile(path, []byte(narrowed), 0o644)
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, r := get(t, &http.Client{}, addr); r["failure reason"] != "full scrape not allowed" {
+		t.Fatalf("narrowed: %v", r)
+	}
+	if out := logged.String(); strings.Contains(out, "takes a restart") || !strings.Contains(out, "full scrape at most every 2s to 192.0.2.0/24") {
+		t.Fatalf("log:\n%s", out)
 	}
 }
