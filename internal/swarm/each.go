@@ -47,7 +47,8 @@ func (sh *shard) copyCounts(dst []counted) []counted {
 	return dst
 }
 
-// scrapeStats are the torrent's counts as a scrape reports them.
+// scrapeStats are the torrent's counts as a scrape reports them: Scrape's
+// and EachTorrent's alike.
 func (t *slot) scrapeStats() bittorrent.ScrapeStats {
 	seeders, leechers := t.counts()
 	return bittorrent.ScrapeStats{Complete: seeders, Downloaded: t.downloaded, Incomplete: leechers}
