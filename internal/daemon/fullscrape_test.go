@@ -170,6 +170,9 @@ func TestHTTPFullScrape(t *testing.T) {
 	if n, _ := tt.Lookup(vars, "trakx.http.full_scrape_bytes"); n != float64(len(gz)) {
 		t.Errorf("trakx.http.full_scrape_bytes %v, want %d", n, len(gz))
 	}
+	if n, _ := tt.Lookup(vars, "trakx.http.full_scrape_build_seconds"); n != scrapeMetrics(t, d)["trakx_full_scrape_build_seconds"] {
+		t.Errorf("trakx.http.full_scrape_build_seconds %v, /metrics disagrees", n)
+	}
 	if s := scrapeMetrics(t, d); s[`trakx_requests_total{action="full_scrape",family="ipv4",protocol="http"}`] != 1 ||
 		s["trakx_full_scrape_bytes"] != float64(len(gz)) || s["trakx_full_scrape_build_seconds"] <= 0 {
 		t.Errorf("metrics: requests %v, bytes %v, build %v", s[`trakx_requests_total{action="full_scrape",family="ipv4",protocol="http"}`],
