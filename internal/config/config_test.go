@@ -79,6 +79,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		"[http]\nlisten = [\"[::]:99999\"]\n":             `http.listen[0]`,
 		"[http]\ntrusted_proxies = [\"10.0.0/8\"]\n":      `http.trusted_proxies`,
 		"[http]\nread_timeout = \"0\"\n":                  `http.read_timeout: must be at least 1s`,
+		"[http]\nfull_scrape_interval = \"500ms\"\n":      `http.full_scrape_interval: must be at least 1s`,
+		"[http]\nfull_scrape_from = [\"192.0.2/24\"]\n":   `http.full_scrape_from: "192.0.2/24" is neither`,
 		"[stats]\nlisten = \"localhost\"\n":               `stats.listen`,
 		"[access]\nmode = \"maybe\"\n":                    `access.mode`,
 		"[database]\nsave_interval = \"-1m\"\n":           `database.save_interval`,

@@ -27,7 +27,8 @@ func (u *UDP) validate(p *problems) {
 }
 
 // HTTP is [http]: the HTTP frontend, and the WebSocket one on its
-// listeners. Its keys take a restart but for allowed_hosts.
+// listeners. Its keys take a restart but for allowed_hosts and the
+// full_scrape ones.
 type HTTP struct {
 	Listen       []string `toml:"listen"`        // host:port each; [] serves no HTTP
 	ReadTimeout  Duration `toml:"read_timeout"`  // for a whole request, and an idle keep-alive
@@ -46,6 +47,13 @@ type HTTP struct {
 	// WebSocket serves WebTorrent clients over WebSocket at the announce
 	// path.
 	WebSocket bool `toml:"websocket"`
+	// FullScrape answers GET /scrape without info_hash with every torrent
+	// the access list allows (BEP 48), from a snapshot built at most once
+	// per FullScrapeInterval, to addresses in FullScrapeFrom (CIDR
+	// prefixes or addresses; empty: anyone).
+	FullScrape         bool     `toml:"full_scrape"`
+	FullScrapeInterval Duration `toml:"full_scrape_interval"`
+	FullScrapeFrom     []string `toml:"full_scrape_from"`
 }
 
 func defaultHTTP() HTTP {
@@ -59,6 +67,8 @@ func defaultHTTP() HTTP {
 		MaxRequestsPerConnection: 1000,
 		AllowedHosts:             []string{},
 		WebSocket:                true,
+		FullScrapeInterval:       Duration{time.Minute},
+		FullScrapeFrom:           []string{},
 	}
 }
 
@@ -68,6 +78,10 @@ func (h *HTTP) validate(p *problems) {
 	checkListen(p, "http.listen", h.Listen)
 	if _, err := h.TrustedProxyPrefixes(); err != nil {
 		p.add("http.trusted_proxies", "%v", err)
+	}
+	p.atLeastASecond("http.full_scrape_interval", h.FullScrapeInterval)
+	if _, err := h.FullScrapeFromPrefixes(); err != nil {
+		p.add("http.full_scrape_from", "%v", err)
 	}
 	if h.RealIPHeader != "" && strings.ContainsAny(h.RealIPHeader, " :\t\r\n") {
 		p.add("http.real_ip_header", "%q is not a header name", h.RealIPHeader)
@@ -163,8 +177,20 @@ func CheckHostName(h string) error {
 // TrustedProxyPrefixes parses http.trusted_proxies; a bare address is a
 // prefix of one address.
 func (h *HTTP) TrustedProxyPrefixes() ([]netip.Prefix, error) {
-	prefixes := make([]netip.Prefix, 0, len(h.TrustedProxies))
-	for _, s := range h.TrustedProxies {
+	return parsePrefixes(h.TrustedProxies)
+}
+
+// FullScrapeFromPrefixes parses http.full_scrape_from, as
+// TrustedProxyPrefixes does http.trusted_proxies.
+func (h *HTTP) FullScrapeFromPrefixes() ([]netip.Prefix, error) {
+	return parsePrefixes(h.FullScrapeFrom)
+}
+
+// parsePrefixes parses CIDR prefixes; a bare address is a prefix of one
+// address, and an IPv4-mapped one is IPv4's.
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	prefixes := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			a, aerr := netip.ParseAddr(s)

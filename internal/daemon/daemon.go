@@ -34,6 +34,7 @@ import (
 	"github.com/trakx/trakx/internal/frontend/http"
 	"github.com/trakx/trakx/internal/frontend/udp"
 	"github.com/trakx/trakx/internal/frontend/websocket"
+	"github.com/trakx/trakx/internal/fullscrape"
 	"github.com/trakx/trakx/internal/metrics"
 	"github.com/trakx/trakx/internal/ratelimit"
 	"github.com/trakx/trakx/internal/swarm"
@@ -62,6 +63,10 @@ type Daemon struct {
 	ws            *websocket.Server // nil: WebSocket off
 	// hosts are http.allowed_hosts, shared by every HTTP server.
 	hosts *atomic.Pointer[http.Hosts]
+	// fullScrape is http.full_scrape for every HTTP server (nil: off);
+	// scrapes builds its snapshots, made when it is first on.
+	fullScrape atomic.Pointer[http.FullScrape]
+	scrapes    *fullscrape.Builder
 	// engine serves the HTTP connections that outlive their first read,
 	// and the WebSockets; nil without HTTP listeners. It stops once the
 	// frontends are done (engineStop).

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/config"
 	"github.com/trakx/trakx/internal/frontend/engine"
 	"github.com/trakx/trakx/internal/frontend/http"
 	"github.com/trakx/trakx/internal/frontend/udp"
 	"github.com/trakx/trakx/internal/frontend/websocket"
+	"github.com/trakx/trakx/internal/fullscrape"
 	"github.com/trakx/trakx/internal/ratelimit"
 	"github.com/trakx/trakx/internal/sockstat"
 	"github.com/trakx/trakx/internal/swarm"
@@ -67,11 +69,13 @@ func (d *Daemon) addHTTP(socks sockets) {
 		Budget:         d.budget,
 		Engine:         d.engine,
 		Hosts:          d.hosts,
+		FullScrape:     &d.fullScrape,
 	}
 	if d.ws != nil {
 		opts.WebSocket = d.ws
 	}
 	d.hosts.Store(http.NewHosts(d.cfg.HTTP.AllowedHosts))
+	d.fullScrape.Store(d.fullScrapeSettings(&d.cfg))
 	for _, ln := range socks.tcp {
 		deferAccept(ln, opts.ReadTimeout)
 		d.frontends = append(d.frontends, http.NewServer(ln, d.gate, opts, d.metrics, d.log))
@@ -92,6 +96,28 @@ func (d *Daemon) newWebSocket() (*websocket.Server, error) {
 			return c.AnnounceInterval, c.PeerTTL
 		},
 	}, d.gate, d.metrics, d.log)
+}
+
+// fullScrapeSettings are http.full_scrape's keys for the HTTP servers:
+// nil when off. The builder is made the first time it is on and kept
+// across reloads, with its last snapshot (a new access list applies from
+// the next build); a reload sets its interval.
+func (d *Daemon) fullScrapeSettings(cfg *config.Config) *http.FullScrape {
+	if !cfg.HTTP.FullScrape {
+		return nil
+	}
+	interval := cfg.HTTP.FullScrapeInterval.Duration
+	if d.scrapes == nil {
+		d.scrapes = fullscrape.New(fullscrape.Options{
+			Source:   d.store,
+			Allowed:  func(h *bittorrent.InfoHash) bool { return d.gate.AdmitTorrent(h) == nil },
+			Interval: interval,
+			Built:    func(s *fullscrape.Snapshot) { d.metrics.RecordFullScrape(len(s.Gzip), s.Took) },
+		})
+	}
+	d.scrapes.SetInterval(interval)
+	from, _ := cfg.HTTP.FullScrapeFromPrefixes() // checked by Validate
+	return &http.FullScrape{Builder: d.scrapes, From: from}
 }
 
 // budgetConfig is the per-source budget's part of the configuration.

@@ -166,6 +166,8 @@ func TestPrometheusAgreesWithDebugVars(t *testing.T) {
 		"trakx.udp.receive_drops":             m.Sum("trakx_udp_receive_drops_total"),
 		"trakx.http.announce":                 m.Sum("trakx_requests_total", "protocol", "http", "action", "announce"),
 		"trakx.http.scrape":                   m.Sum("trakx_requests_total", "protocol", "http", "action", "scrape"),
+		"trakx.http.full_scrape":              m.Sum("trakx_requests_total", "protocol", "http", "action", "full_scrape"),
+		"trakx.http.full_scrape_bytes":        m.Sum("trakx_full_scrape_bytes"),
 		"trakx.http.error":                    m.Sum("trakx_errors_total", "protocol", "http"),
 		"trakx.http.bad_request":              m.Sum("trakx_bad_requests_total", "protocol", "http"),
 		"trakx.http.connections_refused":      m.Sum("trakx_refused_total", "reason", "connection_cap"),

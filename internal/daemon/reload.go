@@ -12,11 +12,13 @@ import (
 
 // reloadable are the sections, and single keys, a reload applies; a change
 // to any other key is logged as needing a restart.
-var reloadable = map[string]bool{"log": true, "tracker": true, "access": true, "limits": true, "http.allowed_hosts": true}
+var reloadable = map[string]bool{"log": true, "tracker": true, "access": true, "limits": true, "http.allowed_hosts": true,
+	"http.full_scrape": true, "http.full_scrape_interval": true, "http.full_scrape_from": true}
 
 // Reload reads the configuration file again and applies what can change
 // without dropping a peer: log level, the tracker section (intervals and
-// the expiry sweep's, numwant and limits) and the access list. A file or
+// the expiry sweep's, numwant and limits), the access list, the per-IP
+// budget, http.allowed_hosts and the http.full_scrape keys. A file or
 // list that does not load leaves everything as it was. Every other changed
 // key (listeners, timeouts, the database path, ...) is logged as a warning
 // naming it: it takes a restart.
@@ -42,8 +44,10 @@ func (d *Daemon) Reload() error {
 	d.gate.SetClients(access.NewClients(cfg.Access.ClientAllow, cfg.Access.ClientDeny))
 	d.budget.Configure(budgetConfig(&cfg))
 	d.hosts.Store(http.NewHosts(cfg.HTTP.AllowedHosts))
+	d.fullScrape.Store(d.fullScrapeSettings(&cfg))
 	d.cfg.Log, d.cfg.Tracker, d.cfg.Access, d.cfg.Limits = cfg.Log, cfg.Tracker, cfg.Access, cfg.Limits
 	d.cfg.HTTP.AllowedHosts = cfg.HTTP.AllowedHosts
+	d.cfg.HTTP.FullScrape, d.cfg.HTTP.FullScrapeInterval, d.cfg.HTTP.FullScrapeFrom = cfg.HTTP.FullScrape, cfg.HTTP.FullScrapeInterval, cfg.HTTP.FullScrapeFrom
 	acl := "access off"
 	if list.Mode() != access.Off {
 		acl = fmt.Sprintf("access %s with %d info hashes", list.Mode(), list.Len())
@@ -54,8 +58,8 @@ func (d *Daemon) Reload() error {
 	return nil
 }
 
-// defences says which abuse defences are on, for the start-up and reload
-// lines.
+// defences says which abuse defences are on, and whether the full scrape
+// is, for the start-up and reload lines.
 func defences(cfg *config.Config) string {
 	budget := "per-IP budget off"
 	if r := cfg.Limits.PerIPRate; r > 0 {
@@ -69,5 +73,12 @@ func defences(cfg *config.Config) string {
 	if n, m := len(cfg.Access.ClientAllow), len(cfg.Access.ClientDeny); n+m > 0 {
 		clients = fmt.Sprintf("clients: %d allowed, %d denied prefixes", n, m)
 	}
-	return budget + ", " + hosts + ", " + clients
+	full := ""
+	if h := &cfg.HTTP; h.FullScrape {
+		full = ", full scrape at most every " + h.FullScrapeInterval.Duration.String()
+		if len(h.FullScrapeFrom) > 0 {
+			full += " to " + strings.Join(h.FullScrapeFrom, " ")
+		}
+	}
+	return budget + ", " + hosts + ", " + clients + full
 }

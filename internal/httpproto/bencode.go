@@ -101,13 +101,20 @@ func AppendScrapeResponse(dst []byte, hashes []bittorrent.InfoHash, stats []bitt
 	dst = appendString(dst, "files")
 	dst = append(dst, 'd')
 	for i := range hashes {
-		dst = appendBytes(dst, hashes[i][:])
-		dst = append(dst, 'd')
-		dst = appendInt(dst, "complete", int64(stats[i].Complete))
-		dst = appendInt(dst, "downloaded", int64(stats[i].Downloaded))
-		dst = appendInt(dst, "incomplete", int64(stats[i].Incomplete))
-		dst = append(dst, 'e')
+		dst = AppendScrapeEntry(dst, &hashes[i], stats[i])
 	}
 	dst = append(dst, 'e')
+	return append(dst, 'e')
+}
+
+// AppendScrapeEntry appends one torrent's entry of a scrape reply's files
+// dictionary: its info hash, then its counts. Every scrape reply, the
+// full scrape's too, is written with it.
+func AppendScrapeEntry(dst []byte, h *bittorrent.InfoHash, st bittorrent.ScrapeStats) []byte {
+	dst = appendBytes(dst, h[:])
+	dst = append(dst, 'd')
+	dst = appendInt(dst, "complete", int64(st.Complete))
+	dst = appendInt(dst, "downloaded", int64(st.Downloaded))
+	dst = appendInt(dst, "incomplete", int64(st.Incomplete))
 	return append(dst, 'e')
 }

@@ -62,6 +62,12 @@ type Database struct {
 	LastSavePeers   atomic.Uint64
 }
 
+// FullScrape describes the last full scrape built (http.full_scrape).
+type FullScrape struct {
+	Bytes        atomic.Uint64 // its size gzip-compressed
+	BuildSeconds atomic.Uint64 // how long its build took, float64 bits
+}
+
 // SwarmStats are the store's figures at the time of a look.
 type SwarmStats struct {
 	Torrents int
@@ -74,8 +80,9 @@ type SwarmStats struct {
 
 // Metrics is the set of counters of one tracker.
 type Metrics struct {
-	Database  Database
-	WebSocket WebSocket
+	Database   Database
+	WebSocket  WebSocket
+	FullScrape FullScrape
 	// HTTPConnections is the number of HTTP connections open now, kept by
 	// the HTTP servers.
 	HTTPConnections atomic.Int64
@@ -145,6 +152,13 @@ func (m *Metrics) NewHTTP() *HTTP {
 	m.http = append(m.http, c)
 	m.requests[ProtocolHTTP] = append(m.requests[ProtocolHTTP], &c.Requests)
 	return c
+}
+
+// RecordFullScrape notes a full scrape built: its gzip size and how long
+// the build took.
+func (m *Metrics) RecordFullScrape(gzipBytes int, took time.Duration) {
+	m.FullScrape.Bytes.Store(uint64(gzipBytes))
+	m.FullScrape.BuildSeconds.Store(math.Float64bits(took.Seconds()))
 }
 
 // RecordSave notes a finished snapshot save.

@@ -77,15 +77,17 @@ const (
 	ActionConnect Action = iota
 	ActionAnnounce
 	ActionScrape
+	ActionFullScrape // an HTTP scrape of every torrent (http.full_scrape)
 	NumActions
 )
 
 // Actions name the actions in the views (trakx_requests_total's action
 // label, the protocols' keys in /debug/vars).
 var Actions = [NumActions]Shown{
-	ActionConnect:  {"connect", OnlyUDP}, // BEP 15's first exchange
-	ActionAnnounce: {"announce", AllProtocols},
-	ActionScrape:   {"scrape", AllProtocols},
+	ActionConnect:    {"connect", OnlyUDP}, // BEP 15's first exchange
+	ActionAnnounce:   {"announce", AllProtocols},
+	ActionScrape:     {"scrape", AllProtocols},
+	ActionFullScrape: {"full_scrape", OnlyHTTP},
 }
 
 // ErrorReason is why a request was answered with an error.

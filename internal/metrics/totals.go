@@ -17,6 +17,10 @@ type HTTPTotals struct {
 	ConnectionsRefused uint64
 	ConnectionsEvicted uint64
 	Connections        int64 // open now
+	// The last full scrape built: its gzip size, how long it took (0s
+	// before the first).
+	FullScrapeBytes        uint64
+	FullScrapeBuildSeconds float64
 }
 
 // WebSocketTotals are the WebSocket frontend's own counters (beside its
@@ -82,6 +86,8 @@ func (m *Metrics) Totals() Totals {
 	}
 	m.mu.Unlock()
 	t.HTTP.Connections = m.HTTPConnections.Load()
+	t.HTTP.FullScrapeBytes = m.FullScrape.Bytes.Load()
+	t.HTTP.FullScrapeBuildSeconds = math.Float64frombits(m.FullScrape.BuildSeconds.Load())
 	t.WebSocket.add(&m.WebSocket)
 	if f := m.ws.Load(); f != nil {
 		t.WebSocket.Swarms = (*f)()

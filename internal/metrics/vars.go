@@ -44,7 +44,8 @@ func frontendVars(t *Totals) [NumProtocols]map[string]any {
 		ProtocolHTTP: {
 			"descriptor_errors":   t.Requests[ProtocolHTTP].Errors[ReasonDescriptors],
 			"connections_refused": h.ConnectionsRefused, "connections_evicted": h.ConnectionsEvicted,
-			"connections": h.Connections,
+			"connections":       h.Connections,
+			"full_scrape_bytes": h.FullScrapeBytes, "full_scrape_build_seconds": h.FullScrapeBuildSeconds,
 		},
 		ProtocolWebSocket: {
 			"connections": w.Connections, "connections_refused": w.ConnectionsRefused,

@@ -18,6 +18,8 @@
 //	trakx_torrents                                 gauge
 //	trakx_http_connections                         gauge
 //	trakx_http_connections_evicted_total           counter
+//	trakx_full_scrape_bytes                        gauge
+//	trakx_full_scrape_build_seconds                gauge
 //	trakx_udp_receive_drops_total                  counter
 //	trakx_database_saves_total{result}             counter
 //	trakx_database_last_save_timestamp_seconds     gauge
@@ -94,6 +96,10 @@ var (
 		"HTTP connections open now.", nil, nil)
 	evictedDesc = prometheus.NewDesc("trakx_http_connections_evicted_total",
 		"Idle HTTP connections closed at http.max_connections to admit a new one.", nil, nil)
+	fullScrapeBytesDesc = prometheus.NewDesc("trakx_full_scrape_bytes",
+		"Size of the last full scrape built, gzip-compressed (0 before the first).", nil, nil)
+	fullScrapeBuildDesc = prometheus.NewDesc("trakx_full_scrape_build_seconds",
+		"How long the build of the last full scrape took.", nil, nil)
 	dropsDesc = prometheus.NewDesc("trakx_udp_receive_drops_total",
 		"Datagrams the kernel dropped at trakx's UDP sockets because trakx did not read them fast enough.", nil, nil)
 	savesDesc = prometheus.NewDesc("trakx_database_saves_total",
@@ -126,7 +132,7 @@ type collector struct {
 // registry's checks of names and labels.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{requestsDesc, errorsDesc, badRequestsDesc, refusedDesc, peersDesc, torrentsDesc,
-		httpConnectionsDesc, evictedDesc, dropsDesc, savesDesc, lastSaveDesc, saveDurationDesc, savePeersDesc,
+		httpConnectionsDesc, evictedDesc, fullScrapeBytesDesc, fullScrapeBuildDesc, dropsDesc, savesDesc, lastSaveDesc, saveDurationDesc, savePeersDesc,
 		wsConnectionsDesc, wsRelayedDesc, wsPeersDesc, wsTorrentsDesc, buildDesc} {
 		ch <- d
 	}
@@ -144,6 +150,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	e.webSocket(&t.WebSocket)
 	e.gauge(httpConnectionsDesc, float64(t.HTTP.Connections))
 	e.counter(evictedDesc, t.HTTP.ConnectionsEvicted)
+	e.gauge(fullScrapeBytesDesc, float64(t.HTTP.FullScrapeBytes))
+	e.gauge(fullScrapeBuildDesc, t.HTTP.FullScrapeBuildSeconds)
 	e.counter(dropsDesc, t.UDPReceiveDrops)
 	e.gauge(buildDesc, 1, c.version, runtime.Version())
 }

@@ -4,9 +4,10 @@
 //
 // The contract:
 //   - Each source has a token bucket of Burst tokens refilled at Rate per
-//     second. A request takes one token; a request that finds none is
-//     refused and takes nothing (a refused flood does not dig itself a
-//     deeper hole, and is served again as soon as it slows down).
+//     second. A request takes one token (one that AllowRest charges, a
+//     full scrape, the whole burst); a request that finds none is refused
+//     and takes nothing (a refused flood does not dig itself a deeper
+//     hole, and is served again as soon as it slows down).
 //   - IPv4 sources are tracked one address each; IPv6 sources by /64,
 //     because one host commonly holds a whole /64.
 //   - At most Tracked sources are remembered at once. They are kept in sets
@@ -111,7 +112,23 @@ func (l *Limiter) Allow(addr netip.Addr, now time.Time) bool {
 		return true
 	}
 	t := l.table.Load()
-	return t.allow(sourceKey(addr), int64(now.Sub(l.epoch))+1, p)
+	return t.allow(sourceKey(addr), int64(now.Sub(l.epoch))+1, p, 1)
+}
+
+// AllowRest charges what is left of a whole burst to addr's budget, beyond
+// the one token its request took already (Allow): a request as costly as
+// a whole burst (a full scrape) is within the budget only from a source
+// whose bucket was full. Refused, it takes nothing more. now is as for
+// Allow.
+func (l *Limiter) AllowRest(addr netip.Addr, now time.Time) bool {
+	if l == nil {
+		return true
+	}
+	p := l.params.Load()
+	if p.interval == 0 || p.cfg.Burst <= 1 {
+		return true
+	}
+	return l.table.Load().allow(sourceKey(addr), int64(now.Sub(l.epoch))+1, p, int64(p.cfg.Burst-1))
 }
 
 // AllowNow is Allow at the present time; it reads no clock when the budget
@@ -177,9 +194,10 @@ func (t *table) setOf(key uint64) *set {
 	return &t.sets[hi]
 }
 
-// allow is GCRA: a request at now is allowed when the bucket's debt after
-// it, max(at, now) + interval - now, stays within the tolerance.
-func (t *table) allow(key uint64, now int64, p *params) bool {
+// allow is GCRA: a request of cost tokens at now is allowed when the
+// bucket's debt after it, max(at, now) + cost*interval - now, stays within
+// the tolerance.
+func (t *table) allow(key uint64, now int64, p *params, cost int64) bool {
 	s := t.setOf(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -195,7 +213,7 @@ func (t *table) allow(key uint64, now int64, p *params) bool {
 	// A bucket can owe no more than the tolerance; more is only possible
 	// after a reload lowered the rate or burst, and is forgiven.
 	found.at = min(max(found.at, now), now+p.tolerance)
-	next := found.at + p.interval
+	next := found.at + cost*p.interval
 	ok := next-now <= p.tolerance
 	if ok {
 		found.at = next

@@ -281,3 +281,32 @@ func BenchmarkAllowOff(b *testing.B) {
 		l.Allow(a, now)
 	}
 }
+
+// A request that AllowRest charges costs a whole burst: allowed only from
+// a full bucket, and refused, it takes nothing more.
+func TestAllowRestTakesTheWholeBurst(t *testing.T) {
+	l := newAt(Config{Rate: 10, Burst: 5, Tracked: 100})
+	a, b := addr4(1), addr4(2)
+	if !l.Allow(a, t0) || !l.AllowRest(a, t0) {
+		t.Fatal("a full bucket refused a whole burst")
+	}
+	if l.Allow(a, t0) {
+		t.Fatal("a request allowed after a whole burst")
+	}
+	if !l.Allow(a, t0.Add(100*time.Millisecond)) {
+		t.Fatal("no token came back")
+	}
+	l.Allow(b, t0)
+	if !l.Allow(b, t0) || l.AllowRest(b, t0) {
+		t.Fatal("a whole burst allowed from a bucket two short of full")
+	}
+	for i := range 3 { // the refusal took nothing
+		if !l.Allow(b, t0) {
+			t.Fatalf("request %d refused after a refused whole burst", i+3)
+		}
+	}
+	var off *Limiter
+	if !off.AllowRest(a, t0) || !New(Config{}).AllowRest(a, t0) {
+		t.Fatal("no budget refused")
+	}
+}

@@ -216,7 +216,5 @@ func (s *Store) Scrape(h *bittorrent.InfoHash) (bittorrent.ScrapeStats, error) {
 	if i < 0 {
 		return bittorrent.ScrapeStats{}, nil
 	}
-	t := &sh.table.slots[i]
-	seeders, leechers := t.counts()
-	return bittorrent.ScrapeStats{Complete: seeders, Downloaded: t.downloaded, Incomplete: leechers}, nil
+	return sh.table.slots[i].scrapeStats(), nil // EachTorrent's counts too
 }

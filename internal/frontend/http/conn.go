@@ -22,6 +22,9 @@ type conn struct {
 	opts   httpproto.AnnounceOptions
 	hashes []bittorrent.InfoHash
 	stats  []bittorrent.ScrapeStats
+	// full is a full scrape handle admitted, for a stream to answer;
+	// its builder is nil when the request was anything else.
+	full fullAsk
 }
 
 var connPool = sync.Pool{New: func() any {
@@ -46,6 +49,7 @@ type request struct {
 	host                []byte
 	hasHost             bool
 	upgrade             bool // Upgrade: websocket
+	acceptGzip          bool // Accept-Encoding allows gzip
 
 	peer netip.Addr // the connection's remote address
 }

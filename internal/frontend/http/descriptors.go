@@ -31,6 +31,14 @@ var outOfDescriptors = func() []byte {
 		strconv.Itoa(len(body))+"\r\n\r\n"), body...)
 }()
 
+// tooManyConnections is the whole answer to a connection over the cap.
+var tooManyConnections = func() []byte {
+	body := httpproto.AppendFailure(nil, "too many connections, try again later")
+	head := "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: " +
+		strconv.Itoa(len(body)) + "\r\n\r\n"
+	return append([]byte(head), body...)
+}()
+
 // descriptorWarned is when the last warning was logged (unix nanoseconds).
 var descriptorWarned atomic.Int64
 

@@ -178,6 +178,10 @@ func (s *Server) serveFast(fd int, peer netip.Addr) {
 	s.fastBusySince.Store(time.Now().UnixNano())
 	s.handle(c, s.counters[s.nextConn.Add(1)%counterGroups], &r)
 	s.fastBusySince.Store(0)
+	if c.full.builder != nil { // too large for one write: the engine streams it
+		s.handOffFull(fd, peer, c.full)
+		return
+	}
 	// A fresh socket's send buffer takes any reply whole; if it somehow
 	// does not, the client gets what fit and an end of stream.
 	engine.Write(fd, c.out)

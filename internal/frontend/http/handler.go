@@ -19,6 +19,7 @@ var errNoClientAddress = &bittorrent.ClientError{Message: "the proxy's real-IP h
 // handle composes the reply to one request in c.out. It does not write:
 // the caller does, on whatever carries the connection.
 func (s *Server) handle(c *conn, counters *metrics.HTTP, r *request) {
+	c.full = fullAsk{}
 	client, ok := s.clientAddr(r)
 	if ok && !s.opts.Budget.AllowNow(client) {
 		s.refuseRate(c, counters)
@@ -81,6 +82,10 @@ func (s *Server) announce(c *conn, counters *metrics.HTTP, r *request, client ne
 func (s *Server) scrape(c *conn, counters *metrics.HTTP, r *request, client netip.Addr) {
 	var err error
 	c.hashes, err = httpproto.ParseScrape(r.query, c.hashes[:0])
+	if err == httpproto.ErrMissingInfoHash {
+		s.fullScrape(c, counters, r, client)
+		return
+	}
 	if err != nil {
 		counters.BadRequest.Add(1)
 		s.fail(c, counters, err, r.keepAlive)

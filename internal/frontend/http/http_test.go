@@ -58,6 +58,7 @@ func FuzzParseRequest(f *testing.F) {
 	f.Add("GET /announce?info_hash=x HTTP/1.1\r\nHost: a\r\n\r\n")
 	f.Add("GET http://h/scrape HTTP/1.0\r\nConnection: close\r\nX-Real-IP: ::1\r\n\r\n")
 	f.Add("GET / HTTP/1.1\r\n:\r\n\r\n")
+	f.Add("GET /scrape HTTP/1.1\r\nHost: a\r\nAccept-Encoding: br, gzip;q=0.5\r\n\r\n")
 	f.Fuzz(func(t *testing.T, raw string) {
 		var r request
 		if parseRequest([]byte(raw), &r, "X-Real-IP") && (len(r.path) == 0 || r.path[0] != '/') {

@@ -44,6 +44,8 @@ func parseRequest(raw []byte, r *request, realIPHeader string) bool {
 			}
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
 			r.hasBody = true
+		case bytes.EqualFold(name, []byte("Accept-Encoding")):
+			r.acceptGzip = acceptsGzip(value)
 		case bytes.EqualFold(name, []byte("Upgrade")):
 			r.upgrade = hasToken(value, "websocket")
 		case realIPHeader != "" && bytes.EqualFold(name, []byte(realIPHeader)):
@@ -103,6 +105,31 @@ func hasToken(value []byte, token string) bool {
 		}
 	}
 	return false
+}
+
+// acceptsGzip reads an Accept-Encoding header (RFC 9110 §12.5.3): true if
+// it lists gzip (or x-gzip) with a weight above 0.
+func acceptsGzip(value []byte) bool {
+	for len(value) > 0 {
+		var item []byte
+		item, value, _ = bytes.Cut(value, []byte(","))
+		coding, params, _ := bytes.Cut(item, []byte(";"))
+		coding = bytes.Trim(coding, " \t")
+		if bytes.EqualFold(coding, []byte("gzip")) || bytes.EqualFold(coding, []byte("x-gzip")) {
+			return !zeroWeight(params)
+		}
+	}
+	return false
+}
+
+// zeroWeight reports whether a coding's parameters are a weight of 0
+// ("q=0", "q=0.000"): that coding is refused.
+func zeroWeight(params []byte) bool {
+	params = bytes.Trim(params, " \t")
+	if len(params) < 3 || (params[0] != 'q' && params[0] != 'Q') || params[1] != '=' || params[2] != '0' {
+		return false
+	}
+	return len(bytes.Trim(params[3:], ".0")) == 0
 }
 
 // connectionOptions reads the Connection header: a comma-separated list of

@@ -8,6 +8,8 @@
 // request on the accepting goroutine, and hands any connection that
 // outlives it to the connection engine as a stream (stream.go reads and
 // answers its requests, streamsend.go writes its replies and ends it).
+// fullscrape.go answers a full scrape (GET /scrape without info_hash)
+// from package fullscrape's snapshot, streamed by the engine.
 // linger.go closes connections gracefully; descriptors.go answers 503
 // when the open files limit is reached; upgrade.go hands WebSocket
 // upgrades over. conn.go holds the buffers a request is answered in;
@@ -19,7 +21,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,7 +28,6 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/frontend/engine"
-	"github.com/trakx/trakx/internal/httpproto"
 	"github.com/trakx/trakx/internal/metrics"
 	"github.com/trakx/trakx/internal/ratelimit"
 )
@@ -64,6 +64,8 @@ type Options struct {
 	// every server given the same pointer, so that one store reconfigures
 	// them all; nil: the server keeps its own, AnyHost until SetHosts.
 	Hosts *atomic.Pointer[Hosts]
+	// FullScrape is http.full_scrape, swappable (SIGHUP); nil or empty: off.
+	FullScrape *atomic.Pointer[FullScrape]
 }
 
 // ReadBuffer is the least read buffer an engine serving HTTP needs.
@@ -316,14 +318,6 @@ func (s *Server) handOver(c *stream) {
 	c.idleSince.Store(handedToPeer)
 	s.untrack(c)
 }
-
-// tooManyConnections is the whole answer to a connection over the cap.
-var tooManyConnections = func() []byte {
-	body := httpproto.AppendFailure(nil, "too many connections, try again later")
-	head := "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: " +
-		strconv.Itoa(len(body)) + "\r\n\r\n"
-	return append([]byte(head), body...)
-}()
 
 // Close stops accepting and has every connection waiting for a request
 // closed; one that owes a reply closes once it is out.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/trakx/trakx/internal/frontend/engine"
@@ -42,6 +43,10 @@ type stream struct {
 	// loop closes its descriptor.
 	ending, closing, shut bool
 	discarder
+	// full is the full scrape the stream answers (fullscrape.go), or nil;
+	// fullUntil is when its reply must be out (unix nanoseconds), or 0.
+	full      *fullReply
+	fullUntil atomic.Int64
 }
 
 var inPool = sync.Pool{New: func() any { return new([MaxRequestSize]byte) }}
@@ -63,6 +68,7 @@ func (c *stream) Shut() {
 
 // Closed is the stream's end: the server forgets it.
 func (c *stream) Closed() {
+	c.dropFull()
 	c.releaseIn()
 	c.out = nil
 	c.s.untrack(c)
@@ -75,6 +81,10 @@ func (c *stream) Ready(events uint32, buf []byte) {
 		if events&(engine.ReadEvents|unix.EPOLLHUP|unix.EPOLLERR) != 0 && c.discard(c.fd, buf) {
 			c.end()
 		}
+		return
+	}
+	if c.full != nil {
+		c.fullReady(events)
 		return
 	}
 	if events&unix.EPOLLOUT != 0 && !c.flush() {
@@ -112,6 +122,10 @@ func (c *stream) Poked(now time.Time) {
 	if c.closing {
 		return // its linger ends it
 	}
+	if c.full != nil {
+		c.fullPoked(now)
+		return
+	}
 	if c.idleSince.Load() == evicted {
 		c.evicted()
 		return
@@ -148,6 +162,9 @@ func (c *stream) evicted() {
 // read of it: a client trickling a byte at a time cannot hold a connection
 // longer.
 func (c *stream) expired(now int64) bool {
+	if until := c.fullUntil.Load(); until != 0 { // a full scrape has a time of its own
+		return now > until
+	}
 	if since := c.waitingSince.Load(); since != 0 && now-since > int64(c.s.opts.ReadTimeout) {
 		return true
 	}
@@ -226,6 +243,9 @@ func (c *stream) serveBatch(sc *conn, data []byte) bool {
 		case lastReply:
 			sc.batch = append(sc.batch, sc.out...)
 			c.finish(sc.batch)
+		case fullScrape:
+			c.keep(data[start:])
+			c.startFull(sc.full, sc.batch)
 		case stop:
 		}
 		return false
@@ -277,6 +297,7 @@ const (
 	keepServing verdict = iota // the reply is in sc.out; read the next request
 	lastReply                  // the reply in sc.out is the last; then close
 	stop                       // nothing more: the connection ended, or is a WebSocket's now
+	fullScrape                 // a full scrape admitted, in sc.full: the stream answers it
 )
 
 // answer composes in sc.out the reply to one request, raw, which more
@@ -299,6 +320,9 @@ func (c *stream) answer(sc *conn, raw []byte, more bool) verdict {
 		r.keepAlive = false // this reply says Connection: close
 	}
 	c.s.handle(sc, c.counters, &r)
+	if sc.full.builder != nil {
+		return fullScrape
+	}
 	if !r.keepAlive || c.s.closing.Load() {
 		return lastReply
 	}

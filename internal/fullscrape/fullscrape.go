@@ -1,0 +1,145 @@
+// Package fullscrape builds the full scrape: the BEP 48 scrape reply of
+// every torrent a tracker holds that its access list allows, what an HTTP
+// GET /scrape without info_hash asks for when http.full_scrape is on.
+//
+// The contract:
+//   - A Builder builds at most one snapshot per interval (measured between
+//     the starts of builds), and only when asked: Get hands out the last
+//     snapshot while it is younger than the interval, and otherwise starts
+//     a build (one at a time) and tells every caller waiting for it when it
+//     is done. A snapshot is never older than the interval when handed out.
+//   - A snapshot is the whole reply, bencoded and gzip-compressed, held
+//     once and shared by every request: d5:filesd, then each torrent's
+//     entry in the order of its info hash (bencode's dictionaries are
+//     sorted), as httpproto's scrape encoder writes it, then ee. Its
+//     decompressed length is known, so that replies to clients that do not
+//     accept gzip can say it (Content-Length) and be decompressed as they
+//     stream (Plain).
+//   - The store is read through Source.EachTorrent, which copies counts,
+//     not peers, and holds no lock while the builder encodes. What a build
+//     holds beyond the snapshot is a copy of every allowed torrent's hash
+//     and counts (32 bytes a torrent), for the sort, freed after.
+//
+// fullscrape.go is the Builder (Get for an epoll loop, which must not
+// block; Wait for a goroutine that may); build.go the encoding of one
+// snapshot; plain.go the decompressing reader.
+package fullscrape
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/trakx/trakx/internal/bittorrent"
+)
+
+// Source is where torrents are counted: *swarm.Store.
+type Source interface {
+	EachTorrent(f func(h *bittorrent.InfoHash, st bittorrent.ScrapeStats))
+}
+
+// Snapshot is one built full scrape, shared by every request: nothing in
+// it changes once it is handed out.
+type Snapshot struct {
+	Gzip     []byte        // the reply, gzip-compressed
+	Plain    int64         // the reply's length decompressed
+	Torrents int           // the torrents in it
+	Built    time.Time     // when its build began
+	Took     time.Duration // how long the build took
+}
+
+// Waiter is told, on the builder's goroutine, when the snapshot it waits
+// for is ready.
+type Waiter interface {
+	SnapshotReady(*Snapshot)
+}
+
+// Options are a Builder's settings.
+type Options struct {
+	Source Source
+	// Allowed reports whether a torrent may be listed (the access list);
+	// nil: every torrent.
+	Allowed  func(*bittorrent.InfoHash) bool
+	Interval time.Duration // the least time between two builds
+	// Built, if not nil, is told of each snapshot built (for metrics), on
+	// the builder's goroutine, before the waiters.
+	Built func(*Snapshot)
+}
+
+// Builder builds snapshots on demand, at most one per interval.
+type Builder struct {
+	opts     Options
+	interval atomic.Int64
+
+	mu       sync.Mutex
+	last     *Snapshot
+	building bool
+	waiters  []Waiter
+}
+
+// New returns a builder that has built nothing yet.
+func New(opts Options) *Builder {
+	b := &Builder{opts: opts}
+	b.interval.Store(int64(opts.Interval))
+	return b
+}
+
+// SetInterval changes the least time between two builds (a reload).
+func (b *Builder) SetInterval(d time.Duration) { b.interval.Store(int64(d)) }
+
+// Get returns the last snapshot if it was built less than the interval
+// before now. Otherwise it returns nil, starts a build unless one is under
+// way, and w is told when that build is done. It never blocks on a build.
+func (b *Builder) Get(now time.Time, w Waiter) *Snapshot {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.last != nil && now.Sub(b.last.Built) < time.Duration(b.interval.Load()) {
+		return b.last
+	}
+	b.waiters = append(b.waiters, w)
+	if !b.building {
+		b.building = true
+		go b.build()
+	}
+	return nil
+}
+
+// Wait is Get for a caller that may block, on a goroutine of its own (a
+// connection served the standard Go way, as TLS ones are): a snapshot no
+// older than the interval, built now if need be.
+func (b *Builder) Wait(now time.Time) *Snapshot {
+	ch := make(waitChan, 1)
+	if s := b.Get(now, ch); s != nil {
+		return s
+	}
+	return <-ch
+}
+
+// waitChan is a Waiter that a blocked caller receives from.
+type waitChan chan *Snapshot
+
+// SnapshotReady hands the snapshot to the caller.
+func (w waitChan) SnapshotReady(s *Snapshot) { w <- s }
+
+// Last is the last snapshot built, however old, or nil.
+func (b *Builder) Last() *Snapshot {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.last
+}
+
+// build builds a snapshot and tells whoever waits for it.
+func (b *Builder) build() {
+	snap := Build(b.opts.Source, b.opts.Allowed)
+	b.mu.Lock()
+	b.last, b.building = snap, false
+	waiters := b.waiters
+	b.waiters = nil
+	b.mu.Unlock()
+	if b.opts.Built != nil {
+		b.opts.Built(snap)
+	}
+	for _, w := range waiters {
+		w.SnapshotReady(snap)
+	}
+}
