@@ -12,12 +12,15 @@ import (
 
 // reloadable are the sections, and single keys, a reload applies; a change
 // to any other key is logged as needing a restart.
-var reloadable = map[string]bool{"log": true, "tracker": true, "access": true, "limits": true, "http.allowed_hosts": true}
+var reloadable = map[string]bool{"log": true, "tracker": true, "access": true, "limits": true, "http.allowed_hosts": true,
+	"https.cert": true, "https.key": true}
 
 // Reload reads the configuration file again and applies what can change
 // without dropping a peer: log level, the tracker section (intervals and
-// the expiry sweep's, numwant and limits) and the access list. A file or
-// list that does not load leaves everything as it was. Every other changed
+// the expiry sweep's, numwant and limits), the access list, and HTTPS's
+// certificate and key (new handshakes get the new pair, open connections
+// keep theirs). A file or list that does not load leaves everything as it
+// was; a certificate that does not load is logged, and the old one kept. Every other changed
 // key (listeners, timeouts, the database path, ...) is logged as a warning
 // naming it: it takes a restart.
 func (d *Daemon) Reload() error {
@@ -44,6 +47,7 @@ func (d *Daemon) Reload() error {
 	d.hosts.Store(http.NewHosts(cfg.HTTP.AllowedHosts))
 	d.cfg.Log, d.cfg.Tracker, d.cfg.Access, d.cfg.Limits = cfg.Log, cfg.Tracker, cfg.Access, cfg.Limits
 	d.cfg.HTTP.AllowedHosts = cfg.HTTP.AllowedHosts
+	d.reloadKeyPair(&cfg)
 	acl := "access off"
 	if list.Mode() != access.Off {
 		acl = fmt.Sprintf("access %s with %d info hashes", list.Mode(), list.Len())
