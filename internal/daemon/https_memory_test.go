@@ -86,7 +86,9 @@ func inUse() uint64 {
 
 // TestIdleWSSPeerMemory measures what an idle wss:// peer costs the
 // tracker: 2000 of them, each having announced with five offers (and so
-// received relayed ones), in a client process of their own.
+// received relayed ones), in a client process of their own. Issue 25 aims
+// at 16 KiB at most (the reference server's plain WebSocket peer costs
+// about 13 KiB).
 func TestIdleWSSPeerMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens 2000 TLS connections")
@@ -120,7 +122,7 @@ func TestIdleWSSPeerMemory(t *testing.T) {
 	}
 	perPeer := float64(int64(after)-int64(before)) / peers
 	t.Logf("an idle wss:// peer costs %.0f bytes (heap and stacks, %d peers)", perPeer, peers)
-	if perPeer > 32<<10 {
-		t.Fatalf("an idle wss:// peer costs %.0f bytes, more than 32 KiB", perPeer)
+	if perPeer > 16<<10 && !raceEnabled {
+		t.Fatalf("an idle wss:// peer costs %.0f bytes, more than the 16 KiB aimed at", perPeer)
 	}
 }

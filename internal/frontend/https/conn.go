@@ -35,8 +35,9 @@ const (
 // and gives its slot back unless the WebSocket has it.
 func (s *Server) serveConn(nc net.Conn) {
 	defer s.wg.Done()
-	tc := tls.Server(nc, s.config)
-	handed := s.converse(tc, addrOf(nc.RemoteAddr()))
+	rc := &recordConn{Conn: nc}
+	tc := tls.Server(rc, s.config)
+	handed := s.converse(tc, rc, addrOf(nc.RemoteAddr()))
 	s.untrack(nc)
 	if !handed {
 		nc.Close()
@@ -47,7 +48,7 @@ func (s *Server) serveConn(nc net.Conn) {
 // converse shakes hands, then reads and answers requests until the last
 // reply, an error, a timeout or Close; true if the connection became a
 // WebSocket, which has it now.
-func (s *Server) converse(tc *tls.Conn, peer netip.Addr) bool {
+func (s *Server) converse(tc *tls.Conn, rc *recordConn, peer netip.Addr) bool {
 	tc.SetDeadline(time.Now().Add(s.opts.ReadTimeout))
 	if err := tc.Handshake(); err != nil {
 		s.log.Debugf("https %s: handshake with %s: %v", s.Addr(), peer, err)
@@ -77,7 +78,7 @@ func (s *Server) converse(tc *tls.Conn, peer netip.Addr) bool {
 			b.out = b.out[:0]
 			bufferPool.Put(b)
 			b = nil
-			return s.upgrade(tc, request, client)
+			return s.upgrade(tc, rc, request, client)
 		case http.Close:
 			s.finish(tc)
 			return false
@@ -139,10 +140,10 @@ func (s *Server) send(tc *tls.Conn, out []byte) bool {
 // it until it ends; true if it took it. The connection is then no longer
 // this server's: its reads have no deadline (pings keep it alive), and
 // Close leaves it to the WebSocket frontend.
-func (s *Server) upgrade(tc *tls.Conn, request []byte, client netip.Addr) bool {
+func (s *Server) upgrade(tc *tls.Conn, rc *recordConn, request []byte, client netip.Addr) bool {
 	tc.SetDeadline(time.Time{})
-	s.untrack(tc.NetConn())
-	if s.opts.WebSocket.ServeConn(tc, request, client) {
+	s.untrack(rc.Conn)
+	if s.opts.WebSocket.ServeConn(newWSConn(tc, rc), request, client) {
 		return true
 	}
 	s.finish(tc)

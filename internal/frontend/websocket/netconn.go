@@ -3,6 +3,7 @@ package websocket
 import (
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -30,9 +31,25 @@ type netConn struct {
 	flushing bool // under the conn's wmu: a writer is running
 }
 
-// netReadBuffer is what a net.Conn connection reads into: small, since
-// an idle one holds it; a frame longer than that gathers in conn.in.
+// netReadBuffer is what a net.Conn connection that cannot wait (Waiter)
+// reads into: small, since an idle one holds it; a frame longer than that
+// gathers in conn.in.
 const netReadBuffer = 1024
+
+// Waiter is a net.Conn that can wait for its next bytes with no read under
+// way (the https frontend's TLS connections): an idle one then holds no
+// buffer, and its reader a small stack. WaitReadable returns once a Read
+// of WaitedReadBuffer bytes would not wait for the network, or with the
+// read deadline's error.
+type Waiter interface {
+	WaitReadable() error
+}
+
+// WaitedReadBuffer is what a Waiter is read into, pooled: 16 KiB, a TLS
+// record's whole plaintext, so that one Read drains the record.
+const WaitedReadBuffer = 16 << 10
+
+var waitedPool = sync.Pool{New: func() any { return new([WaitedReadBuffer]byte) }}
 
 // ServeConn answers the upgrade request of nc (read and checked by the
 // https frontend), from client, and serves nc as a WebSocket on
@@ -99,20 +116,44 @@ func (c *conn) netSide() *netConn {
 // client goes or its linger ends, then closes it: the loop's part.
 func (c *conn) readNet(nc net.Conn) {
 	defer c.s.netWG.Done()
-	buf := make([]byte, netReadBuffer)
-	for !c.isShut() {
-		n, err := nc.Read(buf)
-		if n > 0 {
-			c.received(buf[:n])
-		}
-		if err != nil {
-			break
+	if w, ok := nc.(Waiter); ok {
+		c.readWaiting(nc, w)
+	} else {
+		buf := make([]byte, netReadBuffer)
+		for !c.isShut() && c.readInto(nc, buf) {
 		}
 	}
 	c.shut()
 	nc.Close()
 	c.s.netConns.Delete(c)
 	c.s.forget(c)
+}
+
+// readWaiting waits for bytes, then reads and handles them on a goroutine
+// of its own, whose stack grows as a message needs and goes with it: the
+// waiting one, which an idle connection keeps, stays small.
+func (c *conn) readWaiting(nc net.Conn, w Waiter) {
+	done := make(chan bool)
+	for !c.isShut() && w.WaitReadable() == nil {
+		go func() {
+			buf := waitedPool.Get().(*[WaitedReadBuffer]byte)
+			defer waitedPool.Put(buf)
+			done <- c.readInto(nc, buf[:])
+		}()
+		if !<-done {
+			return
+		}
+	}
+}
+
+// readInto reads once into buf and handles what came; false at the end of
+// the stream, or on an error or the read deadline.
+func (c *conn) readInto(nc net.Conn, buf []byte) bool {
+	n, err := nc.Read(buf)
+	if n > 0 {
+		c.received(buf[:n])
+	}
+	return err == nil
 }
 
 // queueNet queues frame for the writer, under wmu, and starts one if none
