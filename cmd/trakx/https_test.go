@@ -2,7 +2,11 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,5 +89,54 @@ func TestCheckConfigHTTPSPair(t *testing.T) {
 	tt.WriteCertificate(t, filepath.Dir(beside), "tracker", "beside")
 	if stderr, code := runWithCredentials(t, "", "check-config", "-config", beside); code != 0 || stderr != "" {
 		t.Fatalf("a pair beside the file: exit %d %q", code, stderr)
+	}
+}
+
+// TestHTTPSSocketActivation: systemd passes trakx.socket's stream socket
+// and trakx-https.socket's, named https; the first serves HTTP, the second
+// TLS, with the configured pair. Without a pair, start refuses the named
+// socket, saying why.
+func TestHTTPSSocketActivation(t *testing.T) {
+	cert := tt.WriteCertificate(t, t.TempDir(), "tracker", "activated")
+	listen := func() (*os.File, string) {
+		ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, _ := ln.File()
+		ln.Close()
+		return f, ln.Addr().String()
+	}
+	plainFile, plainAddr := listen()
+	tlsFile, tlsAddr := listen()
+	cfg := minimalConfig(t, fmt.Sprintf("[https]\ncert = %q\nkey = %q\n", cert.CertPath, cert.KeyPath))
+	_, lines := startWithEnv(t, cfg, []string{"LISTEN_FDS=2", "LISTEN_FDNAMES=trakx.socket:https"}, []*os.File{plainFile, tlsFile})
+	serving := ""
+	for lines.Scan() {
+		if strings.Contains(lines.Text(), " serving ") {
+			serving = lines.Text()
+			break
+		}
+	}
+	if !strings.Contains(serving, "http "+plainAddr+" (inherited)") || !strings.Contains(serving, "https "+tlsAddr+" (inherited)") {
+		t.Fatalf("start-up line %q", serving)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.Pool}}}
+	hash := tt.Hash("activated-https")
+	if status, _ := tt.GetBencoded(t, client, "https://"+tlsAddr+"/scrape?info_hash="+url.QueryEscape(string(hash[:]))); status != 200 {
+		t.Fatalf("scrape over the inherited https socket: %d", status)
+	}
+	if status, _ := getBencoded(t, "http://"+plainAddr+"/scrape?info_hash="+url.QueryEscape(string(hash[:]))); status != 200 {
+		t.Fatalf("scrape over the inherited http socket: %d", status)
+	}
+
+	tlsFile, _ = listen()
+	_, lines = startWithEnv(t, minimalConfig(t, ""), []string{"LISTEN_FDS=1", "LISTEN_FDNAMES=https"}, []*os.File{tlsFile})
+	said := ""
+	for lines.Scan() { // until it exits
+		said += lines.Text() + "\n"
+	}
+	if !strings.Contains(said, "https.cert and https.key must name") {
+		t.Fatalf("an https socket and no certificate: %q", said)
 	}
 }
