@@ -19,6 +19,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/config"
 	"github.com/trakx/trakx/internal/daemon"
+	"github.com/trakx/trakx/internal/httpproto"
 	tt "github.com/trakx/trakx/internal/trackertest"
 )
 
@@ -282,5 +283,45 @@ func TestHTTPSKeepAlivePipeliningAndCap(t *testing.T) {
 	resp, err := http.ReadResponse(bufio.NewReader(third), nil)
 	if err != nil || resp.StatusCode != 503 {
 		t.Fatalf("a third connection over a cap of 2: %v %v, want 503", resp, err)
+	}
+}
+
+// TestHTTPSBudgetAndRealIP: the per-IP budget, shared with HTTP, charges
+// HTTPS requests, and a trusted proxy's real-IP header names the client
+// over HTTPS as over HTTP.
+func TestHTTPSBudgetAndRealIP(t *testing.T) {
+	d, cert := startHTTPS(t, func(c *config.Config) {
+		c.HTTP.RealIPHeader = "X-Forwarded-For"
+		c.HTTP.TrustedProxies = []string{"127.0.0.1/32"}
+		c.Limits.PerIPRate, c.Limits.PerIPBurst = 0.0001, 3
+	})
+	base := "https://" + d.HTTPSAddrs()[0].String()
+	hash := tt.Hash("https-real-ip")
+	client := httpsClient(cert)
+	send := func(port int, xff string) (int, map[string]any) {
+		req, _ := http.NewRequest("GET", strings.Replace(announceURL(d.HTTPSAddrs()[0].String(), hash, port, 1, "&compact=0"), "http://", "https://", 1), nil)
+		req.Header.Set("X-Forwarded-For", xff)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		v, _ := httpproto.Decode(body)
+		r, _ := v.(map[string]any)
+		return resp.StatusCode, r
+	}
+	send(1000, "198.51.100.7")
+	if _, r := send(2000, "198.51.100.8"); peerPorts(r)["198.51.100.7"] != 1000 {
+		t.Fatalf("the proxied client's address is not the header's: %v", r)
+	}
+	// 198.51.100.7 spent one of its three; the proxy's own address none.
+	send(1001, "198.51.100.7")
+	send(1002, "198.51.100.7")
+	if status, _ := send(1003, "198.51.100.7"); status != 429 {
+		t.Fatalf("a fourth request from a source with a burst of 3 got %d, want 429", status)
+	}
+	if resp, err := client.Get(base + "/scrape?info_hash=" + urlHash(hash)); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the proxy's own request, a source of its own: %v %v", resp, err)
 	}
 }
