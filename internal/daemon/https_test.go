@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -323,5 +324,40 @@ func TestHTTPSBudgetAndRealIP(t *testing.T) {
 	}
 	if resp, err := client.Get(base + "/scrape?info_hash=" + urlHash(hash)); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("the proxy's own request, a source of its own: %v %v", resp, err)
+	}
+}
+
+// TestHTTPSTimeouts: http.read_timeout bounds the TLS handshake (a client
+// that connects and says nothing) and an idle keep-alive connection.
+func TestHTTPSTimeouts(t *testing.T) {
+	d, cert := startHTTPS(t, func(c *config.Config) { c.HTTP.ReadTimeout = config.Duration{Duration: time.Second} })
+	base := d.HTTPSAddrs()[0].String()
+	silent, err := net.Dial("tcp", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	idle, err := tls.Dial("tcp", base, &tls.Config{RootCAs: cert.Pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	fmt.Fprintf(idle, "GET /scrape?info_hash=%s HTTP/1.1\r\nHost: x\r\n\r\n", urlHash(tt.Hash("idle")))
+	r := bufio.NewReader(idle)
+	if resp, err := http.ReadResponse(r, nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%v %v", resp, err)
+	} else {
+		io.Copy(io.Discard, resp.Body)
+	}
+	start := time.Now()
+	for name, conn := range map[string]io.Reader{"a silent connection": silent, "an idle keep-alive connection": r} {
+		silent.SetReadDeadline(start.Add(10 * time.Second))
+		idle.SetReadDeadline(start.Add(10 * time.Second))
+		if _, err := io.Copy(io.Discard, conn); err != nil {
+			t.Fatalf("%s was not closed by the tracker: %v", name, err)
+		}
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Fatalf("closed after %v, with a read timeout of 1s", waited)
 	}
 }
