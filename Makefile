@@ -27,9 +27,11 @@ build:
 # detector; then, alone, real WebTorrent clients (WebRTC stacks starved of CPU
 # stall); the allocation assertions again without the race detector (it changes what
 # allocates). The request-path benchmarks check their own replies, so they run
-# once too: a benchmark that measures an empty reply must fail, not rot.
+# once too: a benchmark that measures an empty reply must fail, not rot. The
+# WebSocket conformance suite runs a second time over wss:// (TRAKX_WS_TLS).
 test: lint webtorrent
 	$(GO) test -race -count=1 ./...
+	TRAKX_WS_TLS=1 $(GO) test -race -count=1 ./internal/wsconformance
 	TRAKX_WEBTORRENT=1 $(GO) test -count=1 -run 'TestWebTorrentClients' -v ./internal/daemon
 	$(GO) test -count=1 -run 'Allocat' ./internal/...
 	$(GO) test -run '^$$' -bench Announce -benchtime 1x ./internal/...

@@ -14,7 +14,7 @@ fi
 trap '[ -n "$placed" ] && rm -f /usr/bin/trakx' EXIT
 
 # The man page ships in the package; here it is not installed.
-out=$(systemd-analyze verify --man=no systemd/trakx.socket systemd/trakx.service 2>&1) || true
+out=$(systemd-analyze verify --man=no systemd/trakx.socket systemd/trakx-https.socket systemd/trakx.service 2>&1) || true
 if [ -n "$out" ]; then
   echo "FAIL: systemd-analyze verify:"; echo "$out"; exit 1
 fi

@@ -4,7 +4,9 @@
 #   install -> the first request starts the service through its socket ->
 #   UDP and HTTP peers see each other -> journal priorities -> reload ->
 #   restart keeps peers -> upgrade keeps an edited conffile and the peers ->
-#   netdata lists the trakx charts -> remove -> purge leaves nothing.
+#   HTTPS on trakx-https.socket with both certificate routes (LoadCredential;
+#   a group-readable copy, renewed by a reload) -> netdata lists the trakx
+#   charts -> remove -> purge leaves nothing.
 #
 # Usage: test/e2e.sh OLD.deb NEW.deb   (NEW must be a newer version)
 # Needs root, systemd-container and debootstrap. The base tree (Debian 12
@@ -63,6 +65,13 @@ mkdir -p "$root/root/e2e"
 cp "$old_deb" "$root/root/e2e/old.deb"
 cp "$new_deb" "$root/root/e2e/new.deb"
 cp "$here/e2e_client.py" "$root/root/e2e/client.py"
+# Two certificates for 127.0.0.1, as certbot's first and renewed ones.
+for name in first second; do
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=$name" \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$root/root/e2e/$name.key" -out "$root/root/e2e/$name.crt" 2>/dev/null \
+    || fail "openssl: making the $name certificate"
+done
+cat "$root/root/e2e/first.crt" "$root/root/e2e/second.crt" > "$root/root/e2e/ca.pem"
 systemd-nspawn -D "$root" -b --keep-unit --register=no --console=passive --private-network \
   --machine=trakx-e2e >"$work/console.log" 2>&1 &
 nspawn=$!
@@ -165,6 +174,72 @@ ct journalctl -u trakx -o cat --no-pager | grep -qF "trakx $(version_of) serving
 after_upgrade=$(client scrape 6969 e2e-torrent)
 echo "after upgrade: $after_upgrade"
 [ "$after_upgrade" = "$before" ] || fail "the upgrade lost peers"
+
+# --- HTTPS: trakx-https.socket, both certificate routes ------------------------
+# https_get prints the certificate's name, the status line, the TLS version
+# and the ALPN protocol of one request over TLS to 127.0.0.1:443.
+https_get() {
+  ct python3 -c 'import socket, ssl
+ctx = ssl.create_default_context(cafile="/root/e2e/ca.pem")
+ctx.set_alpn_protocols(["http/1.1"])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", 443), timeout=10), server_hostname="127.0.0.1")
+s.sendall(b"GET /scrape HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+data = b""
+while True:
+    b = s.recv(4096)
+    if not b:
+        break
+    data += b
+cn = dict(x[0] for x in s.getpeercert()["subject"])["commonName"]
+print(cn, data.split(b"\r\n")[0].decode(), s.version(), s.selected_alpn_protocol())'
+}
+dropin=/etc/systemd/system/trakx.service.d/https.conf
+step "HTTPS with LoadCredential: trakx-https.socket, a root-only key"
+ct mkdir -p /etc/letsencrypt/live/tracker /etc/systemd/system/trakx.service.d
+ct install -m 0600 /root/e2e/first.crt /etc/letsencrypt/live/tracker/fullchain.pem
+ct install -m 0600 /root/e2e/first.key /etc/letsencrypt/live/tracker/privkey.pem
+ct sh -c 'printf "cert = \"https.crt\"\nkey = \"https.key\"\n" >> /etc/trakx.toml' # in [https], the file's last section
+ct sh -c "printf '[Service]\nLoadCredential=https.crt:/etc/letsencrypt/live/tracker/fullchain.pem\nLoadCredential=https.key:/etc/letsencrypt/live/tracker/privkey.pem\n' > $dropin"
+note=$(ct trakx check-config -config /etc/trakx.toml 2>&1 >/dev/null) || fail "check-config refuses credentials it cannot see: $note"
+case "$note" in *"not visible here"*) ;; *) fail "check-config does not say the credentials are not visible here: $note" ;; esac
+ct systemctl daemon-reload
+# systemd starts no socket whose service runs: stop, start both (the stop
+# saves the swarms, the start loads them).
+ct systemctl enable trakx-https.socket || fail "enabling trakx-https.socket"
+ct systemctl stop trakx.service
+ct systemctl start trakx-https.socket trakx.service || fail "starting trakx-https.socket and trakx.service"
+reply=$(https_get) || fail "no HTTPS reply with LoadCredential"
+echo "LoadCredential: $reply"
+case "$reply" in "first HTTP/1.1 200 OK TLSv1."[23]" http/1.1") ;; *) fail "HTTPS with LoadCredential: $reply" ;; esac
+ct journalctl -u trakx -o cat --no-pager | grep -q 'https \[::\]:443 (inherited)' || fail "the start-up line names no inherited https socket"
+
+step "HTTPS from a group-readable copy, renewed by a reload"
+ct groupadd --system trakx-tls
+ct install -d -m 0750 -g trakx-tls /etc/trakx/tls
+ct install -m 0640 -g trakx-tls /root/e2e/first.crt /etc/trakx/tls/fullchain.pem
+ct install -m 0640 -g trakx-tls /root/e2e/first.key /etc/trakx/tls/privkey.pem
+ct sed -i 's|^cert = "https.crt"|cert = "/etc/trakx/tls/fullchain.pem"|; s|^key = "https.key"|key = "/etc/trakx/tls/privkey.pem"|' /etc/trakx.toml
+ct sh -c "printf '[Service]\nSupplementaryGroups=trakx-tls\n' > $dropin"
+ct systemctl daemon-reload
+ct systemctl restart trakx.service
+reply=$(https_get) || fail "no HTTPS reply from the group-readable copy"
+echo "group-readable copy: $reply"
+case "$reply" in "first HTTP/1.1 200 OK"*) ;; *) fail "HTTPS from the group-readable copy: $reply" ;; esac
+# What certbot's deploy hook does: copy the renewed pair, reload.
+ct install -m 0640 -g trakx-tls /root/e2e/second.crt /etc/trakx/tls/fullchain.pem
+ct install -m 0640 -g trakx-tls /root/e2e/second.key /etc/trakx/tls/privkey.pem
+pid=$(ct systemctl show -P MainPID trakx.service)
+ct systemctl reload trakx.service || fail "reload"
+reply=$(https_get) || fail "no HTTPS reply after the renewal"
+echo "after the reload: $reply"
+case "$reply" in "second HTTP/1.1 200 OK"*) ;; *) fail "a new handshake after the reload did not get the renewed certificate: $reply" ;; esac
+[ "$(ct systemctl show -P MainPID trakx.service)" = "$pid" ] || fail "the certificate's reload replaced the process"
+ct journalctl -u trakx -o cat --no-pager | grep -q 'https: certificate reloaded: CN=second' || fail "the certificate's reload is not logged"
+# Back to the package's own setup, so that purge can be checked below.
+ct systemctl disable --now trakx-https.socket 2>/dev/null
+ct rm -rf /etc/systemd/system/trakx.service.d /etc/trakx/tls /etc/letsencrypt
+ct systemctl daemon-reload
+ct systemctl restart trakx.service
 
 # --- netdata -----------------------------------------------------------------
 step "netdata graphs trakx"

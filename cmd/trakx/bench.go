@@ -105,7 +105,7 @@ func benchFlags(cfg *loadgen.Config, output io.Writer) (*flag.FlagSet, benchMode
 	fs := flag.NewFlagSet("trakx bench", flag.ContinueOnError)
 	fs.SetOutput(output)
 	fs.StringVar(&cfg.Target, "target", "127.0.0.1:6969", "tracker address, host:port")
-	fs.StringVar(&cfg.Protocol, "protocol", cfg.Protocol, "udp, http, or ws (WebTorrent announces over WebSocket, one at a time per -workers connection)")
+	fs.StringVar(&cfg.Protocol, "protocol", cfg.Protocol, "udp, http, https (over TLS: X25519, full handshakes, the certificate unchecked), or ws (WebTorrent announces over WebSocket, one at a time per -workers connection)")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long to measure")
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "load sent before measuring")
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "UDP sockets, or HTTP connections")

@@ -11,7 +11,7 @@ import (
 )
 
 // errNothingToServe refuses a configuration with no listener at all.
-var errNothingToServe = errors.New("nothing to serve: udp.listen and http.listen are both empty")
+var errNothingToServe = errors.New("nothing to serve: udp.listen, http.listen and https.listen are all empty")
 
 // Check refuses what a valid configuration can still get wrong about the
 // machine it runs on: an access list that does not load, a database path
@@ -27,7 +27,7 @@ func Check(cfg *config.Config, socketActivated bool) (*access.List, error) {
 	if err := checkDatabasePath(cfg.Database.Path); err != nil {
 		return nil, err
 	}
-	if !socketActivated && len(cfg.UDP.Listen)+len(cfg.HTTP.Listen) == 0 {
+	if !socketActivated && len(cfg.UDP.Listen)+len(cfg.HTTP.Listen)+len(cfg.HTTPS.Listen) == 0 {
 		return nil, errNothingToServe
 	}
 	return list, nil

@@ -32,6 +32,7 @@ import (
 	"github.com/trakx/trakx/internal/frontend"
 	"github.com/trakx/trakx/internal/frontend/engine"
 	"github.com/trakx/trakx/internal/frontend/http"
+	"github.com/trakx/trakx/internal/frontend/https"
 	"github.com/trakx/trakx/internal/frontend/udp"
 	"github.com/trakx/trakx/internal/frontend/websocket"
 	"github.com/trakx/trakx/internal/fullscrape"
@@ -61,6 +62,7 @@ type Daemon struct {
 	frontends     []frontend.Frontend
 	frontendsDone sync.WaitGroup
 	ws            *websocket.Server // nil: WebSocket off
+	keyPair       *https.KeyPair    // HTTPS's certificate; nil: no HTTPS
 	// hosts are http.allowed_hosts, shared by every HTTP server.
 	hosts *atomic.Pointer[http.Hosts]
 	// fullScrape is http.full_scrape for every HTTP server (nil: off);

@@ -18,12 +18,12 @@ import (
 )
 
 // newFrontends makes a frontend for each socket, in the order the start-up
-// line names them: UDP, HTTP, then WebSocket on the HTTP listeners. A new
-// protocol is one more constructor here. On error, what was made is
-// discarded and the sockets are still the caller's.
+// line names them: UDP, HTTP, HTTPS, then WebSocket on the HTTP and HTTPS
+// listeners. A new protocol is one more constructor here. On error, what
+// was made is discarded and the sockets are still the caller's.
 func (d *Daemon) newFrontends(socks sockets) error {
 	d.addUDP(socks)
-	if len(socks.tcp) == 0 {
+	if len(socks.tcp)+len(socks.tls) == 0 {
 		return nil
 	}
 	var err error
@@ -39,6 +39,11 @@ func (d *Daemon) newFrontends(socks sockets) error {
 		}
 	}
 	d.addHTTP(socks)
+	if err := d.addHTTPS(socks); err != nil {
+		d.frontends = nil
+		d.engine.Discard()
+		return err
+	}
 	if d.ws != nil {
 		d.frontends = append(d.frontends, d.ws)
 	}
@@ -57,6 +62,17 @@ func (d *Daemon) addUDP(socks sockets) {
 // addHTTP serves HTTP on every stream socket, handing WebSocket upgrades
 // to d.ws.
 func (d *Daemon) addHTTP(socks sockets) {
+	opts := d.httpOptions()
+	d.hosts.Store(http.NewHosts(d.cfg.HTTP.AllowedHosts))
+	d.fullScrape.Store(d.fullScrapeSettings(&d.cfg))
+	for _, ln := range socks.tcp {
+		deferAccept(ln, opts.ReadTimeout)
+		d.frontends = append(d.frontends, http.NewServer(ln, d.gate, opts, d.metrics, d.log))
+	}
+}
+
+// httpOptions are the HTTP frontend's settings, which HTTPS shares.
+func (d *Daemon) httpOptions() http.Options {
 	proxies, _ := d.cfg.HTTP.TrustedProxyPrefixes() // checked by Validate
 	opts := http.Options{
 		ReadTimeout:    d.cfg.HTTP.ReadTimeout.Duration,
@@ -74,12 +90,7 @@ func (d *Daemon) addHTTP(socks sockets) {
 	if d.ws != nil {
 		opts.WebSocket = d.ws
 	}
-	d.hosts.Store(http.NewHosts(d.cfg.HTTP.AllowedHosts))
-	d.fullScrape.Store(d.fullScrapeSettings(&d.cfg))
-	for _, ln := range socks.tcp {
-		deferAccept(ln, opts.ReadTimeout)
-		d.frontends = append(d.frontends, http.NewServer(ln, d.gate, opts, d.metrics, d.log))
-	}
+	return opts
 }
 
 // newWebSocket makes the WebTorrent frontend, which the HTTP servers hand

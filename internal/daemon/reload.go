@@ -13,13 +13,16 @@ import (
 // reloadable are the sections, and single keys, a reload applies; a change
 // to any other key is logged as needing a restart.
 var reloadable = map[string]bool{"log": true, "tracker": true, "access": true, "limits": true, "http.allowed_hosts": true,
-	"http.full_scrape": true, "http.full_scrape_interval": true, "http.full_scrape_from": true}
+	"http.full_scrape": true, "http.full_scrape_interval": true, "http.full_scrape_from": true,
+	"https.cert": true, "https.key": true}
 
 // Reload reads the configuration file again and applies what can change
 // without dropping a peer: log level, the tracker section (intervals and
 // the expiry sweep's, numwant and limits), the access list, the per-IP
-// budget, http.allowed_hosts and the http.full_scrape keys. A file or
-// list that does not load leaves everything as it was. Every other changed
+// budget, http.allowed_hosts, the http.full_scrape keys, and HTTPS's
+// certificate and key (new handshakes get the new pair, open connections
+// keep theirs). A file or list that does not load leaves everything as it
+// was; a certificate that does not load is logged, and the old one kept. Every other changed
 // key (listeners, timeouts, the database path, ...) is logged as a warning
 // naming it: it takes a restart.
 func (d *Daemon) Reload() error {
@@ -48,6 +51,7 @@ func (d *Daemon) Reload() error {
 	d.cfg.Log, d.cfg.Tracker, d.cfg.Access, d.cfg.Limits = cfg.Log, cfg.Tracker, cfg.Access, cfg.Limits
 	d.cfg.HTTP.AllowedHosts = cfg.HTTP.AllowedHosts
 	d.cfg.HTTP.FullScrape, d.cfg.HTTP.FullScrapeInterval, d.cfg.HTTP.FullScrapeFrom = cfg.HTTP.FullScrape, cfg.HTTP.FullScrapeInterval, cfg.HTTP.FullScrapeFrom
+	d.reloadKeyPair(&cfg)
 	acl := "access off"
 	if list.Mode() != access.Off {
 		acl = fmt.Sprintf("access %s with %d info hashes", list.Mode(), list.Len())

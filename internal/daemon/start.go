@@ -65,7 +65,7 @@ func (d *Daemon) takeSockets() (sockets, *access.List, error) {
 			return sockets{}, nil, err
 		}
 	}
-	if len(socks.udp)+len(socks.tcp) == 0 {
+	if len(socks.udp)+len(socks.tcp)+len(socks.tls) == 0 {
 		return sockets{}, nil, errNothingToServe
 	}
 	return socks, list, nil
@@ -124,6 +124,14 @@ func (d *Daemon) bind() (sockets, error) {
 			return sockets{}, fmt.Errorf("http.listen %s: %w", addr, err)
 		}
 		s.tcp = append(s.tcp, ln)
+	}
+	for _, addr := range d.cfg.HTTPS.Listen {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			s.close()
+			return sockets{}, fmt.Errorf("https.listen %s: %w", addr, err)
+		}
+		s.tls = append(s.tls, ln)
 	}
 	return s, nil
 }

@@ -15,13 +15,20 @@ import (
 type sockets struct {
 	udp       []*net.UDPConn
 	tcp       []net.Listener
+	tls       []net.Listener // HTTPS
 	inherited bool
 }
 
+// httpsName is the name (FileDescriptorName=, in LISTEN_FDNAMES) of the
+// stream sockets that serve HTTPS: trakx-https.socket's.
+const httpsName = "https"
+
 // inheritedSockets takes the sockets systemd passed (LISTEN_FDS), telling
-// them apart by type: datagram sockets serve UDP, stream sockets HTTP. The
-// descriptors are read once: go-systemd's other helpers each consume the
-// environment and would see nothing after one another.
+// them apart by type: datagram sockets serve UDP, stream sockets HTTP, or
+// HTTPS when named so (httpsName). The descriptors are read once:
+// go-systemd's other helpers each consume the environment and would see
+// nothing after one another; Files names each file after its
+// LISTEN_FDNAMES entry.
 func inheritedSockets() (sockets, error) {
 	files := activation.Files(true)
 	s := sockets{inherited: len(files) > 0}
@@ -56,7 +63,11 @@ func (s *sockets) adopt(f *os.File) error {
 		if err != nil {
 			return fmt.Errorf("inherited socket %s: %w (is it listening? use ListenStream=)", f.Name(), err)
 		}
-		s.tcp = append(s.tcp, ln)
+		if f.Name() == httpsName {
+			s.tls = append(s.tls, ln)
+		} else {
+			s.tcp = append(s.tcp, ln)
+		}
 	default:
 		return fmt.Errorf("inherited socket %s is of type %d; trakx serves datagram (UDP) and stream (TCP) sockets only", f.Name(), typ)
 	}
@@ -88,6 +99,9 @@ func (s *sockets) close() {
 		c.Close()
 	}
 	for _, l := range s.tcp {
+		l.Close()
+	}
+	for _, l := range s.tls {
 		l.Close()
 	}
 }

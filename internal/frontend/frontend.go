@@ -7,6 +7,8 @@
 //   - http: BEP 3/23/48 over TCP listeners, and the hand-over of WebSocket
 //     upgrades on the announce path.
 //   - websocket: WebTorrent signalling over the connections http hands it.
+//   - https: HTTP and WebSocket over TLS (crypto/tls, a goroutine per
+//     connection), answered by http and websocket.
 //   - engine: the epoll loops that http and websocket serve their
 //     connections in (not a frontend: a machine both ride on).
 //

@@ -30,8 +30,10 @@ import (
 
 // Config describes a load.
 type Config struct {
-	Target   string        // host:port of the tracker
-	Protocol string        // "udp", "http" or "ws" (WebTorrent announces, without offers)
+	Target string // host:port of the tracker
+	// Protocol is "udp", "http", "https" (HTTP over TLS: see tlsConfig)
+	// or "ws" (WebTorrent announces, without offers).
+	Protocol string
 	Duration time.Duration // how long to send
 	Warmup   time.Duration // sent but not counted
 	Workers  int           // sockets (UDP) or connections (HTTP)
@@ -114,12 +116,12 @@ func Run(cfg Config) (*Result, error) {
 			switch cfg.Protocol {
 			case "udp":
 				errs[w] = runUDP(&cfg, gen, st, &counting, stop)
-			case "http":
+			case "http", "https":
 				errs[w] = runHTTP(&cfg, gen, st, &counting, stop)
 			case "ws":
 				errs[w] = runWS(&cfg, gen, st, &counting, stop)
 			default:
-				errs[w] = fmt.Errorf("protocol %q is none of udp, http, ws", cfg.Protocol)
+				errs[w] = fmt.Errorf("protocol %q is none of udp, http, https, ws", cfg.Protocol)
 			}
 		}()
 	}

@@ -45,7 +45,11 @@ func trackerWith(t *testing.T, edit func(*config.Config)) *daemon.Daemon {
 }
 
 func TestLoadOverUDPAndHTTP(t *testing.T) {
-	d := tracker(t)
+	cert := tt.WriteCertificate(t, t.TempDir(), "tracker", "bench")
+	d := trackerWith(t, func(c *config.Config) {
+		c.HTTPS.Listen = []string{"127.0.0.1:0"}
+		c.HTTPS.Cert, c.HTTPS.Key = cert.CertPath, cert.KeyPath
+	})
 	for _, c := range []struct {
 		protocol  string
 		target    string
@@ -54,6 +58,8 @@ func TestLoadOverUDPAndHTTP(t *testing.T) {
 		{"udp", d.UDPAddrs()[0].String(), false},
 		{"http", d.HTTPAddrs()[0].String(), false},
 		{"http", d.HTTPAddrs()[0].String(), true},
+		{"https", d.HTTPSAddrs()[0].String(), false},
+		{"https", d.HTTPSAddrs()[0].String(), true},
 	} {
 		cfg := loadgen.Defaults()
 		cfg.Protocol, cfg.Target, cfg.KeepAlive = c.protocol, c.target, c.keepAlive

@@ -66,4 +66,10 @@
 // grow no larger than this machine's (net.ipv4.tcp_wmem). Set TRAKX_WS_MAX_MESSAGE_BYTES to its
 // websocket.max_message_bytes when that is not the default 65536. Tests
 // that need a configuration of their own skip themselves then.
+//
+// With TRAKX_WS_TLS set, the suite speaks wss:// (TLS, the certificate
+// unchecked): to the in-process tracker's HTTPS listener, whose WebSockets
+// the https frontend hands over as net.Conns, or to TRAKX_WS_ADDR. There
+// a connection the tracker shuts without a close frame may end without a
+// TLS close_notify.
 package wsconformance

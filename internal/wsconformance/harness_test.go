@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha1"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -37,7 +38,12 @@ type tracker struct {
 	// maxMessage is its websocket.max_message_bytes.
 	maxMessage int
 	external   bool
+	tls        bool // wss://: TLS over the connection (TRAKX_WS_TLS)
 }
+
+// overTLS: TRAKX_WS_TLS is set, and the suite speaks wss:// (the https
+// frontend's WebSockets, served over a net.Conn rather than in a loop).
+var overTLS = os.Getenv("TRAKX_WS_TLS") != ""
 
 // shared is the tracker most tests use: started by TestMain, or named by
 // TRAKX_WS_ADDR.
@@ -47,7 +53,7 @@ func TestMain(m *testing.M) { os.Exit(runSuite(m)) }
 
 func runSuite(m *testing.M) int {
 	if addr := os.Getenv("TRAKX_WS_ADDR"); addr != "" {
-		shared = tracker{addr: addr, maxMessage: 64 << 10, external: true}
+		shared = tracker{addr: addr, maxMessage: 64 << 10, external: true, tls: overTLS}
 		if v := os.Getenv("TRAKX_WS_MAX_MESSAGE_BYTES"); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1024 {
@@ -84,6 +90,13 @@ func startDaemon(dir string, edit func(*config.Config)) (*daemon.Daemon, tracker
 	cfg.HTTP.WebSocket = true
 	cfg.Stats.Listen = ""
 	cfg.Database.Path = dir + "/peers.db"
+	if overTLS {
+		cert, key, err := writeCertificate(dir)
+		if err != nil {
+			return nil, tracker{}, err
+		}
+		cfg.HTTPS.Listen, cfg.HTTPS.Cert, cfg.HTTPS.Key = []string{"127.0.0.1:0"}, cert, key
+	}
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -95,6 +108,9 @@ func startDaemon(dir string, edit func(*config.Config)) (*daemon.Daemon, tracker
 	d := daemon.New(cfg, "", "wsconformance", log)
 	if err := d.Start(); err != nil {
 		return nil, tracker{}, err
+	}
+	if overTLS {
+		return d, tracker{addr: d.HTTPSAddrs()[0].String(), maxMessage: cfg.WebSocket.MaxMessageBytes, tls: true}, nil
 	}
 	return d, tracker{addr: d.HTTPAddrs()[0].String(), maxMessage: cfg.WebSocket.MaxMessageBytes}, nil
 }
@@ -188,7 +204,22 @@ func (tr tracker) dial(t testing.TB) net.Conn {
 		t.Fatalf("dial %s: %v", tr.addr, err)
 	}
 	t.Cleanup(func() { nc.Close() })
-	return nc
+	return tr.secure(t, nc)
+}
+
+// secure is nc, or a TLS client over it for wss://.
+func (tr tracker) secure(t testing.TB, nc net.Conn) net.Conn {
+	t.Helper()
+	if !tr.tls {
+		return nc
+	}
+	tc := tls.Client(nc, &tls.Config{InsecureSkipVerify: true})
+	tc.SetDeadline(time.Now().Add(timeout))
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("TLS handshake with %s: %v", tr.addr, err)
+	}
+	tc.SetDeadline(time.Time{})
+	return tc
 }
 
 // handshake sends req on a new connection and reads the response head; the

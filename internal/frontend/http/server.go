@@ -14,7 +14,7 @@
 // when the open files limit is reached; upgrade.go hands WebSocket
 // upgrades over. conn.go holds the buffers a request is answered in;
 // request.go and realip.go parse a request, hosts.go checks its host, and
-// handler.go turns it into a reply and counts it.
+// handler.go answers and counts it; exchange.go, one another frontend read.
 package http
 
 import (

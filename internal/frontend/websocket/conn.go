@@ -166,7 +166,7 @@ func (c *conn) close(code ws.StatusCode, reason string) {
 	}
 	c.stage.Store(stageClosing)
 	ok := c.sendLocked(frame)
-	if ok && len(c.out) == 0 {
+	if ok && len(c.out) == 0 && c.fd >= 0 { // over a net.Conn, its writer does
 		unix.Shutdown(c.fd, unix.SHUT_WR)
 	}
 	c.wmu.Unlock()
@@ -175,7 +175,7 @@ func (c *conn) close(code ws.StatusCode, reason string) {
 		return
 	}
 	c.leave()
-	c.loop.Retire(c, time.Now().Add(lingerTime))
+	c.retire(time.Now().Add(lingerTime))
 }
 
 // shut ends the connection at once, from any goroutine: it shuts the
@@ -189,10 +189,14 @@ func (c *conn) shut() {
 	}
 	c.stage.Store(stageShut)
 	c.out = nil
-	unix.Shutdown(c.fd, unix.SHUT_RDWR)
+	if c.fd >= 0 {
+		unix.Shutdown(c.fd, unix.SHUT_RDWR)
+	} else {
+		c.shutNet()
+	}
 	c.wmu.Unlock()
 	c.leave()
-	c.loop.Retire(c, time.Now())
+	c.retire(time.Now())
 }
 
 // The connection as the engine sees it.

@@ -24,10 +24,16 @@ func (c *conn) readable(buf []byte) {
 		c.shut() // end of stream, reset
 		return
 	}
+	c.received(buf[:n])
+}
+
+// received handles every whole frame in what was read, data, after what
+// was kept of the last read; the rest waits for more. Only the
+// connection's reader calls it: its loop, or readNet.
+func (c *conn) received(data []byte) {
 	if c.unframed {
 		return // what follows a broken frame cannot be read as frames
 	}
-	data := buf[:n]
 	if len(c.in) > 0 {
 		c.in = append(c.in, data...)
 		data = c.in
@@ -221,7 +227,7 @@ func (c *conn) peerClosed(payload []byte) {
 	}
 	c.close(code, "")
 	c.wmu.Lock()
-	sent := len(c.out) == 0
+	sent := len(c.out) == 0 && c.fd >= 0 // a net.Conn's writer may be sending it
 	c.wmu.Unlock()
 	if sent {
 		c.shut()

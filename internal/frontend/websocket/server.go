@@ -11,7 +11,9 @@
 // connection engine (package engine) polls the sockets; handshake.go
 // answers the upgrade; conn.go is one connection's stages and the swarms it
 // joined; read.go and write.go read and write its frames; handler.go turns
-// messages into replies and relays.
+// messages into replies and relays. netconn.go serves the WebSockets the
+// https frontend hands over as net.Conns (TLS), which no loop can poll, on
+// goroutines (ServeConn), in the same swarms.
 //
 // gobwas/ws fits trakx's own HTTP server: it upgrades a net.Conn whose
 // request trakx has already read and checked, with no net/http, and reads
@@ -112,6 +114,11 @@ type Server struct {
 
 	stop     chan struct{} // closed by Close: Serve's stop
 	stopOnce sync.Once
+
+	// netConns are the connections served over a net.Conn (ServeConn):
+	// *conn to *netConn. netWG counts their readers, which Run waits for.
+	netConns sync.Map
+	netWG    sync.WaitGroup
 }
 
 // NewServer prepares a server and its polling loops; Run starts them.
@@ -251,6 +258,7 @@ func (s *Server) Run(stop <-chan struct{}) {
 		case <-stop:
 			s.Close()
 			close(loopsStop)
+			s.netWG.Wait()
 			return
 		case now := <-unfinished.C:
 			s.cutUnfinished(now)

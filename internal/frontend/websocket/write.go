@@ -40,6 +40,9 @@ func (c *conn) write(op ws.OpCode, payload []byte) bool {
 // wmu, on a connection not shut; false if the connection must be shut (it
 // owes too much, or the socket failed).
 func (c *conn) sendLocked(frame []byte) bool {
+	if c.fd < 0 {
+		return c.queueNet(frame)
+	}
 	if len(c.out) > 0 {
 		if len(c.out)+len(frame) > maxUnsent {
 			return false

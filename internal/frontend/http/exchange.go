@@ -1,0 +1,97 @@
+package http
+
+import (
+	"net/netip"
+
+	"github.com/sirupsen/logrus"
+	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/metrics"
+)
+
+// Exchange answers requests that reach the tracker by another way than a
+// Server's own sockets: the https frontend's TLS connections, which it
+// reads and writes itself. Each request is parsed, checked (per-IP budget,
+// Host rules, real-IP header), answered and counted exactly as on the
+// Server's connections, in the same counters; carrying the bytes is the
+// caller's business.
+type Exchange struct{ s *Server }
+
+// NewExchange prepares the answering of requests under opts' checks. With
+// opts.WebSocket set, an upgrade at the announce path is recognised
+// (Upgrade) for the caller to hand over; the Upgrader itself is not
+// called. The connection settings (timeouts, the cap, the engine) are the
+// caller's to apply.
+func NewExchange(tracker bittorrent.Tracker, opts Options, m *metrics.Metrics, log *logrus.Logger) *Exchange {
+	return &Exchange{s: NewServer(nil, tracker, opts, m, log)}
+}
+
+// Outcome is what answering one request leaves the caller to do.
+type Outcome int
+
+// The outcomes.
+const (
+	// KeepAlive: the reply is appended; read the next request.
+	KeepAlive Outcome = iota
+	// Close: the reply is appended and is the last; then close.
+	Close
+	// Upgrade: a WebSocket upgrade that passed every check; nothing is
+	// appended: hand the connection, and the request, over.
+	Upgrade
+)
+
+// Answer appends to dst the reply to one request, raw (its line and
+// headers through the blank line), from peer, the connection's address;
+// served is how many requests the connection had answered before it, and
+// more says whether bytes follow it. For an Upgrade it returns the client,
+// as resolved through a trusted proxy's real-IP header.
+func (e *Exchange) Answer(dst, raw []byte, peer netip.Addr, served int, more bool) ([]byte, Outcome, netip.Addr) {
+	c := connPool.Get().(*conn)
+	defer connPool.Put(c)
+	s := e.s
+	counters := s.counters[s.nextConn.Add(1)%counterGroups]
+	var r request
+	switch {
+	case !parseRequest(raw, &r, s.opts.RealIPHeader):
+		s.rejectReply(c, counters, peer, 400, "Bad Request", "malformed HTTP request")
+		return append(dst, c.out...), Close, netip.Addr{}
+	case r.hasBody:
+		s.rejectReply(c, counters, peer, 400, "Bad Request", "request bodies are not accepted")
+		return append(dst, c.out...), Close, netip.Addr{}
+	}
+	r.peer = peer
+	if s.wantsUpgrade(&r) {
+		if more {
+			s.rejectReply(c, counters, peer, 400, "Bad Request", "data after a WebSocket upgrade request: wait for 101 Switching Protocols (RFC 6455 section 4.1)")
+			return append(dst, c.out...), Close, netip.Addr{}
+		}
+		client, ok := s.admitUpgrade(c, counters, &r)
+		if !ok {
+			return append(dst, c.out...), Close, client
+		}
+		return dst, Upgrade, client
+	}
+	if served+1 == s.opts.MaxRequests {
+		r.keepAlive = false // this reply says Connection: close
+	}
+	s.handle(c, counters, &r)
+	if !r.keepAlive {
+		return append(dst, c.out...), Close, netip.Addr{}
+	}
+	return append(dst, c.out...), KeepAlive, netip.Addr{}
+}
+
+// TooLarge appends the answer to a request longer than MaxRequestSize
+// from peer (431, or 429 over its budget); the connection then closes.
+func (e *Exchange) TooLarge(dst []byte, peer netip.Addr) []byte {
+	c := connPool.Get().(*conn)
+	defer connPool.Put(c)
+	e.s.rejectReply(c, e.s.counters[0], peer, 431, "Request Header Fields Too Large", "request too large")
+	return append(dst, c.out...)
+}
+
+// RefuseConnection counts a connection refused at http.max_connections and
+// appends its whole answer (503) to dst.
+func (e *Exchange) RefuseConnection(dst []byte) []byte {
+	e.s.counters[0].ConnectionsRefused.Add(1)
+	return append(dst, tooManyConnections...)
+}
