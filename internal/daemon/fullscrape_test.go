@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -370,5 +371,51 @@ func TestHTTPFullScrapeReload(t *testing.T) {
 	}
 	if out := logged.String(); strings.Contains(out, "takes a restart") || !strings.Contains(out, "full scrape at most every 2s to 192.0.2.0/24") {
 		t.Fatalf("log:\n%s", out)
+	}
+}
+
+// TestHTTPSFullScrape: over TLS the full scrape is the same snapshot, gzip
+// or plain as asked, and requests pipelined after it are answered in turn
+// on the same connection.
+func TestHTTPSFullScrape(t *testing.T) {
+	d, cert := startHTTPS(t, func(c *config.Config) {
+		c.HTTP.FullScrape = true
+		c.HTTP.FullScrapeInterval = config.Duration{Duration: time.Second}
+	})
+	base := d.HTTPAddrs()[0].String()
+	h := tt.Hash("over tls")
+	want := map[bittorrent.InfoHash]bittorrent.ScrapeStats{h: swarmOf(t, base, h, 1, 2, 22000)}
+	conn, err := tls.Dial("tcp", d.HTTPSAddrs()[0].String(), &tls.Config{RootCAs: cert.Pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req := "GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n"
+	fmt.Fprintf(conn, req+req+req, "/scrape", "Accept-Encoding: gzip\r\n", "/scrape", "",
+		"/scrape?info_hash="+escape(h), "Connection: close\r\n")
+	br := bufio.NewReader(conn)
+	for i, gz := range []bool{true, false} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("reply %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if gz != (resp.Header.Get("Content-Encoding") == "gzip") {
+			t.Fatalf("reply %d: Content-Encoding %q", i, resp.Header.Get("Content-Encoding"))
+		}
+		if gz {
+			body = gunzip(t, body)
+		}
+		if got := filesOf(t, body); resp.StatusCode != 200 || !equalFiles(got, want) {
+			t.Fatalf("reply %d: %d %v, want %v", i, resp.StatusCode, got, want)
+		}
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("the scrape after the full scrapes: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if got := filesOf(t, body); !equalFiles(got, want) {
+		t.Fatalf("the scrape after the full scrapes: %v", got)
 	}
 }

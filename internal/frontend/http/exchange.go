@@ -1,7 +1,10 @@
 package http
 
 import (
+	"cmp"
+	"io"
 	"net/netip"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
@@ -37,6 +40,9 @@ const (
 	// Upgrade: a WebSocket upgrade that passed every check; nothing is
 	// appended: hand the connection, and the request, over.
 	Upgrade
+	// WriteFull: a full scrape admitted (and counted); nothing is
+	// appended: write it with WriteFullScrape, then go on as it says.
+	WriteFull
 )
 
 // Answer appends to dst the reply to one request, raw (its line and
@@ -74,10 +80,42 @@ func (e *Exchange) Answer(dst, raw []byte, peer netip.Addr, served int, more boo
 		r.keepAlive = false // this reply says Connection: close
 	}
 	s.handle(c, counters, &r)
+	if c.full.builder != nil {
+		return dst, WriteFull, netip.Addr{}
+	}
 	if !r.keepAlive {
 		return append(dst, c.out...), Close, netip.Addr{}
 	}
 	return append(dst, c.out...), KeepAlive, netip.Addr{}
+}
+
+// WriteFullScrape writes to w the full scrape Answer admitted for raw, the
+// connection's request after served others: it waits for the snapshot,
+// then sets w's write deadline to the full scrape's own and writes the
+// reply, gzip-compressed if the client accepts it, else decompressed as it
+// goes. keepAlive says whether the connection may serve on.
+func (e *Exchange) WriteFullScrape(w io.Writer, setWriteDeadline func(time.Time) error, raw []byte, served int) (keepAlive bool, err error) {
+	var r request
+	var fs *FullScrape
+	if e.s.opts.FullScrape != nil {
+		fs = e.s.opts.FullScrape.Load()
+	}
+	if !parseRequest(raw, &r, e.s.opts.RealIPHeader) || fs == nil || fs.Builder == nil {
+		return false, errFullScrapeDisabled // turned off by a reload since Answer
+	}
+	f := fullReply{ask: fullAsk{builder: fs.Builder, timeout: cmp.Or(fs.Timeout, FullScrapeTimeout), gzip: r.acceptGzip,
+		keepAlive: r.keepAlive && served+1 != e.s.opts.MaxRequests}}
+	f.snap = fs.Builder.Wait(time.Now())
+	setWriteDeadline(time.Now().Add(f.ask.timeout))
+	if _, err := w.Write(f.appendHead(nil)); err != nil {
+		return false, err
+	}
+	if f.ask.gzip {
+		_, err = w.Write(f.snap.Gzip)
+	} else {
+		err = f.snap.WritePlain(w)
+	}
+	return f.ask.keepAlive && err == nil, err
 }
 
 // TooLarge appends the answer to a request longer than MaxRequestSize

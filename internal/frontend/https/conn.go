@@ -18,6 +18,9 @@ import (
 type buffers struct {
 	in  [http.MaxRequestSize]byte
 	out []byte
+	// full is where in in a full scrape's request lies, for the
+	// FullScrape outcome.
+	full struct{ at, end, served int }
 }
 
 var bufferPool = sync.Pool{New: func() any { return &buffers{out: make([]byte, 0, 4096)} }}
@@ -61,18 +64,32 @@ func (s *Server) converse(tc *tls.Conn, rc *recordConn, peer netip.Addr) bool {
 			bufferPool.Put(b)
 		}
 	}()
-	have, served := 0, 0
+	have, served, unread := 0, 0, false
 	for {
-		n, _ := tc.Read(b.in[have:])
-		if n == 0 {
-			return false // closed, reset, a timeout, or Close
+		if !unread {
+			n, _ := tc.Read(b.in[have:])
+			if n == 0 {
+				return false // closed, reset, a timeout, or Close
+			}
+			have += n
 		}
-		have += n
 		outcome, used, client := s.answer(b, have, peer, &served)
 		if !s.send(tc, b.out) {
 			return false
 		}
+		// Requests pipelined after a full scrape are answered before
+		// anything more is read.
+		unread = outcome == http.WriteFull && bytes.Contains(b.in[used:have], []byte("\r\n\r\n"))
 		switch outcome {
+		case http.WriteFull:
+			keep, err := s.ex.WriteFullScrape(tc, tc.SetWriteDeadline, b.in[b.full.at:b.full.end], b.full.served)
+			if err != nil {
+				return false
+			}
+			if !keep {
+				s.finish(tc)
+				return false
+			}
 		case http.Upgrade:
 			request := bytes.Clone(b.in[used:have])
 			b.out = b.out[:0]
@@ -111,8 +128,12 @@ func (s *Server) answer(b *buffers, have int, peer netip.Addr, served *int) (htt
 		var client netip.Addr
 		b.out, outcome, client = s.ex.Answer(b.out, raw, peer, *served, start+end+4 < have)
 		*served++
-		if outcome == http.Upgrade {
+		switch outcome {
+		case http.Upgrade:
 			return outcome, start, client
+		case http.WriteFull:
+			b.full.at, b.full.end, b.full.served = start, start+end+4, *served-1
+			return outcome, start + end + 4, netip.Addr{}
 		}
 		start += end + 4
 		if outcome == http.Close {
