@@ -352,3 +352,30 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestV2AndPausedAllocateNothing: the request path of issue 25's
+// additions, a paused announce with a v2 hash and a scrape keyed by 32
+// and 20 bytes, encoded with downloaders, allocates nothing.
+func TestV2AndPausedAllocateNothing(t *testing.T) {
+	v2 := strings.Repeat("%07", 32)
+	announce := []byte("info_hash=" + v2 + "&peer_id=" + url.QueryEscape(rawPeerID) + "&port=1&left=5&event=paused")
+	scrape := []byte("info_hash=" + v2 + "&info_hash=" + strings.Repeat("%07", 20))
+	var req bittorrent.AnnounceRequest
+	var opts AnnounceOptions
+	keys := make([]ScrapeKey, 0, 8)
+	stats := []bittorrent.ScrapeStats{{Complete: 1, Incomplete: 3, Downloaders: 2}, {Complete: 1, Incomplete: 3, Downloaders: 2}}
+	out := make([]byte, 0, 1024)
+	run := func() {
+		if err := ParseAnnounce(announce, &req, &opts); err != nil || req.Event != bittorrent.EventPaused {
+			t.Fatalf("announce: %v", err)
+		}
+		var err error
+		if keys, err = ParseScrape(scrape, keys[:0]); err != nil || len(keys) != 2 {
+			t.Fatalf("scrape: %v", err)
+		}
+		out = AppendScrapeResponse(out[:0], keys, stats)
+	}
+	if n := testing.AllocsPerRun(1000, run); n != 0 {
+		t.Fatalf("%v allocations", n)
+	}
+}
