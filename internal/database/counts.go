@@ -1,6 +1,10 @@
 package database
 
-import "github.com/trakx/trakx/internal/swarm"
+import (
+	"encoding/binary"
+
+	"github.com/trakx/trakx/internal/swarm"
+)
 
 // A torrent record's peers come in groups, in the store's order: IPv4
 // seeders, partial seeds (BEP 21) and downloaders, then the same of IPv6.
@@ -48,13 +52,29 @@ func (f format) readCounts(next func() (uint32, error)) (c counts, err error) {
 			return c, err
 		}
 	}
+	return f.spread(&raw), nil
+}
+
+// countsAt reads the counts of a torrent record index checked, at b, and
+// returns them and what follows them.
+func (f format) countsAt(b []byte) (counts, []byte) {
+	var raw [1 + len(groups)]uint32
+	for i := range f.countsIn() {
+		v, n := binary.Uvarint(b)
+		raw[i], b = uint32(v), b[n:]
+	}
+	return f.spread(&raw), b
+}
+
+// spread puts a record's counts, as read, into the groups.
+func (f format) spread(raw *[1 + len(groups)]uint32) (c counts) {
 	c.downloaded = raw[0]
 	if f.partial {
 		copy(c.peers[:], raw[1:])
 	} else {
 		c.peers = [len(groups)]uint32{raw[1], 0, raw[2], raw[3], 0, raw[4]}
 	}
-	return c, nil
+	return c
 }
 
 // family is how many peers of a family (IPv6 or IPv4) the record holds.

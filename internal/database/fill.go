@@ -1,7 +1,6 @@
 package database
 
 import (
-	"encoding/binary"
 	"sync"
 	"sync/atomic"
 
@@ -32,11 +31,7 @@ func (fl *filler) recordAt(off uint64, r *record) {
 	b := fl.body[off:]
 	r.hash = bittorrent.InfoHash(b[:20])
 	b = b[20:]
-	r.c, _ = fl.format.readCounts(func() (uint32, error) { // index checked them
-		v, n := binary.Uvarint(b)
-		b = b[n:]
-		return uint32(v), nil
-	})
+	r.c, b = fl.format.countsAt(b)
 	r.peers = b[:r.c.bytes(fl.format.tail)]
 }
 
