@@ -33,9 +33,11 @@
 //   - A peer silent for longer than Config.PeerTTL is removed by the next
 //     Expire; a torrent without peers is forgotten, its downloaded count
 //     with it. Config.PeerTTL may be at most MaxPeerTTL.
-//   - Counts (seeders and leechers per family, torrents, downloaded) are
+//   - Counts (seeders and leechers per family, downloaders, torrents,
+//     downloaded) are
 //     exact after every sequence of calls. A torrent holds at most
-//     1,753,501 peers of each family (the biggest block); Config.MaxPeers and
+//     1,753,501 peers of each family (the biggest block a list counts): a
+//     newcomer past it is refused with ErrOutOfMemory. Config.MaxPeers and
 //     Config.MaxTorrents are never exceeded, even by concurrent announces:
 //     a newcomer beyond them is refused with ErrTooManyPeers or
 //     ErrTooManyTorrents, and peers already present keep announcing.
