@@ -34,13 +34,13 @@
 //     Expire; a torrent without peers is forgotten, its downloaded count
 //     with it. Config.PeerTTL may be at most MaxPeerTTL.
 //   - Counts (seeders and leechers per family, downloaders, torrents,
-//     downloaded) are
-//     exact after every sequence of calls. A torrent holds at most
-//     1,753,501 peers of each family (the biggest block a list counts): a
-//     newcomer past it is refused with ErrOutOfMemory. Config.MaxPeers and
-//     Config.MaxTorrents are never exceeded, even by concurrent announces:
-//     a newcomer beyond them is refused with ErrTooManyPeers or
-//     ErrTooManyTorrents, and peers already present keep announcing.
+//     downloaded) are exact after every sequence of calls. A torrent holds
+//     at most 1,753,501 peers of each family (the biggest block a list
+//     counts): a newcomer past it is refused with ErrOutOfMemory.
+//     Config.MaxPeers and Config.MaxTorrents are never exceeded, even by
+//     concurrent announces: a newcomer beyond them is refused with
+//     ErrTooManyPeers or ErrTooManyTorrents, and peers already present
+//     keep announcing.
 //   - Walk copies the store out torrent by torrent; Restore puts torrents
 //     back. Walk's copy of each torrent is consistent, taken under the same
 //     lock that announces take.
