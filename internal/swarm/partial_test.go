@@ -140,3 +140,42 @@ func TestLargestClassFitsAList(t *testing.T) {
 		t.Fatalf("counts read back as %d, %d, %d", l.n(), l.seeders(), l.partial())
 	}
 }
+
+// TestPartialSeedRepliesAreUniform: a partial seed's reply is a uniform
+// choice among the downloaders, wherever the seeders and the other
+// partial seeds stand: 40 downloaders, 10 a reply, 20,000 replies; the
+// counts must pass a chi-square test (39 degrees of freedom) at a level a
+// correct store fails about once in a million runs.
+func TestPartialSeedRepliesAreUniform(t *testing.T) {
+	s := New(testConfig)
+	defer s.Close()
+	h := hashOf(10)
+	for i := range 40 {
+		announce(s, h, v4(i), 6881, 1, 0, 0)
+		if i%4 == 0 {
+			announce(s, h, v4(100+i), 6881, 0, 0, 0)
+			announce(s, h, v4(200+i), 6881, 1, bittorrent.EventPaused, 0)
+		}
+	}
+	counts := map[bittorrent.Peer4]int{}
+	const replies, per = 20000, 10
+	for range replies {
+		for _, p := range announce(s, h, v4(1000), 6881, 1, bittorrent.EventPaused, per).Peers4 {
+			counts[p]++
+		}
+	}
+	if len(counts) != 40 {
+		t.Fatalf("%d distinct peers sent, want the 40 downloaders", len(counts))
+	}
+	expected := float64(replies*per) / 40
+	chi2 := 0.0
+	for p, c := range counts {
+		if p.IP[3] >= 100 {
+			t.Fatalf("a partial seed was sent %v, not a downloader", p)
+		}
+		chi2 += (float64(c) - expected) * (float64(c) - expected) / expected
+	}
+	if chi2 > 97 {
+		t.Fatalf("chi-square %.1f over 39 degrees of freedom: not uniform (%v)", chi2, counts)
+	}
+}
