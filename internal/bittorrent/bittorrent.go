@@ -28,9 +28,11 @@ const (
 	EventStarted   Event = 2
 	EventStopped   Event = 3
 	// EventPaused is BEP 21's paused: a partial seed, a peer with data left
-	// that downloads nothing (a multi-file torrent with files deselected).
-	// BEP 15 has no number for it; libtorrent sends 4 over UDP, and 4 is
-	// what it is here. The swarm treats it as a plain announce.
+	// that downloads nothing (a multi-file torrent with files deselected),
+	// says it in every announce while it is one. BEP 15 has no number for
+	// it; libtorrent sends 4 over UDP, and 4 is what it is here. The swarm
+	// counts the peer among the leechers but not the downloaders, and
+	// sends it downloaders only.
 	EventPaused Event = 4
 )
 
@@ -97,7 +99,11 @@ func (r *AnnounceResponse) Reset() {
 type ScrapeStats struct {
 	Complete   uint32 // seeders
 	Downloaded uint32 // completed downloads ever counted
-	Incomplete uint32 // leechers
+	Incomplete uint32 // leechers, partial seeds among them
+	// Downloaders are the leechers that are not partial seeds (BEP 21):
+	// Incomplete - Downloaders of them are. HTTP scrapes carry it; a UDP
+	// scrape reply has no room for it.
+	Downloaders uint32
 }
 
 // ClientError is a request the tracker refuses, with a message meant for

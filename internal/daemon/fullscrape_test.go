@@ -52,7 +52,7 @@ func swarmOf(t *testing.T, base string, hash bittorrent.InfoHash, seeders, leech
 			t.Fatalf("announce: %d %v", status, r)
 		}
 	}
-	st := bittorrent.ScrapeStats{Complete: uint32(seeders), Incomplete: uint32(leechers)}
+	st := bittorrent.ScrapeStats{Complete: uint32(seeders), Incomplete: uint32(leechers), Downloaders: uint32(leechers)}
 	if seeders > 0 {
 		st.Downloaded = 1
 	}
@@ -115,6 +115,7 @@ func filesOf(t *testing.T, body []byte) map[bittorrent.InfoHash]bittorrent.Scrap
 		e := e.(map[string]any)
 		got[bittorrent.InfoHash([]byte(k))] = bittorrent.ScrapeStats{
 			Complete: uint32(e["complete"].(int64)), Incomplete: uint32(e["incomplete"].(int64)), Downloaded: uint32(e["downloaded"].(int64)),
+			Downloaders: uint32(e["downloaders"].(int64)),
 		}
 	}
 	// The keys, in the order sent: each is "20:" and the hash, after the
@@ -159,7 +160,7 @@ func TestHTTPFullScrape(t *testing.T) {
 	// Each torrent's entry is the one a scrape of it has.
 	for h := range want {
 		_, r := get(t, &http.Client{}, "http://"+base+"/scrape?info_hash="+escape(h))
-		entry := httpproto.AppendScrapeResponse(nil, []bittorrent.InfoHash{h}, []bittorrent.ScrapeStats{want[h]})
+		entry := httpproto.AppendScrapeResponse(nil, []httpproto.ScrapeKey{httpproto.KeyOf(h)}, []bittorrent.ScrapeStats{want[h]})
 		if !bytes.Contains(plain, entry[len("d5:filesd"):len(entry)-2]) || r["files"] == nil {
 			t.Fatalf("entry of %x is not a scrape's", h)
 		}

@@ -148,7 +148,7 @@ func TestWebSocketOffersAndAnswers(t *testing.T) {
 		var hash bittorrent.InfoHash
 		copy(hash[:], h)
 		_, r := get(t, http.DefaultClient, "http://"+addr+"/scrape?info_hash="+urlEscape(h))
-		if fmt.Sprint(r["files"]) != "map["+string(h)+":map[complete:0 downloaded:0 incomplete:0]]" {
+		if fmt.Sprint(r["files"]) != "map["+string(h)+":map[complete:0 downloaded:0 downloaders:0 incomplete:0]]" {
 			t.Fatalf("WebSocket peers showed in the HTTP swarm: %v", r)
 		}
 	})

@@ -6,7 +6,8 @@
 // (encoding/binary's Uvarint).
 //
 //	header   magic "TRAKXDB\n" (8) | version uint32 | saved at, unix seconds int64 | reserved uint32
-//	torrent  'T' | info hash (20) | downloaded | IPv4 seeders | IPv4 leechers | IPv6 seeders | IPv6 leechers
+//	torrent  'T' | info hash (20) | downloaded
+//	         | IPv4 seeders | IPv4 partial seeds | IPv4 downloaders | IPv6 seeders | IPv6 partial seeds | IPv6 downloaders
 //	         | the peers, in that order: IPv4 9 bytes each, IPv6 21 bytes each
 //	...      one record per torrent
 //	end      'E' | torrents uint64 | peers uint64
@@ -14,8 +15,11 @@
 //
 // A peer is its address, port (uint16) and age (uint24: seconds it was last
 // seen before the save, at most 2^24-1, about 194 days). That is format
-// version 2, which Save writes. Load also reads version 1, whose peers
-// carried their 20-byte peer id after the age; the ids are skipped.
+// version 3, which Save writes. Load also reads versions 1 and 2, which
+// knew no partial seeds (BEP 21): their torrents count seeders and
+// leechers of each family, and their leechers load as downloaders.
+// Version 1's peers carried their 20-byte peer id after the age; the ids
+// are skipped.
 //
 // # Files
 //
@@ -44,7 +48,7 @@ import (
 
 const (
 	magic         = "TRAKXDB\n"
-	formatVersion = 2
+	formatVersion = 3
 	headerSize    = 8 + 4 + 8 + 4
 	endSize       = 1 + 8 + 8
 	trailerSize   = 4
@@ -153,16 +157,18 @@ func write(w io.Writer, store *swarm.Store, now time.Time) (SaveStats, error) {
 	return st, err
 }
 
-// appendTorrent encodes one torrent record. The store lists seeders first.
+// appendTorrent encodes one torrent record. The store lists seeders
+// first, then partial seeds, then downloaders.
 func appendTorrent(buf []byte, t *swarm.Torrent, savedAt uint32) []byte {
 	buf = append(buf, tagTorrent)
 	buf = append(buf, t.Hash[:]...)
 	buf = binary.AppendUvarint(buf, uint64(t.Downloaded))
-	s4, s6 := seeders(t.Peers4), seeders(t.Peers6)
-	buf = binary.AppendUvarint(buf, uint64(s4))
-	buf = binary.AppendUvarint(buf, uint64(len(t.Peers4)-s4))
-	buf = binary.AppendUvarint(buf, uint64(s6))
-	buf = binary.AppendUvarint(buf, uint64(len(t.Peers6)-s6))
+	for _, n := range kinds(t.Peers4) {
+		buf = binary.AppendUvarint(buf, uint64(n))
+	}
+	for _, n := range kinds(t.Peers6) {
+		buf = binary.AppendUvarint(buf, uint64(n))
+	}
 	for _, p := range t.Peers4 {
 		buf = appendPeerTail(append(buf, p.IP[:]...), p.Port, p.LastSeen, savedAt)
 	}
@@ -172,10 +178,16 @@ func appendTorrent(buf []byte, t *swarm.Torrent, savedAt uint32) []byte {
 	return buf
 }
 
-func seeders[A [4]byte | [16]byte](peers []swarm.SnapshotPeer[A]) (n int) {
+// kinds counts the seeders, partial seeds and downloaders of peers.
+func kinds[A [4]byte | [16]byte](peers []swarm.SnapshotPeer[A]) (n [3]int) {
 	for i := range peers {
-		if peers[i].Seeder {
-			n++
+		switch p := &peers[i]; {
+		case p.Seeder:
+			n[0]++
+		case p.Partial:
+			n[1]++
+		default:
+			n[2]++
 		}
 	}
 	return n

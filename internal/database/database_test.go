@@ -40,8 +40,8 @@ func hashOf(n int) bittorrent.InfoHash {
 }
 
 // fill announces peers into torrents: torrent t gets 1 + t%size peers,
-// alternately seeders and leechers, every ipv6Every-th one (if not 0) over
-// IPv6.
+// alternately seeders and leechers, every other leecher a partial seed
+// (BEP 21's paused), every ipv6Every-th one (if not 0) over IPv6.
 func fill(s *swarm.Store, torrents, size, ipv6Every int) (peers int) {
 	var resp bittorrent.AnnounceResponse
 	for t := range torrents {
@@ -57,11 +57,22 @@ func fill(s *swarm.Store, torrents, size, ipv6Every int) (peers int) {
 			if p == 1 {
 				req.Event = bittorrent.EventCompleted
 			}
+			if p%4 == 3 {
+				req.Event = bittorrent.EventPaused
+			}
 			s.Announce(&req, &resp)
 			peers++
 		}
 	}
 	return peers
+}
+
+// partial marks a partial seed in contents' lines.
+func partial(is bool) string {
+	if is {
+		return " partial"
+	}
+	return ""
 }
 
 // contents lists every torrent's state in a comparable form.
@@ -70,10 +81,10 @@ func contents(s *swarm.Store) map[bittorrent.InfoHash]string {
 	s.Walk(func(t *swarm.Torrent) error {
 		var lines []string
 		for _, p := range t.Peers4 {
-			lines = append(lines, fmt.Sprintf("%v:%d seeder=%v seen=%d", p.IP, p.Port, p.Seeder, p.LastSeen))
+			lines = append(lines, fmt.Sprintf("%v:%d seeder=%v%s seen=%d", p.IP, p.Port, p.Seeder, partial(p.Partial), p.LastSeen))
 		}
 		for _, p := range t.Peers6 {
-			lines = append(lines, fmt.Sprintf("%v:%d seeder=%v seen=%d", p.IP, p.Port, p.Seeder, p.LastSeen))
+			lines = append(lines, fmt.Sprintf("%v:%d seeder=%v%s seen=%d", p.IP, p.Port, p.Seeder, partial(p.Partial), p.LastSeen))
 		}
 		slices.Sort(lines)
 		out[t.Hash] = fmt.Sprintf("downloaded=%d\n%s", t.Downloaded, strings.Join(lines, "\n"))
@@ -181,14 +192,14 @@ func TestDamagedFiles(t *testing.T) {
 		"empty":        {},
 		"garbage":      []byte(strings.Repeat("not a database ", 10)),
 		"bad magic":    append([]byte("TRAKXDC\n"), good[8:]...),
-		"version 3":    slices.Concat(good[:8], []byte{0, 0, 0, 3}, good[12:]),
+		"version 4":    slices.Concat(good[:8], []byte{0, 0, 0, 4}, good[12:]),
 		"trailing":     append(slices.Clone(good), 0),
 		"huge count":   hugeCount(good),
 		"flipped body": flip(good, headerSize+40),
 		"flipped crc":  flip(good, len(good)-1),
 	}
 	want := map[string]string{
-		"bad magic": "bad magic", "version 3": "format version 3", "huge count": "claims",
+		"bad magic": "bad magic", "version 4": "format version 4", "huge count": "claims",
 		"flipped crc": "checksum mismatch", "empty": "too short", "garbage": "bad magic",
 	}
 	// Every truncation must be caught too.
@@ -205,7 +216,7 @@ func TestDamagedFiles(t *testing.T) {
 	}
 }
 
-// hugeCount claims four billion IPv4 leechers in the first torrent.
+// hugeCount claims four billion IPv4 seeders in the first torrent.
 func hugeCount(good []byte) []byte {
 	b := slices.Clone(good)
 	copy(b[headerSize+21:], []byte{0, 0xff, 0xff, 0xff, 0xff, 0x0f})
@@ -395,7 +406,7 @@ func TestLoadsVersion1(t *testing.T) {
 	if !mapsEqual(got, want) {
 		t.Fatalf("loaded\n%v\nwant\n%v", got, want)
 	}
-	// Saved again, it is a version 2 file of the same peers.
+	// Saved again, it is a file of the current version of the same peers.
 	var buf bytes.Buffer
 	if _, err := write(&buf, s, time.Now()); err != nil {
 		t.Fatal(err)
@@ -410,6 +421,75 @@ func TestLoadsVersion1(t *testing.T) {
 	if !mapsEqual(contents(again), want) {
 		t.Fatalf("saved again and loaded: %v", contents(again))
 	}
+}
+
+// TestLoadsVersion2 loads a file written by the version before partial
+// seeds (testdata/v2.db, written by commit 9f6134c's Save: two torrents,
+// five peers, one of them announced paused, which that version counted
+// as a plain leecher). Its leechers load as downloaders: no partial seeds.
+func TestLoadsVersion2(t *testing.T) {
+	v2, err := os.ReadFile("testdata/v2.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := binary.BigEndian.Uint32(v2[8:]); v != 2 {
+		t.Fatalf("testdata/v2.db is of version %d", v)
+	}
+	binary.BigEndian.PutUint64(v2[12:], uint64(time.Now().Unix()-60))
+	binary.BigEndian.PutUint32(v2[len(v2)-4:], crc32.Checksum(v2[:len(v2)-4], castagnoli))
+	loadWays(t, v2, func(way string, s *swarm.Store, st LoadStats, err error) {
+		if err != nil {
+			t.Fatalf("%s: %v", way, err)
+		}
+		if st.Torrents != 2 || st.Peers != 5 || st.Expired != 0 {
+			t.Fatalf("%s: loaded %+v", way, st)
+		}
+		got := contents(s)
+		seen := got[hashOf(0)][strings.LastIndex(got[hashOf(0)], "seen=")+5:]
+		want := map[bittorrent.InfoHash]string{
+			hashOf(0): "downloaded=1\n[203 0 113 0]:6881 seeder=true seen=S\n[203 0 113 1]:6882 seeder=false seen=S",
+			hashOf(1): "downloaded=0\n[203 0 113 11]:6884 seeder=false seen=S\n[203 0 113 12]:6885 seeder=false seen=S\n" +
+				"[32 1 13 184 0 0 0 0 0 0 0 0 0 0 0 1]:6883 seeder=true seen=S",
+		}
+		for h, w := range want {
+			want[h] = strings.ReplaceAll(w, "seen=S", "seen="+seen)
+		}
+		if !mapsEqual(got, want) {
+			t.Fatalf("%s: loaded\n%v\nwant\n%v", way, got, want)
+		}
+		h := hashOf(1)
+		if sc, _ := s.Scrape(&h); sc != (bittorrent.ScrapeStats{Complete: 1, Incomplete: 2, Downloaders: 2}) {
+			t.Fatalf("%s: scrape %+v", way, sc)
+		}
+	})
+}
+
+// TestPartialSeedsRoundTrip: partial seeds are saved as such, and load
+// as such, every way; the file says how many of each kind a torrent has.
+func TestPartialSeedsRoundTrip(t *testing.T) {
+	s := swarm.New(testConfig)
+	defer s.Close()
+	fill(s, 200, 12, 3)
+	h := hashOf(11) // 12 peers: 6 seeders, 3 partial seeds, 3 downloaders, every third over IPv6
+	want, _ := s.Scrape(&h)
+	if want.Complete != 6 || want.Incomplete != 6 || want.Downloaders != 3 {
+		t.Fatalf("filled: scrape %+v", want)
+	}
+	var buf bytes.Buffer
+	if _, err := write(&buf, s, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	loadWays(t, buf.Bytes(), func(way string, loaded *swarm.Store, st LoadStats, err error) {
+		if err != nil {
+			t.Fatalf("%s: %v", way, err)
+		}
+		if got, _ := loaded.Scrape(&h); got != want {
+			t.Fatalf("%s: scrape %+v, saved %+v", way, got, want)
+		}
+		if !mapsEqual(contents(s), contents(loaded)) {
+			t.Fatalf("%s: loaded store differs from the saved one", way)
+		}
+	})
 }
 
 // TestLoadKeepsWhatFits: a load whose store the kernel will not let grow

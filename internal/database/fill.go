@@ -1,7 +1,6 @@
 package database
 
 import (
-	"encoding/binary"
 	"sync"
 	"sync/atomic"
 
@@ -22,10 +21,9 @@ type filler struct {
 
 // record is one torrent's record, as index checked it.
 type record struct {
-	hash       bittorrent.InfoHash
-	downloaded uint32
-	counts     [4]int // IPv4 seeders, IPv4 leechers, IPv6 seeders, IPv6 leechers
-	peers      []byte
+	hash  bittorrent.InfoHash
+	c     counts
+	peers []byte
 }
 
 // recordAt decodes the record whose info hash is at off.
@@ -33,17 +31,8 @@ func (fl *filler) recordAt(off uint64, r *record) {
 	b := fl.body[off:]
 	r.hash = bittorrent.InfoHash(b[:20])
 	b = b[20:]
-	var counts [5]uint64
-	for i := range counts {
-		v, n := binary.Uvarint(b)
-		counts[i], b = v, b[n:]
-	}
-	r.downloaded = uint32(counts[0])
-	n4, n6 := int(counts[1]+counts[2]), int(counts[3]+counts[4])
-	for i := range r.counts {
-		r.counts[i] = int(counts[i+1])
-	}
-	r.peers = b[:n4*(4+fl.format.tail)+n6*(16+fl.format.tail)]
+	r.c, b = fl.format.countsAt(b)
+	r.peers = b[:r.c.bytes(fl.format.tail)]
 }
 
 // all fills every shard on n goroutines and adds what they counted to st.
@@ -92,9 +81,8 @@ func (fl *filler) shard(i int, t *swarm.Torrent, st *LoadStats) {
 	var size swarm.ShardSize
 	for _, off := range offs {
 		fl.recordAt(off, &r)
-		n4 := fl.kept(r.peers, r.counts[0]+r.counts[1], 4)
-		n6 := fl.kept(r.peers[(r.counts[0]+r.counts[1])*(4+fl.format.tail):], r.counts[2]+r.counts[3], 16)
-		size.Add(n4, n6)
+		n4 := int(r.c.family(false))
+		size.Add(fl.kept(r.peers, n4, 4), fl.kept(r.peers[n4*(4+fl.format.tail):], int(r.c.family(true)), 16))
 	}
 	l := fl.store.LoadShard(i, size, fl.cutoff, fl.now)
 	defer l.Done()
@@ -120,29 +108,19 @@ func (fl *filler) kept(b []byte, n, addr int) (kept int) {
 // torrent restores one torrent, a chunk at a time, each chunk of one kind:
 // a whole torrent at once when it fits, so that its swarm is sized once.
 func (fl *filler) torrent(l *swarm.ShardLoad, r *record, t *swarm.Torrent, st *LoadStats) {
-	t.Hash, t.Downloaded = r.hash, r.downloaded
+	t.Hash, t.Downloaded = r.hash, r.c.downloaded
 	t.Peers4, t.Peers6 = t.Peers4[:0], t.Peers6[:0]
 	b := r.peers
-	for g, group := range [4]struct {
-		ipv6   bool
-		seeder bool
-	}{{false, true}, {false, false}, {true, true}, {true, false}} {
-		addr := 4
-		if group.ipv6 {
-			addr = 16
-		}
+	for g, group := range groups {
+		addr := group.addrSize()
 		size := addr + fl.format.tail
-		for n := r.counts[g]; n > 0; {
+		for n := int(r.c.peers[g]); n > 0; {
 			c := min(n, peersPerChunk-len(t.Peers4)-len(t.Peers6))
 			n -= c
 			for i := range c {
 				p := b[i*size:]
 				port, lastSeen := decodeTail(p[addr:], fl.format.savedAt)
-				if group.ipv6 {
-					t.Peers6 = append(t.Peers6, swarm.SnapshotPeer6{IP: [16]byte(p[:16]), Port: port, Seeder: group.seeder, LastSeen: lastSeen})
-				} else {
-					t.Peers4 = append(t.Peers4, swarm.SnapshotPeer4{IP: [4]byte(p[:4]), Port: port, Seeder: group.seeder, LastSeen: lastSeen})
-				}
+				group.appendPeer(t, p[:addr], port, lastSeen)
 			}
 			b = b[c*size:]
 			if len(t.Peers4)+len(t.Peers6) == peersPerChunk {

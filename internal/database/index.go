@@ -25,7 +25,7 @@ const shardShift = 54
 // index checks the records of a file's body, header aside, up to and
 // including the end record, and notes where each torrent's is.
 func index(body []byte, f format, store *swarm.Store) (*shardIndex, error) {
-	const minTorrent = 1 + 20 + 5 // tag, hash, five one-byte counts
+	const minTorrent = 1 + 20 + 5 // tag, hash, five one-byte counts (seven from version 3)
 	found, err := offheap.Make[uint64](len(body)/minTorrent + 1)
 	if err != nil {
 		return nil, err
@@ -62,14 +62,12 @@ func index(body []byte, f format, store *swarm.Store) (*shardIndex, error) {
 		if err := d.full(hash[:]); err != nil {
 			return nil, err
 		}
-		var counts [5]uint32 // downloaded, IPv4 seeders, IPv4 leechers, IPv6 seeders, IPv6 leechers
-		for i := range counts {
-			if counts[i], err = d.uvarint(); err != nil {
-				return nil, err
-			}
+		c, err := f.readCounts(d.uvarint)
+		if err != nil {
+			return nil, err
 		}
-		n4, n6 := int64(counts[1])+int64(counts[2]), int64(counts[3])+int64(counts[4])
-		bytes := n4*int64(4+f.tail) + n6*int64(16+f.tail)
+		n4, n6 := c.family(false), c.family(true)
+		bytes := c.bytes(f.tail)
 		if left := d.left(); bytes > left-endSize {
 			return nil, corrupt("torrent %s claims %d peers, more than the %d bytes left hold", hash, n4+n6, left)
 		}

@@ -111,7 +111,8 @@ const maxWorkers = 16
 // format is what a file's header says.
 type format struct {
 	savedAt uint64
-	tail    int // bytes after a peer's address
+	tail    int  // bytes after a peer's address
+	partial bool // torrents count partial seeds (version 3 on)
 }
 
 // header checks the file's header.
@@ -123,8 +124,10 @@ func header(b []byte) (format, error) {
 	switch v := binary.BigEndian.Uint32(b[8:]); v {
 	case 1:
 		f.tail = peerTailSize + peerIDSize
-	case formatVersion:
+	case 2:
 		f.tail = peerTailSize
+	case formatVersion:
+		f.tail, f.partial = peerTailSize, true
 	default:
 		return format{}, corrupt("format version %d, but this trakx reads versions 1 to %d", v, formatVersion)
 	}

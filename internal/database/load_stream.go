@@ -77,7 +77,7 @@ func readStream(r io.Reader, size int64, store *swarm.Store, ttl time.Duration, 
 	if err != nil {
 		return st, err
 	}
-	st.SavedAt = time.Unix(int64(l.savedAt), 0)
+	st.SavedAt = time.Unix(int64(l.format.savedAt), 0)
 	l.store, l.now = store, uint32(now.Unix())
 	l.cutoff = l.now - min(l.now, uint32(ttl/time.Second)) // a clock near 1970 (no RTC, no NTP yet) must not wrap
 	if err := l.torrents(d, &st); err != nil {
@@ -98,9 +98,8 @@ func readStream(r io.Reader, size int64, store *swarm.Store, ttl time.Duration, 
 // version makes a peer record.
 type streamLoader struct {
 	store          *swarm.Store
-	savedAt        uint64
+	format         format
 	now, cutoff    uint32
-	tail           int64 // bytes after a peer's address
 	raw            []byte
 	torrent        swarm.Torrent
 	records, peers uint64
@@ -108,23 +107,15 @@ type streamLoader struct {
 
 // header checks the file's header and sets up for its version.
 func (d *streamDecoder) header() (*streamLoader, error) {
-	var header [headerSize]byte
-	if err := d.full(header[:]); err != nil {
+	var b [headerSize]byte
+	if err := d.full(b[:]); err != nil {
 		return nil, err
 	}
-	if string(header[:8]) != magic {
-		return nil, corrupt("not a trakx database (bad magic)")
+	f, err := header(b[:])
+	if err != nil {
+		return nil, err
 	}
-	l := &streamLoader{savedAt: binary.BigEndian.Uint64(header[12:])}
-	switch v := binary.BigEndian.Uint32(header[8:]); v {
-	case 1:
-		l.tail = peerTailSize + peerIDSize
-	case formatVersion:
-		l.tail = peerTailSize
-	default:
-		return nil, corrupt("format version %d, but this trakx reads versions 1 to %d", v, formatVersion)
-	}
-	return l, nil
+	return &streamLoader{format: f}, nil
 }
 
 // torrents reads torrent records up to and including the end record.
@@ -168,32 +159,25 @@ func (l *streamLoader) torrentRecord(d *streamDecoder, st *LoadStats) error {
 	if err := d.full(t.Hash[:]); err != nil {
 		return err
 	}
-	var counts [5]uint32 // downloaded, IPv4 seeders, IPv4 leechers, IPv6 seeders, IPv6 leechers
-	for i := range counts {
-		var err error
-		if counts[i], err = d.uvarint(); err != nil {
-			return err
-		}
+	c, err := l.format.readCounts(d.uvarint)
+	if err != nil {
+		return err
 	}
-	t.Downloaded = counts[0]
-	s4, l4, s6, l6 := int64(counts[1]), int64(counts[2]), int64(counts[3]), int64(counts[4])
-	if (s4+l4)*(4+l.tail)+(s6+l6)*(16+l.tail) > d.left-endSize {
-		return corrupt("torrent %s claims %d peers, more than the %d bytes left hold", t.Hash, s4+l4+s6+l6, d.left)
+	t.Downloaded = c.downloaded
+	n := c.family(false) + c.family(true)
+	if c.bytes(l.format.tail) > d.left-endSize {
+		return corrupt("torrent %s claims %d peers, more than the %d bytes left hold", t.Hash, n, d.left)
 	}
 	l.records++
-	l.peers += uint64(s4 + l4 + s6 + l6)
+	l.peers += uint64(n)
 	// Peers go to the store a chunk at a time: a whole torrent at once
 	// when it fits, so that its swarm is sized once.
 	t.Peers4, t.Peers6 = t.Peers4[:0], t.Peers6[:0]
-	for _, group := range [4]struct {
-		n      int64
-		ipv6   bool
-		seeder bool
-	}{{s4, false, true}, {l4, false, false}, {s6, true, true}, {l6, true, false}} {
-		for group.n > 0 {
-			c := min(group.n, peersPerChunk-int64(len(t.Peers4)+len(t.Peers6)))
-			group.n -= c
-			if err := l.chunk(d, c, group.ipv6, group.seeder); err != nil {
+	for g, group := range groups {
+		for n := int64(c.peers[g]); n > 0; {
+			k := min(n, peersPerChunk-int64(len(t.Peers4)+len(t.Peers6)))
+			n -= k
+			if err := l.chunk(d, k, group); err != nil {
 				return err
 			}
 			if len(t.Peers4)+len(t.Peers6) == peersPerChunk {
@@ -215,29 +199,21 @@ func (l *streamLoader) restore(st *LoadStats) {
 	st.tally(t, k, err)
 }
 
-// chunk reads n peers of one kind, adding them to l.torrent.
-func (l *streamLoader) chunk(d *streamDecoder, n int64, ipv6, seeder bool) error {
-	addr := int64(4)
-	if ipv6 {
-		addr = 16
-	}
-	size := addr + l.tail
+// chunk reads n peers of one group, adding them to l.torrent.
+func (l *streamLoader) chunk(d *streamDecoder, n int64, g group) error {
+	addr := int64(g.addrSize())
+	size := addr + int64(l.format.tail)
 	if int64(cap(l.raw)) < n*size {
-		l.raw = make([]byte, peersPerChunk*(16+l.tail)) // the most a chunk takes
+		l.raw = make([]byte, peersPerChunk*(16+l.format.tail)) // the most a chunk takes
 	}
 	raw := l.raw[:n*size]
 	if err := d.full(raw); err != nil {
 		return err
 	}
-	t := &l.torrent
 	for i := range n {
 		b := raw[i*size:]
-		port, lastSeen := decodeTail(b[addr:], l.savedAt)
-		if ipv6 {
-			t.Peers6 = append(t.Peers6, swarm.SnapshotPeer6{IP: [16]byte(b[:16]), Port: port, Seeder: seeder, LastSeen: lastSeen})
-		} else {
-			t.Peers4 = append(t.Peers4, swarm.SnapshotPeer4{IP: [4]byte(b[:4]), Port: port, Seeder: seeder, LastSeen: lastSeen})
-		}
+		port, lastSeen := decodeTail(b[addr:], l.format.savedAt)
+		g.appendPeer(&l.torrent, b[:addr], port, lastSeen)
 	}
 	return nil
 }

@@ -65,7 +65,7 @@ func Build(src Source, allowed func(*bittorrent.InfoHash) bool) *Snapshot {
 	buf = append(buf, "d5:filesd"...)
 	var plain int64
 	for i := range entries {
-		buf = httpproto.AppendScrapeEntry(buf, &entries[i].hash, entries[i].stats)
+		buf = httpproto.AppendScrapeEntry(buf, entries[i].hash[:], entries[i].stats)
 		if len(buf) >= chunk {
 			zw.Write(buf) // a bytes.Buffer takes everything
 			plain += int64(len(buf))

@@ -70,7 +70,11 @@ func TestBuildIsTheScrapeReplyOfEveryAllowedTorrent(t *testing.T) {
 	for _, h := range hashes {
 		stats = append(stats, src[h])
 	}
-	want := httpproto.AppendScrapeResponse(nil, hashes, stats)
+	keys := make([]httpproto.ScrapeKey, len(hashes))
+	for i, h := range hashes {
+		keys[i] = httpproto.KeyOf(h)
+	}
+	want := httpproto.AppendScrapeResponse(nil, keys, stats)
 	plain := gunzip(t, snap.Gzip)
 	if !bytes.Equal(plain, want) || snap.Plain != int64(len(want)) || snap.Torrents != len(hashes) {
 		t.Fatalf("snapshot of %d torrents, %d bytes (says %d): not the scrape reply of %d (%d bytes)", snap.Torrents, len(plain), snap.Plain, len(hashes), len(want))

@@ -93,28 +93,30 @@ func appendPeerDict(dst []byte, ip netip.Addr, port uint16) []byte {
 	return append(dst, 'e')
 }
 
-// AppendScrapeResponse appends a BEP 48 scrape reply. hashes must be sorted
+// AppendScrapeResponse appends a BEP 48 scrape reply. keys must be sorted
 // and free of repeats (ParseScrape makes them so); stats[i] belongs to
-// hashes[i].
-func AppendScrapeResponse(dst []byte, hashes []bittorrent.InfoHash, stats []bittorrent.ScrapeStats) []byte {
+// keys[i].
+func AppendScrapeResponse(dst []byte, keys []ScrapeKey, stats []bittorrent.ScrapeStats) []byte {
 	dst = append(dst, 'd')
 	dst = appendString(dst, "files")
 	dst = append(dst, 'd')
-	for i := range hashes {
-		dst = AppendScrapeEntry(dst, &hashes[i], stats[i])
+	for i := range keys {
+		dst = AppendScrapeEntry(dst, keys[i].Bytes(), stats[i])
 	}
 	dst = append(dst, 'e')
 	return append(dst, 'e')
 }
 
 // AppendScrapeEntry appends one torrent's entry of a scrape reply's files
-// dictionary: its info hash, then its counts. Every scrape reply, the
-// full scrape's too, is written with it.
-func AppendScrapeEntry(dst []byte, h *bittorrent.InfoHash, st bittorrent.ScrapeStats) []byte {
-	dst = appendBytes(dst, h[:])
+// dictionary: its key (the info hash as the client sent it, or as the
+// store holds it) and its figures, BEP 21's downloaders among them.
+// Entries must come in the order of their keys' bytes.
+func AppendScrapeEntry(dst []byte, key []byte, st bittorrent.ScrapeStats) []byte {
+	dst = appendBytes(dst, key)
 	dst = append(dst, 'd')
 	dst = appendInt(dst, "complete", int64(st.Complete))
 	dst = appendInt(dst, "downloaded", int64(st.Downloaded))
+	dst = appendInt(dst, "downloaders", int64(st.Downloaders))
 	dst = appendInt(dst, "incomplete", int64(st.Incomplete))
 	return append(dst, 'e')
 }

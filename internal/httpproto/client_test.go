@@ -42,8 +42,8 @@ func TestScrapeQueryRoundTrip(t *testing.T) {
 		t.Fatalf("%v %v", got, err)
 	}
 	for i := range hashes {
-		if got[i] != hashes[i] {
-			t.Fatalf("hash %d: %x, want %x", i, got[i], hashes[i])
+		if got[i] != KeyOf(hashes[i]) {
+			t.Fatalf("hash %d: %x, want %x", i, got[i].Bytes(), hashes[i])
 		}
 	}
 }

@@ -124,8 +124,8 @@ func TestParseScrape(t *testing.T) {
 	a, b := strings.Repeat("b", 20), strings.Repeat("a", 20)
 	q := "info_hash=" + a + "&info_hash=" + b + "&info_hash=" + a + "&other=1"
 	hashes, err := ParseScrape([]byte(q), nil)
-	if err != nil || len(hashes) != 2 || string(hashes[0][:]) != b || string(hashes[1][:]) != a {
-		t.Fatalf("%q %v", hashes, err)
+	if err != nil || len(hashes) != 2 || string(hashes[0].Bytes()) != b || string(hashes[1].Bytes()) != a {
+		t.Fatalf("%v %v", hashes, err)
 	}
 	if _, err := ParseScrape([]byte("x=1"), nil); !errors.Is(err, ErrMissingInfoHash) {
 		t.Errorf("no hash: %v", err)
@@ -209,17 +209,57 @@ func TestAnnounceResponseDictionaries(t *testing.T) {
 	}
 }
 
-func TestScrapeAndFailure(t *testing.T) {
-	hashes := []bittorrent.InfoHash{{1}, {2}}
-	out := AppendScrapeResponse(nil, hashes, []bittorrent.ScrapeStats{{Complete: 3, Downloaded: 4, Incomplete: 5}, {Complete: 6, Downloaded: 7, Incomplete: 8}})
+// TestV2InfoHashes: an info_hash of 32 bytes (a v2 hash) is taken by its
+// first 20, as BEP 52 has trackers do; a scrape reply keys the entry by
+// all 32, as sent, among 20-byte keys in byte order; any other length is
+// refused.
+func TestV2InfoHashes(t *testing.T) {
+	v2 := strings.Repeat("\x07", 20) + "twelve bytes"
+	q := "info_hash=" + url.QueryEscape(v2) + "&peer_id=" + url.QueryEscape(rawPeerID) + "&port=1&left=0"
+	var req bittorrent.AnnounceRequest
+	var opts AnnounceOptions
+	if err := ParseAnnounce([]byte(q), &req, &opts); err != nil || string(req.InfoHash[:]) != v2[:20] {
+		t.Fatalf("announce of a v2 hash: %x, %v", req.InfoHash, err)
+	}
+	for _, n := range []int{19, 21, 31, 33, 64} {
+		q := "info_hash=" + strings.Repeat("a", n) + "&peer_id=" + url.QueryEscape(rawPeerID) + "&port=1&left=0"
+		if err := ParseAnnounce([]byte(q), &req, &opts); !errors.Is(err, ErrBadInfoHash) {
+			t.Errorf("announce of a %d-byte hash: %v", n, err)
+		}
+		if _, err := ParseScrape([]byte("info_hash="+strings.Repeat("a", n)), nil); !errors.Is(err, ErrBadInfoHash) {
+			t.Errorf("scrape of a %d-byte hash: %v", n, err)
+		}
+	}
+	v1 := strings.Repeat("\x07", 20)
+	keys, err := ParseScrape([]byte("info_hash="+url.QueryEscape(v2)+"&info_hash="+url.QueryEscape(v1)+"&info_hash="+url.QueryEscape(v2)), nil)
+	if err != nil || len(keys) != 2 || string(keys[0].Bytes()) != v1 || string(keys[1].Bytes()) != v2 || *keys[1].InfoHash() != *keys[0].InfoHash() {
+		t.Fatalf("scrape keys %v, %v", keys, err)
+	}
+	out := AppendScrapeResponse(nil, keys, []bittorrent.ScrapeStats{{Complete: 1}, {Complete: 1}})
 	v, err := Decode(out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	files := v.(map[string]any)["files"].(map[string]any)
-	f := files[string(hashes[1][:])].(map[string]any)
-	if len(files) != 2 || f["complete"] != int64(6) || f["downloaded"] != int64(7) || f["incomplete"] != int64(8) {
+	if len(files) != 2 || files[v1] == nil || files[v2] == nil {
+		t.Fatalf("files %q", out)
+	}
+}
+
+func TestScrapeAndFailure(t *testing.T) {
+	hashes := []ScrapeKey{KeyOf(bittorrent.InfoHash{1}), KeyOf(bittorrent.InfoHash{2})}
+	out := AppendScrapeResponse(nil, hashes, []bittorrent.ScrapeStats{{Complete: 3, Downloaded: 4, Incomplete: 5, Downloaders: 1}, {Complete: 6, Downloaded: 7, Incomplete: 8, Downloaders: 2}})
+	v, err := Decode(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := v.(map[string]any)["files"].(map[string]any)
+	f := files[string(hashes[1].Bytes())].(map[string]any)
+	if len(files) != 2 || f["complete"] != int64(6) || f["downloaded"] != int64(7) || f["incomplete"] != int64(8) || f["downloaders"] != int64(2) || len(f) != 4 {
 		t.Fatalf("files %v", files)
+	}
+	if !strings.Contains(string(out), "8:completei6e10:downloadedi7e11:downloadersi2e10:incompletei8e") {
+		t.Fatalf("keys out of order: %q", out)
 	}
 	v, err = Decode(AppendFailure(nil, "invalid event"))
 	if err != nil || v.(map[string]any)["failure reason"] != "invalid event" {
@@ -256,6 +296,7 @@ func FuzzParseAnnounce(f *testing.F) {
 	f.Add(announceQuery("&compact=0&no_peer_id=1"))
 	f.Add(announceQuery("&numwant=100000000000000000000000000"))
 	f.Add("info_hash=%zz&port=")
+	f.Add("info_hash=" + strings.Repeat("%07", 32) + "&info_hash=" + strings.Repeat("%07", 20) + "&peer_id=" + strings.Repeat("p", 20) + "&port=1&left=0")
 	f.Add("&&==&")
 	f.Fuzz(func(t *testing.T, q string) {
 		var req bittorrent.AnnounceRequest
@@ -265,8 +306,11 @@ func FuzzParseAnnounce(f *testing.F) {
 		}
 		hashes, err := ParseScrape([]byte(q), nil)
 		if err == nil {
-			for i := 1; i < len(hashes); i++ {
-				if bytes.Compare(hashes[i-1][:], hashes[i][:]) >= 0 {
+			for i := range hashes {
+				if n := len(hashes[i].Bytes()); n != 20 && n != 32 || !bytes.Equal(hashes[i].InfoHash()[:], hashes[i].Bytes()[:20]) {
+					t.Fatalf("scrape key %x", hashes[i].Bytes())
+				}
+				if i > 0 && bytes.Compare(hashes[i-1].Bytes(), hashes[i].Bytes()) >= 0 {
 					t.Fatal("scrape hashes not sorted and unique")
 				}
 			}
@@ -307,4 +351,31 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("own failure reason does not decode: %v", err)
 		}
 	})
+}
+
+// TestV2AndPausedAllocateNothing: the request path of issue 25's
+// additions, a paused announce with a v2 hash and a scrape keyed by 32
+// and 20 bytes, encoded with downloaders, allocates nothing.
+func TestV2AndPausedAllocateNothing(t *testing.T) {
+	v2 := strings.Repeat("%07", 32)
+	announce := []byte("info_hash=" + v2 + "&peer_id=" + url.QueryEscape(rawPeerID) + "&port=1&left=5&event=paused")
+	scrape := []byte("info_hash=" + v2 + "&info_hash=" + strings.Repeat("%07", 20))
+	var req bittorrent.AnnounceRequest
+	var opts AnnounceOptions
+	keys := make([]ScrapeKey, 0, 8)
+	stats := []bittorrent.ScrapeStats{{Complete: 1, Incomplete: 3, Downloaders: 2}, {Complete: 1, Incomplete: 3, Downloaders: 2}}
+	out := make([]byte, 0, 1024)
+	run := func() {
+		if err := ParseAnnounce(announce, &req, &opts); err != nil || req.Event != bittorrent.EventPaused {
+			t.Fatalf("announce: %v", err)
+		}
+		var err error
+		if keys, err = ParseScrape(scrape, keys[:0]); err != nil || len(keys) != 2 {
+			t.Fatalf("scrape: %v", err)
+		}
+		out = AppendScrapeResponse(out[:0], keys, stats)
+	}
+	if n := testing.AllocsPerRun(1000, run); n != 0 {
+		t.Fatalf("%v allocations", n)
+	}
 }

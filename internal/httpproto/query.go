@@ -1,5 +1,7 @@
-// Package httpproto reads tracker query strings (BEP 3, 23, 48) and writes
-// bencoded replies (BEP 3, 7, 23, 48). It is pure: bytes in, domain values
+// Package httpproto reads tracker query strings (BEP 3, 23, 48, 52) and
+// writes bencoded replies (BEP 3, 7, 21, 23, 48). An info_hash of 32 bytes
+// (a v2 hash, BEP 52) is taken by its first 20, as BEP 52 has trackers do;
+// a scrape reply keys each entry by the info_hash as the client sent it. It is pure: bytes in, domain values
 // out, and back; the HTTP framing lives in the frontend.
 //
 // Both sides of the protocol are here, as in udpproto and wsproto: the
@@ -27,7 +29,7 @@ var (
 	ErrMissingPeerID    = &bittorrent.ClientError{Message: "missing peer_id"}
 	ErrMissingPort      = &bittorrent.ClientError{Message: "missing port"}
 	ErrMissingLeft      = &bittorrent.ClientError{Message: "missing left"}
-	ErrBadInfoHash      = &bittorrent.ClientError{Message: "info_hash must be 20 bytes"}
+	ErrBadInfoHash      = &bittorrent.ClientError{Message: "info_hash must be 20 bytes, or 32 (a v2 hash, BEP 52)"}
 	ErrBadPeerID        = &bittorrent.ClientError{Message: "peer_id must be 20 bytes"}
 	ErrBadPort          = &bittorrent.ClientError{Message: "invalid port"}
 	ErrBadNumber        = &bittorrent.ClientError{Message: "invalid number in uploaded, downloaded, left or numwant"}
@@ -78,7 +80,9 @@ func ParseAnnounce(query []byte, req *bittorrent.AnnounceRequest, opts *Announce
 				return ErrRepeatedInfoHash
 			}
 			haveHash = true
-			err = unescape20(value, (*[20]byte)(&req.InfoHash), ErrBadInfoHash)
+			var key ScrapeKey
+			err = key.unescape(value)
+			req.InfoHash = *key.InfoHash()
 		case "peer_id":
 			havePeerID = true
 			err = unescape20(value, (*[20]byte)(&req.PeerID), ErrBadPeerID)
@@ -154,9 +158,45 @@ func parseIP(v []byte) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// ParseScrape appends the info hashes of a scrape query string to dst,
-// sorted and without repeats, as the bencoded reply's dictionary needs them.
-func ParseScrape(query []byte, dst []bittorrent.InfoHash) ([]bittorrent.InfoHash, error) {
+// ScrapeKey is one info_hash of a request as the client sent it: 20 bytes,
+// or 32 (a v2 hash, BEP 52), of which the tracker looks up the first 20.
+// A scrape reply keys the torrent's entry by all of it.
+type ScrapeKey struct {
+	raw [32]byte
+	n   uint8
+}
+
+// InfoHash is the torrent the tracker looks up: the first 20 bytes.
+func (k *ScrapeKey) InfoHash() *bittorrent.InfoHash { return (*bittorrent.InfoHash)(k.raw[:20]) }
+
+// Bytes is the info_hash as the client sent it: 20 or 32 bytes.
+func (k *ScrapeKey) Bytes() []byte { return k.raw[:k.n] }
+
+// KeyOf is the ScrapeKey of a 20-byte info hash.
+func KeyOf(h bittorrent.InfoHash) (k ScrapeKey) {
+	copy(k.raw[:], h[:])
+	k.n = 20
+	return k
+}
+
+// unescape percent-decodes an info_hash value, which must be 20 or 32
+// bytes.
+func (k *ScrapeKey) unescape(v []byte) error {
+	n, err := Unescape(v, k.raw[:])
+	if err != nil {
+		return err
+	}
+	if n != 20 && n != 32 {
+		return ErrBadInfoHash
+	}
+	k.n = uint8(n)
+	return nil
+}
+
+// ParseScrape appends the info hashes of a scrape query string to dst, as
+// the client sent them, sorted and without repeats, as the bencoded
+// reply's dictionary needs them.
+func ParseScrape(query []byte, dst []ScrapeKey) ([]ScrapeKey, error) {
 	start := len(dst)
 	for q := query; len(q) > 0; {
 		var key, value []byte
@@ -167,18 +207,18 @@ func ParseScrape(query []byte, dst []bittorrent.InfoHash) ([]bittorrent.InfoHash
 		if len(dst)-start == MaxScrapeHashes {
 			return dst, ErrTooManyHashes
 		}
-		var h bittorrent.InfoHash
-		if err := unescape20(value, (*[20]byte)(&h), ErrBadInfoHash); err != nil {
+		var k ScrapeKey
+		if err := k.unescape(value); err != nil {
 			return dst, err
 		}
-		dst = append(dst, h)
+		dst = append(dst, k)
 	}
 	if len(dst) == start {
 		return dst, ErrMissingInfoHash
 	}
-	hashes := dst[start:]
-	slices.SortFunc(hashes, func(a, b bittorrent.InfoHash) int { return bytes.Compare(a[:], b[:]) })
-	return dst[:start+len(slices.Compact(hashes))], nil
+	keys := dst[start:]
+	slices.SortFunc(keys, func(a, b ScrapeKey) int { return bytes.Compare(a.Bytes(), b.Bytes()) })
+	return dst[:start+len(slices.Compact(keys))], nil
 }
 
 func parseEvent(v []byte) (bittorrent.Event, error) {

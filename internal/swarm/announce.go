@@ -30,7 +30,7 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.Annou
 	resp.Interval = cfg.AnnounceInterval + time.Duration(rand.Int64N(int64(cfg.AnnounceInterval)/20+1))
 	resp.MinInterval = cfg.MinInterval
 	want := numWant(req, cfg)
-	seeder := req.Left == 0
+	uploadOnly := kindOf(req) != downloader
 	publicOnly := !cfg.PrivatePeers && IsPublic(req.Addr)
 
 	hv := s.hash(&req.InfoHash)
@@ -56,7 +56,7 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.Annou
 
 	var err error
 	v4, v6 := sh.view4(s, i), sh.view6(s, i)
-	a := shardAnnounce{req: req, cfg: cfg, totals: s.totals, sh: sh, now: now, pick: pick{want: want, self: -1, seeder: seeder, publicOnly: publicOnly}}
+	a := shardAnnounce{req: req, cfg: cfg, totals: s.totals, sh: sh, now: now, pick: pick{want: want, self: -1, uploadOnly: uploadOnly, publicOnly: publicOnly}}
 	if req.Addr.Is4() {
 		err = announceAndReply(&a, &v4, &v6, req.Addr.As4(), &resp.Peers4, &resp.Peers6)
 	} else {
@@ -74,13 +74,37 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.Annou
 	return err
 }
 
-// counts are a torrent's seeders and leechers over both families.
+// kindOf is what an announce makes its peer: a seeder when it has nothing
+// left, else a partial seed when it says paused (BEP 21: every announce of
+// a partial seed does), else a downloader.
+func kindOf(req *bittorrent.AnnounceRequest) kind {
+	switch {
+	case req.Left == 0:
+		return seeder
+	case req.Event == bittorrent.EventPaused:
+		return partialSeed
+	}
+	return downloader
+}
+
+// counts are a torrent's seeders and leechers (partial seeds among them)
+// over both families.
 func (t *slot) counts() (seeders, leechers uint32) {
-	for _, l := range &t.lists {
-		seeders += l.seeders
-		leechers += l.n - l.seeders
+	for i := range t.lists {
+		l := &t.lists[i]
+		s := l.seeders()
+		seeders += s
+		leechers += l.n() - s
 	}
 	return seeders, leechers
+}
+
+// stats are a torrent's figures as a scrape reports them: counts, and
+// the downloaders, the leechers that are not partial seeds.
+func (t *slot) stats() bittorrent.ScrapeStats {
+	seeders, leechers := t.counts()
+	partial := t.lists[ipv4].partial() + t.lists[ipv6].partial()
+	return bittorrent.ScrapeStats{Complete: seeders, Downloaded: t.downloaded, Incomplete: leechers, Downloaders: leechers - partial}
 }
 
 // shardAnnounce is one announce under way in a shard, whose lock it holds:
@@ -100,7 +124,7 @@ type shardAnnounce struct {
 type pick struct {
 	want       int  // at most this many
 	self       int  // the requester's position in the list, skipped; -1: not in it
-	seeder     bool // the requester seeds: leechers only
+	uploadOnly bool // the requester wants nothing (a seeder, a partial seed): downloaders only
 	publicOnly bool // peers at public addresses only
 }
 
@@ -114,10 +138,10 @@ func announceAndReply[A, B bittorrent.IP](a *shardAnnounce, own *view[A], other 
 	}
 	p := a.pick
 	p.self = self
-	*ownPeers = appendPeers(*ownPeers, own.peers(), own.list().seeders, p)
+	*ownPeers = appendPeers(*ownPeers, own.peers(), own.list().uploadOnly(), p)
 	if a.req.BothFamilies {
 		p.want, p.self = p.want-len(*ownPeers), -1
-		*otherPeers = appendPeers(*otherPeers, other.peers(), other.list().seeders, p)
+		*otherPeers = appendPeers(*otherPeers, other.peers(), other.list().uploadOnly(), p)
 	}
 	return nil
 }
@@ -128,55 +152,56 @@ func announceIn[A bittorrent.IP](a *shardAnnounce, v *view[A], ip A) (int, error
 	req, sh := a.req, a.sh
 	t := &sh.table.slots[v.slot]
 	pos := v.find(ip, req.Port)
-	seeder := req.Left == 0
 	if req.Event == bittorrent.EventStopped {
 		if pos >= 0 {
-			sh.count(v.fam, pos < int(v.list().seeders), -1)
+			sh.count(v.fam, v.kindAt(pos), -1)
 			v.remove(pos)
 			a.totals.peers.Add(-1)
 		}
 		return -1, nil
 	}
+	k := kindOf(req)
+	completes := req.Event == bittorrent.EventCompleted && k == seeder
 	if pos < 0 {
 		if !reserve(&a.totals.peers, a.cfg.MaxPeers) {
 			a.totals.refusedPeers.Add(1)
 			return -1, ErrTooManyPeers
 		}
-		pos, ok := v.add(record[A]{ip: ip, port: req.Port, seen: a.now}, seeder)
+		pos, ok := v.add(record[A]{ip: ip, port: req.Port, seen: a.now}, k)
 		if !ok {
 			a.totals.peers.Add(-1)
 			a.totals.refusedMemory.Add(1)
 			return -1, ErrOutOfMemory
 		}
-		if req.Event == bittorrent.EventCompleted && seeder {
+		if completes {
 			t.downloaded++
 		}
-		sh.count(v.fam, seeder, 1)
+		sh.count(v.fam, k, 1)
 		return pos, nil
 	}
-	wasSeeder := pos < int(v.list().seeders)
-	if req.Event == bittorrent.EventCompleted && seeder && !wasSeeder {
+	was := v.kindAt(pos)
+	if completes && was != seeder {
 		t.downloaded++
 	}
-	if wasSeeder != seeder {
-		sh.count(v.fam, wasSeeder, -1)
-		sh.count(v.fam, seeder, 1)
-		pos = v.setSeeder(pos, seeder)
+	if was != k {
+		sh.count(v.fam, was, -1)
+		sh.count(v.fam, k, 1)
+		pos = v.setKind(pos, was, k)
 	}
 	v.at(pos).seen = a.now
 	return pos, nil
 }
 
-// appendPeers copies up to p.want peers of a list (recs, the first seeders
-// of them seeders) into a reply: a run starting at a random place among
+// appendPeers copies up to p.want peers of a list (recs, the downloaders
+// from uploadOnly on) into a reply: a run starting at a random place among
 // the candidates and wrapping around, so that each candidate is equally
 // likely to be sent. Candidates are all peers but the requester at p.self,
-// leechers only for a seeder; non-public peers are passed over when
-// p.publicOnly.
-func appendPeers[A bittorrent.IP](dst []bittorrent.PeerOf[A], recs []record[A], seeders uint32, p pick) []bittorrent.PeerOf[A] {
+// downloaders only for a requester that wants nothing; non-public peers
+// are passed over when p.publicOnly.
+func appendPeers[A bittorrent.IP](dst []bittorrent.PeerOf[A], recs []record[A], uploadOnly uint32, p pick) []bittorrent.PeerOf[A] {
 	lo := 0
-	if p.seeder {
-		lo = int(seeders)
+	if p.uploadOnly {
+		lo = int(uploadOnly)
 	}
 	count := len(recs) - lo
 	skipSelf := p.self >= lo
@@ -216,5 +241,5 @@ func (s *Store) Scrape(h *bittorrent.InfoHash) (bittorrent.ScrapeStats, error) {
 	if i < 0 {
 		return bittorrent.ScrapeStats{}, nil
 	}
-	return sh.table.slots[i].scrapeStats(), nil // EachTorrent's counts too
+	return sh.table.slots[i].stats(), nil
 }

@@ -13,10 +13,11 @@ import (
 
 // peers are the records of l.
 func (a *arena[A]) peers(l *list) []record[A] {
-	if l.n == 0 {
+	n := l.n()
+	if n == 0 {
 		return nil // an empty list's at may point past a shrunk arena
 	}
-	return a.recs[l.at : l.at+l.n]
+	return a.recs[l.at : l.at+n]
 }
 
 // index is the position index of l's block, or nil: slot values are
@@ -131,7 +132,8 @@ func (a *arena[A]) slide(tb *table, fam int, seed uint64) {
 	for _, o := range order {
 		s := &tb.slots[uint32(o)]
 		l := &s.lists[fam]
-		c := fitClass(l.n)
+		n := l.n()
+		c := fitClass(n)
 		if c == 0 { // emptied by the sweep
 			l.at, s.classes[fam] = 0, 0
 			continue
@@ -144,7 +146,7 @@ func (a *arena[A]) slide(tb *table, fam int, seed uint64) {
 			copy(a.recs[w:w+size], a.recs[l.at:l.at+size])
 			l.at = w
 		} else {
-			copy(a.recs[w:w+l.n], a.recs[l.at:l.at+l.n])
+			copy(a.recs[w:w+n], a.recs[l.at:l.at+n])
 			l.at, s.classes[fam] = w, c
 			a.rebuildIndex(l, c, seed)
 		}

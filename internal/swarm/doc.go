@@ -7,9 +7,21 @@
 //     ids are not stored. IPv4 and IPv6 peers are kept apart: a reply lists
 //     peers of the requester's family, then, if asked (BothFamilies), of the
 //     other one.
-//   - A reply never lists the requester itself. A seeder (left = 0) is sent
-//     leechers only. Peers at private, loopback or link-local addresses go
-//     only to requesters at such addresses, unless Config.PrivatePeers.
+//   - A peer is a seeder (left = 0), a partial seed (data left, and the
+//     announce says BEP 21's paused) or a downloader (any other). A partial
+//     seed counts among the leechers (incomplete) and not among the
+//     downloaders (ScrapeStats.Downloaders); an announce without paused
+//     makes it a downloader again.
+//   - A reply never lists the requester itself. A peer that wants nothing,
+//     a seeder or a partial seed, is sent downloaders only: partial seeds
+//     are not sent to each other, nor seeders to partial seeds or the
+//     other way. BEP 21 leaves it open; libtorrent, which sends paused,
+//     closes a connection between two peers that are both upload-only
+//     ("upload_upload_connection", peer_connection.cpp and
+//     bt_peer_connection.cpp), so such a peer would cost both a connection
+//     attempt for nothing, in place of a downloader it could serve. Peers
+//     at private, loopback or link-local addresses go only to requesters
+//     at such addresses, unless Config.PrivatePeers.
 //   - The peers of a reply are a uniformly random choice among those that
 //     qualify: every qualifying peer is equally likely to be listed. At most
 //     numwant (capped by Config.NumWantMax, Config.NumWantDefault when the
@@ -21,11 +33,14 @@
 //   - A peer silent for longer than Config.PeerTTL is removed by the next
 //     Expire; a torrent without peers is forgotten, its downloaded count
 //     with it. Config.PeerTTL may be at most MaxPeerTTL.
-//   - Counts (seeders and leechers per family, torrents, downloaded) are
-//     exact after every sequence of calls. Config.MaxPeers and
-//     Config.MaxTorrents are never exceeded, even by concurrent announces:
-//     a newcomer beyond them is refused with ErrTooManyPeers or
-//     ErrTooManyTorrents, and peers already present keep announcing.
+//   - Counts (seeders and leechers per family, downloaders, torrents,
+//     downloaded) are exact after every sequence of calls. A torrent holds
+//     at most 1,753,501 peers of each family (the biggest block a list
+//     counts): a newcomer past it is refused with ErrOutOfMemory.
+//     Config.MaxPeers and Config.MaxTorrents are never exceeded, even by
+//     concurrent announces: a newcomer beyond them is refused with
+//     ErrTooManyPeers or ErrTooManyTorrents, and peers already present
+//     keep announcing.
 //   - Walk copies the store out torrent by torrent; Restore puts torrents
 //     back. Walk's copy of each torrent is consistent, taken under the same
 //     lock that announces take.
@@ -41,7 +56,9 @@
 // hash) and each family's peers in an arena: one array of fixed-size
 // records, 8 bytes for IPv4 (address, port, and the last-seen time as
 // seconds modulo 2^16) and 20 for IPv6. A torrent's peers of one family
-// are one block of the arena, seeders first; blocks come in size classes
+// are one block of the arena: seeders, then partial seeds, then
+// downloaders, where each stands telling what it is, so that the record
+// needs no bit for it; the slot's list counts each run. Blocks come in size classes
 // about 1.25x apart, a swarm that outgrows its block moves to a bigger one
 // at the arena's end, and a block of 48 peers or more carries a hash index
 // of positions after its records. The arena is compacted, blocks slid down

@@ -42,14 +42,7 @@ func (sh *shard) copyCounts(dst []counted) []counted {
 		if t.dist == 0 {
 			continue
 		}
-		dst = append(dst, counted{hash: t.hash, stats: t.scrapeStats()})
+		dst = append(dst, counted{hash: t.hash, stats: t.stats()})
 	}
 	return dst
-}
-
-// scrapeStats are the torrent's counts as a scrape reports them: Scrape's
-// and EachTorrent's alike.
-func (t *slot) scrapeStats() bittorrent.ScrapeStats {
-	seeders, leechers := t.counts()
-	return bittorrent.ScrapeStats{Complete: seeders, Downloaded: t.downloaded, Incomplete: leechers}
 }

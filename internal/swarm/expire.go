@@ -30,13 +30,12 @@ func (sh *shard) expire(s *Store, ttl uint32) (removed int) {
 			continue
 		}
 		v4, v6 := sh.view4(s, i), sh.view6(s, i)
-		s4, l4 := v4.expire(now, ttl)
-		s6, l6 := v6.expire(now, ttl)
-		sh.seeders[ipv4] -= int(s4)
-		sh.leechers[ipv4] -= int(l4)
-		sh.seeders[ipv6] -= int(s6)
-		sh.leechers[ipv6] -= int(l6)
-		removed += int(s4 + l4 + s6 + l6)
+		for fam, gone := range [2][3]uint32{v4.expire(now, ttl), v6.expire(now, ttl)} {
+			for k, n := range gone {
+				sh.count(fam, kind(k), -int(n))
+				removed += int(n)
+			}
+		}
 		if sh.table.slots[i].empty() {
 			// The slot now holds the next of its run, if any: look again.
 			sh.table.remove(i)

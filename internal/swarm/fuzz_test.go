@@ -222,12 +222,17 @@ func (m model) size() (peers, torrents int) {
 }
 
 // burst grows one family of a torrent by 40 to 100 peers, across the
-// index threshold and several block classes.
+// index threshold and several block classes: all seeders, all
+// downloaders, or partial seeds and seeders in turn.
 func (h *harness) burst() {
 	hash := fuzzTorrents[h.in.intn(len(fuzzTorrents))]
-	ipv6, n, left := h.in.intn(2) == 1, 40+h.in.intn(61), uint64(h.in.intn(2))
+	ipv6, n, mode := h.in.intn(2) == 1, 40+h.in.intn(61), h.in.intn(3)
 	for i := range n {
-		h.announce(bittorrent.AnnounceRequest{InfoHash: hash, Addr: burstAddr(ipv6, i), Port: 6881, Left: left, NumWant: 5})
+		req := bittorrent.AnnounceRequest{InfoHash: hash, Addr: burstAddr(ipv6, i), Port: 6881, Left: uint64(mode & 1), NumWant: 5}
+		if mode == 2 && i%2 == 0 {
+			req.Left, req.Event = 1, bittorrent.EventPaused
+		}
+		h.announce(req)
 	}
 }
 
@@ -399,21 +404,21 @@ func (h *harness) restoreChunk(part *Torrent, was *modelTorrent, wasMono int64) 
 		tr = &modelTorrent{peers: map[netip.AddrPort]*modelPeer{}}
 	}
 	took := 0
-	take := func(k netip.AddrPort, seeder bool, lastSeen uint32) {
+	take := func(k netip.AddrPort, seeder, partial bool, lastSeen uint32) {
 		if lastSeen < cutoff || tr.peers[k] != nil || took == kept {
 			return
 		}
-		if was.peers[k] == nil || was.peers[k].seeder != seeder || int64(h.clock.unix-lastSeen) != wasMono-was.peers[k].seen {
-			t.Fatalf("walk handed out %v seeder %v last seen %d, which the model does not hold", k, seeder, lastSeen)
+		if w := was.peers[k]; w == nil || w.seeder != seeder || w.partial != partial || int64(h.clock.unix-lastSeen) != wasMono-w.seen {
+			t.Fatalf("walk handed out %v seeder %v partial %v last seen %d, which the model does not hold", k, seeder, partial, lastSeen)
 		}
-		tr.peers[k] = &modelPeer{seeder: seeder, seen: int64(h.clock.mono) - int64(h.clock.unix-lastSeen)}
+		tr.peers[k] = &modelPeer{seeder: seeder, partial: partial, seen: int64(h.clock.mono) - int64(h.clock.unix-lastSeen)}
 		took++
 	}
 	for _, p := range part.Peers4 {
-		take(netip.AddrPortFrom(netip.AddrFrom4(p.IP), p.Port), p.Seeder, p.LastSeen)
+		take(netip.AddrPortFrom(netip.AddrFrom4(p.IP), p.Port), p.Seeder, p.Partial, p.LastSeen)
 	}
 	for _, p := range part.Peers6 {
-		take(netip.AddrPortFrom(netip.AddrFrom16(p.IP), p.Port), p.Seeder, p.LastSeen)
+		take(netip.AddrPortFrom(netip.AddrFrom16(p.IP), p.Port), p.Seeder, p.Partial, p.LastSeen)
 	}
 	if took != kept {
 		t.Fatalf("restore kept %d peers, %d qualified (error %v)", kept, took, err)
@@ -502,6 +507,26 @@ func fuzzSeeds() [][]byte {
 		w.op(opClock, 1, 0, 68)
 		w.op(opSweep)
 		w.op(opClock, 6, 0, 200)
+		w.op(opSweep)
+		seeds = append(seeds, w)
+	}
+	// Partial seeds: a burst of them among seeders past the index
+	// threshold, downloaders joining, partial seeds becoming downloaders
+	// and seeders and back, stopping, a sweep and a round trip.
+	{
+		w := seedWriter{3, 0, 0} // TTL 600 s, compactions at every turn
+		w.op(opBurst, 0, 0, 20, 2)
+		w.announce(0, 0, 1, 1, bittorrent.EventNone)
+		w.announce(0, 1, 1, 1, bittorrent.EventPaused)
+		w.announce(0, 6, 1, 1, bittorrent.EventPaused)
+		w.announce(0, 1, 1, 0, bittorrent.EventPaused)
+		w.announce(0, 1, 1, 1, bittorrent.EventPaused)
+		w.announce(0, 0, 1, 1, bittorrent.EventPaused)
+		w.announce(0, 1, 1, 1, bittorrent.EventStarted)
+		w.op(opThin, 0, 0, 2)
+		w.op(opRoundTrip, 0, 7)
+		w.announce(0, 0, 1, 1, bittorrent.EventStopped)
+		w.op(opClock, 200, 3, 128)
 		w.op(opSweep)
 		seeds = append(seeds, w)
 	}

@@ -11,12 +11,12 @@ package swarm
 //	table.slots []slot, off the Go heap: open addressing, Robin Hood, at most 7/8 full
 //	     slot (52 bytes, no pointer):
 //	     | hash 20 | downloaded 4 | lists[ipv4] 12 | lists[ipv6] 12 | classes 2 | dist 1 | pad 1 |
-//	     list: | at 4 | n 4 | seeders 4 |  records [at, at+n) of the family's arena
+//	     list: | at 4 | n 21 bits, seeders 21, partial 21, 1 spare |  records [at, at+n) of the family's arena
 //
 //	arena4.recs []record[[4]byte] (arena6: [16]byte), off the Go heap:
 //	     | block | garbage | block | block | ... | block |    free    |
 //	     0                                        used    len(recs)
-//	     block of class c: | classCap[c] records, seeders first | index, if classCap[c] >= 48 |
+//	     block of class c: | classCap[c] records: seeders, partial seeds, downloaders | index, if classCap[c] >= 48 |
 //	     record (8 bytes; 20 for IPv6): | ip 4 | port 2 | seen 2 |
 //	     index: indexSlots(classCap[c]) uint32 positions+1, rounded up to whole records
 //
@@ -115,10 +115,56 @@ const (
 )
 
 // list is where one torrent's peers of one family live: records
-// [at, at+n) of the family's arena, the first seeders of them seeders.
+// [at, at+n) of the family's arena, in three runs: the first seeders of
+// them seeders, the next partial of them partial seeds (BEP 21: data left,
+// but wanting no more), the rest downloaders. A peer's kind is where it
+// stands, as a seeder's always was: the record has no bit to spare, the
+// list has. Its three counts share 64 bits, 21 bits each, which bounds a
+// list at maxListPeers (maxClass's block is the biggest that fits).
 type list struct {
-	at, n, seeders uint32
+	at     uint32
+	counts [2]uint32 // n | seeders<<21 | partial<<42, low word first; see n, seeders, partial
 }
+
+// countBits is the width of each of a list's counts.
+const countBits = 21
+
+// maxListPeers is the most peers one torrent holds of one family.
+const maxListPeers = 1<<countBits - 1
+
+func (l *list) word() uint64 { return uint64(l.counts[0]) | uint64(l.counts[1])<<32 }
+
+// n is how many peers the list holds.
+func (l *list) n() uint32 { return l.counts[0] & maxListPeers }
+
+// seeders is how many of them are seeders: the first ones.
+func (l *list) seeders() uint32 { return uint32(l.word()>>countBits) & maxListPeers }
+
+// partial is how many are partial seeds: those after the seeders.
+func (l *list) partial() uint32 { return uint32(l.word()>>(2*countBits)) & maxListPeers }
+
+// uploadOnly is where the downloaders start: seeders and partial seeds
+// come before it, and want nothing from anyone.
+func (l *list) uploadOnly() uint32 { return l.seeders() + l.partial() }
+
+// set stores the three counts, each at most maxListPeers.
+func (l *list) set(n, seeders, partial uint32) {
+	w := uint64(n) | uint64(seeders)<<countBits | uint64(partial)<<(2*countBits)
+	l.counts = [2]uint32{uint32(w), uint32(w >> 32)}
+}
+
+func (l *list) setN(n uint32) { l.set(n, l.seeders(), l.partial()) }
+
+// kind is what a peer is to its swarm, and which run of its list it
+// stands in: ordered so that a peer moves between neighbouring runs one
+// step at a time (view.setKind).
+type kind uint8
+
+const (
+	downloader  kind = iota // data left, and wants it
+	partialSeed             // data left, wants none of it (BEP 21's paused)
+	seeder                  // no data left
+)
 
 // arena holds the peers of one family in one shard: blocks of records,
 // one per list, handed out from its start.
@@ -151,7 +197,7 @@ var (
 )
 
 // Block size classes, about 1.25x apart: classCap[c] peers (1, 2, ... 8,
-// 10, 12, 15, 18, 22, 27, ...). Class 0 is no block at all.
+// 10, 12, 15, 18, 22, 27, ... 1,753,501). Class 0 is no block at all.
 var classCap = func() (caps [maxClass + 1]uint32) {
 	for c := 1; c <= maxClass; c++ {
 		caps[c] = max(caps[c-1]+1, uint32(uint64(caps[c-1])*5/4))
@@ -159,7 +205,9 @@ var classCap = func() (caps [maxClass + 1]uint32) {
 	return caps
 }()
 
-const maxClass = 80 // classCap[80] is over 16 million peers
+// maxClass is the biggest class, the biggest whose block a list can
+// count (maxListPeers): classCap[64] is 1,753,501 peers. A test checks it.
+const maxClass = 64
 
 // fitClass is the smallest class that holds n peers.
 func fitClass(n uint32) uint8 {

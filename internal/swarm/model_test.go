@@ -14,9 +14,13 @@ import (
 // The reference model: plain maps, written straight from the package's
 // contract, with none of the store's layout.
 type modelPeer struct {
-	seeder bool
-	seen   int64 // unix seconds
+	seeder  bool
+	partial bool  // a partial seed (BEP 21); never a seeder too
+	seen    int64 // unix seconds
 }
+
+// wantsNothing: a seeder or a partial seed, which are sent downloaders only.
+func (p *modelPeer) wantsNothing() bool { return p.seeder || p.partial }
 
 type modelTorrent struct {
 	peers      map[netip.AddrPort]*modelPeer
@@ -50,6 +54,7 @@ func (m model) announce(req *bittorrent.AnnounceRequest, now int64) {
 		t.peers[key] = p
 	}
 	p.seeder, p.seen = req.Left == 0, now
+	p.partial = !p.seeder && req.Event == bittorrent.EventPaused
 }
 
 func (m model) expire(now int64, ttl time.Duration) {
@@ -74,8 +79,9 @@ func (m model) candidates(req *bittorrent.AnnounceRequest, ipv6, privatePeers bo
 	}
 	self := netip.AddrPortFrom(req.Addr, req.Port)
 	publicOnly := !privatePeers && IsPublic(req.Addr)
+	wantsNothing := req.Left == 0 || req.Event == bittorrent.EventPaused
 	for k, p := range t.peers {
-		if k == self || k.Addr().Is6() != ipv6 || (req.Left == 0 && p.seeder) || (publicOnly && !IsPublic(k.Addr())) {
+		if k == self || k.Addr().Is6() != ipv6 || (wantsNothing && p.wantsNothing()) || (publicOnly && !IsPublic(k.Addr())) {
 			continue
 		}
 		out[k] = true
@@ -90,10 +96,14 @@ func (m model) stats(h bittorrent.InfoHash) (st bittorrent.ScrapeStats) {
 	}
 	st.Downloaded = t.downloaded
 	for _, p := range t.peers {
-		if p.seeder {
+		switch {
+		case p.seeder:
 			st.Complete++
-		} else {
+		case p.partial:
 			st.Incomplete++
+		default:
+			st.Incomplete++
+			st.Downloaders++
 		}
 	}
 	return st
@@ -145,6 +155,8 @@ func (w *modelWorld) request() bittorrent.AnnounceRequest {
 		req.Event = bittorrent.EventCompleted
 	case n < 8:
 		req.Event = bittorrent.EventStarted
+	case n < 12:
+		req.Event = bittorrent.EventPaused
 	}
 	return req
 }

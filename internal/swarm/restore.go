@@ -79,6 +79,17 @@ func (c restoreClock) seen(lastSeen uint32) uint16 {
 	return c.tick - uint16(c.unix-min(lastSeen, c.unix))
 }
 
+// kind is what a saved peer is to its swarm.
+func (p *SnapshotPeer[A]) kind() kind {
+	switch {
+	case p.Seeder:
+		return seeder
+	case p.Partial:
+		return partialSeed
+	}
+	return downloader
+}
+
 // keeps tells whether a restore keeps p, repeats aside.
 func keeps[A bittorrent.IP](p *SnapshotPeer[A], at restoreClock) bool {
 	return p.LastSeen >= at.cutoff && p.Port != 0
@@ -102,14 +113,15 @@ func restoreInto[A bittorrent.IP](sh *shard, v *view[A], peers []SnapshotPeer[A]
 		if !keeps(p, at) || v.find(p.IP, p.Port) >= 0 {
 			continue
 		}
-		if _, ok := v.add(record[A]{ip: p.IP, port: p.Port, seen: at.seen(p.LastSeen)}, p.Seeder); !ok {
+		k := p.kind()
+		if _, ok := v.add(record[A]{ip: p.IP, port: p.Port, seen: at.seen(p.LastSeen)}, k); !ok {
 			err = ErrOutOfMemory
 			break
 		}
-		sh.count(v.fam, p.Seeder, 1)
+		sh.count(v.fam, k, 1)
 		kept++
 	}
-	if l, c := v.list(), v.class(); l.n == 0 && *c != 0 { // room was made, but none fitted
+	if l, c := v.list(), v.class(); l.n() == 0 && *c != 0 { // room was made, but none fitted
 		v.a.release(*c)
 		*c, l.at = 0, 0
 	}

@@ -12,9 +12,12 @@ import (
 // file in between. Unlike bittorrent.Peer4 and Peer6, a peer as sent to
 // clients, it says whether it seeds and when it was last seen.
 type SnapshotPeer[A bittorrent.IP] struct {
-	IP       A
-	Port     uint16
-	Seeder   bool
+	IP     A
+	Port   uint16
+	Seeder bool
+	// Partial is a partial seed (BEP 21): data left, none of it wanted.
+	// Seeder wins over it.
+	Partial  bool
 	LastSeen uint32 // unix seconds
 }
 
@@ -28,7 +31,7 @@ type (
 type Torrent struct {
 	Hash       bittorrent.InfoHash
 	Downloaded uint32
-	Peers4     []SnapshotPeer4 // seeders first
+	Peers4     []SnapshotPeer4 // seeders first, then partial seeds, then downloaders
 	Peers6     []SnapshotPeer6
 }
 
@@ -64,9 +67,10 @@ func (s *Store) Walk(fn func(*Torrent) error) (WalkStats, error) {
 		for k := range c.slots {
 			sl := &c.slots[k]
 			t.Hash, t.Downloaded = sl.hash, sl.downloaded
-			t.Peers4 = exportPeers(t.Peers4[:0], rest4[:sl.lists[ipv4].n], sl.lists[ipv4].seeders, c.now)
-			t.Peers6 = exportPeers(t.Peers6[:0], rest6[:sl.lists[ipv6].n], sl.lists[ipv6].seeders, c.now)
-			rest4, rest6 = rest4[sl.lists[ipv4].n:], rest6[sl.lists[ipv6].n:]
+			l4, l6 := &sl.lists[ipv4], &sl.lists[ipv6]
+			t.Peers4 = exportPeers(t.Peers4[:0], rest4[:l4.n()], l4, c.now)
+			t.Peers6 = exportPeers(t.Peers6[:0], rest6[:l6.n()], l6, c.now)
+			rest4, rest6 = rest4[l4.n():], rest6[l6.n():]
 			if err := fn(&t); err != nil {
 				return st, err
 			}
@@ -97,10 +101,14 @@ func (sh *shard) copyOut(c *walkCopy, clock func() instant) {
 	}
 }
 
-func exportPeers[A bittorrent.IP](dst []SnapshotPeer[A], recs []record[A], seeders uint32, now instant) []SnapshotPeer[A] {
+// exportPeers appends the peers of a list l, copied out (recs), as Walk
+// hands them out.
+func exportPeers[A bittorrent.IP](dst []SnapshotPeer[A], recs []record[A], l *list, now instant) []SnapshotPeer[A] {
 	dst = slices.Grow(dst, len(recs))
+	s, u := l.seeders(), l.uploadOnly()
 	for i, r := range recs {
-		dst = append(dst, SnapshotPeer[A]{IP: r.ip, Port: r.port, Seeder: uint32(i) < seeders, LastSeen: now.unix - age(now.tick(), r.seen)})
+		i := uint32(i)
+		dst = append(dst, SnapshotPeer[A]{IP: r.ip, Port: r.port, Seeder: i < s, Partial: i >= s && i < u, LastSeen: now.unix - age(now.tick(), r.seen)})
 	}
 	return dst
 }

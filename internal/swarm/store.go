@@ -116,9 +116,10 @@ func (sh *shard) view6(s *Store, slot int) view[[16]byte] {
 	return view[[16]byte]{a: &sh.arena6, tb: &sh.table, slot: slot, fam: ipv6, seed: s.peerSeed}
 }
 
-// count adds n to the shard's seeders or leechers of family fam.
-func (sh *shard) count(fam int, seeder bool, n int) {
-	if seeder {
+// count adds n to the shard's seeders or leechers (partial seeds are
+// leechers) of family fam.
+func (sh *shard) count(fam int, k kind, n int) {
+	if k == seeder {
 		sh.seeders[fam] += n
 	} else {
 		sh.leechers[fam] += n

@@ -99,9 +99,10 @@ func (sh *shard) invariantsErr(s *Store) error {
 		if blocks6, err = listErr(&v6, blocks6); err != nil {
 			return fmt.Errorf("%x IPv6: %w", sl.hash[:4], err)
 		}
-		for f, l := range sl.lists {
-			seeders[f] += int(l.seeders)
-			leechers[f] += int(l.n - l.seeders)
+		for f := range sl.lists {
+			l := &sl.lists[f]
+			seeders[f] += int(l.seeders())
+			leechers[f] += int(l.n() - l.seeders())
 		}
 	}
 	if torrents != sh.table.count {
@@ -145,11 +146,12 @@ func touchedErr[A bittorrent.IP](a *arena[A]) error {
 // list's [start, end) added.
 func listErr[A bittorrent.IP](v *view[A], blocks [][2]uint32) ([][2]uint32, error) {
 	l, c := v.list(), *v.class()
-	if (l.n == 0) != (c == 0) || c > maxClass || l.n > classCap[c] || l.seeders > l.n || (l.n == 0 && l.at != 0) {
-		return nil, fmt.Errorf("list %+v in class %d", *l, c)
+	n := l.n()
+	if (n == 0) != (c == 0) || c > maxClass || n > classCap[c] || l.uploadOnly() > n || (n == 0 && l.at != 0) {
+		return nil, fmt.Errorf("list at %d of %d peers (%d seeders, %d partial seeds) in class %d", l.at, n, l.seeders(), l.partial(), c)
 	}
 	if c != 0 && uint64(l.at)+uint64(v.a.blockSize(c)) > uint64(len(v.a.recs)) {
-		return nil, fmt.Errorf("list %+v in class %d runs past the arena's %d records", *l, c, len(v.a.recs))
+		return nil, fmt.Errorf("list at %d of %d peers in class %d runs past the arena's %d records", l.at, n, c, len(v.a.recs))
 	}
 	for i, p := range v.peers() {
 		if got := v.find(p.ip, p.port); got != i {
@@ -163,8 +165,8 @@ func listErr[A bittorrent.IP](v *view[A], blocks [][2]uint32) ([][2]uint32, erro
 				entries++
 			}
 		}
-		if entries != int(l.n) {
-			return nil, fmt.Errorf("index holds %d entries for %d peers", entries, l.n)
+		if entries != int(n) {
+			return nil, fmt.Errorf("index holds %d entries for %d peers", entries, n)
 		}
 	}
 	if c == 0 {
@@ -584,6 +586,12 @@ func TestAnnounceAndScrapeDoNotAllocate(t *testing.T) {
 				s.Announce(&joinLeave, &resp)
 				joinLeave.Event = bittorrent.EventStopped
 				s.Announce(&joinLeave, &resp)
+			},
+			"pause and resume": func() { // a downloader turned partial seed and back
+				known.Event = bittorrent.EventPaused
+				s.Announce(&known, &resp)
+				known.Event = bittorrent.EventNone
+				s.Announce(&known, &resp)
 			},
 			"scrape": func() {
 				if st, _ := s.Scrape(&h); st.Complete != 1000 {

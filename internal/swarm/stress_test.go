@@ -22,7 +22,9 @@ import (
 // that never leaves keeps every torrent alive, so downloaded counts add
 // up across announcers; the TTL is an hour, so no announced peer expires,
 // while a population restored as last seen two hours ago must be gone,
-// swept from under the announcers. Compaction runs at every turn.
+// swept from under the announcers. Compaction runs at every turn. The
+// announcers send every event, paused too, so peers move between
+// seeders, partial seeds and downloaders while blocks move under them.
 func TestStressEndsInReference(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0))))
 	defer func(slack uint32) { garbageSlack = slack }(garbageSlack)
@@ -118,7 +120,7 @@ func staleTorrent(h bittorrent.InfoHash, from, n int) *Torrent {
 	now := uint32(time.Now().Unix())
 	tr := Torrent{Hash: h}
 	for i := from; i < from+n; i++ {
-		tr.Peers4 = append(tr.Peers4, SnapshotPeer4{IP: [4]byte{198, 19, byte(i >> 8), byte(i)}, Port: 1, Seeder: i%3 == 0, LastSeen: now - 7200})
+		tr.Peers4 = append(tr.Peers4, SnapshotPeer4{IP: [4]byte{198, 19, byte(i >> 8), byte(i)}, Port: 1, Seeder: i%3 == 0, Partial: i%3 == 1, LastSeen: now - 7200})
 	}
 	return &tr
 }
@@ -202,18 +204,19 @@ func stressReference(logs [][]stressEvent, hashes []bittorrent.InfoHash) model {
 	return m
 }
 
-// compareWithReference checks every torrent's peers, their roles and its
-// downloaded count, as Walk hands them out, against the reference.
+// compareWithReference checks every torrent's peers, their roles (seeder,
+// partial seed, downloader) and its downloaded count, as Walk hands them
+// out, and its scrape (downloaders too), against the reference.
 func compareWithReference(t *testing.T, s *Store, ref model) {
 	t.Helper()
 	got := model{}
 	if _, err := s.Walk(func(tr *Torrent) error {
 		mt := &modelTorrent{peers: map[netip.AddrPort]*modelPeer{}, downloaded: tr.Downloaded}
 		for _, p := range tr.Peers4 {
-			mt.peers[netip.AddrPortFrom(netip.AddrFrom4(p.IP), p.Port)] = &modelPeer{seeder: p.Seeder}
+			mt.peers[netip.AddrPortFrom(netip.AddrFrom4(p.IP), p.Port)] = &modelPeer{seeder: p.Seeder, partial: p.Partial}
 		}
 		for _, p := range tr.Peers6 {
-			mt.peers[netip.AddrPortFrom(netip.AddrFrom16(p.IP), p.Port)] = &modelPeer{seeder: p.Seeder}
+			mt.peers[netip.AddrPortFrom(netip.AddrFrom16(p.IP), p.Port)] = &modelPeer{seeder: p.Seeder, partial: p.Partial}
 		}
 		got[tr.Hash] = mt
 		return nil
@@ -232,7 +235,7 @@ func compareWithReference(t *testing.T, s *Store, ref model) {
 			t.Errorf("torrent %x: downloaded %d, reference %d", h[:4], have.downloaded, want.downloaded)
 		}
 		for k, p := range want.peers {
-			if q := have.peers[k]; q == nil || q.seeder != p.seeder {
+			if q := have.peers[k]; q == nil || q.seeder != p.seeder || q.partial != p.partial {
 				t.Errorf("torrent %x: peer %v is %+v, reference %+v", h[:4], k, q, p)
 			}
 		}

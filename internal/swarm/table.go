@@ -9,7 +9,7 @@ import (
 // is the hashing that finds, places and removes slots.
 
 // empty tells that the torrent has no peer left: its slot is to go.
-func (t *slot) empty() bool { return t.lists[ipv4].n == 0 && t.lists[ipv6].n == 0 }
+func (t *slot) empty() bool { return t.lists[ipv4].n() == 0 && t.lists[ipv6].n() == 0 }
 
 // home is where a hash's probe starts: the top bits of a multiply, which
 // works for any table size.

@@ -41,36 +41,32 @@ func (v *view[A]) find(ip A, port uint16) int {
 	return -1
 }
 
-// add appends a peer that is not in the list and returns its position,
-// or false, changing nothing, when the list is full and cannot move to a
-// bigger block (out of memory, or past the largest class).
-func (v *view[A]) add(r record[A], seeder bool) (int, bool) {
+// add appends a peer of kind k that is not in the list and returns its
+// position, or false, changing nothing, when the list is full and cannot
+// move to a bigger block (out of memory, or past the largest class).
+func (v *view[A]) add(r record[A], k kind) (int, bool) {
 	l := v.list()
-	if l.n == classCap[*v.class()] {
+	n := l.n()
+	if n == classCap[*v.class()] {
 		if !v.moveTo(*v.class() + 1) {
 			return -1, false
 		}
 		l = v.list()
 	}
-	pos := int(l.n)
+	pos := int(n)
 	*v.at(pos) = r
-	l.n++
+	l.setN(n + 1)
 	if idx := v.index(); idx != nil {
 		indexInsert(idx, endpointHash(r.ip, r.port, v.seed), uint32(pos))
 	}
-	if seeder {
-		v.swap(pos, int(l.seeders))
-		pos = int(l.seeders)
-		l.seeders++
-	}
-	return pos, true
+	return v.setKind(pos, downloader, k), true
 }
 
 // reserve makes room for extra more peers in at most one move, for a
 // load that knows how many are coming. It is only a hint: when the room
 // cannot be had, add finds out peer by peer.
 func (v *view[A]) reserve(extra int) {
-	need := uint64(v.list().n) + uint64(extra)
+	need := uint64(v.list().n()) + uint64(extra)
 	if need > uint64(classCap[*v.class()]) {
 		v.moveTo(fitClass(uint32(min(need, uint64(classCap[maxClass])))))
 	}
@@ -89,7 +85,7 @@ func (v *view[A]) moveTo(c uint8) bool {
 	// alloc may have compacted, which moves the list and may shrink its
 	// block: read both only now.
 	l, old := v.list(), *v.class()
-	copy(v.a.recs[at:at+l.n], v.a.peers(l))
+	copy(v.a.recs[at:at+l.n()], v.a.peers(l))
 	if old != 0 {
 		v.a.release(old)
 	}
@@ -100,13 +96,9 @@ func (v *view[A]) moveTo(c uint8) bool {
 
 // remove deletes the peer at pos.
 func (v *view[A]) remove(pos int) {
+	pos = v.setKind(pos, v.kindAt(pos), downloader)
 	l := v.list()
-	if pos < int(l.seeders) {
-		v.swap(pos, int(l.seeders)-1)
-		pos = int(l.seeders) - 1
-		l.seeders--
-	}
-	last := int(l.n) - 1
+	last := int(l.n()) - 1
 	v.swap(pos, last)
 	if idx := v.index(); idx != nil {
 		p := v.at(last)
@@ -115,27 +107,57 @@ func (v *view[A]) remove(pos int) {
 			return endpointHash(p.ip, p.port, v.seed)
 		})
 	}
-	l.n--
-	if l.n == 0 { // an empty list owns no block and points nowhere
+	l.setN(uint32(last))
+	if last == 0 { // an empty list owns no block and points nowhere
 		v.a.release(*v.class())
 		*v.class(), l.at = 0, 0
 	}
 }
 
-// setSeeder moves the peer at pos to the seeders or the leechers and
-// returns its new position.
-func (v *view[A]) setSeeder(pos int, seeder bool) int {
+// kindAt is the kind of the peer at pos: the run it stands in.
+func (v *view[A]) kindAt(pos int) kind {
 	l := v.list()
 	switch {
-	case seeder && pos >= int(l.seeders):
-		v.swap(pos, int(l.seeders))
-		pos = int(l.seeders)
-		l.seeders++
-	case !seeder && pos < int(l.seeders):
-		v.swap(pos, int(l.seeders)-1)
-		pos = int(l.seeders) - 1
-		l.seeders--
+	case pos < int(l.seeders()):
+		return seeder
+	case pos < int(l.uploadOnly()):
+		return partialSeed
 	}
+	return downloader
+}
+
+// setKind moves the peer at pos, of kind from, to the run of kind to, a
+// run at a time, and returns its new position: each step swaps it with
+// the end of its run and moves the boundary past it.
+func (v *view[A]) setKind(pos int, from, to kind) int {
+	if from == to {
+		return pos
+	}
+	l := v.list()
+	s, u := int(l.seeders()), int(l.uploadOnly())
+	for ; from > to; from-- { // towards the downloaders, at the end
+		if from == seeder {
+			s--
+			v.swap(pos, s)
+			pos = s
+		} else {
+			u--
+			v.swap(pos, u)
+			pos = u
+		}
+	}
+	for ; from < to; from++ { // towards the seeders, at the start
+		if from == downloader {
+			v.swap(pos, u)
+			pos = u
+			u++
+		} else {
+			v.swap(pos, s)
+			pos = s
+			s++
+		}
+	}
+	l.set(l.n(), uint32(s), uint32(u-s))
 	return pos
 }
 
@@ -179,28 +201,31 @@ func indexDelete(idx []uint32, i int, hashAt func(pos uint32) uint64) {
 }
 
 // expire removes every peer last seen more than ttl seconds before now,
-// keeping the order of the rest, and returns how many seeders and leechers
-// went; the index, if any, is rebuilt when any went.
-func (v *view[A]) expire(now uint16, ttl uint32) (seeders, leechers uint32) {
+// keeping the order of the rest, and returns how many of each kind went
+// (gone[seeder] and so on); the index, if any, is rebuilt when any went.
+func (v *view[A]) expire(now uint16, ttl uint32) (gone [3]uint32) {
 	l := v.list()
 	recs := v.peers()
+	s, u := l.seeders(), l.uploadOnly()
 	w := uint32(0)
 	for r := range recs {
 		if age(now, recs[r].seen) > ttl {
-			if uint32(r) < l.seeders {
-				seeders++
-			} else {
-				leechers++
+			switch {
+			case uint32(r) < s:
+				gone[seeder]++
+			case uint32(r) < u:
+				gone[partialSeed]++
+			default:
+				gone[downloader]++
 			}
 			continue
 		}
 		recs[w] = recs[r]
 		w++
 	}
-	l.seeders -= seeders
-	l.n = w
+	l.set(w, s-gone[seeder], u-s-gone[partialSeed])
 	if w < uint32(len(recs)) && w > 0 {
 		v.a.rebuildIndex(l, *v.class(), v.seed)
 	}
-	return seeders, leechers
+	return gone
 }

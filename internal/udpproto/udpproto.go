@@ -167,7 +167,10 @@ func AppendScrapeResponseHeader(dst []byte, tx uint32) []byte {
 	return appendHeader(dst, ActionScrape, tx)
 }
 
-// AppendScrapeStats adds one torrent to a scrape reply.
+// AppendScrapeStats adds one torrent to a scrape reply: seeders,
+// completed, leechers. BEP 15's reply has no room for BEP 21's
+// downloaders: st.Downloaders is left out, partial seeds counted among the
+// leechers.
 func AppendScrapeStats(dst []byte, st bittorrent.ScrapeStats) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, st.Complete)
 	dst = binary.BigEndian.AppendUint32(dst, st.Downloaded)

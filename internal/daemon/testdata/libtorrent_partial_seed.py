@@ -3,12 +3,15 @@
 A partial seed has every piece it wants and not all of the torrent: here a
 two-file torrent with the second file deselected (priority 0), the first
 complete on disk. libtorrent announces such a torrent with BEP 21's
-event=paused (4 over UDP). A full seed of the same torrent announces first,
-so the partial seed's reply must carry it.
+event=paused (4 over UDP). A full seed of the same torrent announces first;
+then the script prints "seeded <info hash hex>" and waits for a line on
+stdin, while the test announces a downloader. The tracker sends a partial
+seed downloaders only (nothing wanting nothing), so the partial seed's
+reply must carry the downloader and not the seeder: one peer.
 
 Prints "served <info hash hex>" once the partial seed's paused announce
 was answered, then waits for a line on stdin (the test looks at the
-tracker meanwhile, while both peers are still in the swarm). Exits
+tracker meanwhile, while every peer is still in the swarm). Exits
 non-zero on a tracker error or after 50 s.
 """
 import faulthandler
@@ -104,6 +107,8 @@ seeder = session()
 seeder.add_torrent({"ti": info, "save_path": seed_dir})
 a = wait_for(seeder, "seeder announce", lambda a: isinstance(a, lt.tracker_reply_alert))
 print(f"seeder announced: {a.message()}")
+print(f"seeded {info.info_hash()}")
+sys.stdin.readline()  # the test announces a downloader meanwhile
 
 partial_dir = tempfile.mkdtemp()
 os.makedirs(os.path.join(partial_dir, "t"))
@@ -139,8 +144,8 @@ print(f"partial seed answered: {a.message()}; finished {st.is_finished}, seeding
       f"wanted {st.total_wanted_done}/{st.total_wanted} of {info.total_size()} bytes")
 if not st.is_finished or st.is_seeding:
     fail("the torrent is not a partial seed")
-if a.num_peers < 1:
-    fail(f"the partial seed was sent {a.num_peers} peers; the seeder is in the swarm")
+if a.num_peers != 1:
+    fail(f"the partial seed was sent {a.num_peers} peers; want the downloader alone, not the seeder")
 
 print(f"served {info.info_hash()}")
 sys.stdin.readline()

@@ -20,7 +20,7 @@ type conn struct {
 	req    bittorrent.AnnounceRequest
 	resp   bittorrent.AnnounceResponse
 	opts   httpproto.AnnounceOptions
-	hashes []bittorrent.InfoHash
+	hashes []httpproto.ScrapeKey // as the client sent them: 20 bytes, or 32 (BEP 52)
 	stats  []bittorrent.ScrapeStats
 	// full is a full scrape handle admitted, for a stream to answer;
 	// its builder is nil when the request was anything else.
@@ -32,7 +32,7 @@ var connPool = sync.Pool{New: func() any {
 		body:   make([]byte, 0, 4096),
 		out:    make([]byte, 0, 4096+256),
 		batch:  make([]byte, 0, 16<<10),
-		hashes: make([]bittorrent.InfoHash, 0, 8),
+		hashes: make([]httpproto.ScrapeKey, 0, 8),
 		stats:  make([]bittorrent.ScrapeStats, 0, 8),
 	}
 }}

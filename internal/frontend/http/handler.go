@@ -93,7 +93,7 @@ func (s *Server) scrape(c *conn, counters *metrics.HTTP, r *request, client neti
 	}
 	c.stats = c.stats[:0]
 	for i := range c.hashes {
-		st, err := s.tracker.Scrape(&c.hashes[i])
+		st, err := s.tracker.Scrape(c.hashes[i].InfoHash())
 		if err != nil {
 			s.fail(c, counters, err, r.keepAlive)
 			return
