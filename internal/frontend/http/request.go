@@ -81,7 +81,7 @@ func parseRequestLine(line []byte, r *request) bool {
 	if bytes.HasPrefix(target, []byte("http://")) || bytes.HasPrefix(target, []byte("https://")) {
 		scheme := bytes.Index(target, []byte("//"))
 		slash := bytes.IndexByte(target[scheme+2:], '/')
-		if slash < 0 {
+		if slash < 0 || !isAuthority(target[scheme+2:scheme+2+slash]) {
 			return false
 		}
 		target = target[scheme+2+slash:]
@@ -91,7 +91,53 @@ func parseRequestLine(line []byte, r *request) bool {
 	}
 	r.method = method
 	r.path, r.query, _ = bytes.Cut(target, []byte("?"))
+	return hasValidEscapes(r.path)
+}
+
+// isAuthority reports whether b is host[:port] as an absolute-form target
+// carries it: a name of letters, digits and "-._~", or an IP literal in
+// brackets, then an optional port of digits. It is stricter than RFC 3986
+// (no user info, no percent escapes): a tracker's clients send neither.
+func isAuthority(b []byte) bool {
+	host, port := b, []byte(nil)
+	if i := bytes.LastIndexByte(b, ':'); i >= 0 && i > bytes.LastIndexByte(b, ']') {
+		host, port = b[:i], b[i+1:]
+	}
+	for _, c := range port {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	allowed := "-._~"
+	if len(host) >= 2 && host[0] == '[' && host[len(host)-1] == ']' {
+		host, allowed = host[1:len(host)-1], ":."
+	}
+	for _, c := range host {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || bytes.IndexByte([]byte(allowed), c) >= 0
+		if !ok {
+			return false
+		}
+	}
 	return true
+}
+
+// hasValidEscapes reports whether every '%' in path begins a two-digit hex
+// escape (RFC 3986 §2.1); a path that breaks this is not a URL at all.
+func hasValidEscapes(path []byte) bool {
+	for i := 0; i < len(path); i++ {
+		if path[i] != '%' {
+			continue
+		}
+		if i+2 >= len(path) || !isHex(path[i+1]) || !isHex(path[i+2]) {
+			return false
+		}
+		i += 2
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
 // hasToken reports whether a comma-separated header value lists token,

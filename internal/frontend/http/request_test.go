@@ -24,6 +24,11 @@ func TestParseRequestFraming(t *testing.T) {
 		"space in the target":       "GET /announce x HTTP/1.1\r\nHost: t\r\n\r\n",
 		"bad method":                "G(T /announce HTTP/1.1\r\nHost: t\r\n\r\n",
 		"HTTP/2":                    "GET /announce HTTP/2.0\r\nHost: t\r\n\r\n",
+		"bad escape in the path":    "GET /announce%2 HTTP/1.0\r\n\r\n",
+		"bad escape, absolute form": "T http:///% HTTP/1.0\r\nn:close\r\n\r\n",
+		"user info in the target":   "GET http://u@h/announce HTTP/1.0\r\n\r\n",
+		"bad port in the target":    "GET http://h:x/announce HTTP/1.0\r\n\r\n",
+		"open bracket in the host":  "GET http://[::1/announce HTTP/1.0\r\n\r\n",
 	} {
 		var r request
 		if parseRequest([]byte(raw), &r, "") {
@@ -37,6 +42,8 @@ func TestParseRequestFraming(t *testing.T) {
 		ok + "Connection: Close\r\n\r\n":                              false,
 		ok + "Connection: keep-alive, TE\r\n\r\n":                     true,
 		"GET /scrape HTTP/1.0\r\nConnection: foo ,Keep-Alive\r\n\r\n": true,
+		"GET http://[::1]:6969/announce?a=%zz HTTP/1.0\r\n\r\n":       false,
+		"GET https://tracker.example/ann%6Fu%6ece HTTP/1.0\r\n\r\n":   false,
 	} {
 		var r request
 		if !parseRequest([]byte(raw), &r, "") || r.keepAlive != keepAlive {
