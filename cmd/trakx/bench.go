@@ -126,7 +126,7 @@ func benchFlags(cfg *loadgen.Config, output io.Writer) (*flag.FlagSet, benchMode
 		fill:       fs.Int64("fill", 0, "instead of measuring, announce this many distinct peers over UDP (spread over -torrents) and exit"),
 		cpuProfile: fs.String("cpuprofile", "", "write the load generator's own CPU profile to this file"),
 		hashes:     fs.Bool("hashes", false, "instead of measuring, print the -torrents info hashes in hex, one per line (a whitelist)"),
-		wsIdle:     fs.Int("ws-idle", 0, "instead of measuring, open this many WebSockets, announce once on each (over -torrents), print \"ready\" and hold them for -duration"),
+		wsIdle:     fs.Int("ws-idle", 0, "instead of measuring, open this many WebSockets (wss:// with -protocol https), announce once on each (over -torrents), print \"ready\" and hold them for -duration"),
 	}
 }
 
@@ -158,7 +158,7 @@ func runFlood(f *loadgen.FloodConfig, stdout, stderr io.Writer) int {
 // holdIdleWebSockets opens n idle WebTorrent peers and holds them, for a
 // tracker's memory to be measured meanwhile.
 func holdIdleWebSockets(cfg loadgen.Config, n int, stdout, stderr io.Writer) int {
-	closeAll, err := loadgen.IdleWebSockets(cfg.Target, n, cfg.Torrents, 10*cfg.Timeout)
+	closeAll, err := loadgen.IdleWebSockets(cfg.Target, n, cfg.Torrents, cfg.Protocol == "https", 10*cfg.Timeout)
 	if err != nil {
 		fmt.Fprintln(stderr, "trakx bench:", err)
 		return 1

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,10 +69,11 @@ func runWS(cfg *Config, g *generator, st *stats, counting *atomic.Bool, stop <-c
 	}
 }
 
-// IdleWebSockets opens n WebSocket connections to target, each announcing
-// once (to torrent i mod torrents, as a leecher with its own peer id),
-// and returns once all are answered, with a function that closes them.
-func IdleWebSockets(target string, n, torrents int, timeout time.Duration) (closeAll func(), err error) {
+// IdleWebSockets opens n WebSocket connections to target (wss:// over TLS
+// if secure, with the TLS of an https run), each announcing once (to
+// torrent i mod torrents, as a leecher with its own peer id), and returns
+// once all are answered, with a function that closes them.
+func IdleWebSockets(target string, n, torrents int, secure bool, timeout time.Duration) (closeAll func(), err error) {
 	conns := make([]net.Conn, n)
 	closeAll = func() {
 		for _, c := range conns {
@@ -89,7 +91,11 @@ func IdleWebSockets(target string, n, torrents int, timeout time.Duration) (clos
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, _, _, err := ws.Dialer{Timeout: timeout}.Dial(context.Background(), wsURL(target))
+			url, dialer := wsURL(target), ws.Dialer{Timeout: timeout}
+			if secure {
+				url, dialer.TLSConfig = "wss"+strings.TrimPrefix(url, "ws"), tlsConfig
+			}
+			c, _, _, err := dialer.Dial(context.Background(), url)
 			if err != nil {
 				errs <- err
 				return
