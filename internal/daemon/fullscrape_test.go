@@ -420,3 +420,38 @@ func TestHTTPSFullScrape(t *testing.T) {
 		t.Fatalf("the scrape after the full scrapes: %v", got)
 	}
 }
+
+// A reload that turns the full scrape off drops its snapshot:
+// trakx_full_scrape_bytes (and the build's seconds) go to 0; turned on
+// again, the full scrape is built anew.
+func TestHTTPFullScrapeReloadOffDropsTheSnapshot(t *testing.T) {
+	on := strings.Replace(baseConfig(t), "[http]\n", "[http]\nfull_scrape = true\nfull_scrape_interval = \"1h\"\n", 1)
+	d, path := fileTracker(t, on)
+	base := d.HTTPAddrs()[0].String()
+	h := tt.Hash("dropped")
+	swarmOf(t, base, h, 1, 0, 24000)
+	_, gz := fetchFullScrape(t, base, true)
+	if s := scrapeMetrics(t, d); s["trakx_full_scrape_bytes"] != float64(len(gz)) {
+		t.Fatalf("trakx_full_scrape_bytes %v, want %d", s["trakx_full_scrape_bytes"], len(gz))
+	}
+	os.WriteFile(path, []byte(strings.Replace(on, "full_scrape = true", "full_scrape = false", 1)), 0o644)
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if s := scrapeMetrics(t, d); s["trakx_full_scrape_bytes"] != 0 || s["trakx_full_scrape_build_seconds"] != 0 {
+		t.Fatalf("off: trakx_full_scrape_bytes %v, build seconds %v", s["trakx_full_scrape_bytes"], s["trakx_full_scrape_build_seconds"])
+	}
+	if _, r := get(t, &http.Client{}, "http://"+base+"/scrape"); r["failure reason"] != "full scrape is disabled" {
+		t.Fatalf("off: %v", r)
+	}
+	later := tt.Hash("after the reload")
+	swarmOf(t, base, later, 1, 0, 24100)
+	os.WriteFile(path, []byte(on), 0o644)
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	_, gz = fetchFullScrape(t, base, true) // within the hour: a snapshot kept would lack the later torrent
+	if got := filesOf(t, gunzip(t, gz)); len(got) != 2 || scrapeMetrics(t, d)["trakx_full_scrape_bytes"] != float64(len(gz)) {
+		t.Fatalf("on again: %d torrents, %v bytes", len(got), scrapeMetrics(t, d)["trakx_full_scrape_bytes"])
+	}
+}

@@ -19,7 +19,8 @@ var reloadable = map[string]bool{"log": true, "tracker": true, "access": true, "
 // Reload reads the configuration file again and applies what can change
 // without dropping a peer: log level, the tracker section (intervals and
 // the expiry sweep's, numwant and limits), the access list, the per-IP
-// budget, http.allowed_hosts, the http.full_scrape keys, and HTTPS's
+// budget, http.allowed_hosts, the http.full_scrape keys (turned off, the
+// snapshot is dropped, and trakx_full_scrape_bytes is 0), and HTTPS's
 // certificate and key (new handshakes get the new pair, open connections
 // keep theirs). A file or list that does not load leaves everything as it
 // was; a certificate that does not load is logged, and the old one kept. Every other changed
@@ -48,6 +49,11 @@ func (d *Daemon) Reload() error {
 	d.budget.Configure(budgetConfig(&cfg))
 	d.hosts.Store(http.NewHosts(cfg.HTTP.AllowedHosts))
 	d.fullScrape.Store(d.fullScrapeSettings(&cfg))
+	if !cfg.HTTP.FullScrape && d.scrapes != nil { // off: its snapshot goes with the replies under way
+		d.scrapes.Close()
+		d.scrapes = nil // on again, a builder anew
+		d.metrics.RecordFullScrape(0, 0)
+	}
 	d.cfg.Log, d.cfg.Tracker, d.cfg.Access, d.cfg.Limits = cfg.Log, cfg.Tracker, cfg.Access, cfg.Limits
 	d.cfg.HTTP.AllowedHosts = cfg.HTTP.AllowedHosts
 	d.cfg.HTTP.FullScrape, d.cfg.HTTP.FullScrapeInterval, d.cfg.HTTP.FullScrapeFrom = cfg.HTTP.FullScrape, cfg.HTTP.FullScrapeInterval, cfg.HTTP.FullScrapeFrom

@@ -76,5 +76,9 @@ func Build(src Source, allowed func(*bittorrent.InfoHash) bool) *Snapshot {
 	zw.Write(buf)
 	zw.Close()
 	plain += int64(len(buf))
-	return &Snapshot{Gzip: out.Bytes(), Plain: plain, Torrents: len(entries), Built: start, Took: time.Since(start)}
+	gz := out.Bytes()
+	if cap(gz)-len(gz) > len(gz)/32 { // held until the next build: not a byte more than it needs
+		gz = bytes.Clone(gz)
+	}
+	return &Snapshot{Gzip: gz, Plain: plain, Torrents: len(entries), Built: start, Took: time.Since(start)}
 }

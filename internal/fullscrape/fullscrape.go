@@ -19,6 +19,16 @@
 //     not peers, and holds no lock while the builder encodes. What a build
 //     holds beyond the snapshot is a copy of every allowed torrent's hash
 //     and counts (32 bytes a torrent), for the sort, freed after.
+//   - At most Options.MaxPlain replies of a builder's snapshots are read
+//     decompressed at once (NewPlain, WritePlain): each holds a piece
+//     buffer and a gzip reader, about 105 KiB (BenchmarkPlainMemory), so
+//     the limit, not the number of connections, bounds what plain replies
+//     hold; past it NewPlain says ErrBusy. Gzip replies hold nothing of
+//     their own: they share the snapshot. A reader holds its snapshot
+//     until its reply is out, so at most 1 + the reply's timeout divided
+//     by the interval snapshots live at once.
+//   - Close (http.full_scrape turned off) drops the builder's snapshot and
+//     has it keep none: the memory goes with the last reply under way.
 //
 // fullscrape.go is the Builder (Get for an epoll loop, which must not
 // block; Wait for a goroutine that may); build.go the encoding of one
@@ -46,6 +56,10 @@ type Snapshot struct {
 	Torrents int           // the torrents in it
 	Built    time.Time     // when its build began
 	Took     time.Duration // how long the build took
+
+	// slots are its builder's slots for plain readers, one taken by each
+	// reading; nil (a snapshot Build made alone): no limit.
+	slots chan struct{}
 }
 
 // Waiter is told, on the builder's goroutine, when the snapshot it waits
@@ -64,24 +78,51 @@ type Options struct {
 	// Built, if not nil, is told of each snapshot built (for metrics), on
 	// the builder's goroutine, before the waiters.
 	Built func(*Snapshot)
+	// MaxPlain is the most replies read decompressed at once, over all
+	// the builder's snapshots; 0: DefaultMaxPlain.
+	MaxPlain int
 }
+
+// DefaultMaxPlain is the most replies read decompressed at once unless
+// Options say otherwise: a few clients that do not accept gzip (most
+// HTTP libraries do) at about 105 KiB each.
+const DefaultMaxPlain = 4
 
 // Builder builds snapshots on demand, at most one per interval.
 type Builder struct {
 	opts     Options
 	interval atomic.Int64
+	slots    chan struct{} // a plain reader's each
 
 	mu       sync.Mutex
 	last     *Snapshot
 	building bool
+	closed   bool // Close was called: no snapshot is kept
 	waiters  []Waiter
 }
 
 // New returns a builder that has built nothing yet.
 func New(opts Options) *Builder {
-	b := &Builder{opts: opts}
+	if opts.MaxPlain <= 0 {
+		opts.MaxPlain = DefaultMaxPlain
+	}
+	b := &Builder{opts: opts, slots: make(chan struct{}, opts.MaxPlain)}
 	b.interval.Store(int64(opts.Interval))
 	return b
+}
+
+// Plain is the number of replies of the builder's snapshots being read
+// decompressed now.
+func (b *Builder) Plain() int { return len(b.slots) }
+
+// Close drops the last snapshot and has the builder keep none from now
+// on: a reload turned the full scrape off. A request admitted before
+// still gets a snapshot, built for it if need be, which goes with its
+// reply; Built is told of no more.
+func (b *Builder) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.last, b.closed = nil, true
 }
 
 // SetInterval changes the least time between two builds (a reload).
@@ -131,12 +172,17 @@ func (b *Builder) Last() *Snapshot {
 // build builds a snapshot and tells whoever waits for it.
 func (b *Builder) build() {
 	snap := Build(b.opts.Source, b.opts.Allowed)
+	snap.slots = b.slots
 	b.mu.Lock()
-	b.last, b.building = snap, false
+	b.building = false
+	closed := b.closed
+	if !closed {
+		b.last = snap
+	}
 	waiters := b.waiters
 	b.waiters = nil
 	b.mu.Unlock()
-	if b.opts.Built != nil {
+	if b.opts.Built != nil && !closed {
 		b.opts.Built(snap)
 	}
 	for _, w := range waiters {

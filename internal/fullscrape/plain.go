@@ -3,18 +3,24 @@ package fullscrape
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"io"
 	"sync"
 )
 
 // Plain reads a snapshot's reply decompressed, a piece at a time, for a
-// client that does not accept gzip. Its buffers are pooled: Close gives
-// them back.
+// client that does not accept gzip. It takes one of its builder's slots
+// for plain readers, and its buffers are pooled: Close gives them back.
 type Plain struct {
-	src bytes.Reader
-	zr  *gzip.Reader
-	buf *[PieceSize]byte
+	src   bytes.Reader
+	zr    *gzip.Reader
+	buf   *[PieceSize]byte
+	slots chan struct{} // the one it took a slot of, until Close; or nil
 }
+
+// ErrBusy is NewPlain's answer when as many replies as the builder allows
+// (Options.MaxPlain) are being read decompressed already.
+var ErrBusy = errors.New("full scrape busy: too many replies decompressed at once")
 
 // PieceSize is the most Next returns at once.
 const PieceSize = 64 << 10
@@ -24,9 +30,17 @@ var (
 	pieces  = sync.Pool{New: func() any { return new([PieceSize]byte) }}
 )
 
-// NewPlain starts reading s decompressed.
+// NewPlain starts reading s decompressed, or says ErrBusy if its builder
+// has no slot free: it never waits for one.
 func (s *Snapshot) NewPlain() (*Plain, error) {
-	p := &Plain{buf: pieces.Get().(*[PieceSize]byte)}
+	if s.slots != nil {
+		select {
+		case s.slots <- struct{}{}:
+		default:
+			return nil, ErrBusy
+		}
+	}
+	p := &Plain{buf: pieces.Get().(*[PieceSize]byte), slots: s.slots}
 	p.src.Reset(s.Gzip)
 	var err error
 	if zr, ok := readers.Get().(*gzip.Reader); ok {
@@ -55,7 +69,7 @@ func (p *Plain) Next() ([]byte, error) {
 }
 
 // WritePlain writes the reply decompressed to w, for a caller that may
-// block on w.
+// block on w; ErrBusy, having written nothing, if NewPlain says so.
 func (s *Snapshot) WritePlain(w io.Writer) error {
 	p, err := s.NewPlain()
 	if err != nil {
@@ -76,8 +90,13 @@ func (s *Snapshot) WritePlain(w io.Writer) error {
 	}
 }
 
-// Close gives the reader's buffers back; p is not to be used again.
+// Close gives the reader's buffers and slot back; p is not to be used
+// again.
 func (p *Plain) Close() {
+	if p.slots != nil {
+		<-p.slots
+		p.slots = nil
+	}
 	p.src.Reset(nil) // a pooled reader keeps no snapshot alive
 	if p.zr != nil {
 		readers.Put(p.zr)

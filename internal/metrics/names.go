@@ -132,6 +132,9 @@ const (
 	RefusalRate                            // requests over their source's budget
 	RefusalHost                            // HTTP requests for a host not served (421)
 	RefusalClient                          // announces from clients the filter excludes
+	// RefusalFullScrapeBusy: full scrapes for clients that do not accept
+	// gzip, past the few decompressed at once (503).
+	RefusalFullScrapeBusy
 	NumRefusalReasons
 )
 
@@ -144,6 +147,8 @@ var RefusalReasons = [NumRefusalReasons]string{
 	RefusalRate:       "rate",
 	RefusalHost:       "host",
 	RefusalClient:     "client",
+
+	RefusalFullScrapeBusy: "full_scrape_busy",
 }
 
 // reasonOf classifies an error the tracker or a parser returned (for

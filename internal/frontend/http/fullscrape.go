@@ -10,6 +10,7 @@ import (
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/frontend/engine"
 	"github.com/trakx/trakx/internal/fullscrape"
+	"github.com/trakx/trakx/internal/httpproto"
 	"github.com/trakx/trakx/internal/metrics"
 	"golang.org/x/sys/unix"
 )
@@ -23,11 +24,16 @@ import (
 // builder pokes it. Then it writes the snapshot as the socket takes it,
 // pumpBudget bytes at a time before it lets the loop serve others:
 // gzip-compressed as it is held, or decompressed a piece at a time for a
-// client that does not accept gzip. The whole reply has FullScrapeTimeout
-// to go out, in place of http.write_timeout. Replies to requests before
-// it in the same batch go out with it; requests pipelined after it are
-// kept and answered once it is out. Closing the server cuts a full
-// scrape off.
+// client that does not accept gzip. Only a few replies are decompressed
+// at once (fullscrape.Options.MaxPlain): past them, a client that does
+// not accept gzip is answered 503 with Retry-After and a failure reason,
+// counted as refused (full_scrape_busy). The whole reply has
+// FullScrapeTimeout to go out, in place of http.write_timeout. Replies to
+// requests before it in the same batch go out with it; requests pipelined
+// after it are kept, nothing more is read, and they are answered once it
+// is out, at the loop's next turn (one full scrape at a time per turn, so
+// that a packet of them cannot hold the loop). Closing the server cuts a
+// full scrape off.
 
 // FullScrape is http.full_scrape's settings, shared by every server given
 // the same pointer (Options.FullScrape).
@@ -51,6 +57,13 @@ var (
 	errFullScrapeDisabled   = &bittorrent.ClientError{Message: "full scrape is disabled"}
 	errFullScrapeNotAllowed = &bittorrent.ClientError{Message: "full scrape not allowed"}
 )
+
+// fullScrapeBusy is the failure reason of a full scrape refused because
+// as many replies as allowed are being decompressed already.
+const fullScrapeBusy = "full scrape busy, retry later or accept gzip"
+
+// fullScrapeRetryAfter is the Retry-After, in seconds, of that refusal.
+const fullScrapeRetryAfter = 10
 
 // fullAsk is a full scrape handle admitted, for a stream to answer.
 type fullAsk struct {
@@ -165,17 +178,46 @@ func (c *stream) stepFull(now time.Time) {
 		if f.snap == nil {
 			return // SnapshotReady pokes the stream
 		}
-		if !f.ask.gzip {
-			var err error
-			if f.plain, err = f.snap.NewPlain(); err != nil {
-				c.end()
-				return
-			}
-		}
-		f.pending = f.appendHead(f.pending)
 		c.fullUntil.Store(now.Add(f.ask.timeout).UnixNano())
+		if !c.beginFull() {
+			return
+		}
 	}
 	c.pump()
+}
+
+// beginFull puts the reply's head after the replies before it, and takes
+// a reader if the body goes out decompressed, or, if none is free, puts
+// the refusal in place of the reply; false if the stream ended.
+func (c *stream) beginFull() bool {
+	f := c.full
+	if !f.ask.gzip {
+		var err error
+		f.plain, err = f.snap.NewPlain()
+		if err == fullscrape.ErrBusy {
+			c.counters.Refuse(metrics.RefusalFullScrapeBusy)
+			f.pending = appendFullScrapeBusy(f.pending, f.ask.keepAlive)
+			f.inBody = true // and no body follows
+			return true
+		}
+		if err != nil {
+			c.end()
+			return false
+		}
+	}
+	f.pending = f.appendHead(f.pending)
+	return true
+}
+
+// appendFullScrapeBusy appends the whole answer to a full scrape refused
+// for want of a reader to decompress it: 503, Retry-After, and a failure
+// reason; the connection may serve on if keepAlive.
+func appendFullScrapeBusy(dst []byte, keepAlive bool) []byte {
+	sc := connPool.Get().(*conn)
+	defer connPool.Put(sc)
+	sc.body = httpproto.AppendFailure(sc.body[:0], fullScrapeBusy)
+	composeRetry(sc, 503, "Service Unavailable", keepAlive, fullScrapeRetryAfter)
+	return append(dst, sc.out...)
 }
 
 // appendHead appends the reply's status line and headers.
@@ -269,7 +311,8 @@ func (c *stream) endFull() {
 	}
 	c.waitForRequest()
 	if c.in != nil { // requests that came with the full scrape wait no more
-		c.serve(c.in[:c.inLen])
+		c.fresh = true // but for the loop's next turn: Poked, or Ready, serves them
+		c.loop.Poke(c)
 	}
 }
 

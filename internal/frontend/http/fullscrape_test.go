@@ -68,6 +68,12 @@ func (n many) EachTorrent(f func(*bittorrent.InfoHash, bittorrent.ScrapeStats)) 
 // fullScrapeServer serves HTTP with a write timeout of 1 s and a full
 // scrape of torrents made-up torrents with a timeout of its own.
 func fullScrapeServer(t *testing.T, torrents int, timeout time.Duration) (*Server, string) {
+	return fullScrapeServerWith(t, fullscrape.Options{Source: many(torrents)}, timeout)
+}
+
+// fullScrapeServerWith is fullScrapeServer with the builder's options
+// (its interval is an hour).
+func fullScrapeServerWith(t *testing.T, opts fullscrape.Options, timeout time.Duration) (*Server, string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +81,8 @@ func fullScrapeServer(t *testing.T, torrents int, timeout time.Duration) (*Serve
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	fs := new(atomic.Pointer[FullScrape])
-	b := fullscrape.New(fullscrape.Options{Source: many(torrents), Interval: time.Hour})
+	opts.Interval = time.Hour
+	b := fullscrape.New(opts)
 	built := make(waitBuild, 1)
 	if b.Get(time.Now(), built) == nil {
 		<-built // built before the requests: their time runs from them
@@ -138,7 +145,7 @@ func TestFullScrapeHasATimeoutOfItsOwn(t *testing.T) {
 // scrape several times, gzip or not, between announces: every reply is
 // the one snapshot, whole, and the connection goes on serving after it.
 func TestFullScrapesAtOnce(t *testing.T) {
-	s, addr := fullScrapeServer(t, 20_000, 0)
+	s, addr := fullScrapeServerWith(t, fullscrape.Options{Source: many(20_000), MaxPlain: 16}, 0) // a plain reader each
 	snap := s.opts.FullScrape.Load().Builder.Last()
 	var plain bytes.Buffer
 	snap.WritePlain(&plain)
@@ -174,7 +181,8 @@ func TestFullScrapesAtOnce(t *testing.T) {
 	wg.Wait()
 }
 
-func pick(i int, a, b []byte) []byte {
+// pick is a if i is 0, else b.
+func pick[T any](i int, a, b T) T {
 	if i == 0 {
 		return a
 	}

@@ -36,7 +36,8 @@ type stream struct {
 	// wait until it is all out.
 	out []byte
 	// fresh: in holds bytes read before the connection came to the loop,
-	// not looked at yet.
+	// or pipelined after a full scrape now out, not looked at yet; nothing
+	// more is read until they are served.
 	fresh bool
 	// ending: the reply out is the last; closing: the connection is being
 	// closed gracefully, its reads discarded; shut: it is done, and the
@@ -101,14 +102,15 @@ func (c *stream) Ready(events uint32, buf []byte) {
 	}
 	if c.fresh { // what the fast path read comes first
 		c.serveFresh()
-		if c.shut || c.closing || len(c.out) > 0 {
-			return
+		if c.shut || c.closing || len(c.out) > 0 || c.full != nil || c.fresh {
+			return // nothing more is read until that is out, or served (fresh again: a full scrape's end)
 		}
 	}
 	c.read(buf)
 }
 
-// serveFresh serves the bytes the fast path read.
+// serveFresh serves the bytes the fast path read, or those that came with
+// a full scrape.
 func (c *stream) serveFresh() {
 	c.fresh = false
 	c.serve(c.in[:c.inLen])
@@ -130,7 +132,9 @@ func (c *stream) Poked(now time.Time) {
 		c.evicted()
 		return
 	}
-	expired := c.expired(now.UnixNano())
+	// Bytes not served yet came in time, whenever the loop gets to them (a
+	// full scrape's turn may outlast http.read_timeout): served, not timed out.
+	expired := !c.fresh && c.expired(now.UnixNano())
 	switch {
 	case expired && len(c.out) > 0:
 		c.end() // the client takes no more: what it is owed cannot reach it
