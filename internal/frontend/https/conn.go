@@ -18,9 +18,6 @@ import (
 type buffers struct {
 	in  [http.MaxRequestSize]byte
 	out []byte
-	// full is where in in a full scrape's request lies, for the
-	// FullScrape outcome.
-	full struct{ at, end, served int }
 }
 
 var bufferPool = sync.Pool{New: func() any { return &buffers{out: make([]byte, 0, 4096)} }}
@@ -73,16 +70,16 @@ func (s *Server) converse(tc *tls.Conn, rc *recordConn, peer netip.Addr) bool {
 			}
 			have += n
 		}
-		outcome, used, client := s.answer(b, have, peer, &served)
+		answered, used := s.answer(b, have, peer, &served)
 		if !s.send(tc, b.out) {
 			return false
 		}
 		// Requests pipelined after a full scrape are answered before
 		// anything more is read.
-		unread = outcome == http.WriteFull && bytes.Contains(b.in[used:have], []byte("\r\n\r\n"))
-		switch outcome {
+		unread = answered.Outcome == http.WriteFull && bytes.Contains(b.in[used:have], []byte("\r\n\r\n"))
+		switch answered.Outcome {
 		case http.WriteFull:
-			keep, err := s.ex.WriteFullScrape(tc, tc.SetWriteDeadline, b.in[b.full.at:b.full.end], b.full.served)
+			keep, err := s.ex.WriteFullScrape(tc, tc.SetWriteDeadline, answered.Full)
 			if err != nil {
 				return false
 			}
@@ -95,7 +92,7 @@ func (s *Server) converse(tc *tls.Conn, rc *recordConn, peer netip.Addr) bool {
 			b.out = b.out[:0]
 			bufferPool.Put(b)
 			b = nil
-			return s.upgrade(tc, rc, request, client)
+			return s.upgrade(tc, rc, request, answered.Client)
 		case http.Close:
 			s.finish(tc)
 			return false
@@ -113,9 +110,8 @@ func (s *Server) converse(tc *tls.Conn, rc *recordConn, peer netip.Addr) bool {
 
 // answer composes in b.out the replies to the whole requests in
 // b.in[:have] and reports what to do next, and how many bytes the
-// requests took. For an Upgrade, the upgrade request is b.in[used:have]
-// and the client is returned.
-func (s *Server) answer(b *buffers, have int, peer netip.Addr, served *int) (http.Outcome, int, netip.Addr) {
+// requests took. For an Upgrade, the upgrade request is b.in[used:have].
+func (s *Server) answer(b *buffers, have int, peer netip.Addr, served *int) (http.Answered, int) {
 	b.out = b.out[:0]
 	start := 0
 	for {
@@ -123,28 +119,22 @@ func (s *Server) answer(b *buffers, have int, peer netip.Addr, served *int) (htt
 		if end < 0 {
 			break
 		}
-		raw := b.in[start : start+end+4]
-		var outcome http.Outcome
-		var client netip.Addr
-		b.out, outcome, client = s.ex.Answer(b.out, raw, peer, *served, start+end+4 < have)
+		var answered http.Answered
+		b.out, answered = s.ex.Answer(b.out, b.in[start:start+end+4], peer, *served, start+end+4 < have)
 		*served++
-		switch outcome {
+		switch answered.Outcome {
 		case http.Upgrade:
-			return outcome, start, client
-		case http.WriteFull:
-			b.full.at, b.full.end, b.full.served = start, start+end+4, *served-1
-			return outcome, start + end + 4, netip.Addr{}
+			return answered, start
+		case http.WriteFull, http.Close:
+			return answered, start + end + 4
 		}
 		start += end + 4
-		if outcome == http.Close {
-			return outcome, start, netip.Addr{}
-		}
 	}
 	if have-start >= http.MaxRequestSize {
 		b.out = s.ex.TooLarge(b.out, peer)
-		return http.Close, have, netip.Addr{}
+		return http.Answered{Outcome: http.Close}, have
 	}
-	return http.KeepAlive, start, netip.Addr{}
+	return http.Answered{Outcome: http.KeepAlive}, start
 }
 
 // send writes out within the write timeout; false if it could not.
