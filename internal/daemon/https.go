@@ -132,15 +132,44 @@ func (d *Daemon) addHTTPS(socks sockets) error {
 	d.keyPair = https.NewKeyPair(cert)
 	hopts := d.httpOptions()
 	opts := https.Options{ReadTimeout: hopts.ReadTimeout, WriteTimeout: hopts.WriteTimeout,
-		MaxConnections: hopts.MaxConnections, Open: hopts.Open, KeyPair: d.keyPair}
+		MaxConnections: hopts.MaxConnections, Open: hopts.Open, KeyPair: d.keyPair, Evict: d.evictAny}
 	if d.ws != nil {
 		opts.WebSocket = d.ws
 	}
 	ex := http.NewExchange(d.gate, hopts, d.metrics, d.log)
 	for _, ln := range socks.tls {
+		deferAccept(ln, hopts.ReadTimeout) // a ClientHello, as HTTP's request
 		d.frontends = append(d.frontends, https.NewServer(ln, ex, opts, d.log))
 	}
 	return nil
+}
+
+// evictTLS makes room under http.max_connections for a new connection,
+// closing an HTTPS connection in its handshake or idle between requests,
+// the one idle the longest of its server's; false if there is none. The
+// HTTP servers call it when none of their own is idle, so that sockets
+// stalled in a TLS handshake cannot deny plain HTTP.
+func (d *Daemon) evictTLS() bool {
+	for _, f := range d.frontends {
+		if s, ok := f.(*https.Server); ok && s.EvictIdle() {
+			return true
+		}
+	}
+	return false
+}
+
+// evictAny makes room as evictTLS does, else closing a plain HTTP
+// connection idle between requests: the HTTPS servers' eviction.
+func (d *Daemon) evictAny() bool {
+	if d.evictTLS() {
+		return true
+	}
+	for _, f := range d.frontends {
+		if s, ok := f.(*http.Server); ok && s.EvictIdle() {
+			return true
+		}
+	}
+	return false
 }
 
 // reloadKeyPair reads the certificate and key again for new handshakes;

@@ -143,3 +143,7 @@ func (e *Exchange) RefuseConnection(dst []byte) []byte {
 	e.s.counters[0].ConnectionsRefused.Add(1)
 	return append(dst, tooManyConnections...)
 }
+
+// CountEviction counts an idle connection closed to make room at
+// http.max_connections.
+func (e *Exchange) CountEviction() { e.s.counters[0].ConnectionsEvicted.Add(1) }
