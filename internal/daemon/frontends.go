@@ -86,6 +86,7 @@ func (d *Daemon) httpOptions() http.Options {
 		Engine:         d.engine,
 		Hosts:          d.hosts,
 		FullScrape:     &d.fullScrape,
+		Evict:          d.evictTLS,
 	}
 	if d.ws != nil {
 		opts.WebSocket = d.ws

@@ -25,13 +25,10 @@ var errNoCertificate = errors.New("https.cert and https.key must name the certif
 // loadKeyPair reads https.cert and https.key (config.CredentialPath) and
 // checks that they are a pair; the errors name the key at fault.
 func loadKeyPair(h *config.HTTPS, configPath string) (*tls.Certificate, error) {
-	switch {
-	case h.Cert == "":
-		return nil, errors.New("https.cert is not set, but https.key is")
-	case h.Key == "":
-		return nil, errors.New("https.key is not set, but https.cert is")
+	if err := bothSet(h); err != nil {
+		return nil, err
 	}
-	certPath, key := h.HTTPSKeyPair(configPath)
+	certPath, keyPath := h.HTTPSKeyPair(configPath)
 	certPEM, err := readCredential("https.cert", h.Cert, certPath)
 	if err != nil {
 		return nil, err
@@ -39,35 +36,72 @@ func loadKeyPair(h *config.HTTPS, configPath string) (*tls.Certificate, error) {
 	if err := checkCertificatePEM(certPEM); err != nil {
 		return nil, fmt.Errorf("https.cert %s: %w", certPath, err)
 	}
-	keyPEM, err := readCredential("https.key", h.Key, key)
+	keyPEM, err := readCredential("https.key", h.Key, keyPath)
 	if err != nil {
 		return nil, err
 	}
+	return pairOf(certPEM, keyPEM, certPath, keyPath)
+}
+
+// bothSet refuses https.cert and https.key unless both are set.
+func bothSet(h *config.HTTPS) error {
+	switch {
+	case h.Cert == "" && h.Key == "":
+		return errors.New("https.cert and https.key are not set: they must name the certificate's and its private key's PEM files")
+	case h.Cert == "":
+		return errors.New("https.cert is not set, but https.key is: both must be")
+	case h.Key == "":
+		return errors.New("https.key is not set, but https.cert is: both must be")
+	}
+	return nil
+}
+
+// pairOf makes the certificate of a pair read; the error names the key.
+func pairOf(certPEM, keyPEM []byte, certPath, keyPath string) (*tls.Certificate, error) {
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("https.key %s is not the key of https.cert %s: %w", key, certPath, err)
+		return nil, fmt.Errorf("https.key %s is not the key of https.cert %s: %w", keyPath, certPath, err)
 	}
 	return &pair, nil
 }
 
+// readFile reads a credential file; a test's own stands in for a file
+// this process may not read (it runs as root).
+var readFile = os.ReadFile
+
+// credentialError is a certificate or key file that could not be read.
+type credentialError struct {
+	key, value, path string // https.cert or https.key, its value, where it was read
+	err              error  // the reason, without the path
+}
+
+// Error says which key, where it was read, why it failed, and where a
+// relative path is read from.
+func (e *credentialError) Error() string {
+	switch {
+	case filepath.IsAbs(e.value):
+		return fmt.Sprintf("%s %s: %v", e.key, e.path, e.err)
+	case credentialsSet():
+		return fmt.Sprintf("%s %s: %v (a relative path is read from $%s)", e.key, e.path, e.err, config.CredentialsDirectoryEnv)
+	}
+	return fmt.Sprintf("%s %s: %v (a relative path is read beside the configuration file when $%s is not set)",
+		e.key, e.path, e.err, config.CredentialsDirectoryEnv)
+}
+
+// Unwrap is the reason (fs.ErrNotExist, fs.ErrPermission, ...).
+func (e *credentialError) Unwrap() error { return e.err }
+
 // readCredential reads a certificate or key file, saying where it looked.
 func readCredential(key, value, path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err == nil {
 		return data, nil
 	}
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
-		err = pe.Err // the path is said below
+		err = pe.Err // the path is said by Error
 	}
-	switch {
-	case filepath.IsAbs(value):
-		return nil, fmt.Errorf("%s %s: %w", key, path, err)
-	case credentialsSet():
-		return nil, fmt.Errorf("%s %s: %w (a relative path is read from $%s)", key, path, err, config.CredentialsDirectoryEnv)
-	}
-	return nil, fmt.Errorf("%s %s: %w (a relative path is read beside the configuration file when $%s is not set)",
-		key, path, err, config.CredentialsDirectoryEnv)
+	return nil, &credentialError{key: key, value: value, path: path, err: err}
 }
 
 // checkCertificatePEM makes sure a certificate file holds a certificate
@@ -81,35 +115,22 @@ func checkCertificatePEM(data []byte) error {
 	return err
 }
 
-// CheckHTTPS reads https.cert and https.key as start does, for
-// `trakx check-config`, which may run where the service's credentials are
-// not visible: a relative path with no $CREDENTIALS_DIRECTORY set (the
-// service's LoadCredential= sets it), or a file it may not read. Such a
-// pair is not refused: note says so, and what could not be checked. A
-// missing or mismatched pair it can see is refused, naming the key.
-func CheckHTTPS(cfg *config.Config, configPath string) (note string, err error) {
-	h := &cfg.HTTPS
-	if h.Cert == "" && h.Key == "" {
-		return "", nil
+// invisible says why check-config may not see a file the service can, or
+// "" if it should see it: this user may not read it (the service's may),
+// or it is not found under a relative path while $CREDENTIALS_DIRECTORY,
+// where the service reads relative paths, is not set.
+func invisible(err error) string {
+	var ce *credentialError
+	switch {
+	case !errors.As(err, &ce):
+		return ""
+	case errors.Is(err, fs.ErrPermission):
+		return "this user may not read it; the service's user may"
+	case errors.Is(err, fs.ErrNotExist) && !filepath.IsAbs(ce.value) && !credentialsSet():
+		return fmt.Sprintf("the service reads a relative path from $%s when it gets the file with LoadCredential=",
+			config.CredentialsDirectoryEnv)
 	}
-	_, err = loadKeyPair(h, configPath)
-	if err == nil || !invisible(h, err) {
-		return "", err
-	}
-	return fmt.Sprintf("%v\nthe certificate and key are not visible here, so they were not checked; "+
-		"$%s is not set: if the service gets them with LoadCredential=, check them as it reads them with\n"+
-		"  systemd-run --pipe --wait -p LoadCredential=... trakx check-config", err, config.CredentialsDirectoryEnv), nil
-}
-
-// invisible reports whether err is a file check-config cannot see that
-// the service may: one not found under a relative path while
-// $CREDENTIALS_DIRECTORY is not set, or one it may not read.
-func invisible(h *config.HTTPS, err error) bool {
-	if errors.Is(err, fs.ErrPermission) {
-		return true
-	}
-	relative := !filepath.IsAbs(h.Cert) || !filepath.IsAbs(h.Key)
-	return errors.Is(err, fs.ErrNotExist) && relative && !credentialsSet()
+	return ""
 }
 
 // credentialsSet reports whether systemd handed credentials
@@ -132,15 +153,44 @@ func (d *Daemon) addHTTPS(socks sockets) error {
 	d.keyPair = https.NewKeyPair(cert)
 	hopts := d.httpOptions()
 	opts := https.Options{ReadTimeout: hopts.ReadTimeout, WriteTimeout: hopts.WriteTimeout,
-		MaxConnections: hopts.MaxConnections, Open: hopts.Open, KeyPair: d.keyPair}
+		MaxConnections: hopts.MaxConnections, Open: hopts.Open, KeyPair: d.keyPair, Evict: d.evictAny}
 	if d.ws != nil {
 		opts.WebSocket = d.ws
 	}
 	ex := http.NewExchange(d.gate, hopts, d.metrics, d.log)
 	for _, ln := range socks.tls {
+		deferAccept(ln, hopts.ReadTimeout) // a ClientHello, as HTTP's request
 		d.frontends = append(d.frontends, https.NewServer(ln, ex, opts, d.log))
 	}
 	return nil
+}
+
+// evictTLS makes room under http.max_connections for a new connection,
+// closing an HTTPS connection in its handshake or idle between requests,
+// the one idle the longest of its server's; false if there is none. The
+// HTTP servers call it when none of their own is idle, so that sockets
+// stalled in a TLS handshake cannot deny plain HTTP.
+func (d *Daemon) evictTLS() bool {
+	for _, f := range d.frontends {
+		if s, ok := f.(*https.Server); ok && s.EvictIdle() {
+			return true
+		}
+	}
+	return false
+}
+
+// evictAny makes room as evictTLS does, else closing a plain HTTP
+// connection idle between requests: the HTTPS servers' eviction.
+func (d *Daemon) evictAny() bool {
+	if d.evictTLS() {
+		return true
+	}
+	for _, f := range d.frontends {
+		if s, ok := f.(*http.Server); ok && s.EvictIdle() {
+			return true
+		}
+	}
+	return false
 }
 
 // reloadKeyPair reads the certificate and key again for new handshakes;

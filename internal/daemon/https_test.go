@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -252,7 +253,8 @@ func TestWSSRealClient(t *testing.T) {
 
 // TestHTTPSKeepAlivePipeliningAndCap: pipelined requests on one TLS
 // connection are answered in order; http.max_connections counts HTTPS
-// connections, and one over it is answered 503.
+// connections: at the cap a new one evicts the idle one, and one over it
+// when none is idle (WebSockets are never) is answered 503.
 func TestHTTPSKeepAlivePipeliningAndCap(t *testing.T) {
 	d, cert := startHTTPS(t, func(c *config.Config) { c.HTTP.MaxConnections = 2 })
 	base := d.HTTPSAddrs()[0].String()
@@ -275,10 +277,23 @@ func TestHTTPSKeepAlivePipeliningAndCap(t *testing.T) {
 		}
 		io.Copy(io.Discard, resp.Body)
 	}
-	dial()
-	tt.WaitFor(t, "two connections open", func() bool {
-		v, _ := tt.Lookup(tt.Vars(t, d.StatsAddr().String()), "trakx.http.connections")
-		return v == 2
+	dialer := ws.Dialer{Timeout: 5 * time.Second, TLSConfig: &tls.Config{RootCAs: cert.Pool}}
+	for range 2 { // the second takes the idle first's slot
+		conn, _, _, err := dialer.Dial(context.Background(), "wss://"+base+"/announce")
+		if err != nil {
+			t.Fatalf("a WebSocket at the cap: %v", err)
+		}
+		t.Cleanup(func() { conn.Close() })
+	}
+	first.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := r.Read(make([]byte, 1)); n != 0 || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the idle connection was not evicted: %d %v", n, err)
+	}
+	tt.WaitFor(t, "two connections open, one evicted", func() bool {
+		vars := tt.Vars(t, d.StatsAddr().String())
+		open, _ := tt.Lookup(vars, "trakx.http.connections")
+		evicted, _ := tt.Lookup(vars, "trakx.http.connections_evicted")
+		return open == 2 && evicted == 1
 	})
 	third := dial()
 	resp, err := http.ReadResponse(bufio.NewReader(third), nil)

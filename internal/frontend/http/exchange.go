@@ -45,12 +45,27 @@ const (
 	WriteFull
 )
 
+// Answered is what answering one request leaves the caller to do.
+type Answered struct {
+	Outcome Outcome
+	// Client is an Upgrade's client, as resolved through a trusted
+	// proxy's real-IP header.
+	Client netip.Addr
+	// Full is a WriteFull's full scrape, as Answer admitted it, for
+	// WriteFullScrape: a reload in between changes nothing of it.
+	Full FullScrapeAsk
+}
+
+// FullScrapeAsk is a full scrape admitted: the snapshots it is written
+// from, its deadline, whether the client takes gzip and whether the
+// connection may serve on after it.
+type FullScrapeAsk struct{ ask fullAsk }
+
 // Answer appends to dst the reply to one request, raw (its line and
 // headers through the blank line), from peer, the connection's address;
 // served is how many requests the connection had answered before it, and
-// more says whether bytes follow it. For an Upgrade it returns the client,
-// as resolved through a trusted proxy's real-IP header.
-func (e *Exchange) Answer(dst, raw []byte, peer netip.Addr, served int, more bool) ([]byte, Outcome, netip.Addr) {
+// more says whether bytes follow it.
+func (e *Exchange) Answer(dst, raw []byte, peer netip.Addr, served int, more bool) ([]byte, Answered) {
 	c := connPool.Get().(*conn)
 	defer connPool.Put(c)
 	s := e.s
@@ -59,53 +74,48 @@ func (e *Exchange) Answer(dst, raw []byte, peer netip.Addr, served int, more boo
 	switch {
 	case !parseRequest(raw, &r, s.opts.RealIPHeader):
 		s.rejectReply(c, counters, peer, 400, "Bad Request", "malformed HTTP request")
-		return append(dst, c.out...), Close, netip.Addr{}
+		return append(dst, c.out...), Answered{Outcome: Close}
 	case r.hasBody:
 		s.rejectReply(c, counters, peer, 400, "Bad Request", "request bodies are not accepted")
-		return append(dst, c.out...), Close, netip.Addr{}
+		return append(dst, c.out...), Answered{Outcome: Close}
 	}
 	r.peer = peer
 	if s.wantsUpgrade(&r) {
 		if more {
 			s.rejectReply(c, counters, peer, 400, "Bad Request", "data after a WebSocket upgrade request: wait for 101 Switching Protocols (RFC 6455 section 4.1)")
-			return append(dst, c.out...), Close, netip.Addr{}
+			return append(dst, c.out...), Answered{Outcome: Close}
 		}
 		client, ok := s.admitUpgrade(c, counters, &r)
 		if !ok {
-			return append(dst, c.out...), Close, client
+			return append(dst, c.out...), Answered{Outcome: Close, Client: client}
 		}
-		return dst, Upgrade, client
+		return dst, Answered{Outcome: Upgrade, Client: client}
 	}
 	if served+1 == s.opts.MaxRequests {
 		r.keepAlive = false // this reply says Connection: close
 	}
 	s.handle(c, counters, &r)
 	if c.full.builder != nil {
-		return dst, WriteFull, netip.Addr{}
+		return dst, Answered{Outcome: WriteFull, Full: FullScrapeAsk{c.full}}
 	}
 	if !r.keepAlive {
-		return append(dst, c.out...), Close, netip.Addr{}
+		return append(dst, c.out...), Answered{Outcome: Close}
 	}
-	return append(dst, c.out...), KeepAlive, netip.Addr{}
+	return append(dst, c.out...), Answered{Outcome: KeepAlive}
 }
 
-// WriteFullScrape writes to w the full scrape Answer admitted for raw, the
-// connection's request after served others: it waits for the snapshot,
-// then sets w's write deadline to the full scrape's own and writes the
-// reply, gzip-compressed if the client accepts it, else decompressed as it
-// goes. keepAlive says whether the connection may serve on.
-func (e *Exchange) WriteFullScrape(w io.Writer, setWriteDeadline func(time.Time) error, raw []byte, served int) (keepAlive bool, err error) {
-	var r request
-	var fs *FullScrape
-	if e.s.opts.FullScrape != nil {
-		fs = e.s.opts.FullScrape.Load()
+// WriteFullScrape writes to w the full scrape Answer admitted (full): it
+// waits for the snapshot, then sets w's write deadline to the full
+// scrape's own and writes the reply, gzip-compressed if the client
+// accepts it, else decompressed as it goes. keepAlive says whether the
+// connection may serve on.
+func (e *Exchange) WriteFullScrape(w io.Writer, setWriteDeadline func(time.Time) error, full FullScrapeAsk) (keepAlive bool, err error) {
+	if full.ask.builder == nil {
+		return false, errFullScrapeDisabled // not a WriteFull's
 	}
-	if !parseRequest(raw, &r, e.s.opts.RealIPHeader) || fs == nil || fs.Builder == nil {
-		return false, errFullScrapeDisabled // turned off by a reload since Answer
-	}
-	f := fullReply{ask: fullAsk{builder: fs.Builder, timeout: cmp.Or(fs.Timeout, FullScrapeTimeout), gzip: r.acceptGzip,
-		keepAlive: r.keepAlive && served+1 != e.s.opts.MaxRequests}}
-	f.snap = fs.Builder.Wait(time.Now())
+	f := fullReply{ask: full.ask}
+	f.ask.timeout = cmp.Or(f.ask.timeout, FullScrapeTimeout)
+	f.snap = f.ask.builder.Wait(time.Now())
 	setWriteDeadline(time.Now().Add(f.ask.timeout))
 	if _, err := w.Write(f.appendHead(nil)); err != nil {
 		return false, err
@@ -133,3 +143,7 @@ func (e *Exchange) RefuseConnection(dst []byte) []byte {
 	e.s.counters[0].ConnectionsRefused.Add(1)
 	return append(dst, tooManyConnections...)
 }
+
+// CountEviction counts an idle connection closed to make room at
+// http.max_connections.
+func (e *Exchange) CountEviction() { e.s.counters[0].ConnectionsEvicted.Add(1) }

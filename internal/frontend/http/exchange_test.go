@@ -10,6 +10,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/fullscrape"
 	"github.com/trakx/trakx/internal/metrics"
 	"github.com/trakx/trakx/internal/ratelimit"
 	"github.com/trakx/trakx/internal/swarm"
@@ -42,14 +43,43 @@ func TestExchangeAllocatesNothing(t *testing.T) {
 		"announce": []byte("GET /announce?info_hash=exchange-allocations&peer_id=-qB4500-012345678901&port=7000&left=1&numwant=50 HTTP/1.1\r\nHost: t\r\n\r\n"),
 		"scrape":   []byte("GET /scrape?info_hash=exchange-allocations HTTP/1.1\r\nHost: t\r\n\r\n"),
 	} {
-		var outcome Outcome
-		answer := func() { out, outcome, _ = ex.Answer(out[:0], raw, peer, 0, false) }
+		var answered Answered
+		answer := func() { out, answered = ex.Answer(out[:0], raw, peer, 0, false) }
 		answer() // warm the pools
 		if n := testing.AllocsPerRun(200, answer); n > 0 {
 			t.Errorf("%s: %v allocations", name, n)
 		}
-		if outcome != KeepAlive || !bytes.HasPrefix(out, []byte("HTTP/1.1 200 OK")) {
-			t.Errorf("%s: %v %q", name, outcome, out)
+		if answered.Outcome != KeepAlive || !bytes.HasPrefix(out, []byte("HTTP/1.1 200 OK")) {
+			t.Errorf("%s: %v %q", name, answered.Outcome, out)
 		}
+	}
+}
+
+// TestExchangeFullScrapeSurvivesAReload: a full scrape Answer admitted is
+// written by WriteFullScrape as admitted, even if a reload turned the full
+// scrape off in between: the client gets its reply, not a closed
+// connection.
+func TestExchangeFullScrapeSurvivesAReload(t *testing.T) {
+	store := swarm.New(swarm.Config{AnnounceInterval: 30 * time.Minute, MinInterval: 5 * time.Minute,
+		PeerTTL: 45 * time.Minute, NumWantDefault: 50, NumWantMax: 200, MaxPeers: 1 << 40, MaxTorrents: 1 << 40})
+	defer store.Close()
+	var hash bittorrent.InfoHash
+	copy(hash[:], "exchange-full-scrape")
+	store.Announce(&bittorrent.AnnounceRequest{InfoHash: hash, Addr: netip.MustParseAddr("203.0.113.1"), Port: 6881, Left: 1}, &bittorrent.AnnounceResponse{})
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	var settings atomic.Pointer[FullScrape]
+	settings.Store(&FullScrape{Builder: fullscrape.New(fullscrape.Options{Source: store, Interval: time.Minute})})
+	ex := NewExchange(store, Options{MaxConnections: 100, Open: new(atomic.Int64), MaxRequests: 1000, FullScrape: &settings}, metrics.New(nil), log)
+	raw := []byte("GET /scrape HTTP/1.1\r\nHost: t\r\n\r\n")
+	out, answered := ex.Answer(nil, raw, netip.MustParseAddr("192.0.2.1"), 0, false)
+	if answered.Outcome != WriteFull || len(out) != 0 {
+		t.Fatalf("a full scrape: %v %q", answered.Outcome, out)
+	}
+	settings.Store(nil) // SIGHUP with http.full_scrape = false
+	var w bytes.Buffer
+	keep, err := ex.WriteFullScrape(&w, func(time.Time) error { return nil }, answered.Full)
+	if err != nil || !keep || !bytes.HasPrefix(w.Bytes(), []byte("HTTP/1.1 200 OK")) || !bytes.Contains(w.Bytes(), hash[:]) {
+		t.Fatalf("the full scrape after a reload: keep-alive %v, %v, %q", keep, err, w.Bytes())
 	}
 }

@@ -66,6 +66,9 @@ type Options struct {
 	Hosts *atomic.Pointer[Hosts]
 	// FullScrape is http.full_scrape, swappable (SIGHUP); nil or empty: off.
 	FullScrape *atomic.Pointer[FullScrape]
+	// Evict, if set, is tried at the cap when none of the server's own
+	// connections is idle: it evicts another's sharing Open (HTTPS's).
+	Evict func() bool
 }
 
 // ReadBuffer is the least read buffer an engine serving HTTP needs.
@@ -208,7 +211,7 @@ func (s *Server) admit() bool {
 				return true
 			}
 		}
-		if !s.evictIdle() {
+		if !s.evictIdle() && (s.opts.Evict == nil || !s.opts.Evict()) {
 			return false
 		}
 	}
@@ -227,6 +230,9 @@ func (s *Server) track(c *stream) bool {
 	s.wg.Add(1)
 	return true
 }
+
+// EvictIdle is evictIdle, for another server sharing Open (HTTPS's).
+func (s *Server) EvictIdle() bool { return s.evictIdle() }
 
 // evictIdle closes the connection idle the longest, to make room for a new
 // one at the connection cap, and reports whether there was one. Its slot is

@@ -12,7 +12,8 @@
 // certificate is a KeyPair's: Set swaps it for new handshakes, and open
 // connections continue with theirs.
 //
-// server.go is the listener's life: accepting, the connection cap,
+// server.go is the listener's life: accepting, the connection cap;
+// track.go the connections it has, their eviction at the cap and
 // shutdown; conn.go is one connection's requests; keypair.go the
 // certificate.
 package https
@@ -36,10 +37,15 @@ type Options struct {
 	// keep-alive connection (http.read_timeout); WriteTimeout a reply.
 	ReadTimeout, WriteTimeout time.Duration
 	// MaxConnections bounds the connections open at once across every
-	// server sharing Open (the HTTP frontend's too); one more is answered
-	// 503 and closed.
+	// server sharing Open (the HTTP frontend's too). At the cap a new one
+	// evicts an idle one (Evict); if there is none, it is answered 503 and
+	// closed.
 	MaxConnections int64
 	Open           *atomic.Int64
+	// Evict closes an idle connection of any server sharing Open, giving
+	// its slot back, and reports whether there was one; nil: the server's
+	// own (EvictIdle).
+	Evict func() bool
 	// KeyPair is the certificate served.
 	KeyPair *KeyPair
 	// WebSocket serves the upgrades the Exchange lets through; nil: none
@@ -68,17 +74,22 @@ type Server struct {
 	log    *logrus.Logger
 
 	refusing atomic.Int64 // refused connections being answered
+	// busySince is when the accept loop took the connection it is on
+	// (unix nanoseconds), or 0 while it waits in Accept: the watchdog's
+	// view.
+	busySince atomic.Int64
 
-	mu      sync.Mutex
-	conns   map[net.Conn]struct{} // the connections not handed over
+	mu      sync.RWMutex
+	conns   map[*tracked]struct{} // the connections not handed over
 	closing bool
+	cutOff  time.Time      // Close's: no deadline is set past it
 	wg      sync.WaitGroup // every connection's goroutine
 }
 
 // NewServer prepares a server on ln, whose requests ex answers; Serve
 // starts it.
 func NewServer(ln net.Listener, ex *http.Exchange, opts Options, log *logrus.Logger) *Server {
-	return &Server{ln: ln, ex: ex, opts: opts, config: TLSConfig(opts.KeyPair), log: log, conns: map[net.Conn]struct{}{}}
+	return &Server{ln: ln, ex: ex, opts: opts, config: TLSConfig(opts.KeyPair), log: log, conns: map[*tracked]struct{}{}}
 }
 
 // Addr is the listener's address.
@@ -87,10 +98,16 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // Describe is the start-up line's part for the server.
 func (s *Server) Describe() string { return "https " + s.Addr().String() }
 
-// Stalled is false: every connection has a goroutine of its own, so none
+// Stalled reports whether the accept loop has been on one connection
+// for longer than limit: it only admits and starts connections, so that
+// means it is wedged (on a lock), and nothing new is served. Connections
+// themselves are not watched: each has a goroutine of its own, so none
 // waits behind another's request, and a wedged store shows in the other
 // frontends' loops and workers.
-func (s *Server) Stalled(time.Duration) bool { return false }
+func (s *Server) Stalled(limit time.Duration) bool {
+	since := s.busySince.Load()
+	return since != 0 && time.Now().UnixNano()-since > int64(limit)
+}
 
 // Serve accepts connections until Close, then waits for every connection
 // to end: those serving a request finish it, WebSockets end when the
@@ -108,32 +125,55 @@ func (s *Server) Serve() {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		if !s.admit() {
-			s.refuse(nc)
-			continue
-		}
-		if !s.track(nc) {
-			nc.Close()
-			s.opts.Open.Add(-1)
-			continue
-		}
-		go s.serveConn(nc)
+		s.busySince.Store(time.Now().UnixNano())
+		s.start(nc)
+		s.busySince.Store(0)
 	}
 }
 
-// admit takes a slot for a new connection under http.max_connections;
-// false if none is free. (Unlike the HTTP frontend, it evicts no idle
-// connection to make room.)
+// start serves nc on a goroutine of its own, or refuses it at the cap.
+func (s *Server) start(nc net.Conn) {
+	if !s.admit() {
+		s.refuse(nc)
+		return
+	}
+	t := s.track(nc, true)
+	if t == nil {
+		nc.Close()
+		s.opts.Open.Add(-1)
+		return
+	}
+	go s.serveConn(t)
+}
+
+// admit takes a slot for a new connection under http.max_connections,
+// evicting an idle connection if none is free; false if none can be had.
+// The count of open connections never exceeds the cap: a slot is taken by
+// compare and swap, and an evicted connection gives its slot back at once.
 func (s *Server) admit() bool {
-	for {
-		n := s.opts.Open.Load()
-		if n >= s.opts.MaxConnections {
+	for range 4 { // bounded: others may take the slot an eviction freed
+		for {
+			n := s.opts.Open.Load()
+			if n >= s.opts.MaxConnections {
+				break
+			}
+			if s.opts.Open.CompareAndSwap(n, n+1) {
+				return true
+			}
+		}
+		if !s.evict() {
 			return false
 		}
-		if s.opts.Open.CompareAndSwap(n, n+1) {
-			return true
-		}
 	}
+	return false
+}
+
+// evict makes room at the cap: Options.Evict, or the server's own.
+func (s *Server) evict() bool {
+	if s.opts.Evict != nil {
+		return s.opts.Evict()
+	}
+	return s.EvictIdle()
 }
 
 // maxRefusing bounds the refused connections answered at once; past it,
@@ -141,7 +181,8 @@ func (s *Server) admit() bool {
 const maxRefusing = 64
 
 // refuse answers a connection over the cap 503, after its handshake, on a
-// goroutine of its own, and closes it.
+// goroutine of its own, and closes it. It holds no slot, and Close ends it
+// as it ends the others.
 func (s *Server) refuse(nc net.Conn) {
 	if s.refusing.Add(1) > maxRefusing {
 		s.refusing.Add(-1)
@@ -149,13 +190,20 @@ func (s *Server) refuse(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	s.wg.Add(1)
+	t := s.track(nc, false)
+	if t == nil {
+		s.refusing.Add(-1)
+		nc.Close()
+		return
+	}
 	go func() {
 		defer s.wg.Done()
 		defer s.refusing.Add(-1)
+		defer s.untrack(t)
 		defer nc.Close()
 		tc := tls.Server(nc, s.config)
-		tc.SetDeadline(time.Now().Add(s.opts.ReadTimeout))
+		s.setReadDeadline(nc, time.Now().Add(s.opts.ReadTimeout))
+		s.setWriteDeadline(nc, time.Now().Add(s.opts.WriteTimeout))
 		if tc.Handshake() == nil {
 			tc.Write(s.ex.RefuseConnection(nil))
 			tc.CloseWrite()
@@ -163,43 +211,10 @@ func (s *Server) refuse(nc net.Conn) {
 	}()
 }
 
-// track counts nc among the connections served; false if the server is
-// closing.
-func (s *Server) track(nc net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.conns[nc] = struct{}{}
-	s.wg.Add(1)
-	return true
-}
-
-// untrack forgets nc: it ended, or is a WebSocket's now.
-func (s *Server) untrack(nc net.Conn) {
-	s.mu.Lock()
-	delete(s.conns, nc)
-	s.mu.Unlock()
-}
-
 func (s *Server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	return s.closing
-}
-
-// Close stops accepting, and wakes every connection waiting for a
-// request, which then closes; one writing a reply closes once it is out.
-// WebSockets are the WebSocket frontend's to close.
-func (s *Server) Close() error {
-	s.mu.Lock()
-	s.closing = true
-	for nc := range s.conns {
-		nc.SetReadDeadline(time.Now())
-	}
-	s.mu.Unlock()
-	return s.ln.Close()
 }
 
 // addrOf is a connection's remote address.
