@@ -64,12 +64,15 @@ func appendRecord(dst []byte, r *Record, sameHash bool) []byte {
 	if !sameHash {
 		dst = append(dst, r.InfoHash[:]...)
 	}
-	if r.Addr.Is6() {
+	switch {
+	case r.Addr.Is6():
 		a := r.Addr.As16()
 		dst = append(dst, a[:]...)
-	} else {
-		a := r.Addr.Unmap().As4() // the zero Addr as 0.0.0.0, refused by receivers
+	case r.Addr.Is4():
+		a := r.Addr.As4()
 		dst = append(dst, a[:]...)
+	default: // the zero Addr, as 0.0.0.0, which receivers refuse
+		dst = append(dst, 0, 0, 0, 0)
 	}
 	return binary.BigEndian.AppendUint16(dst, r.Port)
 }
