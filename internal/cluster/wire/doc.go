@@ -44,9 +44,10 @@
 //
 // So an IPv4 record is 27 bytes, 7 when it shares the info hash of the
 // record before it; an IPv6 one 39 or 19. AppendBatch leaves out every
-// info hash equal to the one before it; Batch sorts its records by info
-// hash (stably: one peer's announces keep their order) first, so that a
-// popular torrent's announces share one hash.
+// info hash equal to the one before it; Batch orders its records by info
+// hash first (by the hash's first 5 bytes, stably: one peer's announces
+// keep their order), so that a popular torrent's announces share one
+// hash.
 //
 // A record is malformed when its tag has a reserved bit set or an event
 // above 4, says "same hash" with no record before it, its port is 0, or

@@ -142,7 +142,7 @@ func FuzzAppendParse(f *testing.F) {
 					buf = AppendBatch(buf[:0], h, batch.Records)
 				} else {
 					buf = batch.AppendTo(buf[:0], h)
-					slices.SortStableFunc(want, func(x, y Record) int { return bytes.Compare(x.InfoHash[:], y.InfoHash[:]) })
+					sortByHash(want)
 				}
 				var got []Record
 				gh, st, err := p.Parse(buf, func(r Record) { got = append(got, r) })

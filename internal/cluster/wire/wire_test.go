@@ -230,7 +230,7 @@ func TestRoundTripRandom(t *testing.T) {
 			recs[j] = randomRecord(r, 1+r.IntN(50))
 		}
 		if i%2 == 0 {
-			SortRecords(recs)
+			sortByHash(recs)
 		}
 		h := Header{Node: "n" + strings.Repeat("x", r.IntN(MaxNodeLen)), Seq: r.Uint64(), SentNanos: r.Int64(), Count: len(recs)}
 		b = AppendBatch(b[:0], h, recs)
