@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"encoding/hex"
 	"errors"
 	"math/rand/v2"
 	"net/netip"
@@ -238,5 +239,22 @@ func TestRoundTripRandom(t *testing.T) {
 		if err != nil || got != h || st.Valid != len(recs) || st.Malformed != 0 || !slices.Equal(out, recs) {
 			t.Fatalf("batch %d: %+v %+v %v", i, got, st, err)
 		}
+	}
+}
+
+// TestLayout pins format 1 byte for byte, as the package doc states it,
+// so that a change to it is a change to the doc and the format byte.
+func TestLayout(t *testing.T) {
+	h := Header{Node: "n1", Seq: 0x0102030405060708, SentNanos: 0x1112131415161718}
+	recs := []Record{
+		rec(0xaa, "1.2.3.4", 0x1ae1, bittorrent.EventCompleted, true),
+		rec(0xaa, "2001:db8::1", 0x0102, bittorrent.EventPaused, false),
+	}
+	hash := "aa000000000000000000000000000000000000" + "55"
+	want := "01" + "02" + "6e31" + "0102030405060708" + "1112131415161718" + "02" +
+		"09" + hash + "01020304" + "1ae1" +
+		"c4" + "20010db8000000000000000000000001" + "0102"
+	if got := hex.EncodeToString(AppendBatch(nil, h, recs)); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
