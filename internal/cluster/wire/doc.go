@@ -47,7 +47,10 @@
 // info hash equal to the one before it; Batch orders its records by info
 // hash first (by the hash's first 5 bytes, stably: one peer's announces
 // keep their order), so that a popular torrent's announces share one
-// hash.
+// hash. Why (BenchmarkBytesPerRecord, IPv4, NATS's MSG framing counted):
+// batches of 1000 announces over 1M torrents drawn Zipf(1.1) take 17.6
+// bytes an announce ordered, 26.6 in arrival order, 27.1 when every
+// torrent is different; the ordering costs about 40 ns an announce.
 //
 // A record is malformed when its tag has a reserved bit set or an event
 // above 4, says "same hash" with no record before it, its port is 0, or
