@@ -76,6 +76,11 @@ func (s *Snapshot) WritePlain(w io.Writer) error {
 		return err
 	}
 	defer p.Close()
+	return p.WriteAll(w)
+}
+
+// WriteAll writes the rest of the reply to w, piece by piece.
+func (p *Plain) WriteAll(w io.Writer) error {
 	for {
 		piece, err := p.Next()
 		if err == io.EOF {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/fullscrape"
 	"github.com/trakx/trakx/internal/metrics"
 )
 
@@ -117,13 +118,26 @@ func (e *Exchange) WriteFullScrape(w io.Writer, setWriteDeadline func(time.Time)
 	f.ask.timeout = cmp.Or(f.ask.timeout, FullScrapeTimeout)
 	f.snap = f.ask.builder.Wait(time.Now())
 	setWriteDeadline(time.Now().Add(f.ask.timeout))
+	if !f.ask.gzip {
+		// Take a reader before the head goes out: without one, the
+		// answer is the refusal, whole.
+		var err error
+		if f.plain, err = f.snap.NewPlain(); err == fullscrape.ErrBusy {
+			e.s.counters[0].Refuse(metrics.RefusalFullScrapeBusy)
+			_, err = w.Write(appendFullScrapeBusy(nil, f.ask.keepAlive))
+			return f.ask.keepAlive && err == nil, err
+		} else if err != nil {
+			return false, err
+		}
+		defer f.plain.Close()
+	}
 	if _, err := w.Write(f.appendHead(nil)); err != nil {
 		return false, err
 	}
 	if f.ask.gzip {
 		_, err = w.Write(f.snap.Gzip)
 	} else {
-		err = f.snap.WritePlain(w)
+		err = f.plain.WriteAll(w)
 	}
 	return f.ask.keepAlive && err == nil, err
 }

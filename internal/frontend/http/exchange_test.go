@@ -11,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/fullscrape"
+	"github.com/trakx/trakx/internal/httpproto"
 	"github.com/trakx/trakx/internal/metrics"
 	"github.com/trakx/trakx/internal/ratelimit"
 	"github.com/trakx/trakx/internal/swarm"
@@ -81,5 +82,39 @@ func TestExchangeFullScrapeSurvivesAReload(t *testing.T) {
 	keep, err := ex.WriteFullScrape(&w, func(time.Time) error { return nil }, answered.Full)
 	if err != nil || !keep || !bytes.HasPrefix(w.Bytes(), []byte("HTTP/1.1 200 OK")) || !bytes.Contains(w.Bytes(), hash[:]) {
 		t.Fatalf("the full scrape after a reload: keep-alive %v, %v, %q", keep, err, w.Bytes())
+	}
+}
+
+// TestExchangePlainFullScrapeBusy: over TLS too, a full scrape that would
+// go out decompressed while the builder has no reader free is answered
+// with the whole refusal (503, Retry-After), counted, and the connection
+// serves on; never a 200 head cut off before its body.
+func TestExchangePlainFullScrapeBusy(t *testing.T) {
+	store := swarm.New(swarm.Config{AnnounceInterval: 30 * time.Minute, MinInterval: 5 * time.Minute,
+		PeerTTL: 45 * time.Minute, NumWantDefault: 50, NumWantMax: 200, MaxPeers: 1 << 40, MaxTorrents: 1 << 40})
+	defer store.Close()
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	b := fullscrape.New(fullscrape.Options{Source: store, Interval: time.Minute, MaxPlain: 1})
+	var settings atomic.Pointer[FullScrape]
+	settings.Store(&FullScrape{Builder: b})
+	m := metrics.New(nil)
+	ex := NewExchange(store, Options{MaxConnections: 100, Open: new(atomic.Int64), MaxRequests: 1000, FullScrape: &settings}, m, log)
+	held, err := b.Wait(time.Now()).NewPlain() // the one reader, taken
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, answered := ex.Answer(nil, []byte("GET /scrape HTTP/1.1\r\nHost: t\r\n\r\n"), netip.MustParseAddr("192.0.2.1"), 0, false)
+	var w bytes.Buffer
+	keep, err := ex.WriteFullScrape(&w, func(time.Time) error { return nil }, answered.Full)
+	busy := m.Totals().Requests[metrics.ProtocolHTTP].Refused[metrics.RefusalFullScrapeBusy]
+	if err != nil || !keep || !bytes.HasPrefix(w.Bytes(), []byte("HTTP/1.1 503 ")) || !bytes.Contains(w.Bytes(), []byte("Retry-After: 10\r\n")) ||
+		!bytes.HasSuffix(w.Bytes(), httpproto.AppendFailure(nil, fullScrapeBusy)) || busy != 1 {
+		t.Fatalf("with no reader free: keep-alive %v, %v, %d refused, %q", keep, err, busy, w.Bytes())
+	}
+	held.Close()
+	w.Reset()
+	if _, err := ex.WriteFullScrape(&w, func(time.Time) error { return nil }, answered.Full); err != nil || !bytes.HasPrefix(w.Bytes(), []byte("HTTP/1.1 200 OK")) {
+		t.Fatalf("with the reader back: %v %q", err, w.Bytes())
 	}
 }
