@@ -27,6 +27,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/frontend"
 	"github.com/trakx/trakx/internal/frontend/engine"
 	"github.com/trakx/trakx/internal/metrics"
 	"github.com/trakx/trakx/internal/ratelimit"
@@ -197,25 +198,16 @@ const (
 
 // admit takes a slot for a new connection under http.max_connections,
 // evicting the connection idle the longest if none is free; false if
-// none can be had. The count of open connections (shared with the
-// WebSocket frontend) never exceeds the cap: a slot is taken by compare
-// and swap, and an evicted connection gives its slot back at once.
+// none can be had (frontend.TakeSlot: the count of open connections,
+// shared with the WebSocket and HTTPS frontends, never exceeds the cap).
 func (s *Server) admit() bool {
-	for range 4 { // bounded: others may take the slot an eviction freed
-		for {
-			n := s.opts.Open.Load()
-			if n >= s.opts.MaxConnections {
-				break
-			}
-			if s.opts.Open.CompareAndSwap(n, n+1) {
-				return true
-			}
-		}
-		if !s.evictIdle() && (s.opts.Evict == nil || !s.opts.Evict()) {
-			return false
-		}
-	}
-	return false
+	return frontend.TakeSlot(s.opts.Open, s.opts.MaxConnections, s.evictAny)
+}
+
+// evictAny closes the connection idle the longest, this server's or,
+// through Options.Evict, another's sharing the cap (HTTPS's).
+func (s *Server) evictAny() bool {
+	return s.evictIdle() || (s.opts.Evict != nil && s.opts.Evict())
 }
 
 // track counts c among the connections served; false if the server is

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"github.com/trakx/trakx/internal/frontend"
 	"github.com/trakx/trakx/internal/frontend/http"
 )
 
@@ -148,24 +149,8 @@ func (s *Server) start(nc net.Conn) {
 
 // admit takes a slot for a new connection under http.max_connections,
 // evicting an idle connection if none is free; false if none can be had.
-// The count of open connections never exceeds the cap: a slot is taken by
-// compare and swap, and an evicted connection gives its slot back at once.
 func (s *Server) admit() bool {
-	for range 4 { // bounded: others may take the slot an eviction freed
-		for {
-			n := s.opts.Open.Load()
-			if n >= s.opts.MaxConnections {
-				break
-			}
-			if s.opts.Open.CompareAndSwap(n, n+1) {
-				return true
-			}
-		}
-		if !s.evict() {
-			return false
-		}
-	}
-	return false
+	return frontend.TakeSlot(s.opts.Open, s.opts.MaxConnections, s.evict)
 }
 
 // evict makes room at the cap: Options.Evict, or the server's own.
