@@ -1,6 +1,7 @@
 package main
 
 import (
+	"compress/gzip"
 	endian "encoding/binary"
 	"fmt"
 	"io"
@@ -51,6 +52,9 @@ const (
 	chaosTTL   = 3 * time.Second
 	chaosFresh = 2 * time.Second
 	chaosStale = 7 * time.Second
+	// chaosFullScrapeInterval is http.full_scrape_interval: a third of the
+	// HTTP checks read a full scrape, as old as that.
+	chaosFullScrapeInterval = time.Second
 	// The random phase ends at whichever comes first.
 	chaosSteps  = 600
 	chaosBudget = 15 * time.Second
@@ -101,9 +105,9 @@ func TestChaos(t *testing.T) {
 	c.drainAndRejoin()
 	p.checkAlive(t, "after phase 3 (expiry and rejoin)")
 	p.stop(t)
-	t.Logf("phases took %v, %v and %v: %d announces (%d over UDP), %d scrapes checked, %d bursts (largest family %d peers counted at once), %d quiet spells",
+	t.Logf("phases took %v, %v and %v: %d announces (%d over UDP), %d scrapes checked (%d full), %d bursts (largest family %d peers counted at once), %d quiet spells",
 		phase1.Round(time.Millisecond), phase2.Round(time.Millisecond), (time.Since(started) - phase1 - phase2).Round(time.Millisecond),
-		c.announces, c.announcesUDP, c.checks, c.bursts, c.largestBurst, c.quiets)
+		c.announces, c.announcesUDP, c.checks, c.fullScrapes, c.bursts, c.largestBurst, c.quiets)
 }
 
 // chaosProc is the running tracker, its standard error collected in the
@@ -128,6 +132,8 @@ peer_ttl = "`+chaosTTL.String()+`"
 listen = ["127.0.0.1:0", "[::1]:0"]
 [http]
 listen = ["127.0.0.1:0", "[::1]:0"]
+full_scrape = true
+full_scrape_interval = "`+chaosFullScrapeInterval.String()+`"
 [stats]
 listen = ""
 [database]
@@ -396,6 +402,43 @@ func (c *chaosHTTP) scrape(hashes []bittorrent.InfoHash) ([]bittorrent.ScrapeSta
 	if err != nil {
 		return nil, err
 	}
+	return statsOf(m, hashes), nil
+}
+
+// fullScrape asks for every torrent (GET /scrape, gzip-compressed if gz)
+// and returns the counts of hashes.
+func (c *chaosHTTP) fullScrape(hashes []bittorrent.InfoHash, gz bool) ([]bittorrent.ScrapeStats, error) {
+	req, _ := http.NewRequest("GET", c.base+"/scrape", nil)
+	if gz {
+		req.Header.Set("Accept-Encoding", "gzip")
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var body io.Reader = resp.Body
+	if gz {
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil || resp.Header.Get("Content-Encoding") != "gzip" {
+			return nil, fmt.Errorf("full scrape: status %d, %q, not gzip: %v", resp.StatusCode, resp.Header.Get("Content-Encoding"), err)
+		}
+		body = zr
+	}
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		return nil, err
+	}
+	v, err := httpproto.Decode(raw)
+	m, ok := v.(map[string]any)
+	if err != nil || !ok || resp.StatusCode != 200 || m["failure reason"] != nil {
+		return nil, fmt.Errorf("full scrape: status %d, %d bytes not a bencoded dictionary of files (%v)", resp.StatusCode, len(raw), err)
+	}
+	return statsOf(m, hashes), nil
+}
+
+// statsOf reads the counts of hashes from a scrape reply's files.
+func statsOf(m map[string]any, hashes []bittorrent.InfoHash) []bittorrent.ScrapeStats {
 	files, _ := m["files"].(map[string]any)
 	st := make([]bittorrent.ScrapeStats, len(hashes))
 	for i, h := range hashes {
@@ -406,7 +449,7 @@ func (c *chaosHTTP) scrape(hashes []bittorrent.InfoHash) ([]bittorrent.ScrapeSta
 		n := func(key string) uint32 { v, _ := f[key].(int64); return uint32(v) }
 		st[i] = bittorrent.ScrapeStats{Complete: n("complete"), Downloaded: n("downloaded"), Incomplete: n("incomplete")}
 	}
-	return st, nil
+	return st
 }
 
 // endpoint is a peer as the tracker tells peers apart: a torrent, an
@@ -441,7 +484,10 @@ type chaos struct {
 
 	lastCheck time.Time // when the last check's scrape was answered
 
-	announces, announcesUDP, checks, bursts, largestBurst, quiets int
+	announces, announcesUDP, checks, fullScrapes, bursts, largestBurst, quiets int
+	// fullScrapesAllowed lets check read a full scrape (phase 2 only: the
+	// other phases want exact counts, which a snapshot cannot promise).
+	fullScrapesAllowed bool
 }
 
 // pendingRejoin is a join due to one family of a torrent after a burst
@@ -521,15 +567,24 @@ func (c *chaos) check(where string) []bittorrent.ScrapeStats {
 		ip = c.v4[c.rng.IntN(len(c.v4))]
 	}
 	overUDP := c.rng.IntN(2) == 0
+	full := c.fullScrapesAllowed && !overUDP && c.rng.IntN(3) == 0
 	before := time.Now()
 	var got []bittorrent.ScrapeStats
 	var err error
-	if overUDP {
+	switch {
+	case overUDP:
 		got, err = c.udp[ip].scrape(c.hashes)
-	} else {
+	case full:
+		got, err = c.http[ip].fullScrape(c.hashes, c.rng.IntN(2) == 0)
+		c.fullScrapes++
+	default:
 		got, err = c.http[ip].scrape(c.hashes)
 	}
 	after := time.Now()
+	if full {
+		// The snapshot was built at most an interval before it was asked for.
+		before = before.Add(-chaosFullScrapeInterval)
+	}
 	c.lastCheck = after
 	if err != nil {
 		c.p.fatalf(c.t, true, "%s: scrape from %v over %s: %v", where, ip, proto(overUDP), err)
@@ -538,6 +593,13 @@ func (c *chaos) check(where string) []bittorrent.ScrapeStats {
 	for i := range c.hashes {
 		var lo, hi [2]uint32 // seeders, leechers
 		for _, pl := range c.log[i] {
+			if full && pl.sent.After(before) {
+				// The snapshot may predate this announce: the peer may be
+				// counted as it was before it, either kind, or stopped.
+				hi[0]++
+				hi[1]++
+				continue
+			}
 			if pl.stopped {
 				continue
 			}
@@ -653,6 +715,8 @@ func (c *chaos) left() uint64 {
 // random is phase 2.
 func (c *chaos) random() {
 	c.t.Helper()
+	c.fullScrapesAllowed = true // bounds, not exact counts: a snapshot may lag
+	defer func() { c.fullScrapesAllowed = false }()
 	end := time.Now().Add(chaosBudget)
 	for step := 0; step < chaosSteps && time.Now().Before(end); step++ {
 		where := fmt.Sprintf("phase 2, step %d", step)
