@@ -151,22 +151,17 @@ func (d *Daemon) Stop() error {
 
 // UDPAddrs, HTTPAddrs and StatsAddr are the bound addresses, for tests that
 // listen on port 0.
-func (d *Daemon) UDPAddrs() []net.Addr {
-	var a []net.Addr
-	for _, f := range d.frontends {
-		if s, ok := f.(*udp.Server); ok {
-			a = append(a, s.Addr())
-		}
-	}
-	return a
-}
+func (d *Daemon) UDPAddrs() []net.Addr { return addrsOf[*udp.Server](d.frontends) }
 
 // HTTPAddrs are the HTTP listeners' addresses.
-func (d *Daemon) HTTPAddrs() []net.Addr {
+func (d *Daemon) HTTPAddrs() []net.Addr { return addrsOf[*http.Server](d.frontends) }
+
+// addrsOf is the addresses of the frontends of type T, in their order.
+func addrsOf[T frontend.Frontend](frontends []frontend.Frontend) []net.Addr {
 	var a []net.Addr
-	for _, f := range d.frontends {
-		if s, ok := f.(*http.Server); ok {
-			a = append(a, s.Addr())
+	for _, f := range frontends {
+		if _, ok := f.(T); ok {
+			a = append(a, f.Addr())
 		}
 	}
 	return a

@@ -212,12 +212,4 @@ func (d *Daemon) reloadKeyPair(cfg *config.Config) {
 }
 
 // HTTPSAddrs are the HTTPS listeners' addresses.
-func (d *Daemon) HTTPSAddrs() []net.Addr {
-	var a []net.Addr
-	for _, f := range d.frontends {
-		if s, ok := f.(*https.Server); ok {
-			a = append(a, s.Addr())
-		}
-	}
-	return a
-}
+func (d *Daemon) HTTPSAddrs() []net.Addr { return addrsOf[*https.Server](d.frontends) }
