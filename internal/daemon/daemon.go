@@ -78,6 +78,8 @@ type Daemon struct {
 	statsLn    net.Listener
 
 	stopping chan struct{}
+	stopOnce sync.Once
+	stopErr  error // the first Stop's
 	wg       sync.WaitGroup
 
 	saveMu sync.Mutex // one save at a time
@@ -132,8 +134,14 @@ func (d *Daemon) goServe(f func()) {
 // Stop stops taking requests, waits for those under way to finish, and
 // saves the database: every announce answered before the stop is in it. A
 // save already under way (SIGUSR1) finishes first. It returns the final
-// save's error.
+// save's error. Later calls wait for the first and return its error.
 func (d *Daemon) Stop() error {
+	d.stopOnce.Do(func() { d.stopErr = d.stop() })
+	return d.stopErr
+}
+
+// stop is Stop's one run.
+func (d *Daemon) stop() error {
 	close(d.stopping)
 	for i := len(d.frontends) - 1; i >= 0; i-- {
 		d.frontends[i].Close()

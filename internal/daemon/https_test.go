@@ -376,3 +376,27 @@ func TestHTTPSTimeouts(t *testing.T) {
 		t.Fatalf("closed after %v, with a read timeout of 1s", waited)
 	}
 }
+
+// TestStopWithWSSPeers: a wss:// peer that does not answer the tracker's
+// goodbye (close frame) does not hold shutdown up for the WebSocket
+// linger: it is cut off within HTTPS's shutdown grace, as ws:// peers are.
+func TestStopWithWSSPeers(t *testing.T) {
+	d, cert := startHTTPS(t, nil)
+	dialer := ws.Dialer{Timeout: 5 * time.Second, TLSConfig: &tls.Config{RootCAs: cert.Pool}}
+	conn, _, _, err := dialer.Dial(context.Background(), "wss://"+d.HTTPSAddrs()[0].String()+"/announce")
+	if err != nil {
+		t.Fatalf("upgrade over TLS: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	peer := &wsClient{t: t, conn: conn}
+	h := tt.Hash("wss-stop")
+	peer.send(map[string]any{"action": "announce", "info_hash": string(h[:]), "peer_id": "-WW0001-stopping0001", "numwant": 5, "left": 0, "offers": []any{}})
+	if m := peer.recv(); m["complete"] != float64(1) {
+		t.Fatalf("wss announce: %v", m)
+	}
+	start := time.Now()
+	d.Stop() // the peer reads nothing more, and never closes
+	if took := time.Since(start); took > 1500*time.Millisecond {
+		t.Fatalf("Stop took %v with a silent wss:// peer", took)
+	}
+}

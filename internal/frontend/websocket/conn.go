@@ -93,6 +93,11 @@ const maxUnsent = 256 << 10
 // frame or end of stream before it is shut anyway.
 const lingerTime = 2 * time.Second
 
+// shutdownLinger replaces lingerTime once the server is closing, so that
+// peers that never answer the goodbye do not hold shutdown up: HTTPS's
+// grace, for a wss:// peer's reader, which shutdown waits for.
+const shutdownLinger = 500 * time.Millisecond
+
 // errConnectionClosing: the connection began to close while the message
 // was on its way; it gets no answer.
 var errConnectionClosing = &bittorrent.ClientError{Message: "connection closing"}
@@ -175,7 +180,11 @@ func (c *conn) close(code ws.StatusCode, reason string) {
 		return
 	}
 	c.leave()
-	c.retire(time.Now().Add(lingerTime))
+	linger := lingerTime
+	if c.s.shuttingDown() {
+		linger = shutdownLinger
+	}
+	c.retire(time.Now().Add(linger))
 }
 
 // shut ends the connection at once, from any goroutine: it shuts the

@@ -321,6 +321,13 @@ func (s *Server) Addr() net.Addr { return nil }
 // Describe is the start-up line's part for the server.
 func (s *Server) Describe() string { return "websocket at /announce on the http listeners" }
 
+// shuttingDown reports whether Close has been called.
+func (s *Server) shuttingDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
 // Close says goodbye (close code 1001) to every connection and closes it;
 // later upgrades are refused the same way. Serve returns once the loops
 // have closed them.
