@@ -37,7 +37,7 @@ func TLSConfig(k *KeyPair) *tls.Config {
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		MaxVersion:     tls.VersionTLS13,
-		NextProtos:     []string{"http/1.1"},
+		NextProtos:     []string{"http/1.1", "http/1.0"}, // by preference; HTTP/1.0 clients (curl --http1.0) offer the second alone
 		GetCertificate: k.getCertificate,
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -149,4 +150,30 @@ func TestStalledWhenTheAcceptLoopIsWedged(t *testing.T) {
 	tt.WaitFor(t, "the watchdog to see the accept loop stuck", func() bool { return ts.Stalled(10 * time.Millisecond) })
 	ts.mu.Unlock()
 	tt.WaitFor(t, "the accept loop to go on", func() bool { return !ts.Stalled(10*time.Millisecond) && ts.open.Load() == 1 })
+}
+
+// TestALPNServesHTTP10Clients: a client that offers ALPN http/1.0 alone
+// (curl --http1.0) is served, as over plain HTTP; one that offers both
+// gets http/1.1; one that offers only h2 is refused in the handshake (no
+// protocol in common, RFC 7301 §3.2).
+func TestALPNServesHTTP10Clients(t *testing.T) {
+	ts := serveTLS(t, 10, 5*time.Second, false)
+	for offer, want := range map[string]string{"http/1.0": "http/1.0", "http/1.1 http/1.0": "http/1.1"} {
+		conn, err := tls.Dial("tcp", ts.Addr().String(), &tls.Config{RootCAs: ts.cert.Pool, NextProtos: strings.Fields(offer)})
+		if err != nil {
+			t.Fatalf("ALPN %s: %v", offer, err)
+		}
+		if got := conn.ConnectionState().NegotiatedProtocol; got != want {
+			t.Errorf("ALPN %s: %q negotiated, want %q", offer, got, want)
+		}
+		fmt.Fprint(conn, "GET /scrape?info_hash=aaaaaaaaaaaaaaaaaaaa HTTP/1.0\r\n\r\n")
+		if line, err := bufio.NewReader(conn).ReadString('\n'); err != nil || !strings.HasSuffix(line, " 200 OK\r\n") {
+			t.Errorf("ALPN %s: %q %v", offer, line, err)
+		}
+		conn.Close()
+	}
+	if conn, err := tls.Dial("tcp", ts.Addr().String(), &tls.Config{RootCAs: ts.cert.Pool, NextProtos: []string{"h2"}}); err == nil {
+		conn.Close()
+		t.Fatal("an h2-only client got a connection it cannot use")
+	}
 }
