@@ -90,7 +90,7 @@ func TestStatsPageIsSelfContained(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("GET /: %s %s", resp.Status, resp.Header.Get("Content-Type"))
 	}
-	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "connect-src 'self'") {
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "connect-src 'self'") || strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "script-src 'sha256-") {
 		t.Errorf("Content-Security-Policy %q", csp)
 	}
 	if m := regexp.MustCompile(`(?i)(https?:)?//[a-z0-9.-]+\.[a-z]|\b(src|href)\s*=`).Find(body); m != nil {
