@@ -36,6 +36,7 @@
 package fullscrape
 
 import (
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -188,4 +189,10 @@ func (b *Builder) build() {
 	for _, w := range waiters {
 		w.SnapshotReady(snap)
 	}
+	// A build allocates about four times what it keeps (the copy of every
+	// torrent's counts, sorted, and the compressed reply's growth): give
+	// that back to the system now, rather than as the runtime's scavenger
+	// gets round to it, so that the tracker's RSS holds the snapshot and
+	// not the build (at 2M torrents, 160 MB more for minutes otherwise).
+	debug.FreeOSMemory()
 }
