@@ -199,9 +199,18 @@ func (n *Node) leave(other string) {
 	}
 	n.log.Errorf("cluster: another connection publishes as node %q (%s): node names must be unique; leaving the cluster, serving alone", n.opts.Node, other)
 	if nc := n.conn.Load(); nc != nil {
-		go nc.Close() // not from within its own callback
+		go n.parting(nc) // not from within its own callback
 	}
 	n.markReady()
+}
+
+// parting sends one last batch under the node's name, so that the other
+// connection that uses it sees the clash too, then closes the connection.
+func (n *Node) parting(nc *nats.Conn) {
+	last := wire.AppendBatch(nil, wire.Header{Node: n.opts.Node, SentNanos: int64(n.clock())}, nil)
+	_ = nc.Publish(n.subjectOut, last)
+	_ = nc.FlushTimeout(time.Second)
+	nc.Close()
 }
 
 // Close stops the node: a last flush, then the connection closed.
