@@ -39,7 +39,8 @@ const (
 	noAnswer         // nobody answered in time, or the transfer broke off
 )
 
-// runCatchUps catches up each time one is wanted (start, reconnection).
+// runCatchUps catches up each time one is wanted (connection,
+// reconnection, a node heard anew) and the node is behind.
 func (n *Node) runCatchUps() {
 	defer n.wg.Done()
 	for {
@@ -48,7 +49,7 @@ func (n *Node) runCatchUps() {
 			return
 		case <-n.kick:
 		}
-		if !n.left.Load() {
+		if !n.left.Load() && n.behind.Load() {
 			n.catchUp()
 		}
 	}
@@ -63,12 +64,13 @@ func (n *Node) catchUp() {
 	for range maxTries {
 		switch n.attempt() {
 		case caughtUp:
+			n.behind.Store(false)
 			n.counters.catchUps.Add(1)
 			n.markReady()
 			return
 		case noAnswer:
 			if n.senders.others(n.clock()) == 0 {
-				n.log.Infof("cluster: no other node answers; serving with what this node holds")
+				n.log.Infof("cluster: no other node answers; serving with what this node holds, catching up when one is heard")
 				n.markReady()
 				return
 			}

@@ -44,10 +44,13 @@ type Node struct {
 
 	subjectOut, subjectIn, subjectSnapshot string
 
-	conn     atomic.Pointer[nats.Conn]
-	left     atomic.Bool // left the cluster for good
-	everUp   atomic.Bool // caught up (or gave up) once: may serve snapshots
-	serving  atomic.Bool // a snapshot is being served
+	conn    atomic.Pointer[nats.Conn]
+	left    atomic.Bool // left the cluster for good
+	everUp  atomic.Bool // caught up (or gave up) once: may serve snapshots
+	serving atomic.Bool // a snapshot is being served
+	// behind: no catch-up has succeeded since the last (re)connection;
+	// a node heard anew then triggers one.
+	behind   atomic.Bool
 	counters counters
 
 	out     outbox
@@ -116,6 +119,7 @@ func (n *Node) Start() error {
 	n.conn.Store(nc)
 	if !nc.IsConnected() {
 		n.log.Warnf("cluster: NATS at %s is not reachable; serving alone, retrying in the background", n.opts.URL)
+		n.markReady() // nothing to wait for; the connect handler catches up
 	}
 	if _, err := nc.Subscribe(n.subjectIn, n.rx.onMessage); err != nil {
 		nc.Close()
@@ -127,8 +131,7 @@ func (n *Node) Start() error {
 	}
 	n.wg.Add(2)
 	go n.runFlusher()
-	go n.runCatchUps()
-	n.wantCatchUp()
+	go n.runCatchUps() // the connect handler asks for the first catch-up
 	return nil
 }
 
@@ -148,10 +151,12 @@ func (n *Node) natsOptions() []nats.Option {
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			n.log.Infof("cluster: reconnected to NATS at %s; catching up", nc.ConnectedUrlRedacted())
+			n.behind.Store(true)
 			n.wantCatchUp()
 		}),
 		nats.ConnectHandler(func(nc *nats.Conn) {
 			n.log.Infof("cluster: connected to NATS at %s; catching up", nc.ConnectedUrlRedacted())
+			n.behind.Store(true)
 			n.wantCatchUp()
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {

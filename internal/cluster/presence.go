@@ -34,9 +34,10 @@ func (s *senders) init() { s.byName = make(map[string]*sender) }
 
 // heard records a batch of node h applied at now (our clock) and returns
 // its apply lag: its (now - sent) less the sender's least (now - sent)
-// so far. A sender whose Seq or clock went back restarted (or
+// so far; and whether the sender is back, new or silent for more than
+// liveWindow. A sender whose Seq or clock went back restarted (or
 // reconnected): its offset starts again.
-func (s *senders) heard(h *wire.Header, now time.Duration) time.Duration {
+func (s *senders) heard(h *wire.Header, now time.Duration) (lag time.Duration, back bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d := int64(now) - h.SentNanos
@@ -44,17 +45,18 @@ func (s *senders) heard(h *wire.Header, now time.Duration) time.Duration {
 	if sd == nil {
 		s.forget(now)
 		if len(s.byName) >= maxSenders {
-			return 0
+			return 0, false
 		}
-		sd = &sender{offset: d}
+		sd = &sender{offset: d, heard: now - liveWindow - 1}
 		s.byName[h.Node] = sd
 	}
+	back = now-sd.heard > liveWindow
 	if h.Seq <= sd.lastSeq || h.SentNanos < sd.lastSent {
 		sd.offset = d
 	}
 	sd.heard, sd.lastSeq, sd.lastSent = now, h.Seq, h.SentNanos
 	sd.offset = min(sd.offset, d)
-	return time.Duration(d - sd.offset)
+	return time.Duration(d - sd.offset), back
 }
 
 // forget drops the senders silent for forgetAfter.

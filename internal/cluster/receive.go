@@ -101,8 +101,11 @@ func (rx *receiver) apply(node string, data []byte) {
 		return
 	}
 	n.counters.dropped.Add(uint64(st.Malformed))
-	lag := n.senders.heard(&h, n.clock())
+	lag, back := n.senders.heard(&h, n.clock())
 	n.counters.lagBits.Store(math.Float64bits(lag.Seconds()))
+	if back && n.behind.Load() {
+		n.wantCatchUp() // a node to catch up from, at last
+	}
 }
 
 // applyRecord applies one valid record through Options.Apply, counting

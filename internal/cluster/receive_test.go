@@ -117,8 +117,9 @@ func TestApplyLag(t *testing.T) {
 	}
 	for i, st := range steps {
 		h := wire.Header{Node: "x", Seq: st.seq, SentNanos: int64(st.sent)}
-		if lag := s.heard(&h, st.arrive); lag != st.lag {
-			t.Errorf("step %d: lag %v, want %v", i, lag, st.lag)
+		lag, back := s.heard(&h, st.arrive)
+		if lag != st.lag || back != (i == 0) {
+			t.Errorf("step %d: lag %v, back %v; want %v, %v", i, lag, back, st.lag, i == 0)
 		}
 	}
 	if s.others(2000*ms) != 1 || s.others(2000*ms+liveWindow+1) != 0 {
