@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"errors"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -109,8 +111,8 @@ func (n *Node) attempt() outcome {
 
 // receiveSnapshot applies the chunks that come on sub until the end.
 func (n *Node) receiveSnapshot(sub *nats.Subscription) outcome {
-	var a snapshotApplier
-	a.init(n)
+	w := n.startAppliers()
+	defer w.stop()
 	for range maxChunks {
 		m, err := sub.NextMsg(answerWait)
 		if err != nil || len(m.Data) == 0 {
@@ -121,17 +123,61 @@ func (n *Node) receiveSnapshot(sub *nats.Subscription) outcome {
 		case msgBusy:
 			return busy
 		case msgChunk:
-			a.apply(m.Data[1:])
+			w.chunks <- m // a free applier takes it and acknowledges it
 		case msgEnd:
+			applied, refused, malformed := w.stop()
 			_ = m.Respond(nil)
-			n.log.Infof("cluster: caught up: %d peers from a snapshot (%d refused, %d malformed)", a.applied, a.refused, a.malformed)
+			n.log.Infof("cluster: caught up: %d peers from a snapshot (%d refused, %d malformed)", applied, refused, malformed)
 			return caughtUp
-		}
-		if err := m.Respond(nil); err != nil {
-			return noAnswer
 		}
 	}
 	return noAnswer
+}
+
+// maxAppliers is the most goroutines applying one snapshot's chunks:
+// the store is sharded, so chunks apply side by side.
+const maxAppliers = 4
+
+// appliers apply a snapshot's chunks side by side; each acknowledges a
+// chunk once it has applied it. A snapshot holds each peer once, so their
+// order does not matter; the buffer is replayed after all are applied.
+type appliers struct {
+	chunks  chan *nats.Msg
+	wg      sync.WaitGroup
+	each    []*snapshotApplier
+	stopped bool
+}
+
+// startAppliers starts one applier a CPU, maxAppliers at most.
+func (n *Node) startAppliers() *appliers {
+	w := &appliers{chunks: make(chan *nats.Msg, ackWindow)}
+	for range min(runtime.GOMAXPROCS(0), maxAppliers) {
+		a := &snapshotApplier{node: n}
+		w.each = append(w.each, a)
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			for m := range w.chunks {
+				a.apply(m.Data[1:])
+				_ = m.Respond(nil)
+			}
+		}()
+	}
+	return w
+}
+
+// stop waits for the chunks handed out to be applied, and returns the
+// records applied, refused and malformed.
+func (w *appliers) stop() (applied, refused, malformed int) {
+	if !w.stopped {
+		w.stopped = true
+		close(w.chunks)
+		w.wg.Wait()
+	}
+	for _, a := range w.each {
+		applied, refused, malformed = applied+a.applied, refused+a.refused, malformed+a.malformed
+	}
+	return applied, refused, malformed
 }
 
 // snapshotApplier applies a snapshot's chunks through Options.Apply.
@@ -142,9 +188,6 @@ type snapshotApplier struct {
 	resp                        bittorrent.AnnounceResponse
 	applied, refused, malformed int
 }
-
-// init ties the applier to its node.
-func (a *snapshotApplier) init(n *Node) { a.node = n }
 
 // apply applies one chunk's records.
 func (a *snapshotApplier) apply(chunk []byte) {

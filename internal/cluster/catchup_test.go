@@ -50,7 +50,9 @@ func TestSnapshotChunksAndBuffer(t *testing.T) {
 	close(hold.release)
 	<-b.Ready()
 	st, sa := b.Stats(), a.Stats()
-	if st.CatchUps != 1 || st.SnapshotPeers != n || sa.SnapshotsServed != 1 {
+	// A walks its store as B acknowledges chunks: the peer stopped
+	// meanwhile is in the snapshot or not, depending on its shard.
+	if st.CatchUps != 1 || st.SnapshotPeers < n-1 || sa.SnapshotsServed != 1 {
 		t.Fatalf("B caught up %d times with %d peers, A served %d", st.CatchUps, st.SnapshotPeers, sa.SnapshotsServed)
 	}
 	if sa.BytesOut < 3*4096 {

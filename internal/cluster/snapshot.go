@@ -16,6 +16,7 @@ const (
 	chunkBytesMost = 1 << 20         // NATS's default max_payload
 	chunkMargin    = 256             // room for the kind byte and slack
 	ackWait        = 5 * time.Second // for the requester to apply a chunk
+	ackWindow      = 4               // chunks sent and not yet acknowledged
 )
 
 // onSnapshotRequest answers a request for a snapshot: busy when one is
@@ -48,10 +49,16 @@ type chunker struct {
 	seq     uint64
 	private bool
 	failed  error
+	// acks is where the requester acknowledges each message; sent and
+	// acked count them, so that at most ackWindow are unacknowledged.
+	acks        *nats.Subscription
+	sent, acked int
 }
 
-// serveSnapshot streams the store's peers to inbox in chunks, each
-// acknowledged before the next, and the end.
+// serveSnapshot streams the store's peers to inbox in chunks and then the
+// end, each acknowledged by the requester once applied, at most
+// ackWindow of them unacknowledged: the next chunk is made while the
+// requester applies the last, and the server never outruns it by more.
 func (n *Node) serveSnapshot(inbox, to string) {
 	nc := n.conn.Load()
 	budget := chunkBytesMost
@@ -60,13 +67,19 @@ func (n *Node) serveSnapshot(inbox, to string) {
 	}
 	budget = min(budget, int(nc.MaxPayload())) - chunkMargin
 	c := &chunker{node: n, inbox: inbox, budget: max(budget, 2*wire.MaxHeaderSize), size: 1 + wire.MaxHeaderSize, private: n.replicatePrivate()}
+	c.acks, c.failed = nc.SubscribeSync(nc.NewInbox())
+	if c.failed == nil {
+		defer c.acks.Unsubscribe()
+	}
 	began := time.Now()
-	n.opts.Snapshot(c.add)
+	if c.failed == nil {
+		n.opts.Snapshot(c.add)
+	}
 	if c.failed == nil {
 		c.send()
 	}
 	if c.failed == nil {
-		c.failed = c.request([]byte{msgEnd})
+		c.failed = c.request([]byte{msgEnd}, 0)
 	}
 	if c.failed != nil {
 		n.log.Warnf("cluster: snapshot for %q broken off: %v", to, c.failed)
@@ -111,17 +124,26 @@ func (c *chunker) send() {
 	c.seq++
 	h := wire.Header{Node: c.node.opts.Node, Seq: c.seq, SentNanos: int64(c.node.clock())}
 	c.buf = wire.AppendBatch(append(c.buf[:0], msgChunk), h, c.recs)
-	c.failed = c.request(c.buf)
+	c.failed = c.request(c.buf, ackWindow-1)
 	c.recs, c.size = c.recs[:0], 1+wire.MaxHeaderSize
 }
 
-// request sends one message of the snapshot and waits for its
-// acknowledgement.
-func (c *chunker) request(data []byte) error {
+// request sends one message of the snapshot, then waits for
+// acknowledgements until no more than unacked messages lack one.
+func (c *chunker) request(data []byte, unacked int) error {
 	nc := c.node.conn.Load()
+	if err := nc.PublishRequest(c.inbox, c.acks.Subject, data); err != nil {
+		return err
+	}
+	c.sent++
 	c.node.counters.bytesOut.Add(uint64(len(data)))
-	_, err := nc.Request(c.inbox, data, ackWait)
-	return err
+	for c.sent-c.acked > unacked {
+		if _, err := c.acks.NextMsg(ackWait); err != nil {
+			return err
+		}
+		c.acked++
+	}
+	return nil
 }
 
 // StoreSnapshot is Options.Snapshot for a swarm.Store: it walks the store
