@@ -21,9 +21,11 @@
 //     the others catch up by snapshot when it is back.
 //   - Receiving: a batch on <name>.*.announce is applied only when the
 //     subject's node token equals the node its header names; each valid
-//     record goes through Options.Apply (the Gate in front of the store,
-//     so the access list and the store's limits hold: refusals are
-//     counted), never through Wrap, so nothing received is republished.
+//     record goes through Options.Apply (the access list in front of the
+//     store, Admitting, so that the list and the store's limits hold:
+//     refusals are counted), never through Wrap, so nothing received is
+//     republished. The client filter is the accepting node's: peer ids do
+//     not travel, so Apply must not be the whole access.Gate.
 //     Malformed batches and records are counted and dropped, never a
 //     crash. A batch on our own subject comes from another connection
 //     using our node name: the node logs an error and leaves the cluster
@@ -31,20 +33,29 @@
 //   - Catch-up, at start and after each reconnection: announces that
 //     arrive are buffered; one live node (a NATS queue group on
 //     <name>.snapshot) is asked for a snapshot, which it streams in chunks
-//     of at most 1 MiB, each acknowledged before the next; then the buffer
-//     is replayed. A node serves one snapshot at a time and answers
-//     "busy" to more, and none before it has caught up itself. No answer
-//     within 2 s: the node serves with what it holds and retries with
-//     back-off while other nodes are heard. Ready closes when the node
-//     has caught up or given up waiting.
+//     of at most 1 MiB (a torrent's hash once per run of its peers), each
+//     acknowledged once applied, at most 4 unacknowledged; the requester
+//     applies chunks side by side (a snapshot holds each peer once); then
+//     the buffer is replayed. A node serves one snapshot at a time and
+//     answers "busy" to more, and none before it has caught up (or given
+//     up) itself. No answer within 2 s: the node serves with what it
+//     holds and retries with back-off while other nodes are heard; still
+//     behind, it catches up when it hears a node it had not heard for 3 s.
+//     Ready closes when the node has caught up or given up waiting, at
+//     once when NATS is unreachable at start.
 //   - NATS down: the node keeps serving, logs one warning, reconnects with
-//     back-off for ever, catches up and logs that it did.
+//     back-off (100 ms doubling to 5 s) for ever, catches up and logs that
+//     it did.
 //   - Presence: a node counts itself and the nodes heard from in the last
 //     3 s (every node publishes at least once a second).
 //   - Apply lag: for each sender, the receiver keeps the least difference
 //     between its own monotonic clock at application and the batch's
 //     SentNanos as that sender's offset; a batch's lag is its difference
-//     less that offset. No two machines' clocks are ever compared.
+//     less that offset (Stats.ApplyLagSeconds, the last batch's, and
+//     Options.ObserveLag, each batch's, for a histogram). No two machines'
+//     clocks are ever compared. A lag so measured is above the least ever
+//     seen, so it reads 0 for a steady delay: it shows queueing, not the
+//     network's fixed latency.
 //
 // # Files
 //
@@ -54,5 +65,6 @@
 //   - presence.go: live nodes and apply lag per sender.
 //   - catchup.go: asking for a snapshot and applying it.
 //   - snapshot.go: serving a snapshot; StoreSnapshot walks a swarm.Store.
+//   - admit.go: Admitting, the access list in front of Apply.
 //   - stats.go: the counters and Stats.
 package cluster

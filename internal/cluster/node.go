@@ -23,13 +23,17 @@ type Options struct {
 	// published (and served in snapshots); nil: never. Read for each
 	// announce, so that a reload applies at once.
 	ReplicatePrivate func() bool
-	// Apply is where what arrives from the cluster goes: the Gate in front
-	// of the store, never the publishing decorator.
+	// Apply is where what arrives from the cluster goes: the store behind
+	// the access list (Admitting(gate.AdmitTorrent, store)), never the
+	// publishing decorator, nor the client filter (peer ids do not travel).
 	Apply bittorrent.Tracker
 	// Snapshot yields every peer the store holds, torrent by torrent
 	// (StoreSnapshot), until yield returns false.
 	Snapshot func(yield func(wire.Record) bool)
 	Log      *logrus.Logger
+	// ObserveLag, if set, is given each applied batch's apply lag in
+	// seconds (a histogram's Observe), from the receiving goroutine.
+	ObserveLag func(seconds float64)
 	// SnapshotChunkBytes bounds a snapshot chunk; 0: 1 MiB, or the
 	// server's max_payload when less.
 	SnapshotChunkBytes int

@@ -103,6 +103,9 @@ func (rx *receiver) apply(node string, data []byte) {
 	n.counters.dropped.Add(uint64(st.Malformed))
 	lag, back := n.senders.heard(&h, n.clock())
 	n.counters.lagBits.Store(math.Float64bits(lag.Seconds()))
+	if n.opts.ObserveLag != nil {
+		n.opts.ObserveLag(lag.Seconds())
+	}
 	if back && n.behind.Load() {
 		n.wantCatchUp() // a node to catch up from, at last
 	}

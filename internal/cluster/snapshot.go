@@ -82,7 +82,9 @@ func (n *Node) serveSnapshot(inbox, to string) {
 		c.failed = c.request([]byte{msgEnd}, 0)
 	}
 	if c.failed != nil {
-		n.log.Warnf("cluster: snapshot for %q broken off: %v", to, c.failed)
+		if !n.closed() {
+			n.log.Warnf("cluster: snapshot for %q broken off: %v", to, c.failed)
+		}
 		return
 	}
 	n.log.Infof("cluster: served a snapshot to %q: %d chunks in %v", to, c.seq, time.Since(began).Round(time.Millisecond))
