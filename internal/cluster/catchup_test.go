@@ -122,3 +122,26 @@ func TestReconnectCatchesUp(t *testing.T) {
 	waitFor(t, "the outage's peer on B", func() bool { return peers(b.store, hash(2)) == 1 })
 	waitFor(t, "B counting its catch-up", func() bool { return b.Stats().CatchUps > before && b.Stats().Connected })
 }
+
+// TestStartWithNATSDown: a node whose NATS is down at start is ready at
+// once and serves alone; once NATS is up it joins, and a node started
+// then catches up from it.
+func TestStartWithNATSDown(t *testing.T) {
+	srv, url := runServer(t, -1)
+	port := srv.Addr().(*net.TCPAddr).Port
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	b := newNode(t, url, "b", nil, nil)
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	<-b.Ready()
+	announce(t, b.front, hash(1), "1.2.3.4", 1, bittorrent.EventStarted)
+	if b.Stats().Connected || peers(b.store, hash(1)) != 1 {
+		t.Fatal("B not serving alone")
+	}
+	runServer(t, port)
+	waitFor(t, "B connected", func() bool { return b.Stats().Connected })
+	a := startNode(t, url, "a", nil, nil)
+	waitFor(t, "A caught up from B", func() bool { return peers(a.store, hash(1)) == 1 && a.Stats().CatchUps == 1 })
+}

@@ -66,7 +66,8 @@ type Node struct {
 	kick      chan struct{} // a catch-up is wanted
 	done      chan struct{}
 	closeOnce sync.Once
-	wg        sync.WaitGroup
+	flushed   sync.WaitGroup // the flusher
+	wg        sync.WaitGroup // the catch-up
 }
 
 // New checks the options and returns a node, not yet connected.
@@ -133,7 +134,8 @@ func (n *Node) Start() error {
 		nc.Close()
 		return err
 	}
-	n.wg.Add(2)
+	n.flushed.Add(1)
+	n.wg.Add(1)
 	go n.runFlusher()
 	go n.runCatchUps() // the connect handler asks for the first catch-up
 	return nil
@@ -222,14 +224,17 @@ func (n *Node) parting(nc *nats.Conn) {
 	nc.Close()
 }
 
-// Close stops the node: a last flush, then the connection closed.
+// Close stops the node: a last flush, then the connection closed, which
+// ends a catch-up under way at once.
 func (n *Node) Close() {
 	n.closeOnce.Do(func() {
 		close(n.done)
-		n.wg.Wait()
+		n.flushed.Wait()
 		if nc := n.conn.Load(); nc != nil {
+			_ = nc.FlushTimeout(time.Second)
 			nc.Close()
 		}
+		n.wg.Wait()
 		n.markReady()
 	})
 }

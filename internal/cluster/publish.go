@@ -124,7 +124,7 @@ type flusher struct {
 // runFlusher sends the outbox every flushEvery, or sooner when a batch's
 // worth is waiting, and a heartbeat when idle; a last time at Close.
 func (n *Node) runFlusher() {
-	defer n.wg.Done()
+	defer n.flushed.Done()
 	f := &flusher{node: n, buf: make([]byte, 0, batchBytes+wire.MaxHeaderSize)}
 	tick := time.NewTicker(flushEvery)
 	defer tick.Stop()

@@ -12,10 +12,11 @@ type Stats struct {
 	Nodes     int  // live nodes, this one included
 	// Deltas, in records: published by this node; applied from others;
 	// refused by Apply (access list, store full); dropped (outbox full,
-	// NATS down, malformed record, catch-up buffer full).
+	// NATS down, malformed record).
 	Published, Applied, Refused, Dropped uint64
 	// BadBatches are batches refused whole: a malformed header, a subject
-	// that does not name the header's node, a later format.
+	// that does not name the header's node, a later format; and batches
+	// dropped unread because the catch-up buffer was full.
 	BadBatches uint64
 	// BytesOut and BytesIn count batch payloads, snapshots included.
 	BytesOut, BytesIn uint64
