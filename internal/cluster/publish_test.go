@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/cluster/wire"
 )
 
 // TestPropagation: an announce accepted by A is in B's store soon after,
@@ -82,5 +83,43 @@ func TestFullOutboxDrops(t *testing.T) {
 	}
 	if d := n.Stats().Dropped; d != 10 {
 		t.Errorf("dropped %d, want 10", d)
+	}
+}
+
+// TestBatchesBounded: a burst goes out in batches of at most batchBytes,
+// all of it applied by B, at under 32 bytes an IPv4 announce.
+func TestBatchesBounded(t *testing.T) {
+	_, url := runServer(t, -1)
+	a := startNode(t, url, "a", nil, nil)
+	b := startNode(t, url, "b", nil, nil)
+	sub, err := rawConn(t, url).SubscribeSync("trakx.a.announce")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20000
+	for i := range n {
+		announce(t, a.front, hash(i%500), "1.2.3.4", uint16(1+i), bittorrent.EventStarted)
+	}
+	waitFor(t, "B applying the burst", func() bool { return b.Stats().Applied == n })
+	batches, records := 0, 0
+	for records < n {
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("after %d records: %v", records, err)
+		}
+		if len(m.Data) > batchBytes {
+			t.Fatalf("a batch of %d bytes", len(m.Data))
+		}
+		h, _, err := wire.ParseBatch(m.Data, func(wire.Record) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		batches, records = batches+1, records+h.Count
+	}
+	st := a.Stats()
+	perRecord := float64(st.BytesOut) / float64(st.Published)
+	t.Logf("%d records in %d batches, %.1f bytes a record", records, batches, perRecord)
+	if batches < 2 || perRecord > 32 {
+		t.Errorf("%d batches, %.1f bytes a record", batches, perRecord)
 	}
 }
