@@ -1,0 +1,215 @@
+package cluster
+
+import (
+	"errors"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/cluster/wire"
+)
+
+// The snapshot protocol's message kinds, a message's first byte. A
+// requester publishes its node name on <name>.snapshot with a reply inbox;
+// the node that takes it answers on the inbox with busy, or with chunks
+// and then the end, each a request the requester acknowledges (an empty
+// reply) once it has applied it, so that the server never outruns it.
+const (
+	msgBusy  = 'B'
+	msgChunk = 'C' // followed by a wire batch
+	msgEnd   = 'E'
+)
+
+// The catch-up's bounds.
+const (
+	answerWait = 2 * time.Second // for the first answer, and between chunks
+	retryFirst = 250 * time.Millisecond
+	retryMost  = 30 * time.Second
+	maxTries   = 20      // attempts of one catch-up
+	maxChunks  = 1 << 20 // chunks of one snapshot: 1 TiB
+)
+
+// outcome is how one attempt at a snapshot ended.
+type outcome int
+
+const (
+	caughtUp outcome = iota
+	busy             // the node asked was serving another
+	noAnswer         // nobody answered in time, or the transfer broke off
+)
+
+// runCatchUps catches up each time one is wanted (connection,
+// reconnection, a node heard anew) and the node is behind.
+func (n *Node) runCatchUps() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.done:
+			return
+		case <-n.kick:
+		}
+		if !n.left.Load() && n.behind.Load() {
+			n.catchUp()
+		}
+	}
+}
+
+// catchUp asks for a snapshot until one is applied, retrying with
+// back-off while other nodes are heard. Ready closes when it succeeds or
+// after answerWait of trying.
+func (n *Node) catchUp() {
+	began := time.Now()
+	delay := retryFirst
+	for range maxTries {
+		switch n.attempt() {
+		case caughtUp:
+			n.behind.Store(false)
+			n.counters.catchUps.Add(1)
+			n.markReady()
+			return
+		case noAnswer:
+			if n.senders.others(n.clock()) == 0 {
+				n.log.Infof("cluster: no other node answers; serving with what this node holds, catching up when one is heard")
+				n.markReady()
+				return
+			}
+		}
+		if time.Since(began) >= answerWait {
+			n.markReady()
+		}
+		select {
+		case <-n.done:
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, retryMost)
+	}
+	n.log.Warnf("cluster: no snapshot after %d attempts; serving with what this node holds", maxTries)
+	n.markReady()
+}
+
+// attempt asks one node for a snapshot and applies it, holding the
+// batches that arrive meanwhile and applying them after it.
+func (n *Node) attempt() outcome {
+	nc := n.conn.Load()
+	n.rx.startBuffering()
+	defer n.rx.stopBuffering()
+	inbox := nc.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return noAnswer
+	}
+	defer sub.Unsubscribe()
+	if err := nc.PublishRequest(n.subjectSnapshot, inbox, []byte(n.opts.Node)); err != nil {
+		return noAnswer
+	}
+	return n.receiveSnapshot(sub)
+}
+
+// receiveSnapshot applies the chunks that come on sub until the end.
+func (n *Node) receiveSnapshot(sub *nats.Subscription) outcome {
+	w := n.startAppliers()
+	defer w.stop()
+	for range maxChunks {
+		m, err := sub.NextMsg(answerWait)
+		if err != nil || len(m.Data) == 0 {
+			return noAnswer
+		}
+		n.counters.bytesIn.Add(uint64(len(m.Data)))
+		switch m.Data[0] {
+		case msgBusy:
+			return busy
+		case msgChunk:
+			w.chunks <- m // a free applier takes it and acknowledges it
+		case msgEnd:
+			applied, refused, malformed := w.stop()
+			_ = m.Respond(nil)
+			n.log.Infof("cluster: caught up: %d peers from a snapshot (%d refused, %d malformed)", applied, refused, malformed)
+			return caughtUp
+		}
+	}
+	return noAnswer
+}
+
+// maxAppliers is the most goroutines applying one snapshot's chunks:
+// the store is sharded, so chunks apply side by side.
+const maxAppliers = 4
+
+// appliers apply a snapshot's chunks side by side; each acknowledges a
+// chunk once it has applied it. A snapshot holds each peer once, so their
+// order does not matter; the buffer is replayed after all are applied.
+type appliers struct {
+	chunks  chan *nats.Msg
+	wg      sync.WaitGroup
+	each    []*snapshotApplier
+	stopped bool
+}
+
+// startAppliers starts one applier a CPU, maxAppliers at most.
+func (n *Node) startAppliers() *appliers {
+	w := &appliers{chunks: make(chan *nats.Msg, ackWindow)}
+	for range min(runtime.GOMAXPROCS(0), maxAppliers) {
+		a := &snapshotApplier{node: n}
+		w.each = append(w.each, a)
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			for m := range w.chunks {
+				a.apply(m.Data[1:])
+				_ = m.Respond(nil)
+			}
+		}()
+	}
+	return w
+}
+
+// stop waits for the chunks handed out to be applied, and returns the
+// records applied, refused and malformed.
+func (w *appliers) stop() (applied, refused, malformed int) {
+	if !w.stopped {
+		w.stopped = true
+		close(w.chunks)
+		w.wg.Wait()
+	}
+	for _, a := range w.each {
+		applied, refused, malformed = applied+a.applied, refused+a.refused, malformed+a.malformed
+	}
+	return applied, refused, malformed
+}
+
+// snapshotApplier applies a snapshot's chunks through Options.Apply.
+type snapshotApplier struct {
+	node                        *Node
+	parser                      wire.Parser
+	req                         bittorrent.AnnounceRequest
+	resp                        bittorrent.AnnounceResponse
+	applied, refused, malformed int
+}
+
+// apply applies one chunk's records.
+func (a *snapshotApplier) apply(chunk []byte) {
+	_, st, err := a.parser.Parse(chunk, a.record)
+	var format wire.FormatError
+	if errors.Is(err, wire.ErrHeader) || errors.As(err, &format) {
+		a.node.counters.badBatches.Add(1)
+		return
+	}
+	a.malformed += st.Malformed
+	a.node.counters.dropped.Add(uint64(st.Malformed))
+}
+
+// record applies one record of a snapshot.
+func (a *snapshotApplier) record(r wire.Record) {
+	r.Request(&a.req)
+	a.resp.Reset()
+	if err := a.node.opts.Apply.Announce(&a.req, &a.resp); err != nil {
+		a.refused++
+		a.node.counters.refused.Add(1)
+		return
+	}
+	a.applied++
+	a.node.counters.snapshotPeers.Add(1)
+}

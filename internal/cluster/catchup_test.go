@@ -1,0 +1,147 @@
+package cluster
+
+import (
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/trakx/trakx/internal/bittorrent"
+)
+
+// fill announces n peers over torrents of 1 to 9 peers on tr.
+func fill(t *testing.T, tr bittorrent.Tracker, n int) {
+	t.Helper()
+	for i := range n {
+		announce(t, tr, hash(i/9), fmt.Sprintf("1.2.%d.%d", i/250, 1+i%250), uint16(1000+i%9), bittorrent.EventStarted)
+	}
+}
+
+// totalPeers is the peers of the first n/9+1 torrents of a store.
+func totalPeers(tn *testNode, n int) int {
+	total := 0
+	for i := range n/9 + 1 {
+		total += peers(tn.store, hash(i))
+	}
+	return total
+}
+
+// TestSnapshotChunksAndBuffer: a node that starts gets a snapshot in
+// several chunks; an announce made while it applies the snapshot is held
+// and applied after it, so a peer stopped meanwhile stays gone.
+func TestSnapshotChunksAndBuffer(t *testing.T) {
+	_, url := runServer(t, -1)
+	a := startNode(t, url, "a", nil, func(o *Options) { o.SnapshotChunkBytes = 4096 })
+	const n = 3000
+	fill(t, a.store, n) // straight into the store: not published
+	var hold *holdFirst
+	b := newNode(t, url, "b", func(s bittorrent.Tracker) bittorrent.Tracker { hold = holding(s); return hold }, nil)
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	<-hold.entered // B is applying the snapshot's first record
+	announce(t, a.front, hash(0), "1.2.0.1", 1000, bittorrent.EventStopped)
+	announce(t, a.front, hash(100000), "5.6.7.8", 1, bittorrent.EventStarted)
+	waitFor(t, "B holding A's batch", func() bool {
+		b.rx.mu.Lock()
+		defer b.rx.mu.Unlock()
+		return len(b.rx.buffer) > 0
+	})
+	close(hold.release)
+	<-b.Ready()
+	st, sa := b.Stats(), a.Stats()
+	// A walks its store as B acknowledges chunks: the peer stopped
+	// meanwhile is in the snapshot or not, depending on its shard.
+	if st.CatchUps != 1 || st.SnapshotPeers < n-1 || sa.SnapshotsServed != 1 {
+		t.Fatalf("B caught up %d times with %d peers, A served %d", st.CatchUps, st.SnapshotPeers, sa.SnapshotsServed)
+	}
+	if sa.BytesOut < 3*4096 {
+		t.Errorf("A sent %d bytes: not several chunks", sa.BytesOut)
+	}
+	waitFor(t, "the buffered batch applied", func() bool { return peers(b.store, hash(100000)) == 1 })
+	if got := totalPeers(b, n); got != n-1 {
+		t.Errorf("B holds %d peers, want %d (the stopped one gone)", got, n-1)
+	}
+}
+
+// TestSecondSnapshotRefused: a node serving a snapshot answers busy to
+// another request, and serves again once it is done.
+func TestSecondSnapshotRefused(t *testing.T) {
+	_, url := runServer(t, -1)
+	a := startNode(t, url, "a", nil, nil)
+	fill(t, a.store, 10)
+	var hold *holdFirst
+	b := newNode(t, url, "b", func(s bittorrent.Tracker) bittorrent.Tracker { hold = holding(s); return hold }, nil)
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	<-hold.entered // A is serving B
+	nc := rawConn(t, url)
+	for range 50 { // the queue group may pick B, which is not ready: busy too
+		m, err := nc.Request("trakx.snapshot", []byte("c"), 2*time.Second)
+		if err != nil || len(m.Data) != 1 || m.Data[0] != msgBusy {
+			t.Fatalf("a second request answered %v, %v", m, err)
+		}
+		if a.Stats().SnapshotsRefused > 0 {
+			break
+		}
+	}
+	if a.Stats().SnapshotsRefused == 0 {
+		t.Fatal("A never refused")
+	}
+	close(hold.release)
+	<-b.Ready()
+	c := startNode(t, url, "c", nil, nil)
+	waitFor(t, "C caught up", func() bool { return c.Stats().CatchUps == 1 && totalPeers(c, 10) == 10 })
+}
+
+// TestReconnectCatchesUp: NATS goes down; A keeps serving and takes an
+// announce; NATS comes back on the same port after B has stopped counting
+// A live (so that B, back first, may find nobody to ask and must catch up
+// when A is heard again); B catches up, the outage's announce included.
+func TestReconnectCatchesUp(t *testing.T) {
+	srv, url := runServer(t, -1)
+	a := startNode(t, url, "a", nil, nil)
+	b := startNode(t, url, "b", nil, nil)
+	announce(t, a.front, hash(1), "1.2.3.4", 1, bittorrent.EventStarted)
+	waitFor(t, "the first peer on B", func() bool { return peers(b.store, hash(1)) == 1 })
+	port := srv.Addr().(*net.TCPAddr).Port
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	waitFor(t, "both disconnected", func() bool { return !a.Stats().Connected && !b.Stats().Connected })
+	announce(t, a.front, hash(2), "1.2.3.5", 2, bittorrent.EventStarted)
+	if peers(a.store, hash(2)) != 1 {
+		t.Fatal("A did not serve with NATS down")
+	}
+	waitFor(t, "B counting A gone", func() bool { return b.Stats().Nodes == 1 })
+	before := b.Stats().CatchUps
+	_, url2 := runServer(t, port)
+	if url2 != url {
+		t.Fatalf("restarted on %s, not %s", url2, url)
+	}
+	waitFor(t, "the outage's peer on B", func() bool { return peers(b.store, hash(2)) == 1 })
+	waitFor(t, "B counting its catch-up", func() bool { return b.Stats().CatchUps > before && b.Stats().Connected })
+}
+
+// TestStartWithNATSDown: a node whose NATS is down at start is ready at
+// once and serves alone; once NATS is up it joins, and a node started
+// then catches up from it.
+func TestStartWithNATSDown(t *testing.T) {
+	srv, url := runServer(t, -1)
+	port := srv.Addr().(*net.TCPAddr).Port
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	b := newNode(t, url, "b", nil, nil)
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	<-b.Ready()
+	announce(t, b.front, hash(1), "1.2.3.4", 1, bittorrent.EventStarted)
+	if b.Stats().Connected || peers(b.store, hash(1)) != 1 {
+		t.Fatal("B not serving alone")
+	}
+	runServer(t, port)
+	waitFor(t, "B connected", func() bool { return b.Stats().Connected })
+	a := startNode(t, url, "a", nil, nil)
+	waitFor(t, "A caught up from B", func() bool { return peers(a.store, hash(1)) == 1 && a.Stats().CatchUps == 1 })
+}

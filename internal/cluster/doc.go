@@ -1,0 +1,70 @@
+// Package cluster is a trakx node's part in a cluster of nodes that share
+// their swarms through NATS (issue 26). The byte format of what travels is
+// package wire; this package is the machinery around it: publishing the
+// announces this node accepts, applying those other nodes accepted,
+// catching up by snapshot, and counting it all. The daemon wires it in one
+// place: New with Options, Wrap in front of the store's Gate for the
+// frontends, Start, Ready, Stats and Close.
+//
+// # Contract
+//
+//   - Publishing never holds up a request: Wrap's Announce passes every
+//     announce to the tracker behind it and, when that accepts it, adds
+//     its wire.Record to a bounded outbox under a short lock, allocating
+//     nothing; a full outbox drops the record and counts it. A flusher
+//     goroutine publishes the outbox as wire batches on
+//     <name>.<node>.announce at least every 100 ms, sooner when a batch
+//     reaches 32 KiB, and an empty batch as a heartbeat when idle for a
+//     second. The connection is made with no-echo. Peers at private
+//     addresses (wire.IsPrivate) are left out unless ReplicatePrivate says
+//     otherwise. While NATS is down nothing is published (counted dropped):
+//     the others catch up by snapshot when it is back.
+//   - Receiving: a batch on <name>.*.announce is applied only when the
+//     subject's node token equals the node its header names; each valid
+//     record goes through Options.Apply (the access list in front of the
+//     store, Admitting, so that the list and the store's limits hold:
+//     refusals are counted), never through Wrap, so nothing received is
+//     republished. The client filter is the accepting node's: peer ids do
+//     not travel, so Apply must not be the whole access.Gate.
+//     Malformed batches and records are counted and dropped, never a
+//     crash. A batch on our own subject comes from another connection
+//     using our node name: the node logs an error and leaves the cluster
+//     (closes its NATS connection) and goes on serving alone.
+//   - Catch-up, at start and after each reconnection: announces that
+//     arrive are buffered; one live node (a NATS queue group on
+//     <name>.snapshot) is asked for a snapshot, which it streams in chunks
+//     of at most 1 MiB (a torrent's hash once per run of its peers), each
+//     acknowledged once applied, at most 4 unacknowledged; the requester
+//     applies chunks side by side (a snapshot holds each peer once); then
+//     the buffer is replayed. A node serves one snapshot at a time and
+//     answers "busy" to more, and none before it has caught up (or given
+//     up) itself. No answer within 2 s: the node serves with what it
+//     holds and retries with back-off while other nodes are heard; still
+//     behind, it catches up when it hears a node it had not heard for 3 s.
+//     Ready closes when the node has caught up or given up waiting, at
+//     once when NATS is unreachable at start.
+//   - NATS down: the node keeps serving, logs one warning, reconnects with
+//     back-off (100 ms doubling to 5 s) for ever, catches up and logs that
+//     it did.
+//   - Presence: a node counts itself and the nodes heard from in the last
+//     3 s (every node publishes at least once a second).
+//   - Apply lag: for each sender, the receiver keeps the least difference
+//     between its own monotonic clock at application and the batch's
+//     SentNanos as that sender's offset; a batch's lag is its difference
+//     less that offset (Stats.ApplyLagSeconds, the last batch's, and
+//     Options.ObserveLag, each batch's, for a histogram). No two machines'
+//     clocks are ever compared. A lag so measured is above the least ever
+//     seen, so it reads 0 for a steady delay: it shows queueing, not the
+//     network's fixed latency.
+//
+// # Files
+//
+//   - node.go: Options, Node, the NATS connection and its handlers.
+//   - publish.go: the publishing decorator, the outbox and the flusher.
+//   - receive.go: applying batches, the buffer during catch-up.
+//   - presence.go: live nodes and apply lag per sender.
+//   - catchup.go: asking for a snapshot and applying it.
+//   - snapshot.go: serving a snapshot; StoreSnapshot walks a swarm.Store.
+//   - admit.go: Admitting, the access list in front of Apply.
+//   - stats.go: the counters and Stats.
+package cluster

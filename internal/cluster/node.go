@@ -1,0 +1,240 @@
+package cluster
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/sirupsen/logrus"
+
+	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/cluster/wire"
+)
+
+// Options are what a node needs; the daemon fills them from [cluster].
+type Options struct {
+	URL       string // NATS servers, comma-separated (nats:// or tls://)
+	CredsFile string // a NATS .creds file, or "" for none
+	Name      string // the cluster's name: the subjects' first token
+	Node      string // this node's name, unique in the cluster
+	// ReplicatePrivate says whether peers at private addresses are
+	// published (and served in snapshots); nil: never. Read for each
+	// announce, so that a reload applies at once.
+	ReplicatePrivate func() bool
+	// Apply is where what arrives from the cluster goes: the store behind
+	// the access list (Admitting(gate.AdmitTorrent, store)), never the
+	// publishing decorator, nor the client filter (peer ids do not travel).
+	Apply bittorrent.Tracker
+	// Snapshot yields every peer the store holds, torrent by torrent
+	// (StoreSnapshot), until yield returns false.
+	Snapshot func(yield func(wire.Record) bool)
+	Log      *logrus.Logger
+	// ObserveLag, if set, is given each applied batch's apply lag in
+	// seconds (a histogram's Observe), from the receiving goroutine.
+	ObserveLag func(seconds float64)
+	// SnapshotChunkBytes bounds a snapshot chunk; 0: 1 MiB, or the
+	// server's max_payload when less.
+	SnapshotChunkBytes int
+}
+
+// Node is this trakx's part in a cluster: its NATS connection, its
+// publisher and its receiver.
+type Node struct {
+	opts  Options
+	log   *logrus.Logger
+	start time.Time // the monotonic clock's origin
+
+	subjectOut, subjectIn, subjectSnapshot string
+
+	conn    atomic.Pointer[nats.Conn]
+	left    atomic.Bool // left the cluster for good
+	everUp  atomic.Bool // caught up (or gave up) once: may serve snapshots
+	serving atomic.Bool // a snapshot is being served
+	// behind: no catch-up has succeeded since the last (re)connection;
+	// a node heard anew then triggers one.
+	behind   atomic.Bool
+	counters counters
+
+	out     outbox
+	rx      receiver
+	senders senders
+
+	ready     chan struct{}
+	readyOnce sync.Once
+	kick      chan struct{} // a catch-up is wanted
+	done      chan struct{}
+	closeOnce sync.Once
+	flushed   sync.WaitGroup // the flusher
+	wg        sync.WaitGroup // the catch-up
+}
+
+// New checks the options and returns a node, not yet connected.
+func New(o Options) (*Node, error) {
+	switch {
+	case o.URL == "":
+		return nil, errors.New("cluster: no NATS URL")
+	case !wire.ValidNode(o.Name):
+		return nil, errors.New("cluster: the name must be 1 to 64 of [A-Za-z0-9_-]: " + o.Name)
+	case !wire.ValidNode(o.Node):
+		return nil, errors.New("cluster: the node must be 1 to 64 of [A-Za-z0-9_-]: " + o.Node)
+	case o.Apply == nil || o.Snapshot == nil:
+		return nil, errors.New("cluster: Apply and Snapshot are required")
+	}
+	if o.Log == nil {
+		o.Log = logrus.StandardLogger()
+	}
+	n := &Node{
+		opts: o, log: o.Log, start: time.Now(),
+		subjectOut:      o.Name + "." + o.Node + ".announce",
+		subjectIn:       o.Name + ".*.announce",
+		subjectSnapshot: o.Name + ".snapshot",
+		ready:           make(chan struct{}),
+		kick:            make(chan struct{}, 1),
+		done:            make(chan struct{}),
+	}
+	n.out.init()
+	n.rx.init(n)
+	n.senders.init()
+	return n, nil
+}
+
+// clock is the node's monotonic clock: time since it was made.
+func (n *Node) clock() time.Duration { return time.Since(n.start) }
+
+// Ready is closed once the node has caught up with the cluster, or given
+// up waiting for it.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// markReady closes Ready, once.
+func (n *Node) markReady() {
+	n.everUp.Store(true)
+	n.readyOnce.Do(func() { close(n.ready) })
+}
+
+// Start connects to NATS (or keeps trying in the background), subscribes
+// and starts the flusher and the catch-up. It fails only on a subscription
+// the client refuses (a bad subject); NATS being down is no error.
+func (n *Node) Start() error {
+	nc, err := nats.Connect(n.opts.URL, n.natsOptions()...)
+	if err != nil {
+		return err
+	}
+	n.conn.Store(nc)
+	if !nc.IsConnected() {
+		n.log.Warnf("cluster: NATS at %s is not reachable; serving alone, retrying in the background", n.opts.URL)
+		n.markReady() // nothing to wait for; the connect handler catches up
+	}
+	if _, err := nc.Subscribe(n.subjectIn, n.rx.onMessage); err != nil {
+		nc.Close()
+		return err
+	}
+	if _, err := nc.QueueSubscribe(n.subjectSnapshot, "snapshot", n.onSnapshotRequest); err != nil {
+		nc.Close()
+		return err
+	}
+	n.flushed.Add(1)
+	n.wg.Add(1)
+	go n.runFlusher()
+	go n.runCatchUps() // the connect handler asks for the first catch-up
+	return nil
+}
+
+// natsOptions are the connection's options: no echo, reconnection for
+// ever with back-off, and the handlers that log and catch up.
+func (n *Node) natsOptions() []nats.Option {
+	opts := []nats.Option{
+		nats.Name("trakx " + n.opts.Name + "." + n.opts.Node),
+		nats.NoEcho(),
+		nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.CustomReconnectDelay(reconnectDelay),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if !n.left.Load() && !n.closed() {
+				n.log.Warnf("cluster: lost NATS (%v); serving alone, reconnecting", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			n.log.Infof("cluster: reconnected to NATS at %s; catching up", nc.ConnectedUrlRedacted())
+			n.behind.Store(true)
+			n.wantCatchUp()
+		}),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			n.log.Infof("cluster: connected to NATS at %s; catching up", nc.ConnectedUrlRedacted())
+			n.behind.Store(true)
+			n.wantCatchUp()
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			n.log.Warnf("cluster: NATS: %v", err)
+		}),
+	}
+	if n.opts.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(n.opts.CredsFile))
+	}
+	return opts
+}
+
+// reconnectDelay is the back-off between reconnection attempts: 100 ms
+// doubling up to 5 s (nats.go adds no jitter to a custom delay, so a
+// little is added here, that N nodes do not knock at once).
+func reconnectDelay(attempts int) time.Duration {
+	d := 100 * time.Millisecond << min(attempts, 6)
+	d = min(d, 5*time.Second)
+	return d + time.Duration(time.Now().UnixNano()%int64(d/4+1))
+}
+
+// wantCatchUp asks the catch-up goroutine for a catch-up.
+func (n *Node) wantCatchUp() {
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+}
+
+// closed reports whether Close was called.
+func (n *Node) closed() bool {
+	select {
+	case <-n.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// leave takes the node out of the cluster for good: another connection
+// publishes under its name. It keeps serving alone.
+func (n *Node) leave(other string) {
+	if n.left.Swap(true) {
+		return
+	}
+	n.log.Errorf("cluster: another connection publishes as node %q (%s): node names must be unique; leaving the cluster, serving alone", n.opts.Node, other)
+	if nc := n.conn.Load(); nc != nil {
+		go n.parting(nc) // not from within its own callback
+	}
+	n.markReady()
+}
+
+// parting sends one last batch under the node's name, so that the other
+// connection that uses it sees the clash too, then closes the connection.
+func (n *Node) parting(nc *nats.Conn) {
+	last := wire.AppendBatch(nil, wire.Header{Node: n.opts.Node, SentNanos: int64(n.clock())}, nil)
+	_ = nc.Publish(n.subjectOut, last)
+	_ = nc.FlushTimeout(time.Second)
+	nc.Close()
+}
+
+// Close stops the node: a last flush, then the connection closed, which
+// ends a catch-up under way at once.
+func (n *Node) Close() {
+	n.closeOnce.Do(func() {
+		close(n.done)
+		n.flushed.Wait()
+		if nc := n.conn.Load(); nc != nil {
+			_ = nc.FlushTimeout(time.Second)
+			nc.Close()
+		}
+		n.wg.Wait()
+		n.markReady()
+	})
+}

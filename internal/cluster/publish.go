@@ -1,0 +1,178 @@
+package cluster
+
+import (
+	"sync"
+	"time"
+
+	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/cluster/wire"
+)
+
+// Publishing's bounds.
+const (
+	flushEvery = 100 * time.Millisecond // the longest a record waits
+	heartbeat  = time.Second            // the longest a node is silent
+	batchBytes = 32 << 10               // a batch is sent when it reaches this
+	// outboxRecords is the most records waiting for the flusher: at 32
+	// bytes of memory each, 2 MiB, a second of 64k announces/s.
+	outboxRecords = 1 << 16
+	// kickRecords wakes the flusher before its tick: a batch's worth.
+	kickRecords = batchBytes / wire.MaxRecordSize
+)
+
+// outbox holds the records accepted since the flusher last took them. It
+// is two buffers of fixed capacity: announces append to one under a short
+// lock while the flusher sends the other.
+type outbox struct {
+	mu    sync.Mutex
+	recs  []wire.Record
+	spare []wire.Record
+	kick  chan struct{}
+}
+
+// init makes the buffers.
+func (o *outbox) init() {
+	o.recs = make([]wire.Record, 0, outboxRecords)
+	o.spare = make([]wire.Record, 0, outboxRecords)
+	o.kick = make(chan struct{}, 1)
+}
+
+// add appends r and reports whether there was room; it never waits on
+// anything but the lock, and allocates nothing.
+func (o *outbox) add(r wire.Record) bool {
+	o.mu.Lock()
+	if len(o.recs) == cap(o.recs) {
+		o.mu.Unlock()
+		return false
+	}
+	o.recs = append(o.recs, r)
+	n := len(o.recs)
+	o.mu.Unlock()
+	if n == kickRecords {
+		select {
+		case o.kick <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// take hands the flusher the records gathered, which it may use until it
+// calls take again.
+func (o *outbox) take() []wire.Record {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	taken := o.recs
+	o.recs, o.spare = o.spare[:0], taken
+	return taken
+}
+
+// publishing is the decorator Wrap returns.
+type publishing struct {
+	next bittorrent.Tracker
+	node *Node
+}
+
+// Wrap returns a tracker that passes every request to next and publishes
+// each announce next accepts (see the package doc). The frontends are
+// handed it; Options.Apply must not be it.
+func (n *Node) Wrap(next bittorrent.Tracker) bittorrent.Tracker {
+	return &publishing{next: next, node: n}
+}
+
+// Announce passes the announce on and, when it is accepted, queues its
+// record for publishing.
+func (p *publishing) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.AnnounceResponse) error {
+	if err := p.next.Announce(req, resp); err != nil {
+		return err
+	}
+	p.node.publish(req)
+	return nil
+}
+
+// Scrape passes the scrape on.
+func (p *publishing) Scrape(h *bittorrent.InfoHash) (bittorrent.ScrapeStats, error) {
+	return p.next.Scrape(h)
+}
+
+// publish queues an accepted announce's record, unless it is not to
+// travel: invalid (loopback and the like), or private and not allowed.
+func (n *Node) publish(req *bittorrent.AnnounceRequest) {
+	r := wire.RecordOf(req)
+	if !r.Valid() || n.left.Load() || (wire.IsPrivate(r.Addr) && !n.replicatePrivate()) {
+		return
+	}
+	if !n.out.add(r) {
+		n.counters.dropped.Add(1)
+	}
+}
+
+// replicatePrivate is Options.ReplicatePrivate, false when unset.
+func (n *Node) replicatePrivate() bool {
+	return n.opts.ReplicatePrivate != nil && n.opts.ReplicatePrivate()
+}
+
+// flusher sends the outbox's records; only its goroutine uses it.
+type flusher struct {
+	node  *Node
+	batch wire.Batch
+	buf   []byte
+	seq   uint64
+	last  time.Duration // when a batch was last sent, on the node's clock
+}
+
+// runFlusher sends the outbox every flushEvery, or sooner when a batch's
+// worth is waiting, and a heartbeat when idle; a last time at Close.
+func (n *Node) runFlusher() {
+	defer n.flushed.Done()
+	f := &flusher{node: n, buf: make([]byte, 0, batchBytes+wire.MaxHeaderSize)}
+	tick := time.NewTicker(flushEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.done:
+			f.flush()
+			return
+		case <-tick.C:
+		case <-n.out.kick:
+		}
+		f.flush()
+	}
+}
+
+// flush sends the records waiting, in batches under batchBytes, or an
+// empty batch when nothing was sent for a heartbeat.
+func (f *flusher) flush() {
+	recs := f.node.out.take()
+	if len(recs) == 0 && f.node.clock()-f.last < heartbeat {
+		return
+	}
+	for _, r := range recs {
+		if f.batch.Bound()+wire.MaxRecordSize > batchBytes {
+			f.send()
+		}
+		f.batch.Add(r)
+	}
+	f.send()
+}
+
+// send publishes the batch gathered and empties it. With NATS down or
+// the node out of the cluster, its records are counted dropped.
+func (f *flusher) send() {
+	n := f.node
+	defer f.batch.Reset()
+	nc := n.conn.Load()
+	if nc == nil || !nc.IsConnected() || n.left.Load() {
+		n.counters.dropped.Add(uint64(f.batch.Len()))
+		return
+	}
+	f.seq++
+	f.last = n.clock()
+	f.buf = f.batch.AppendTo(f.buf[:0], wire.Header{Node: n.opts.Node, Seq: f.seq, SentNanos: int64(f.last)})
+	if err := nc.Publish(n.subjectOut, f.buf); err != nil {
+		n.counters.dropped.Add(uint64(f.batch.Len()))
+		return
+	}
+	n.counters.published.Add(uint64(f.batch.Len()))
+	n.counters.bytesOut.Add(uint64(len(f.buf)))
+}

@@ -1,0 +1,143 @@
+package cluster
+
+import (
+	"errors"
+	"math"
+	"strings"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/cluster/wire"
+)
+
+// maxBuffered is the most bytes of batches held during a catch-up; more
+// are dropped (and counted), the snapshot covering most of them.
+const maxBuffered = 64 << 20
+
+// pending is a batch that arrived during a catch-up.
+type pending struct {
+	node string // the subject's node token
+	data []byte
+}
+
+// receiver applies the batches of other nodes. NATS calls onMessage from
+// one goroutine; the catch-up turns buffering on and off.
+type receiver struct {
+	node *Node
+
+	mu        sync.Mutex // held while a batch is applied or buffered
+	buffering bool
+	buffer    []pending
+	bufBytes  int
+	parser    wire.Parser
+	req       bittorrent.AnnounceRequest
+	resp      bittorrent.AnnounceResponse
+	applyFn   func(wire.Record) // applyRecord, made once
+}
+
+// init ties the receiver to its node.
+func (rx *receiver) init(n *Node) {
+	rx.node = n
+	rx.applyFn = rx.applyRecord
+}
+
+// onMessage takes one batch from NATS: checks its subject, then buffers
+// it during a catch-up or applies it.
+func (rx *receiver) onMessage(m *nats.Msg) {
+	n := rx.node
+	n.counters.bytesIn.Add(uint64(len(m.Data)))
+	node, ok := subjectNode(m.Subject, n.opts.Name)
+	if !ok {
+		n.counters.badBatches.Add(1)
+		return
+	}
+	if node == n.opts.Node {
+		n.leave("a batch on " + m.Subject)
+		return
+	}
+	rx.mu.Lock()
+	defer rx.mu.Unlock()
+	if !rx.buffering {
+		rx.apply(node, m.Data)
+		return
+	}
+	if rx.bufBytes+len(m.Data) > maxBuffered {
+		n.counters.badBatches.Add(1)
+		return
+	}
+	rx.buffer = append(rx.buffer, pending{node: node, data: m.Data}) // nats.go gives each message its own bytes
+	rx.bufBytes += len(m.Data)
+}
+
+// subjectNode is the node token of a subject <name>.<node>.announce.
+func subjectNode(subject, name string) (string, bool) {
+	rest, ok := strings.CutPrefix(subject, name+".")
+	if !ok {
+		return "", false
+	}
+	node, ok := strings.CutSuffix(rest, ".announce")
+	return node, ok && wire.ValidNode(node)
+}
+
+// headerNames reports whether a batch's header names node, read before
+// parsing so that no record of a mismatched batch is applied.
+func headerNames(data []byte, node string) bool {
+	return len(data) >= 2 && int(data[1]) <= len(data)-2 && string(data[2:2+int(data[1])]) == node
+}
+
+// apply applies one batch that came on node's subject; rx.mu is held.
+func (rx *receiver) apply(node string, data []byte) {
+	n := rx.node
+	if !headerNames(data, node) {
+		n.counters.badBatches.Add(1)
+		return
+	}
+	h, st, err := rx.parser.Parse(data, rx.applyFn)
+	var format wire.FormatError
+	if errors.Is(err, wire.ErrHeader) || errors.As(err, &format) {
+		n.counters.badBatches.Add(1)
+		return
+	}
+	n.counters.dropped.Add(uint64(st.Malformed))
+	lag, back := n.senders.heard(&h, n.clock())
+	n.counters.lagBits.Store(math.Float64bits(lag.Seconds()))
+	if n.opts.ObserveLag != nil {
+		n.opts.ObserveLag(lag.Seconds())
+	}
+	if back && n.behind.Load() {
+		n.wantCatchUp() // a node to catch up from, at last
+	}
+}
+
+// applyRecord applies one valid record through Options.Apply, counting
+// it applied or refused.
+func (rx *receiver) applyRecord(r wire.Record) {
+	r.Request(&rx.req)
+	rx.resp.Reset()
+	if err := rx.node.opts.Apply.Announce(&rx.req, &rx.resp); err != nil {
+		rx.node.counters.refused.Add(1)
+		return
+	}
+	rx.node.counters.applied.Add(1)
+}
+
+// startBuffering holds the batches that arrive from now on.
+func (rx *receiver) startBuffering() {
+	rx.mu.Lock()
+	defer rx.mu.Unlock()
+	rx.buffering = true
+}
+
+// stopBuffering applies the batches held, in their order, and applies
+// those that arrive from now on as they come.
+func (rx *receiver) stopBuffering() {
+	rx.mu.Lock()
+	defer rx.mu.Unlock()
+	for i := range rx.buffer {
+		rx.apply(rx.buffer[i].node, rx.buffer[i].data)
+		rx.buffer[i] = pending{}
+	}
+	rx.buffer, rx.bufBytes, rx.buffering = rx.buffer[:0], 0, false
+}

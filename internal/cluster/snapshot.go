@@ -1,0 +1,186 @@
+package cluster
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/cluster/wire"
+	"github.com/trakx/trakx/internal/swarm"
+)
+
+// Serving snapshots' bounds.
+const (
+	chunkBytesMost = 1 << 20         // NATS's default max_payload
+	chunkMargin    = 256             // room for the kind byte and slack
+	ackWait        = 5 * time.Second // for the requester to apply a chunk
+	ackWindow      = 4               // chunks sent and not yet acknowledged
+)
+
+// onSnapshotRequest answers a request for a snapshot: busy when one is
+// being served or this node has not caught up itself, else it streams
+// one from a goroutine of its own.
+func (n *Node) onSnapshotRequest(m *nats.Msg) {
+	if m.Reply == "" || n.closed() {
+		return
+	}
+	if !n.everUp.Load() || !n.serving.CompareAndSwap(false, true) {
+		n.counters.refusedSnapshots.Add(1)
+		_ = m.Respond([]byte{msgBusy})
+		return
+	}
+	n.counters.served.Add(1)
+	go func() {
+		defer n.serving.Store(false)
+		n.serveSnapshot(m.Reply, string(m.Data))
+	}()
+}
+
+// chunker gathers a snapshot's records into chunks and sends each.
+type chunker struct {
+	node    *Node
+	inbox   string
+	budget  int
+	recs    []wire.Record
+	size    int // the chunk's bytes so far, kind and header included
+	buf     []byte
+	seq     uint64
+	private bool
+	failed  error
+	// acks is where the requester acknowledges each message; sent and
+	// acked count them, so that at most ackWindow are unacknowledged.
+	acks        *nats.Subscription
+	sent, acked int
+}
+
+// serveSnapshot streams the store's peers to inbox in chunks and then the
+// end, each acknowledged by the requester once applied, at most
+// ackWindow of them unacknowledged: the next chunk is made while the
+// requester applies the last, and the server never outruns it by more.
+func (n *Node) serveSnapshot(inbox, to string) {
+	nc := n.conn.Load()
+	budget := chunkBytesMost
+	if n.opts.SnapshotChunkBytes > 0 {
+		budget = n.opts.SnapshotChunkBytes
+	}
+	budget = min(budget, int(nc.MaxPayload())) - chunkMargin
+	c := &chunker{node: n, inbox: inbox, budget: max(budget, 2*wire.MaxHeaderSize), size: 1 + wire.MaxHeaderSize, private: n.replicatePrivate()}
+	c.acks, c.failed = nc.SubscribeSync(nc.NewInbox())
+	if c.failed == nil {
+		defer c.acks.Unsubscribe()
+	}
+	began := time.Now()
+	if c.failed == nil {
+		n.opts.Snapshot(c.add)
+	}
+	if c.failed == nil {
+		c.send()
+	}
+	if c.failed == nil {
+		c.failed = c.request([]byte{msgEnd}, 0)
+	}
+	if c.failed != nil {
+		if !n.closed() {
+			n.log.Warnf("cluster: snapshot for %q broken off: %v", to, c.failed)
+		}
+		return
+	}
+	n.log.Infof("cluster: served a snapshot to %q: %d chunks in %v", to, c.seq, time.Since(began).Round(time.Millisecond))
+}
+
+// add adds a record to the chunk, sending the chunk first when the record
+// would take it past its budget. It returns false once sending failed.
+func (c *chunker) add(r wire.Record) bool {
+	if !r.Valid() || (!c.private && wire.IsPrivate(r.Addr)) {
+		return true
+	}
+	same := len(c.recs) > 0 && c.recs[len(c.recs)-1].InfoHash == r.InfoHash
+	size := recordBytes(&r, same)
+	if c.size+size > c.budget && len(c.recs) > 0 {
+		if c.send(); c.failed != nil {
+			return false
+		}
+		size = recordBytes(&r, false)
+	}
+	c.recs = append(c.recs, r)
+	c.size += size
+	return true
+}
+
+// recordBytes is the bytes r takes on the wire.
+func recordBytes(r *wire.Record, sameHash bool) int {
+	n := 1 + 4 + 2
+	if r.Addr.Is6() {
+		n += 12
+	}
+	if !sameHash {
+		n += len(r.InfoHash)
+	}
+	return n
+}
+
+// send sends the chunk gathered and empties it.
+func (c *chunker) send() {
+	c.seq++
+	h := wire.Header{Node: c.node.opts.Node, Seq: c.seq, SentNanos: int64(c.node.clock())}
+	c.buf = wire.AppendBatch(append(c.buf[:0], msgChunk), h, c.recs)
+	c.failed = c.request(c.buf, ackWindow-1)
+	c.recs, c.size = c.recs[:0], 1+wire.MaxHeaderSize
+}
+
+// request sends one message of the snapshot, then waits for
+// acknowledgements until no more than unacked messages lack one.
+func (c *chunker) request(data []byte, unacked int) error {
+	nc := c.node.conn.Load()
+	if err := nc.PublishRequest(c.inbox, c.acks.Subject, data); err != nil {
+		return err
+	}
+	c.sent++
+	c.node.counters.bytesOut.Add(uint64(len(data)))
+	for c.sent-c.acked > unacked {
+		if _, err := c.acks.NextMsg(ackWait); err != nil {
+			return err
+		}
+		c.acked++
+	}
+	return nil
+}
+
+// StoreSnapshot is Options.Snapshot for a swarm.Store: it walks the store
+// torrent by torrent and yields each peer as a record (a seeder as such,
+// a partial seed as event paused, others as event none).
+func StoreSnapshot(s *swarm.Store) func(yield func(wire.Record) bool) {
+	return func(yield func(wire.Record) bool) {
+		stop := errStop{}
+		_, _ = s.Walk(func(t *swarm.Torrent) error {
+			for _, p := range t.Peers4 {
+				if !yield(snapshotRecord(t.Hash, netip.AddrFrom4(p.IP), p.Port, p.Seeder, p.Partial)) {
+					return stop
+				}
+			}
+			for _, p := range t.Peers6 {
+				if !yield(snapshotRecord(t.Hash, netip.AddrFrom16(p.IP), p.Port, p.Seeder, p.Partial)) {
+					return stop
+				}
+			}
+			return nil
+		})
+	}
+}
+
+// errStop ends a Walk when the snapshot's reader stops.
+type errStop struct{}
+
+// Error says why the walk stopped.
+func (errStop) Error() string { return "snapshot stopped" }
+
+// snapshotRecord is the record a stored peer travels as in a snapshot.
+func snapshotRecord(h bittorrent.InfoHash, a netip.Addr, port uint16, seeder, partial bool) wire.Record {
+	r := wire.Record{InfoHash: h, Addr: a, Port: port, Seeder: seeder}
+	if partial && !seeder {
+		r.Event = bittorrent.EventPaused
+	}
+	return r
+}
