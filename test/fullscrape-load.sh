@@ -98,7 +98,7 @@ other=$(grep -vc '^200$' "$out/scrapes.txt" || true)
 
 echo
 echo "trakx $("$trakx" version | cut -d' ' -f2-), $torrents torrents of one peer, ${secs}s per run, tracker on CPU 0, load on CPU 1"
-echo "full scrape: $bytes bytes gzip, $plain plain; RSS $rss_before KiB before the first, $rss_held KiB once it was served, $rss_end KiB after the runs"
+echo "full scrape: $bytes bytes gzip, $plain plain; RSS $rss_before KiB before the first, $rss_held KiB once it was served, $rss_end KiB after the runs (whose announces add peers)"
 printf '%-44s %12s %12s\n' "" "round 1" "round 2"
 printf '%-44s %12s %12s\n' "UDP announces per tracker CPU-second" "${per_cpu[alone1]}" "${per_cpu[alone2]}"
 printf '%-44s %12s %12s\n' "  the same, one full scrape a second" "${per_cpu[full1]}" "${per_cpu[full2]}"

@@ -35,6 +35,7 @@ package promexport
 import (
 	"net/http"
 	"runtime"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -85,7 +86,7 @@ var (
 		"Requests that could not be read (malformed, answered or not) or whose UDP connection id was invalid (dropped).",
 		[]string{"protocol", "reason"}, nil)
 	refusedDesc = prometheus.NewDesc("trakx_refused_total",
-		"Requests and connections refused, by reason: access_list, tracker_full_peers, tracker_full_torrents, out_of_memory, connection_cap, websocket_cap, rate, host, client.",
+		"Requests and connections refused, by reason: "+strings.Join(append(metrics.RefusalReasons[:], storeAndCapRefusals...), ", ")+".",
 		[]string{"reason"}, nil)
 	peersDesc = prometheus.NewDesc("trakx_peers",
 		"Peers in the swarm store, by address family and role.",
@@ -198,12 +199,15 @@ func (e emitter) refused(t *metrics.Totals) {
 	for why, reason := range metrics.RefusalReasons {
 		e.counter(refusedDesc, t.Refused(metrics.RefusalReason(why)), reason)
 	}
-	e.counter(refusedDesc, t.Swarm.RefusedPeers, "tracker_full_peers")
-	e.counter(refusedDesc, t.Swarm.RefusedTorrents, "tracker_full_torrents")
-	e.counter(refusedDesc, t.Swarm.RefusedOutOfMemory, "out_of_memory")
-	e.counter(refusedDesc, t.HTTP.ConnectionsRefused, "connection_cap")
-	e.counter(refusedDesc, t.WebSocket.ConnectionsRefused, "websocket_cap")
+	for i, n := range [...]uint64{t.Swarm.RefusedPeers, t.Swarm.RefusedTorrents, t.Swarm.RefusedOutOfMemory,
+		t.HTTP.ConnectionsRefused, t.WebSocket.ConnectionsRefused} {
+		e.counter(refusedDesc, n, storeAndCapRefusals[i])
+	}
 }
+
+// storeAndCapRefusals name the refusals counted outside the frontends'
+// tables, in refused's order: the store's and the connection caps'.
+var storeAndCapRefusals = []string{"tracker_full_peers", "tracker_full_torrents", "out_of_memory", "connection_cap", "websocket_cap"}
 
 func (e emitter) swarm(t *metrics.Totals) {
 	for f, family := range metrics.FamilyNames {
