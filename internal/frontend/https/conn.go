@@ -59,10 +59,8 @@ func (s *Server) converse(tc *tls.Conn, rc *recordConn, t *tracked) bool {
 	}
 	b := bufferPool.Get().(*buffers)
 	defer func() {
-		if b != nil {
-			b.out = b.out[:0]
-			bufferPool.Put(b)
-		}
+		b.out = b.out[:0]
+		bufferPool.Put(b)
 	}()
 	have, served, unread := 0, 0, false
 	for {
@@ -81,10 +79,7 @@ func (s *Server) converse(tc *tls.Conn, rc *recordConn, t *tracked) bool {
 		// anything more is read.
 		unread = answered.Outcome == http.WriteFull && bytes.Contains(b.in[used:have], []byte("\r\n\r\n"))
 		if done, handed := s.after(session{tc, rc, t}, b, answered, used, have); done {
-			if handed {
-				b = nil // the WebSocket's now
-			}
-			return handed
+			return handed // the WebSocket holds no part of b
 		}
 		have = copy(b.in[:], b.in[used:have])
 		if used > 0 { // the next request's clock starts, idle or not
@@ -121,10 +116,8 @@ func (s *Server) after(c session, b *buffers, answered http.Answered, used, have
 			return true, false
 		}
 	case http.Upgrade:
-		request := bytes.Clone(b.in[used:have])
-		b.out = b.out[:0]
-		bufferPool.Put(b)
-		return true, s.upgrade(tc, c.rc, t, request, answered.Client)
+		// converse gives b back as it returns, handed over or not.
+		return true, s.upgrade(tc, c.rc, t, bytes.Clone(b.in[used:have]), answered.Client)
 	case http.Close:
 		s.finish(tc, t)
 		return true, false
