@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -52,7 +53,7 @@ func checkNATSURL(s string) error {
 	u, err := url.Parse(s)
 	switch {
 	case s == "":
-		return fmt.Errorf("empty (servers are separated by single commas)")
+		return errors.New("empty (servers are separated by single commas)")
 	case err != nil:
 		return fmt.Errorf("%q is not a URL", s)
 	case u.Scheme != "nats" && u.Scheme != "tls":

@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -190,4 +191,42 @@ func TestClusterReloadReplicatePrivate(t *testing.T) {
 	}
 	announceFrom(t, a, private, "10.0.0.7", 6881, 0, "")
 	waitScrape(t, "the private peer at B once replicate_private is on", b, private, 1, 0, 0)
+}
+
+// TestClusterCredentialsChecked: check-config and start refuse
+// cluster.credentials that are missing or not a .creds file, naming the
+// key; a relative path check-config cannot see (no
+// $CREDENTIALS_DIRECTORY) is a note, not a refusal.
+func TestClusterCredentialsChecked(t *testing.T) {
+	t.Setenv(config.CredentialsDirectoryEnv, "")
+	dir := t.TempDir()
+	notCreds := filepath.Join(dir, "not.creds")
+	os.WriteFile(notCreds, []byte("hello\n"), 0o644)
+	for creds, want := range map[string]string{
+		filepath.Join(dir, "missing.creds"): "cluster.credentials " + filepath.Join(dir, "missing.creds") + ": no such file",
+		notCreds:                            "not a NATS .creds file",
+	} {
+		cfg := config.Default()
+		cfg.Cluster.NATSURL, cfg.Cluster.Node, cfg.Cluster.Credentials = "nats://127.0.0.1:1", "a", creds
+		if _, err := daemon.CheckCluster(&cfg, ""); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("check-config, credentials %s: %v, want %q", creds, err, want)
+		}
+		cfg.UDP.Listen, cfg.HTTP.Listen, cfg.Stats.Listen = []string{"127.0.0.1:0"}, nil, ""
+		cfg.Database.Path = filepath.Join(dir, "peers.db")
+		log := logrus.New()
+		log.SetOutput(io.Discard)
+		d := daemon.New(cfg, "", "test", log)
+		if err := d.Start(); err == nil || !strings.Contains(err.Error(), want) {
+			if err == nil {
+				d.Stop()
+			}
+			t.Errorf("start, credentials %s: %v, want %q", creds, err, want)
+		}
+	}
+	cfg := config.Default()
+	cfg.Cluster.NATSURL, cfg.Cluster.Credentials = "nats://127.0.0.1:1", "trakx.creds"
+	note, err := daemon.CheckCluster(&cfg, filepath.Join(dir, "trakx.toml"))
+	if err != nil || !strings.Contains(note, "not visible here") {
+		t.Fatalf("a relative path not visible to check-config: note %q, error %v", note, err)
+	}
 }
