@@ -139,9 +139,9 @@ func (d *Daemon) goServe(f func()) {
 
 // Stop stops taking requests, waits for those under way to finish, sends
 // the cluster node's last batch, and saves the database: every announce
-// answered before the stop is in it. A
-// save already under way (SIGUSR1) finishes first. It returns the final
-// save's error. Later calls wait for the first and return its error.
+// answered before the stop is in it. A save already under way (SIGUSR1)
+// finishes first. It returns the final save's error. Later calls wait for
+// the first and return its error.
 func (d *Daemon) Stop() error {
 	d.stopOnce.Do(func() { d.stopErr = d.stop() })
 	return d.stopErr
