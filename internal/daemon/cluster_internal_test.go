@@ -1,11 +1,15 @@
 package daemon
 
 import (
+	"context"
 	"io"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/config"
@@ -46,5 +50,48 @@ func TestClusterAnnounceAllocatesNothing(t *testing.T) {
 	d.Stop() // the node's last flush: NATS being down, its records are dropped
 	if d.node.Stats().Dropped == 0 {
 		t.Error("nothing reached the node's outbox: the gate does not pass announces to it")
+	}
+}
+
+// TestClusterReadyAfterCatchUp: in a cluster, Run says it is catching up
+// before READY=1, which comes once the node has caught up or given up
+// (here, alone on its NATS server, when no node answers).
+func TestClusterReadyAfterCatchUp(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS server not ready")
+	}
+	t.Cleanup(srv.Shutdown)
+	notify := listenNotify(t)
+	cfg := config.Default()
+	cfg.UDP.Listen, cfg.HTTP.Listen, cfg.Stats.Listen = []string{"127.0.0.1:0"}, nil, ""
+	cfg.Database.Path = filepath.Join(t.TempDir(), "peers.db")
+	cfg.Cluster.NATSURL, cfg.Cluster.Node = "nats://"+srv.Addr().String(), "a"
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	d := New(cfg, "", "test", log)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	var got []string
+	buf := make([]byte, 512)
+	notify.SetReadDeadline(time.Now().Add(15 * time.Second))
+	for len(got) == 0 || !strings.HasPrefix(got[len(got)-1], "READY=1") {
+		n, err := notify.Read(buf)
+		if err != nil {
+			t.Fatalf("notifications %q, then %v", got, err)
+		}
+		got = append(got, string(buf[:n]))
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != "STATUS=catching up with the cluster trakx" {
+		t.Fatalf("notifications before READY: %q", got)
 	}
 }
