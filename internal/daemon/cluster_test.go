@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -129,6 +130,19 @@ func TestClusterTwoDaemons(t *testing.T) {
 			t.Errorf("/debug/vars %s = %v (present %v), want %v", key, got, ok, want)
 		}
 	}
+	t.Run("promtool", func(t *testing.T) { // the histogram among them
+		promtool := tt.NeedCommand(t, "promtool", "prometheus")
+		resp, err := http.Get("http://" + b.StatsAddr().String() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = resp.Body
+		if out, err := cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "" {
+			t.Fatalf("promtool check metrics: %v\n%s", err, out)
+		}
+	})
 }
 
 // TestClusterOffShowsNothing: without cluster.nats_url no cluster series
