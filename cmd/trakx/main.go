@@ -125,13 +125,15 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "trakx: cannot start: %v\n", err)
 		return 1
 	}
-	note, err := daemon.CheckHTTPS(&cfg, path)
-	if err != nil {
-		fmt.Fprintf(stderr, "trakx: cannot start: %v\n", err)
-		return 1
-	}
-	if note != "" {
-		fmt.Fprintf(stderr, "trakx: note: %s\n", note)
+	for _, check := range []func(*config.Config, string) (string, error){daemon.CheckHTTPS, daemon.CheckCluster} {
+		note, err := check(&cfg, path)
+		if err != nil {
+			fmt.Fprintf(stderr, "trakx: cannot start: %v\n", err)
+			return 1
+		}
+		if note != "" {
+			fmt.Fprintf(stderr, "trakx: note: %s\n", note)
+		}
 	}
 	fmt.Fprint(stdout, cfg.TOML())
 	fmt.Fprintf(stdout, "\n# The database file, as start uses it: %s\n", daemon.DatabasePath(&cfg))

@@ -7,7 +7,8 @@
 // few that span sections. config.go holds the whole (defaults, loading,
 // rendering); tracker.go the sections of what is served (log, tracker,
 // database, access, limits); listeners.go those of where it is served
-// (udp, http, websocket, stats); https.go the TLS listeners' (https).
+// (udp, http, websocket, stats); https.go the TLS listeners' (https);
+// cluster.go the cluster's (cluster).
 // A new key is a field in its section, its default in Default, its check
 // in the section's validate, and its line in etc/trakx.toml and the man
 // page; Changed (diff.go) finds it by itself.
@@ -64,6 +65,7 @@ type Config struct {
 	Limits    Limits    `toml:"limits"`
 	WebSocket WebSocket `toml:"websocket"`
 	HTTPS     HTTPS     `toml:"https"`
+	Cluster   Cluster   `toml:"cluster"`
 }
 
 // Default returns the built-in configuration: each section's defaults,
@@ -72,7 +74,7 @@ func Default() Config {
 	return Config{
 		Log: defaultLog(), Tracker: defaultTracker(), Database: defaultDatabase(), Access: defaultAccess(), Limits: defaultLimits(),
 		UDP: defaultUDP(), HTTP: defaultHTTP(), WebSocket: defaultWebSocket(), Stats: defaultStats(),
-		HTTPS: defaultHTTPS(),
+		HTTPS: defaultHTTPS(), Cluster: defaultCluster(),
 	}
 }
 
@@ -123,7 +125,7 @@ func (c *Config) Validate() error {
 	checks := []func(*problems){
 		c.Log.validate, c.Tracker.validate, c.UDP.validate, c.HTTP.validate, c.Stats.validate,
 		c.Database.validate, c.Access.validate, c.Limits.validate, c.WebSocket.validate,
-		c.HTTPS.validate, c.checkListenClashes, c.checkHTTPSClashes,
+		c.HTTPS.validate, c.Cluster.validate, c.checkListenClashes, c.checkHTTPSClashes,
 	}
 	for _, check := range checks {
 		check(&p)

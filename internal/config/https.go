@@ -35,14 +35,15 @@ func (h *HTTPS) validate(p *problems) {
 }
 
 // CredentialsDirectoryEnv is where systemd's LoadCredential= puts the
-// files it hands a service, and relative https.cert and https.key paths
-// are read from.
+// files it hands a service, and relative https.cert, https.key and
+// cluster.credentials paths are read from.
 const CredentialsDirectoryEnv = "CREDENTIALS_DIRECTORY"
 
-// CredentialPath is where a https.cert or https.key value is read from:
-// an absolute path as it is; a relative one under $CREDENTIALS_DIRECTORY
-// when that is set, else beside the configuration file at configPath (the
-// working directory without one). fromCredentials says which.
+// CredentialPath is where a https.cert, https.key or cluster.credentials
+// value is read from: an absolute path as it is; a relative one under
+// $CREDENTIALS_DIRECTORY when that is set, else beside the configuration
+// file at configPath (the working directory without one).
+// fromCredentials says which.
 func CredentialPath(value, configPath string) (path string, fromCredentials bool) {
 	if filepath.IsAbs(value) {
 		return value, false

@@ -7,7 +7,8 @@
 // about all of them.
 //
 // daemon.go is the tracker's life: New, Run, Stop. start.go takes the
-// sockets and starts everything; frontends.go makes each frontend from its
+// sockets and starts everything; cluster.go wires in the cluster node
+// (cluster.nats_url), if any; frontends.go makes each frontend from its
 // configuration section (a new protocol is one function there); reload.go
 // applies SIGHUP; persist.go loads and saves the database; systemd.go and
 // check.go are the edges to systemd and to `trakx check-config`.
@@ -28,6 +29,7 @@ import (
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/access"
+	"github.com/trakx/trakx/internal/cluster"
 	"github.com/trakx/trakx/internal/config"
 	"github.com/trakx/trakx/internal/frontend"
 	"github.com/trakx/trakx/internal/frontend/engine"
@@ -76,6 +78,10 @@ type Daemon struct {
 	engineStop chan struct{}
 	stats      *nethttp.Server
 	statsLn    net.Listener
+	// node is this tracker's part in a cluster (cluster.go); nil: none.
+	// replicatePrivate is cluster.replicate_private, which a reload sets.
+	node             *cluster.Node
+	replicatePrivate atomic.Bool
 
 	stopping chan struct{}
 	stopOnce sync.Once
@@ -131,10 +137,11 @@ func (d *Daemon) goServe(f func()) {
 	}()
 }
 
-// Stop stops taking requests, waits for those under way to finish, and
-// saves the database: every announce answered before the stop is in it. A
-// save already under way (SIGUSR1) finishes first. It returns the final
-// save's error. Later calls wait for the first and return its error.
+// Stop stops taking requests, waits for those under way to finish, sends
+// the cluster node's last batch, and saves the database: every announce
+// answered before the stop is in it. A save already under way (SIGUSR1)
+// finishes first. It returns the final save's error. Later calls wait for
+// the first and return its error.
 func (d *Daemon) Stop() error {
 	d.stopOnce.Do(func() { d.stopErr = d.stop() })
 	return d.stopErr
@@ -154,6 +161,7 @@ func (d *Daemon) stop() error {
 		close(d.engineStop) // it closes what the frontends left in its loops
 	}
 	d.wg.Wait()
+	d.closeCluster() // every announce answered is in its last batch
 	return d.Save()
 }
 
@@ -196,6 +204,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.Start(); err != nil {
 		return fmt.Errorf("cannot start: %w", err)
 	}
+	d.awaitCluster(ctx) // READY once caught up with the cluster, if any
 	d.notify("READY=1\n" + d.status())
 	d.goServe(func() { d.every(statusEvery, func() { d.notify(d.status()) }) })
 	d.startWatchdog()

@@ -26,22 +26,34 @@ func (d *Daemon) Start() error {
 	if err != nil {
 		return err
 	}
-	if d.cfg.Stats.Listen != "" {
-		if d.statsLn, err = net.Listen("tcp", d.cfg.Stats.Listen); err != nil {
-			socks.close()
-			return fmt.Errorf("stats.listen %s: %w", d.cfg.Stats.Listen, err)
-		}
-	}
-	d.load()
-	d.gate = access.NewGate(d.store, list)
-	d.gate.SetClients(access.NewClients(d.cfg.Access.ClientAllow, d.cfg.Access.ClientDeny))
-	d.budget = ratelimit.New(budgetConfig(&d.cfg))
-	if err := d.newFrontends(socks); err != nil {
+	fail := func(err error) error {
 		socks.close()
 		if d.statsLn != nil {
 			d.statsLn.Close()
 		}
+		d.closeCluster()
 		return err
+	}
+	if d.cfg.Stats.Listen != "" {
+		if d.statsLn, err = net.Listen("tcp", d.cfg.Stats.Listen); err != nil {
+			return fail(fmt.Errorf("stats.listen %s: %w", d.cfg.Stats.Listen, err))
+		}
+	}
+	d.load()
+	// The frontends' gate passes announces to the store, or in a cluster
+	// to the node's decorator in front of it.
+	tracker, err := d.newCluster()
+	if err != nil {
+		return fail(err)
+	}
+	d.gate = access.NewGate(tracker, list)
+	d.gate.SetClients(access.NewClients(d.cfg.Access.ClientAllow, d.cfg.Access.ClientDeny))
+	d.budget = ratelimit.New(budgetConfig(&d.cfg))
+	if err := d.startCluster(); err != nil {
+		return fail(err)
+	}
+	if err := d.newFrontends(socks); err != nil {
+		return fail(err)
 	}
 	d.serve()
 	d.log.Info(d.serving(socks.inherited, list))
@@ -149,6 +161,9 @@ func (d *Daemon) serving(inherited bool, list *access.List) string {
 	if d.statsLn != nil {
 		at := "http://" + d.statsLn.Addr().String()
 		parts = append(parts, "stats "+at+"/debug/vars and /metrics", "stats page "+at+"/ and /stats.json")
+	}
+	if c := d.describeCluster(); c != "" {
+		parts = append(parts, c)
 	}
 	acl := "access off"
 	if list.Mode() != access.Off {

@@ -86,11 +86,15 @@ type Metrics struct {
 	// HTTPConnections is the number of HTTP connections open now, kept by
 	// the HTTP servers.
 	HTTPConnections atomic.Int64
+	// ClusterLag is the cluster's apply lag, each batch's (cluster.go).
+	ClusterLag Histogram
 
 	start time.Time
 	swarm func() SwarmStats
 	drops atomic.Pointer[func() uint64]
 	ws    atomic.Pointer[func() WebSocketSwarms]
+	// cluster reads the cluster node's figures; nil: no cluster.
+	cluster atomic.Pointer[func() ClusterStats]
 
 	mu sync.Mutex
 	// requests are every frontend's request counters, by protocol: what

@@ -54,6 +54,8 @@ type Totals struct {
 	// UDP sockets because they were not read fast enough.
 	UDPReceiveDrops uint64
 	Uptime          time.Duration
+	// Cluster is the cluster node's figures; nil without a cluster.
+	Cluster *ClusterTotals
 }
 
 // Refused is the number of requests refused for why, by every frontend.
@@ -98,6 +100,7 @@ func (m *Metrics) Totals() Totals {
 		t.UDPReceiveDrops = (*f)()
 	}
 	t.Uptime = time.Since(m.start)
+	t.Cluster = m.clusterTotals()
 	return t
 }
 

@@ -11,7 +11,8 @@ import (
 
 // Snapshot returns the "trakx" tree of /debug/vars. Its keys and types are
 // a contract: netdata's go_expvar job reads them. Keys are only ever added:
-// a new action or refusal reason in names.go adds its own.
+// a new action or refusal reason in names.go adds its own. "cluster" is
+// there only when the tracker is in one (cluster.nats_url).
 func (m *Metrics) Snapshot() map[string]any {
 	t := m.Totals()
 	sw, db := &t.Swarm, &t.Database
@@ -31,6 +32,9 @@ func (m *Metrics) Snapshot() map[string]any {
 	own := frontendVars(&t)
 	for p, name := range ProtocolNames {
 		tree[name] = requestVars(&t.Requests[p], Protocol(p), own[p])
+	}
+	if t.Cluster != nil {
+		tree["cluster"] = clusterVars(t.Cluster)
 	}
 	return tree
 }

@@ -30,6 +30,15 @@
 //	trakx_websocket_peers{role}                    gauge
 //	trakx_websocket_torrents                       gauge
 //	trakx_build_info{version,goversion}            gauge
+//
+// and, only in a cluster (cluster.nats_url; cluster.go):
+//
+//	trakx_cluster_connected                        gauge
+//	trakx_cluster_nodes                            gauge
+//	trakx_cluster_deltas_total{direction}          counter
+//	trakx_cluster_bytes_total{direction}           counter
+//	trakx_cluster_catchups_total                   counter
+//	trakx_cluster_apply_lag_seconds                histogram
 package promexport
 
 import (
@@ -137,6 +146,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		wsConnectionsDesc, wsRelayedDesc, wsPeersDesc, wsTorrentsDesc, buildDesc} {
 		ch <- d
 	}
+	for _, d := range clusterDescs {
+		ch <- d
+	}
 }
 
 // Collect takes one look at the counters (metrics.Totals) and sends each
@@ -154,6 +166,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	e.gauge(fullScrapeBytesDesc, float64(t.HTTP.FullScrapeBytes))
 	e.gauge(fullScrapeBuildDesc, t.HTTP.FullScrapeBuildSeconds)
 	e.counter(dropsDesc, t.UDPReceiveDrops)
+	e.cluster(t.Cluster)
 	e.gauge(buildDesc, 1, c.version, runtime.Version())
 }
 

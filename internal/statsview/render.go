@@ -63,6 +63,9 @@ func Render(w io.Writer, v *View) {
 		count("trakx_websocket_peers"), count("trakx_websocket_peers", "role", "seeder"), count("trakx_websocket_peers", "role", "leecher"),
 		count("trakx_websocket_torrents"))
 	fmt.Fprintf(w, "udp receive drops: %s (%s/s)\n", count("trakx_udp_receive_drops_total"), rate("trakx_udp_receive_drops_total"))
+	if line := clusterLine(v); line != "" {
+		fmt.Fprintln(w, line)
+	}
 	fmt.Fprintf(w, "%s\n", lastSave(s, v.Now))
 }
 
@@ -143,4 +146,40 @@ func lastSave(s Sample, now time.Time) string {
 	return fmt.Sprintf("last save: %s (%s ago), took %.3fs, peers %.0f (saves %.0f, failed %.0f)",
 		t.UTC().Format("2006-01-02 15:04:05 UTC"), now.Sub(t).Round(time.Second), s["trakx_database_save_duration_seconds"],
 		s["trakx_database_last_save_peers"], saves, failed)
+}
+
+// clusterLine is the cluster's line, or "" for a tracker not in one (no
+// trakx_cluster_* series): the node's state, its deltas' rates, and the
+// mean apply lag of the batches applied over the interval (since start
+// when none was, or before a second sample).
+func clusterLine(v *View) string {
+	s := v.Cur
+	if _, ok := s["trakx_cluster_connected"]; !ok {
+		return ""
+	}
+	state := "disconnected"
+	if s["trakx_cluster_connected"] == 1 {
+		state = "connected"
+	}
+	rate := func(name string, labels ...string) string {
+		if v.Prev == nil {
+			return "-"
+		}
+		return formatRate(s.Rate(v.Prev, v.Elapsed, name, labels...))
+	}
+	sum, n := s["trakx_cluster_apply_lag_seconds_sum"], s["trakx_cluster_apply_lag_seconds_count"]
+	if v.Prev != nil && n > v.Prev["trakx_cluster_apply_lag_seconds_count"] {
+		sum, n = sum-v.Prev["trakx_cluster_apply_lag_seconds_sum"], n-v.Prev["trakx_cluster_apply_lag_seconds_count"]
+	}
+	lag := "-"
+	if n > 0 {
+		lag = fmt.Sprintf("%.3fs", sum/n)
+	}
+	d := func(direction string) string {
+		return fmt.Sprintf("%s %s/s", direction, rate("trakx_cluster_deltas_total", "direction", direction))
+	}
+	return fmt.Sprintf("cluster: %s, nodes %.0f; announces %s, %s, %s, %s; bytes sent %s/s, received %s/s; catch-ups %.0f; apply lag %s",
+		state, s["trakx_cluster_nodes"], d("published"), d("applied"), d("refused"), d("dropped"),
+		rate("trakx_cluster_bytes_total", "direction", "sent"), rate("trakx_cluster_bytes_total", "direction", "received"),
+		s["trakx_cluster_catchups_total"], lag)
 }

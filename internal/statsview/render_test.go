@@ -43,3 +43,29 @@ func TestRequestLinesNameNewProtocols(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterLine: no cluster line without trakx_cluster_* series; with
+// them, the state, the deltas' rates and the interval's mean apply lag.
+func TestClusterLine(t *testing.T) {
+	var b strings.Builder
+	Render(&b, &View{Addr: "a", Cur: Sample{}, Now: time.Now(), Interval: time.Second})
+	if strings.Contains(b.String(), "cluster") {
+		t.Fatalf("a cluster line without a cluster:\n%s", b.String())
+	}
+	prev := Sample{
+		"trakx_cluster_connected": 1, Series("trakx_cluster_deltas_total", "direction", "published"): 10,
+		"trakx_cluster_apply_lag_seconds_sum": 1, "trakx_cluster_apply_lag_seconds_count": 10,
+	}
+	cur := Sample{
+		"trakx_cluster_connected": 1, "trakx_cluster_nodes": 3, "trakx_cluster_catchups_total": 1,
+		Series("trakx_cluster_deltas_total", "direction", "published"): 30,
+		Series("trakx_cluster_bytes_total", "direction", "sent"):       540,
+		"trakx_cluster_apply_lag_seconds_sum":                          1.02, "trakx_cluster_apply_lag_seconds_count": 14,
+	}
+	b.Reset()
+	Render(&b, &View{Addr: "a", Prev: prev, Cur: cur, Elapsed: 2 * time.Second, Now: time.Now(), Interval: 2 * time.Second})
+	want := "cluster: connected, nodes 3; announces published 10.0/s, applied 0/s, refused 0/s, dropped 0/s; bytes sent 270/s, received 0/s; catch-ups 1; apply lag 0.005s\n"
+	if !strings.Contains(b.String(), want) {
+		t.Fatalf("got\n%s\nwant the line\n%s", b.String(), want)
+	}
+}

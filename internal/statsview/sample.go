@@ -53,6 +53,11 @@ func Parse(r io.Reader) (Sample, error) {
 			for _, l := range m.GetLabel() {
 				labels = append(labels, l.GetName(), l.GetValue())
 			}
+			if h := m.GetHistogram(); h != nil { // its mean is what a line shows
+				s[Series(name+"_sum", labels...)] = h.GetSampleSum()
+				s[Series(name+"_count", labels...)] = float64(h.GetSampleCount())
+				continue
+			}
 			var v float64
 			switch {
 			case m.GetCounter() != nil:
@@ -62,7 +67,7 @@ func Parse(r io.Reader) (Sample, error) {
 			case m.GetUntyped() != nil:
 				v = m.GetUntyped().GetValue()
 			default:
-				continue // summaries and histograms: not shown
+				continue // summaries: not shown
 			}
 			s[Series(name, labels...)] = v
 		}
