@@ -145,3 +145,19 @@ func TestStartWithNATSDown(t *testing.T) {
 	a := startNode(t, url, "a", nil, nil)
 	waitFor(t, "A caught up from B", func() bool { return peers(a.store, hash(1)) == 1 && a.Stats().CatchUps == 1 })
 }
+
+// TestCloseWithNATSDown: with NATS gone, Close does not wait for a flush
+// that cannot go out: the tracker's stop is not held up by the cluster.
+func TestCloseWithNATSDown(t *testing.T) {
+	srv, url := runServer(t, -1)
+	a := startNode(t, url, "a", nil, nil)
+	announce(t, a.front, hash(1), "1.2.3.4", 1, bittorrent.EventStarted)
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	waitFor(t, "A disconnected", func() bool { return !a.Stats().Connected })
+	start := time.Now()
+	a.Close()
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Fatalf("Close took %v with NATS down", took)
+	}
+}

@@ -231,7 +231,9 @@ func (n *Node) Close() {
 		close(n.done)
 		n.flushed.Wait()
 		if nc := n.conn.Load(); nc != nil {
-			_ = nc.FlushTimeout(time.Second)
+			if nc.IsConnected() { // no flush can go out while NATS is away
+				_ = nc.FlushTimeout(time.Second)
+			}
 			nc.Close()
 		}
 		n.wg.Wait()
