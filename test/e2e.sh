@@ -198,7 +198,7 @@ step "HTTPS with LoadCredential: trakx-https.socket, a root-only key"
 ct mkdir -p /etc/letsencrypt/live/tracker /etc/systemd/system/trakx.service.d
 ct install -m 0600 /root/e2e/first.crt /etc/letsencrypt/live/tracker/fullchain.pem
 ct install -m 0600 /root/e2e/first.key /etc/letsencrypt/live/tracker/privkey.pem
-ct sh -c 'printf "cert = \"https.crt\"\nkey = \"https.key\"\n" >> /etc/trakx.toml' # in [https], the file's last section
+ct sed -i -e '/^\[https\]$/a cert = "https.crt"' -e '/^\[https\]$/a key = "https.key"' /etc/trakx.toml # in [https], wherever it is
 ct sh -c "printf '[Service]\nLoadCredential=https.crt:/etc/letsencrypt/live/tracker/fullchain.pem\nLoadCredential=https.key:/etc/letsencrypt/live/tracker/privkey.pem\n' > $dropin"
 note=$(ct trakx check-config -config /etc/trakx.toml 2>&1 >/dev/null) || fail "check-config refuses credentials it cannot see: $note"
 case "$note" in *"not visible here"*) ;; *) fail "check-config does not say the credentials are not visible here: $note" ;; esac
