@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"errors"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -123,7 +125,7 @@ func (n *Node) Start() error {
 	}
 	n.conn.Store(nc)
 	if !nc.IsConnected() {
-		n.log.Warnf("cluster: NATS at %s is not reachable; serving alone, retrying in the background", n.opts.URL)
+		n.log.Warnf("cluster: NATS at %s is not reachable; serving alone, retrying in the background", RedactURLs(n.opts.URL))
 		n.markReady() // nothing to wait for; the connect handler catches up
 	}
 	if _, err := nc.Subscribe(n.subjectIn, n.rx.onMessage); err != nil {
@@ -239,4 +241,20 @@ func (n *Node) Close() {
 		n.wg.Wait()
 		n.markReady()
 	})
+}
+
+// RedactURLs is a comma-separated list of NATS URLs fit for a log: each
+// password replaced by "xxxxx" (url.URL.Redacted), and an entry that does
+// not parse replaced whole, since it may hold one.
+func RedactURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil {
+			parts[i] = "(an unreadable URL)"
+			continue
+		}
+		parts[i] = u.Redacted()
+	}
+	return strings.Join(parts, ",")
 }

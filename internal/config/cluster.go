@@ -55,13 +55,13 @@ func checkNATSURL(s string) error {
 	case s == "":
 		return errors.New("empty (servers are separated by single commas)")
 	case err != nil:
-		return fmt.Errorf("%q is not a URL", s)
+		return errors.New("not a URL (not shown: it may hold a password)")
 	case u.Scheme != "nats" && u.Scheme != "tls":
-		return fmt.Errorf("%q is not nats://HOST:PORT or tls://HOST:PORT", s)
+		return fmt.Errorf("%q is not nats://HOST:PORT or tls://HOST:PORT", u.Redacted())
 	case u.Hostname() == "":
-		return fmt.Errorf("%q names no host", s)
+		return fmt.Errorf("%q names no host", u.Redacted())
 	case u.Path != "" && u.Path != "/":
-		return fmt.Errorf("%q has a path; NATS URLs have none", s)
+		return fmt.Errorf("%q has a path; NATS URLs have none", u.Redacted())
 	}
 	return nil
 }

@@ -68,7 +68,7 @@ func (d *Daemon) startCluster() error {
 		return nil
 	}
 	if err := d.node.Start(); err != nil {
-		return fmt.Errorf("cluster.nats_url %s: %w", d.cfg.Cluster.NATSURL, err)
+		return fmt.Errorf("cluster.nats_url %s: %w", cluster.RedactURLs(d.cfg.Cluster.NATSURL), err)
 	}
 	return nil
 }
