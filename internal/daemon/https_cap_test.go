@@ -51,6 +51,9 @@ func TestHTTPSSilentSocketsDoNotDenyHTTP(t *testing.T) {
 	if _, err := io.Copy(io.Discard, stalled[0]); err != nil && !isReset(err) {
 		t.Fatalf("the oldest stalled handshake was not closed: %v", err)
 	}
+	// The plain client's connection gives its slot back once closed;
+	// until then a newcomer would evict the other stalled handshake.
+	tt.WaitFor(t, "one stalled handshake left open", func() bool { return connections(t, stats) == 1 })
 
 	idle, err := tls.Dial("tcp", d.HTTPSAddrs()[0].String(), &tls.Config{RootCAs: cert.Pool})
 	if err != nil {
