@@ -67,4 +67,17 @@
 // are counted malformed and ParseBatch says ErrTruncated; bytes left
 // after the last record make it say ErrTrailingBytes. Either way the
 // records it yielded were valid and are to be applied.
+//
+// # Completion counts
+//
+// A snapshot (package cluster) carries each torrent's completion count
+// beside its peers, as lists AppendCounts writes and ParseCounts reads:
+//
+//	counts  count uvarint | entries
+//	entry   info hash (20) | downloaded uvarint (< 2^32)
+//
+// A list is refused whole (ErrCounts, nothing yielded) when its count
+// claims more entries than its bytes could hold (21 each at least), an
+// entry is cut short or its count is 2^32 or more, or bytes follow the
+// last entry.
 package wire
