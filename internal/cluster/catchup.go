@@ -18,9 +18,10 @@ import (
 // and then the end, each a request the requester acknowledges (an empty
 // reply) once it has applied it, so that the server never outruns it.
 const (
-	msgBusy  = 'B'
-	msgChunk = 'C' // followed by a wire batch
-	msgEnd   = 'E'
+	msgBusy   = 'B'
+	msgChunk  = 'C' // followed by a wire batch
+	msgCounts = 'D' // followed by completion counts (wire.AppendCounts)
+	msgEnd    = 'E'
 )
 
 // The catch-up's bounds.
@@ -92,9 +93,14 @@ func (n *Node) catchUp() {
 }
 
 // attempt asks one node for a snapshot and applies it, holding the
-// batches that arrive meanwhile and applying them after it.
+// batches that arrive meanwhile and applying them after it. With NATS
+// away it asks nothing: a request would wait in the outage's buffer and
+// reach a node long after anyone listened for its answer.
 func (n *Node) attempt() outcome {
 	nc := n.conn.Load()
+	if nc == nil || !nc.IsConnected() {
+		return noAnswer
+	}
 	n.rx.startBuffering()
 	defer n.rx.stopBuffering()
 	inbox := nc.NewInbox()
@@ -123,7 +129,12 @@ func (n *Node) receiveSnapshot(sub *nats.Subscription) outcome {
 		case msgBusy:
 			return busy
 		case msgChunk:
+			w.inflight.Add(1)
 			w.chunks <- m // a free applier takes it and acknowledges it
+		case msgCounts:
+			w.inflight.Wait() // the chunks before it made their torrents
+			n.applyCounts(m.Data[1:])
+			_ = m.Respond(nil)
 		case msgEnd:
 			applied, refused, malformed := w.stop()
 			_ = m.Respond(nil)
@@ -134,6 +145,21 @@ func (n *Node) receiveSnapshot(sub *nats.Subscription) outcome {
 	return noAnswer
 }
 
+// applyCounts raises the completion counts of the torrents a snapshot's
+// list names (Options.Downloaded); a list that does not parse is counted
+// a bad batch and applied not at all.
+func (n *Node) applyCounts(list []byte) {
+	if n.opts.Downloaded == nil {
+		return
+	}
+	if err := wire.ParseCounts(list, n.applyCount); err != nil {
+		n.counters.badBatches.Add(1)
+	}
+}
+
+// applyCount applies one torrent's count.
+func (n *Node) applyCount(c wire.Count) { n.opts.Downloaded(&c.InfoHash, c.Downloaded) }
+
 // maxAppliers is the most goroutines applying one snapshot's chunks:
 // the store is sharded, so chunks apply side by side.
 const maxAppliers = 4
@@ -142,10 +168,11 @@ const maxAppliers = 4
 // chunk once it has applied it. A snapshot holds each peer once, so their
 // order does not matter; the buffer is replayed after all are applied.
 type appliers struct {
-	chunks  chan *nats.Msg
-	wg      sync.WaitGroup
-	each    []*snapshotApplier
-	stopped bool
+	chunks   chan *nats.Msg
+	inflight sync.WaitGroup // chunks handed out and not yet applied
+	wg       sync.WaitGroup
+	each     []*snapshotApplier
+	stopped  bool
 }
 
 // startAppliers starts one applier a CPU, maxAppliers at most.
@@ -160,6 +187,7 @@ func (n *Node) startAppliers() *appliers {
 			for m := range w.chunks {
 				a.apply(m.Data[1:])
 				_ = m.Respond(nil)
+				w.inflight.Done()
 			}
 		}()
 	}

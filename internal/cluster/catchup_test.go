@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -159,5 +160,73 @@ func TestCloseWithNATSDown(t *testing.T) {
 	a.Close()
 	if took := time.Since(start); took > 500*time.Millisecond {
 		t.Fatalf("Close took %v with NATS down", took)
+	}
+}
+
+// TestOutageAnnouncesReachEveryNode: NATS goes down; each of three nodes
+// takes an announce of its own; NATS comes back. Every node ends up with
+// all three: a snapshot from one node holds that node's outage announces,
+// not a third's, so each node sends its own once reconnected.
+func TestOutageAnnouncesReachEveryNode(t *testing.T) {
+	srv, url := runServer(t, -1)
+	nodes := []*testNode{startNode(t, url, "a", nil, nil), startNode(t, url, "b", nil, nil), startNode(t, url, "c", nil, nil)}
+	port := srv.Addr().(*net.TCPAddr).Port
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	for i, n := range nodes {
+		waitFor(t, "disconnected", func() bool { return !n.Stats().Connected })
+		announce(t, n.front, hash(i), fmt.Sprintf("1.2.3.%d", i+1), 1, bittorrent.EventStarted)
+	}
+	runServer(t, port)
+	for _, n := range nodes {
+		waitFor(t, "every outage announce on "+n.opts.Node, func() bool {
+			return peers(n.store, hash(0)) == 1 && peers(n.store, hash(1)) == 1 && peers(n.store, hash(2)) == 1
+		})
+	}
+	for _, n := range nodes {
+		waitFor(t, n.opts.Node+"'s outage announce published", func() bool { return n.Stats().Published == 1 })
+		if st := n.Stats(); st.Dropped != 0 {
+			t.Errorf("%s dropped %d records", n.opts.Node, st.Dropped)
+		}
+	}
+}
+
+// TestSnapshotCarriesCounts: a node that joins gets each torrent's
+// completion count with its peers, over several lists of counts, and
+// counts completions afterwards from there: its scrapes agree with the
+// node it caught up from.
+func TestSnapshotCarriesCounts(t *testing.T) {
+	_, url := runServer(t, -1)
+	a := startNode(t, url, "a", nil, func(o *Options) { o.SnapshotChunkBytes = 512 })
+	const torrents = 120 // more counts than a 512-byte list holds
+	for i := range torrents {
+		for j := range i%3 + 1 {
+			complete(t, a.store, hash(i), fmt.Sprintf("1.2.%d.%d", i, j+1))
+		}
+	}
+	b := startNode(t, url, "b", nil, nil)
+	if st := b.Stats(); st.CatchUps != 1 || st.BadBatches != 0 {
+		t.Fatalf("B caught up %d times, %d bad batches", st.CatchUps, st.BadBatches)
+	}
+	for i := range torrents {
+		h := hash(i)
+		sa, _ := a.store.Scrape(&h)
+		sb, _ := b.store.Scrape(&h)
+		if sb != sa || sa.Downloaded != uint32(i%3+1) {
+			t.Fatalf("torrent %d: B scrapes %+v, A %+v", i, sb, sa)
+		}
+	}
+	complete(t, a.front, hash(0), "1.2.0.9")
+	h := hash(0)
+	waitFor(t, "the next completion counted on B", func() bool { s, _ := b.store.Scrape(&h); return s.Downloaded == 2 })
+}
+
+// complete announces a completion (left 0) on tr.
+func complete(t *testing.T, tr bittorrent.Tracker, h bittorrent.InfoHash, addr string) {
+	t.Helper()
+	req := bittorrent.AnnounceRequest{InfoHash: h, Addr: netip.MustParseAddr(addr), Port: 1, Event: bittorrent.EventCompleted}
+	var resp bittorrent.AnnounceResponse
+	if err := tr.Announce(&req, &resp); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -17,8 +17,16 @@
 //     reaches 32 KiB, and an empty batch as a heartbeat when idle for a
 //     second. The connection is made with no-echo. Peers at private
 //     addresses (wire.IsPrivate) are left out unless ReplicatePrivate says
-//     otherwise. While NATS is down nothing is published (counted dropped):
-//     the others catch up by snapshot when it is back.
+//     otherwise. A batch the server refuses by permission is counted
+//     dropped, and logged once a connection.
+//   - NATS down: the batches of announces accepted meanwhile are kept
+//     (64 MiB at most; more are dropped and counted) in the outage's
+//     journal. Once reconnected, the node sends them when every node it
+//     heard before the outage is heard again, 10 s after its return at
+//     the latest; batches made until then join them, so that its
+//     announces keep their order. A snapshot from one node holds that
+//     node's outage announces, not a third's: the journal is how every
+//     node gets every node's.
 //   - Receiving: a batch on <name>.*.announce is applied only when the
 //     subject's node token equals the node its header names; each valid
 //     record goes through Options.Apply (the access list in front of the
@@ -36,16 +44,19 @@
 //     of at most 1 MiB (a torrent's hash once per run of its peers), each
 //     acknowledged once applied, at most 4 unacknowledged; the requester
 //     applies chunks side by side (a snapshot holds each peer once); then
-//     the buffer is replayed. A node serves one snapshot at a time and
+//     the buffer is replayed. After the chunks that hold their torrents'
+//     first peers come lists of the torrents' completion counts
+//     (wire.AppendCounts), which the requester applies once those chunks
+//     are (Options.Downloaded: the larger count wins). A node serves one snapshot at a time and
 //     answers "busy" to more, and none before it has caught up (or given
 //     up) itself. No answer within 2 s: the node serves with what it
 //     holds and retries with back-off while other nodes are heard; still
 //     behind, it catches up when it hears a node it had not heard for 3 s.
 //     Ready closes when the node has caught up or given up waiting, at
 //     once when NATS is unreachable at start.
-//   - NATS down: the node keeps serving, logs one warning, reconnects with
-//     back-off (100 ms doubling to 5 s) for ever, catches up and logs that
-//     it did.
+//   - The node keeps serving with NATS down, logs one warning, reconnects
+//     with back-off (100 ms doubling to 5 s) for ever, catches up and
+//     logs that it did.
 //   - Presence: a node counts itself and the nodes heard from in the last
 //     3 s (every node publishes at least once a second).
 //   - Apply lag: for each sender, the receiver keeps the least difference
@@ -61,6 +72,7 @@
 //
 //   - node.go: Options, Node, the NATS connection and its handlers.
 //   - publish.go: the publishing decorator, the outbox and the flusher.
+//   - outage.go: the journal of what was accepted while NATS was down.
 //   - receive.go: applying batches, the buffer during catch-up.
 //   - presence.go: live nodes and apply lag per sender.
 //   - catchup.go: asking for a snapshot and applying it.

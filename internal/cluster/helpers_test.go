@@ -57,7 +57,7 @@ func newNode(t *testing.T, url, node string, apply func(bittorrent.Tracker) bitt
 	}
 	log := logrus.New()
 	log.SetLevel(logrus.WarnLevel)
-	o := Options{URL: url, Name: "trakx", Node: node, Apply: to, Snapshot: StoreSnapshot(store), Log: log}
+	o := Options{URL: url, Name: "trakx", Node: node, Apply: to, Snapshot: StoreSnapshot(store), Downloaded: StoreDownloaded(store), Log: log}
 	if edit != nil {
 		edit(&o)
 	}

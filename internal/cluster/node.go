@@ -29,10 +29,15 @@ type Options struct {
 	// the access list (Admitting(gate.AdmitTorrent, store)), never the
 	// publishing decorator, nor the client filter (peer ids do not travel).
 	Apply bittorrent.Tracker
-	// Snapshot yields every peer the store holds, torrent by torrent
-	// (StoreSnapshot), until yield returns false.
-	Snapshot func(yield func(wire.Record) bool)
-	Log      *logrus.Logger
+	// Snapshot yields every peer the store holds, torrent by torrent,
+	// each with its torrent's completion count (StoreSnapshot), until
+	// yield returns false.
+	Snapshot func(yield func(r wire.Record, downloaded uint32) bool)
+	// Downloaded raises a torrent's completion count to at least n, if
+	// the store holds the torrent (StoreDownloaded); nil: counts from a
+	// snapshot are not applied.
+	Downloaded func(h *bittorrent.InfoHash, n uint32)
+	Log        *logrus.Logger
 	// ObserveLag, if set, is given each applied batch's apply lag in
 	// seconds (a histogram's Observe), from the receiving goroutine.
 	ObserveLag func(seconds float64)
@@ -56,10 +61,13 @@ type Node struct {
 	serving atomic.Bool // a snapshot is being served
 	// behind: no catch-up has succeeded since the last (re)connection;
 	// a node heard anew then triggers one.
-	behind   atomic.Bool
-	counters counters
+	behind atomic.Bool
+	// publishDenied: the server refuses our announce subject.
+	publishDenied atomic.Bool
+	counters      counters
 
 	out     outbox
+	journal journal
 	rx      receiver
 	senders senders
 
@@ -152,29 +160,47 @@ func (n *Node) natsOptions() []nats.Option {
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
 		nats.CustomReconnectDelay(reconnectDelay),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if !n.left.Load() && !n.closed() {
-				n.log.Warnf("cluster: lost NATS (%v); serving alone, reconnecting", err)
-			}
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) {
-			n.log.Infof("cluster: reconnected to NATS at %s; catching up", nc.ConnectedUrlRedacted())
-			n.behind.Store(true)
-			n.wantCatchUp()
-		}),
-		nats.ConnectHandler(func(nc *nats.Conn) {
-			n.log.Infof("cluster: connected to NATS at %s; catching up", nc.ConnectedUrlRedacted())
-			n.behind.Store(true)
-			n.wantCatchUp()
-		}),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			n.log.Warnf("cluster: NATS: %v", err)
-		}),
+		nats.DisconnectErrHandler(n.onDisconnect),
+		nats.ReconnectHandler(func(nc *nats.Conn) { n.onConnect(nc, "reconnected") }),
+		nats.ConnectHandler(func(nc *nats.Conn) { n.onConnect(nc, "connected") }),
+		nats.ErrorHandler(n.onAsyncError),
 	}
 	if n.opts.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(n.opts.CredsFile))
 	}
 	return opts
+}
+
+// onDisconnect logs the loss of NATS, unless the node is leaving, and
+// starts the outage's journal.
+func (n *Node) onDisconnect(_ *nats.Conn, err error) {
+	if !n.left.Load() && !n.closed() {
+		n.journal.lost(n.senders.liveNames(n.clock()))
+		n.log.Warnf("cluster: lost NATS (%v); serving alone, reconnecting", err)
+	}
+}
+
+// onConnect starts a catch-up on each (re)connection; the flusher sends
+// the outage's journal once the nodes live before it are heard again.
+func (n *Node) onConnect(nc *nats.Conn, how string) {
+	n.log.Infof("cluster: %s to NATS at %s; catching up", how, nc.ConnectedUrlRedacted())
+	n.publishDenied.Store(false)
+	n.behind.Store(true)
+	n.wantCatchUp()
+}
+
+// onAsyncError logs what the server says is wrong. A refusal to let the
+// node publish its announces is logged once a connection, and its
+// batches are counted dropped from then on: the server says nothing of
+// those it accepts, so a batch cannot be known to have gone.
+func (n *Node) onAsyncError(_ *nats.Conn, _ *nats.Subscription, err error) {
+	if errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), `Publish to "`+n.subjectOut+`"`) {
+		if !n.publishDenied.Swap(true) {
+			n.log.Errorf("cluster: NATS does not let this node publish on %s: its announces do not reach the cluster (see docs/cluster.md for the permissions a node needs)", n.subjectOut)
+		}
+		return
+	}
+	n.log.Warnf("cluster: NATS: %v", err)
 }
 
 // reconnectDelay is the back-off between reconnection attempts: 100 ms
@@ -232,6 +258,7 @@ func (n *Node) Close() {
 	n.closeOnce.Do(func() {
 		close(n.done)
 		n.flushed.Wait()
+		n.counters.dropped.Add(uint64(n.journal.discard()))
 		if nc := n.conn.Load(); nc != nil {
 			if nc.IsConnected() { // no flush can go out while NATS is away
 				_ = nc.FlushTimeout(time.Second)

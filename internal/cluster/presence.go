@@ -81,5 +81,18 @@ func (s *senders) others(now time.Duration) int {
 	return live
 }
 
+// liveNames are the other nodes heard from within liveWindow.
+func (s *senders) liveNames(now time.Duration) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var names []string
+	for name, sd := range s.byName {
+		if now-sd.heard <= liveWindow {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
 // live counts the live nodes, this one included.
 func (s *senders) live(now time.Duration) int { return 1 + s.others(now) }

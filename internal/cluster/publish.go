@@ -4,6 +4,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/cluster/wire"
 )
@@ -143,6 +145,7 @@ func (n *Node) runFlusher() {
 // flush sends the records waiting, in batches under batchBytes, or an
 // empty batch when nothing was sent for a heartbeat.
 func (f *flusher) flush() {
+	f.sendJournal()
 	recs := f.node.out.take()
 	if len(recs) == 0 && f.node.clock()-f.last < heartbeat {
 		return
@@ -156,23 +159,77 @@ func (f *flusher) flush() {
 	f.send()
 }
 
-// send publishes the batch gathered and empties it. With NATS down or
-// the node out of the cluster, its records are counted dropped.
+// send publishes the batch gathered and empties it; while NATS is away,
+// and until the outage's journal has gone, it keeps the batch in the
+// journal instead. A heartbeat goes only to a live connection. A batch
+// that cannot go, or be kept, is counted dropped.
 func (f *flusher) send() {
 	n := f.node
 	defer f.batch.Reset()
 	nc := n.conn.Load()
-	if nc == nil || !nc.IsConnected() || n.left.Load() {
-		n.counters.dropped.Add(uint64(f.batch.Len()))
+	switch {
+	case nc == nil || nc.IsClosed() || n.left.Load() || (n.closed() && !nc.IsConnected()):
+		n.counters.dropped.Add(uint64(f.batch.Len())) // nothing will send it
+		return
+	case f.batch.Len() == 0 && !nc.IsConnected():
 		return
 	}
 	f.seq++
 	f.last = n.clock()
 	f.buf = f.batch.AppendTo(f.buf[:0], wire.Header{Node: n.opts.Node, Seq: f.seq, SentNanos: int64(f.last)})
-	if err := nc.Publish(n.subjectOut, f.buf); err != nil {
-		n.counters.dropped.Add(uint64(f.batch.Len()))
+	if f.batch.Len() > 0 && f.hold(nc) {
 		return
 	}
-	n.counters.published.Add(uint64(f.batch.Len()))
-	n.counters.bytesOut.Add(uint64(len(f.buf)))
+	f.publish(nc, f.buf, f.batch.Len())
+}
+
+// hold keeps the encoded batch in the outage's journal when NATS is away
+// or the journal has not gone yet, and reports whether it did.
+func (f *flusher) hold(nc *nats.Conn) bool {
+	n := f.node
+	if !nc.IsConnected() && !n.journal.holding.Load() {
+		n.journal.lost(n.senders.liveNames(n.clock()))
+	}
+	if !n.journal.holding.Load() {
+		return false
+	}
+	if !n.journal.keep(f.buf, f.batch.Len()) {
+		n.counters.dropped.Add(uint64(f.batch.Len()))
+		if n.journal.overflowed() {
+			n.log.Warnf("cluster: NATS has been away for more than %d MiB of announces; until it is back, this node's further announces reach the others only when their peers announce again", journalBytes>>20)
+		}
+	}
+	return true
+}
+
+// publish publishes one encoded batch of records and counts it.
+func (f *flusher) publish(nc *nats.Conn, data []byte, records int) {
+	n := f.node
+	if err := nc.Publish(n.subjectOut, data); err != nil || n.publishDenied.Load() {
+		n.counters.dropped.Add(uint64(records))
+		return
+	}
+	n.counters.published.Add(uint64(records))
+	n.counters.bytesOut.Add(uint64(len(data)))
+}
+
+// sendJournal sends the outage's journal once it is due.
+func (f *flusher) sendJournal() {
+	n := f.node
+	nc := n.conn.Load()
+	if nc == nil || n.left.Load() {
+		return
+	}
+	batches, ok := n.journal.due(n.clock(), nc.IsConnected())
+	if !ok {
+		return
+	}
+	records := 0
+	for _, b := range batches {
+		f.publish(nc, b.data, b.records)
+		records += b.records
+	}
+	if records > 0 {
+		n.log.Infof("cluster: sent the %d announces this node accepted while NATS was away", records)
+	}
 }

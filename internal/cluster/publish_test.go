@@ -2,9 +2,14 @@ package cluster
 
 import (
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/sirupsen/logrus"
+	"github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/cluster/wire"
@@ -121,5 +126,55 @@ func TestBatchesBounded(t *testing.T) {
 	t.Logf("%d records in %d batches, %.1f bytes a record", records, batches, perRecord)
 	if batches < 2 || perRecord > 32 {
 		t.Errorf("%d batches, %.1f bytes a record", batches, perRecord)
+	}
+}
+
+// TestPublishDeniedCounted: a node whose credentials may not publish on
+// its subject logs so once, and its batches from then on are counted
+// dropped, not published; the other node gets none of them.
+func TestPublishDeniedCounted(t *testing.T) {
+	perms := func(pub string) *server.Permissions {
+		return &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{pub, "trakx.snapshot", "_INBOX.>"}}}
+	}
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, Users: []*server.User{
+		{Username: "a", Password: "pa", Permissions: perms("trakx.elsewhere.>")},
+		{Username: "b", Password: "pb", Permissions: perms("trakx.b.>")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	addr := s.Addr().String()
+	log, hook := test.NewNullLogger()
+	a := startNode(t, "nats://a:pa@"+addr, "a", nil, func(o *Options) { o.Log = log })
+	b := startNode(t, "nats://b:pb@"+addr, "b", nil, nil)
+	denied := func() int {
+		n := 0
+		for _, e := range hook.AllEntries() {
+			if e.Level == logrus.ErrorLevel && strings.Contains(e.Message, "does not let this node publish on trakx.a.announce") {
+				n++
+			}
+		}
+		return n
+	}
+	announce(t, a.front, hash(1), "1.2.3.4", 1, bittorrent.EventStarted)
+	waitFor(t, "the refusal logged", func() bool { return denied() == 1 })
+	published := a.Stats().Published
+	announce(t, a.front, hash(2), "1.2.3.5", 2, bittorrent.EventStarted)
+	waitFor(t, "the next batch counted dropped", func() bool { return a.Stats().Dropped == 1 })
+	if st := a.Stats(); st.Published != published {
+		t.Errorf("published went from %d to %d after the refusal", published, st.Published)
+	}
+	if peers(b.store, hash(1))+peers(b.store, hash(2)) != 0 {
+		t.Error("B applied a refused batch")
+	}
+	announce(t, a.front, hash(3), "1.2.3.6", 3, bittorrent.EventStarted)
+	waitFor(t, "the third batch counted dropped", func() bool { return a.Stats().Dropped == 2 })
+	if n := denied(); n != 1 {
+		t.Errorf("the refusal was logged %d times, want once", n)
 	}
 }

@@ -102,6 +102,7 @@ func (rx *receiver) apply(node string, data []byte) {
 	}
 	n.counters.dropped.Add(uint64(st.Malformed))
 	lag, back := n.senders.heard(&h, n.clock())
+	n.journal.heard(h.Node)
 	n.counters.lagBits.Store(math.Float64bits(lag.Seconds()))
 	if n.opts.ObserveLag != nil {
 		n.opts.ObserveLag(lag.Seconds())

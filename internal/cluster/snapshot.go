@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"time"
 
@@ -38,13 +39,15 @@ func (n *Node) onSnapshotRequest(m *nats.Msg) {
 	}()
 }
 
-// chunker gathers a snapshot's records into chunks and sends each.
+// chunker gathers a snapshot's records into chunks and sends each, and
+// the completion counts of their torrents into lists sent after them.
 type chunker struct {
 	node    *Node
 	inbox   string
 	budget  int
 	recs    []wire.Record
 	size    int // the chunk's bytes so far, kind and header included
+	counts  []wire.Count
 	buf     []byte
 	seq     uint64
 	private bool
@@ -76,7 +79,7 @@ func (n *Node) serveSnapshot(inbox, to string) {
 		n.opts.Snapshot(c.add)
 	}
 	if c.failed == nil {
-		c.send()
+		c.sendCounts()
 	}
 	if c.failed == nil {
 		c.failed = c.request([]byte{msgEnd}, 0)
@@ -91,12 +94,16 @@ func (n *Node) serveSnapshot(inbox, to string) {
 }
 
 // add adds a record to the chunk, sending the chunk first when the record
-// would take it past its budget. It returns false once sending failed.
-func (c *chunker) add(r wire.Record) bool {
+// would take it past its budget, and notes its torrent's count when it
+// is the torrent's first record. It returns false once sending failed.
+func (c *chunker) add(r wire.Record, downloaded uint32) bool {
 	if !r.Valid() || (!c.private && wire.IsPrivate(r.Addr)) {
 		return true
 	}
 	same := len(c.recs) > 0 && c.recs[len(c.recs)-1].InfoHash == r.InfoHash
+	if !same && downloaded > 0 && !c.noteCount(wire.Count{InfoHash: r.InfoHash, Downloaded: downloaded}) {
+		return false
+	}
 	size := recordBytes(&r, same)
 	if c.size+size > c.budget && len(c.recs) > 0 {
 		if c.send(); c.failed != nil {
@@ -107,6 +114,34 @@ func (c *chunker) add(r wire.Record) bool {
 	c.recs = append(c.recs, r)
 	c.size += size
 	return true
+}
+
+// noteCount adds a torrent's count to the list, sending the chunk and
+// then the list first when it is full: a count goes after the chunk that
+// holds its torrent's first peer, so that the requester has the torrent
+// when it applies the count. It returns false once sending failed.
+func (c *chunker) noteCount(n wire.Count) bool {
+	if (len(c.counts)+1)*wire.MaxCountSize+binary.MaxVarintLen64 > c.budget {
+		if c.sendCounts(); c.failed != nil {
+			return false
+		}
+	}
+	c.counts = append(c.counts, n)
+	return true
+}
+
+// sendCounts sends the chunk gathered, then the counts gathered.
+func (c *chunker) sendCounts() {
+	if len(c.recs) > 0 {
+		if c.send(); c.failed != nil {
+			return
+		}
+	}
+	if len(c.counts) > 0 {
+		c.buf = wire.AppendCounts(append(c.buf[:0], msgCounts), c.counts)
+		c.failed = c.request(c.buf, ackWindow-1)
+		c.counts = c.counts[:0]
+	}
 }
 
 // recordBytes is the bytes r takes on the wire.
@@ -150,23 +185,33 @@ func (c *chunker) request(data []byte, unacked int) error {
 
 // StoreSnapshot is Options.Snapshot for a swarm.Store: it walks the store
 // torrent by torrent and yields each peer as a record (a seeder as such,
-// a partial seed as event paused, others as event none).
-func StoreSnapshot(s *swarm.Store) func(yield func(wire.Record) bool) {
-	return func(yield func(wire.Record) bool) {
+// a partial seed as event paused, others as event none), with the
+// torrent's completion count.
+func StoreSnapshot(s *swarm.Store) func(yield func(wire.Record, uint32) bool) {
+	return func(yield func(wire.Record, uint32) bool) {
 		stop := errStop{}
 		_, _ = s.Walk(func(t *swarm.Torrent) error {
 			for _, p := range t.Peers4 {
-				if !yield(snapshotRecord(t.Hash, netip.AddrFrom4(p.IP), p.Port, p.Seeder, p.Partial)) {
+				if !yield(snapshotRecord(t.Hash, netip.AddrFrom4(p.IP), p.Port, p.Seeder, p.Partial), t.Downloaded) {
 					return stop
 				}
 			}
 			for _, p := range t.Peers6 {
-				if !yield(snapshotRecord(t.Hash, netip.AddrFrom16(p.IP), p.Port, p.Seeder, p.Partial)) {
+				if !yield(snapshotRecord(t.Hash, netip.AddrFrom16(p.IP), p.Port, p.Seeder, p.Partial), t.Downloaded) {
 					return stop
 				}
 			}
 			return nil
 		})
+	}
+}
+
+// StoreDownloaded is Options.Downloaded for a swarm.Store: it raises a
+// torrent's count to at least n, when the store holds the torrent (one
+// it does not hold stays absent: a torrent lives by its peers).
+func StoreDownloaded(s *swarm.Store) func(h *bittorrent.InfoHash, n uint32) {
+	return func(h *bittorrent.InfoHash, n uint32) {
+		_, _ = s.Restore(&swarm.Torrent{Hash: *h, Downloaded: n}, 0, uint32(time.Now().Unix()))
 	}
 }
 
