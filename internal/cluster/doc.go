@@ -4,7 +4,7 @@
 // announces this node accepts, applying those other nodes accepted,
 // catching up by snapshot, and counting it all. The daemon wires it in one
 // place: New with Options, Wrap in front of the store's Gate for the
-// frontends, Start, Ready, Stats and Close.
+// frontends, Start, Ready, Stats, SetCredentials (a reload) and Close.
 //
 // # Contract
 //
@@ -78,5 +78,6 @@
 //   - catchup.go: asking for a snapshot and applying it.
 //   - snapshot.go: serving a snapshot; StoreSnapshot walks a swarm.Store.
 //   - admit.go: Admitting, the access list in front of Apply.
+//   - credentials.go: the .creds file, read at each connection.
 //   - stats.go: the counters and Stats.
 package cluster

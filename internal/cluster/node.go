@@ -56,9 +56,10 @@ type Node struct {
 	subjectOut, subjectIn, subjectSnapshot string
 
 	conn    atomic.Pointer[nats.Conn]
-	left    atomic.Bool // left the cluster for good
-	everUp  atomic.Bool // caught up (or gave up) once: may serve snapshots
-	serving atomic.Bool // a snapshot is being served
+	creds   atomic.Pointer[string] // the .creds file's path
+	left    atomic.Bool            // left the cluster for good
+	everUp  atomic.Bool            // caught up (or gave up) once: may serve snapshots
+	serving atomic.Bool            // a snapshot is being served
 	// behind: no catch-up has succeeded since the last (re)connection;
 	// a node heard anew then triggers one.
 	behind atomic.Bool
@@ -104,6 +105,7 @@ func New(o Options) (*Node, error) {
 		kick:            make(chan struct{}, 1),
 		done:            make(chan struct{}),
 	}
+	n.creds.Store(&o.CredsFile)
 	n.out.init()
 	n.rx.init(n)
 	n.senders.init()
@@ -166,7 +168,7 @@ func (n *Node) natsOptions() []nats.Option {
 		nats.ErrorHandler(n.onAsyncError),
 	}
 	if n.opts.CredsFile != "" {
-		opts = append(opts, nats.UserCredentials(n.opts.CredsFile))
+		opts = append(opts, n.credentials())
 	}
 	return opts
 }

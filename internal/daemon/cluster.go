@@ -35,10 +35,11 @@ func (d *Daemon) newCluster() (bittorrent.Tracker, error) {
 	if err != nil {
 		return nil, err
 	}
-	creds, err := clusterCredentials(c, d.configPath)
+	creds, data, err := clusterCredentials(c, d.configPath)
 	if err != nil {
 		return nil, err
 	}
+	d.clusterCreds = data
 	d.replicatePrivate.Store(c.ReplicatePrivate)
 	d.node, err = cluster.New(cluster.Options{
 		URL: c.NATSURL, CredsFile: creds, Name: c.Name, Node: node,
@@ -149,22 +150,50 @@ func nodeName(c *config.Cluster) (string, error) {
 }
 
 // clusterCredentials is the path cluster.credentials is read from
-// (config.CredentialPath), once it has been read and found to be a NATS
-// .creds file; "" without credentials. NATS reads it again at each
-// (re)connection.
-func clusterCredentials(c *config.Cluster, configPath string) (string, error) {
+// (config.CredentialPath) and what it holds, once it has been read and
+// found to be a NATS .creds file; "" without credentials. NATS reads it
+// again at each (re)connection.
+func clusterCredentials(c *config.Cluster, configPath string) (string, []byte, error) {
 	if c.Credentials == "" {
-		return "", nil
+		return "", nil, nil
 	}
 	path, _ := config.CredentialPath(c.Credentials, configPath)
 	data, err := readCredential("cluster.credentials", c.Credentials, path)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if !bytes.Contains(data, []byte("-----BEGIN NATS USER JWT-----")) {
-		return "", fmt.Errorf("cluster.credentials %s: not a NATS .creds file (no -----BEGIN NATS USER JWT----- in it)", path)
+		return "", nil, fmt.Errorf("cluster.credentials %s: not a NATS .creds file (no -----BEGIN NATS USER JWT----- in it)", path)
 	}
-	return path, nil
+	return path, data, nil
+}
+
+// reloadClusterCredentials applies a reload's cluster.credentials: a new
+// path, or new contents at the old one, make the node reconnect with
+// them (and catch up). Credentials that do not load are logged and the
+// running ones kept; going from none to some, or back, takes a restart.
+func (d *Daemon) reloadClusterCredentials(cfg *config.Config) {
+	old, c := &d.cfg.Cluster, &cfg.Cluster
+	if d.node == nil || (old.Credentials == c.Credentials && c.Credentials == "") {
+		return
+	}
+	if (old.Credentials == "") != (c.Credentials == "") {
+		d.log.Warnf("cluster.credentials changed from %q to %q: adding or removing credentials takes a restart (systemctl restart trakx); keeping the running ones", old.Credentials, c.Credentials)
+		return
+	}
+	path, data, err := clusterCredentials(c, d.configPath)
+	if err != nil {
+		d.log.Errorf("cluster: the credentials did not load, keeping the running ones: %v", err)
+		return
+	}
+	if c.Credentials == old.Credentials && bytes.Equal(data, d.clusterCreds) {
+		return
+	}
+	if err := d.node.SetCredentials(path); err != nil {
+		d.log.Errorf("cluster: %v", err)
+		return
+	}
+	d.clusterCreds, old.Credentials = data, c.Credentials
 }
 
 // CheckCluster checks [cluster] as start would, for `trakx check-config`:
@@ -178,7 +207,7 @@ func CheckCluster(cfg *config.Config, configPath string) (note string, err error
 	if _, err := nodeName(c); err != nil {
 		return "", err
 	}
-	_, err = clusterCredentials(c, configPath)
+	_, _, err = clusterCredentials(c, configPath)
 	if why := invisible(err); why != "" {
 		return fmt.Sprintf("%v: not visible here: %s; the rest of [cluster] was checked", err, why), nil
 	}

@@ -82,6 +82,7 @@ type Daemon struct {
 	// replicatePrivate is cluster.replicate_private, which a reload sets.
 	node             *cluster.Node
 	replicatePrivate atomic.Bool
+	clusterCreds     []byte // the .creds file's contents as last loaded
 
 	stopping chan struct{}
 	stopOnce sync.Once

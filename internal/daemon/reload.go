@@ -14,7 +14,7 @@ import (
 // to any other key is logged as needing a restart.
 var reloadable = map[string]bool{"log": true, "tracker": true, "access": true, "limits": true, "http.allowed_hosts": true,
 	"http.full_scrape": true, "http.full_scrape_interval": true, "http.full_scrape_from": true,
-	"https.cert": true, "https.key": true, "cluster.replicate_private": true}
+	"https.cert": true, "https.key": true, "cluster.replicate_private": true, "cluster.credentials": true}
 
 // Reload reads the configuration file again and applies what can change
 // without dropping a peer: log level, the tracker section (intervals and
@@ -22,7 +22,9 @@ var reloadable = map[string]bool{"log": true, "tracker": true, "access": true, "
 // budget, http.allowed_hosts, the http.full_scrape keys (turned off, the
 // snapshot is dropped, and trakx_full_scrape_bytes is 0), and HTTPS's
 // certificate and key (new handshakes get the new pair, open connections
-// keep theirs), and cluster.replicate_private (from the next announce).
+// keep theirs), cluster.replicate_private (from the next announce) and
+// cluster.credentials (a new path, or new contents: the node reconnects
+// with them).
 // A file or list that does not load leaves everything as it was; a
 // certificate that does not load is logged, and the old one kept. Every
 // other changed key (listeners, timeouts, the database path, the other
@@ -62,6 +64,7 @@ func (d *Daemon) Reload() error {
 	d.reloadKeyPair(&cfg)
 	d.replicatePrivate.Store(cfg.Cluster.ReplicatePrivate) // read at each announce
 	d.cfg.Cluster.ReplicatePrivate = cfg.Cluster.ReplicatePrivate
+	d.reloadClusterCredentials(&cfg)
 	acl := "access off"
 	if list.Mode() != access.Off {
 		acl = fmt.Sprintf("access %s with %d info hashes", list.Mode(), list.Len())
