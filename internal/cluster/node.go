@@ -65,6 +65,7 @@ type Node struct {
 	behind atomic.Bool
 	// publishDenied: the server refuses our announce subject.
 	publishDenied atomic.Bool
+	connErr       atomic.Pointer[string] // the last reason a connection failed
 	counters      counters
 
 	out     outbox
@@ -163,6 +164,7 @@ func (n *Node) natsOptions() []nats.Option {
 		nats.RetryOnFailedConnect(true),
 		nats.CustomReconnectDelay(reconnectDelay),
 		nats.DisconnectErrHandler(n.onDisconnect),
+		nats.ReconnectErrHandler(n.onConnectError),
 		nats.ReconnectHandler(func(nc *nats.Conn) { n.onConnect(nc, "reconnected") }),
 		nats.ConnectHandler(func(nc *nats.Conn) { n.onConnect(nc, "connected") }),
 		nats.ErrorHandler(n.onAsyncError),
@@ -187,8 +189,19 @@ func (n *Node) onDisconnect(_ *nats.Conn, err error) {
 func (n *Node) onConnect(nc *nats.Conn, how string) {
 	n.log.Infof("cluster: %s to NATS at %s; catching up", how, nc.ConnectedUrlRedacted())
 	n.publishDenied.Store(false)
+	n.connErr.Store(nil)
 	n.behind.Store(true)
 	n.wantCatchUp()
+}
+
+// onConnectError logs why an attempt to (re)connect failed (refused,
+// a TLS certificate not trusted, an authorization violation, ...), once
+// for each new reason until connected: attempts repeat every few seconds.
+func (n *Node) onConnectError(_ *nats.Conn, err error) {
+	why := err.Error()
+	if last := n.connErr.Swap(&why); (last == nil || *last != why) && !n.closed() {
+		n.log.Warnf("cluster: cannot connect to NATS: %s; retrying", why)
+	}
 }
 
 // onAsyncError logs what the server says is wrong. A refusal to let the
