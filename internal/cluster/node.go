@@ -252,6 +252,7 @@ func (n *Node) leave(other string) {
 		return
 	}
 	n.log.Errorf("cluster: another connection publishes as node %q (%s): node names must be unique; leaving the cluster, serving alone", n.opts.Node, other)
+	n.counters.dropped.Add(uint64(n.journal.discard()))
 	if nc := n.conn.Load(); nc != nil {
 		go n.parting(nc) // not from within its own callback
 	}

@@ -94,8 +94,9 @@ func (j *journal) overflowed() bool {
 
 // due hands over the batches kept once NATS is back (connected says it
 // is now) and every node awaited was heard, or journalWait after NATS was
-// first seen back; from then on batches go straight to NATS again.
-func (j *journal) due(now time.Duration, connected bool) ([]kept, bool) {
+// first seen back, or at once with force; from then on batches go
+// straight to NATS again.
+func (j *journal) due(now time.Duration, connected, force bool) ([]kept, bool) {
 	if !j.holding.Load() {
 		return nil, false
 	}
@@ -108,7 +109,7 @@ func (j *journal) due(now time.Duration, connected bool) ([]kept, bool) {
 	if j.sendBy == 0 {
 		j.sendBy = now + journalWait
 	}
-	if len(j.await) > 0 && now < j.sendBy {
+	if len(j.await) > 0 && now < j.sendBy && !force {
 		return nil, false
 	}
 	batches := j.batches

@@ -18,19 +18,19 @@ func TestJournalWaitsForTheNodesOfBefore(t *testing.T) {
 			t.Fatal("no room for a small batch")
 		}
 	}
-	if _, ok := j.due(time.Hour, false); ok {
+	if _, ok := j.due(time.Hour, false, false); ok {
 		t.Fatal("due while NATS is away")
 	}
-	if _, ok := j.due(time.Second, true); ok {
+	if _, ok := j.due(time.Second, true, false); ok {
 		t.Fatal("due before any node was heard again")
 	}
 	j.heard("b")
 	j.heard("x")
-	if _, ok := j.due(2*time.Second, true); ok {
+	if _, ok := j.due(2*time.Second, true, false); ok {
 		t.Fatal("due with c not heard again")
 	}
 	j.heard("c")
-	got, ok := j.due(3*time.Second, true)
+	got, ok := j.due(3*time.Second, true, false)
 	if !ok || len(got) != 3 || got[0].data[0] != 0 || got[2].data[0] != 2 || got[2].records != 3 {
 		t.Fatalf("due %v: %+v", ok, got)
 	}
@@ -46,16 +46,24 @@ func TestJournalGoesAfterTheWait(t *testing.T) {
 	var j journal
 	j.lost([]string{"gone"})
 	j.keep([]byte{1}, 1)
-	j.due(time.Second, true)                     // back at 1 s
-	j.due(2*time.Second, false)                  // away again
-	if _, ok := j.due(3*time.Second, true); ok { // back at 3 s
+	j.due(time.Second, true, false)                     // back at 1 s
+	j.due(2*time.Second, false, false)                  // away again
+	if _, ok := j.due(3*time.Second, true, false); ok { // back at 3 s
 		t.Fatal("due at once")
 	}
-	if _, ok := j.due(3*time.Second+journalWait-1, true); ok {
+	if _, ok := j.due(3*time.Second+journalWait-1, true, false); ok {
 		t.Fatal("due before the wait from the last return")
 	}
-	if got, ok := j.due(3*time.Second+journalWait, true); !ok || len(got) != 1 {
+	if got, ok := j.due(3*time.Second+journalWait, true, false); !ok || len(got) != 1 {
 		t.Fatalf("not due after the wait: %v %d", ok, len(got))
+	}
+	j.lost([]string{"gone"})
+	j.keep([]byte{2}, 1)
+	if _, ok := j.due(time.Hour, false, true); ok {
+		t.Fatal("forced out while NATS is away")
+	}
+	if got, ok := j.due(time.Hour, true, true); !ok || len(got) != 1 {
+		t.Fatalf("not forced out with NATS back: %v %d", ok, len(got))
 	}
 }
 

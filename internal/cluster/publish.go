@@ -134,6 +134,7 @@ func (n *Node) runFlusher() {
 		select {
 		case <-n.done:
 			f.flush()
+			f.sendJournal(true) // leaving: the nodes awaited will not hear more
 			return
 		case <-tick.C:
 		case <-n.out.kick:
@@ -145,7 +146,7 @@ func (n *Node) runFlusher() {
 // flush sends the records waiting, in batches under batchBytes, or an
 // empty batch when nothing was sent for a heartbeat.
 func (f *flusher) flush() {
-	f.sendJournal()
+	f.sendJournal(false)
 	recs := f.node.out.take()
 	if len(recs) == 0 && f.node.clock()-f.last < heartbeat {
 		return
@@ -213,14 +214,15 @@ func (f *flusher) publish(nc *nats.Conn, data []byte, records int) {
 	n.counters.bytesOut.Add(uint64(len(data)))
 }
 
-// sendJournal sends the outage's journal once it is due.
-func (f *flusher) sendJournal() {
+// sendJournal sends the outage's journal once it is due, or, when now
+// is set, at once if NATS is there (the node is closing).
+func (f *flusher) sendJournal(now bool) {
 	n := f.node
 	nc := n.conn.Load()
 	if nc == nil || n.left.Load() {
 		return
 	}
-	batches, ok := n.journal.due(n.clock(), nc.IsConnected())
+	batches, ok := n.journal.due(n.clock(), nc.IsConnected(), now)
 	if !ok {
 		return
 	}
