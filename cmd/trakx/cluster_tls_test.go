@@ -1,46 +1,15 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-)
 
-// selfSigned makes a certificate for 127.0.0.1 that is its own CA, and
-// writes it, PEM, to dir/ca.pem.
-func selfSigned(t *testing.T, dir string) (tls.Certificate, string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "nats test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, path
-}
+	tt "github.com/trakx/trakx/internal/trackertest"
+)
 
 // TestClusterOverTLSWithAPrivateCA: a node reaches a NATS server whose
 // certificate a private CA signed over tls:// once SSL_CERT_FILE names
@@ -48,17 +17,12 @@ func selfSigned(t *testing.T, dir string) (tls.Certificate, string) {
 // connect, and serves alone.
 func TestClusterOverTLSWithAPrivateCA(t *testing.T) {
 	dir := t.TempDir()
-	cert, ca := selfSigned(t, dir)
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, TLSTimeout: 2})
+	ca := tt.WriteCertificate(t, dir, "nats", "nats test CA") // its own CA
+	cert, err := tls.LoadX509KeyPair(ca.CertPath, ca.KeyPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	t.Cleanup(s.Shutdown)
+	s := tt.RunNATS(t, &server.Options{TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, TLSTimeout: 2})
 	cfg := writeConfig(t, `
 [udp]
 listen = ["127.0.0.1:0"]
@@ -77,7 +41,7 @@ node = "a"
 	untrusting.stop()
 
 	trusting := exec.Command(binary, "run", "-config", cfg)
-	trusting.Env = append(os.Environ(), "SSL_CERT_FILE="+ca)
+	trusting.Env = append(os.Environ(), "SSL_CERT_FILE="+ca.CertPath)
 	tr := follow(t, trusting)
 	tr.waitLog("cluster: connected to NATS at tls://", nil)
 	tr.stop()

@@ -170,6 +170,9 @@ func TestCloseWithNATSDown(t *testing.T) {
 func TestOutageAnnouncesReachEveryNode(t *testing.T) {
 	srv, url := runServer(t, -1)
 	nodes := []*testNode{startNode(t, url, "a", nil, nil), startNode(t, url, "b", nil, nil), startNode(t, url, "c", nil, nil)}
+	for _, n := range nodes { // each knows the others before the outage: it awaits them after
+		waitFor(t, n.opts.Node+" hearing the others", func() bool { return n.Stats().Nodes == 3 })
+	}
 	port := srv.Addr().(*net.TCPAddr).Port
 	srv.Shutdown()
 	srv.WaitForShutdown()

@@ -4,13 +4,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
 	"github.com/trakx/trakx/internal/bittorrent"
+	tt "github.com/trakx/trakx/internal/trackertest"
 )
 
 // jwtServer is an embedded NATS server that trusts one operator, with one
@@ -40,16 +40,7 @@ func runJWTServer(t *testing.T) *jwtServer {
 	if err := resolver.Store(acctPub, acctJWT); err != nil {
 		t.Fatal(err)
 	}
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
-		TrustedOperators: []*jwt.OperatorClaims{opClaims}, AccountResolver: resolver})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	t.Cleanup(s.Shutdown)
+	s := tt.RunNATS(t, &server.Options{TrustedOperators: []*jwt.OperatorClaims{opClaims}, AccountResolver: resolver})
 	return &jwtServer{url: s.ClientURL(), account: acct}
 }
 

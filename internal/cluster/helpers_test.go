@@ -15,21 +15,14 @@ import (
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/cluster/wire"
 	"github.com/trakx/trakx/internal/swarm"
+	tt "github.com/trakx/trakx/internal/trackertest"
 )
 
 // runServer starts an embedded NATS server on port (-1: any) and returns
 // it and its URL.
 func runServer(t *testing.T, port int) (*server.Server, string) {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	t.Cleanup(s.Shutdown)
+	s := tt.RunNATS(t, &server.Options{Port: port})
 	return s, "nats://" + s.Addr().(*net.TCPAddr).String()
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/cluster/wire"
+	tt "github.com/trakx/trakx/internal/trackertest"
 )
 
 // TestPropagation: an announce accepted by A is in B's store soon after,
@@ -136,18 +137,10 @@ func TestPublishDeniedCounted(t *testing.T) {
 	perms := func(pub string) *server.Permissions {
 		return &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{pub, "trakx.snapshot", "_INBOX.>"}}}
 	}
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, Users: []*server.User{
+	s := tt.RunNATS(t, &server.Options{Users: []*server.User{
 		{Username: "a", Password: "pa", Permissions: perms("trakx.elsewhere.>")},
 		{Username: "b", Password: "pb", Permissions: perms("trakx.b.>")},
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	t.Cleanup(s.Shutdown)
 	addr := s.Addr().String()
 	log, hook := test.NewNullLogger()
 	a := startNode(t, "nats://a:pa@"+addr, "a", nil, func(o *Options) { o.Log = log })

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/config"
+	tt "github.com/trakx/trakx/internal/trackertest"
 )
 
 // TestClusterAnnounceAllocatesNothing: in a cluster, the frontends' whole
@@ -59,15 +59,7 @@ func TestClusterAnnounceAllocatesNothing(t *testing.T) {
 // before READY=1, which comes once the node has caught up or given up
 // (here, alone on its NATS server, when no node answers).
 func TestClusterReadyAfterCatchUp(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	t.Cleanup(srv.Shutdown)
+	srv := tt.RunNATS(t, nil)
 	notify := listenNotify(t)
 	cfg := config.Default()
 	cfg.UDP.Listen, cfg.HTTP.Listen, cfg.Stats.Listen = []string{"127.0.0.1:0"}, nil, ""

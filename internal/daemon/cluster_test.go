@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/config"
@@ -24,16 +23,7 @@ import (
 // runNATS starts an embedded NATS server on loopback and returns its URL.
 func runNATS(t *testing.T) string {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	return "nats://" + s.Addr().(*net.TCPAddr).String()
+	return "nats://" + tt.RunNATS(t, nil).Addr().(*net.TCPAddr).String()
 }
 
 // clusterConfig puts a tracker in the cluster at natsURL as node, taking
