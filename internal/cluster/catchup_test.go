@@ -204,7 +204,7 @@ func TestSnapshotCarriesCounts(t *testing.T) {
 	const torrents = 120 // more counts than a 512-byte list holds
 	for i := range torrents {
 		for j := range i%3 + 1 {
-			complete(t, a.store, hash(i), fmt.Sprintf("1.2.%d.%d", i, j+1))
+			complete(t, a.store, hash(i), fmt.Sprintf("1.2.%d.%d", i, j+1), 1)
 		}
 	}
 	b := startNode(t, url, "b", nil, nil)
@@ -219,15 +219,15 @@ func TestSnapshotCarriesCounts(t *testing.T) {
 			t.Fatalf("torrent %d: B scrapes %+v, A %+v", i, sb, sa)
 		}
 	}
-	complete(t, a.front, hash(0), "1.2.0.9")
+	complete(t, a.front, hash(0), "1.2.0.9", 1)
 	h := hash(0)
 	waitFor(t, "the next completion counted on B", func() bool { s, _ := b.store.Scrape(&h); return s.Downloaded == 2 })
 }
 
 // complete announces a completion (left 0) on tr.
-func complete(t *testing.T, tr bittorrent.Tracker, h bittorrent.InfoHash, addr string) {
+func complete(t *testing.T, tr bittorrent.Tracker, h bittorrent.InfoHash, addr string, port uint16) {
 	t.Helper()
-	req := bittorrent.AnnounceRequest{InfoHash: h, Addr: netip.MustParseAddr(addr), Port: 1, Event: bittorrent.EventCompleted}
+	req := bittorrent.AnnounceRequest{InfoHash: h, Addr: netip.MustParseAddr(addr), Port: port, Event: bittorrent.EventCompleted}
 	var resp bittorrent.AnnounceResponse
 	if err := tr.Announce(&req, &resp); err != nil {
 		t.Fatal(err)
