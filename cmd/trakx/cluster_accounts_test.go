@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -22,6 +23,13 @@ import (
 // clusterDoc is the document whose recipe the tests run.
 const clusterDoc = "../../docs/cluster.md"
 
+// fencedBlock is a fenced code block of a Markdown file, and accountsLine
+// the line that opens nats-server's accounts block.
+var (
+	fencedBlock  = regexp.MustCompile("(?ms)^```[^\n]*\n(.*?)^```")
+	accountsLine = regexp.MustCompile(`(?m)^accounts \{`)
+)
+
 // recipeFile is docs/cluster.md's nats-server configuration file: the
 // fenced code block that holds an `accounts {` line.
 func recipeFile(t *testing.T) string {
@@ -30,10 +38,9 @@ func recipeFile(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fenced := regexp.MustCompile("(?ms)^```[^\n]*\n(.*?)^```")
 	var found []string
-	for _, m := range fenced.FindAllStringSubmatch(string(doc), -1) {
-		if regexp.MustCompile(`(?m)^accounts \{`).MatchString(m[1]) {
+	for _, m := range fencedBlock.FindAllStringSubmatch(string(doc), -1) {
+		if accountsLine.MatchString(m[1]) {
 			found = append(found, m[1])
 		}
 	}
@@ -44,14 +51,15 @@ func recipeFile(t *testing.T) string {
 }
 
 // accountsBlock cuts the `accounts { ... }` block out of the recipe's
-// file, verbatim: from its first line to the brace that closes it.
+// file, verbatim: from its first line to the brace that closes it (a
+// brace in a string or comment would throw the count; the block has none).
 func accountsBlock(t *testing.T, file string) string {
 	t.Helper()
-	start := strings.Index(file, "\naccounts {") + 1
-	if start == 0 {
-		t.Fatalf("no `accounts {` line at the start of a line in:\n%s", file)
+	loc := accountsLine.FindStringIndex(file)
+	if loc == nil {
+		t.Fatalf("no `accounts {` line in:\n%s", file)
 	}
-	depth := 0
+	start, depth := loc[0], 0
 	for i, r := range file[start:] {
 		switch r {
 		case '{':
@@ -87,7 +95,7 @@ func recipeUsers(t *testing.T, block string) map[string]string {
 // not reach for the routes).
 func TestClusterAccountsRecipeFileParses(t *testing.T) {
 	path := needNATSServer(t)
-	conf := t.TempDir() + "/nats-server.conf"
+	conf := filepath.Join(t.TempDir(), "nats-server.conf")
 	if err := os.WriteFile(conf, []byte(recipeFile(t)), 0o600); err != nil {
 		t.Fatal(err)
 	}
