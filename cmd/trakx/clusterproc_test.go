@@ -35,6 +35,9 @@ type natsServer struct {
 	logs   string // its log file, kept across restarts
 	cmd    *exec.Cmd
 	exited chan error
+	// config, when set, is the configuration file for a server on addr:
+	// the server runs with -c and a file of it, not -a and -p.
+	config func(addr string) string
 }
 
 // needNATSServer finds nats-server: in PATH, or where Debian's package
@@ -57,7 +60,14 @@ func needNATSServer(t *testing.T) string {
 // failed start is tried again on another port.
 func startNATS(t *testing.T, dir string) *natsServer {
 	t.Helper()
-	s := &natsServer{top: t, path: needNATSServer(t), logs: filepath.Join(dir, "nats-server.log")}
+	return startNATSConfig(t, dir, nil)
+}
+
+// startNATSConfig is startNATS with a configuration file: config(addr)
+// is its text for a server listening on addr (nil: none, -a and -p).
+func startNATSConfig(t *testing.T, dir string, config func(addr string) string) *natsServer {
+	t.Helper()
+	s := &natsServer{top: t, path: needNATSServer(t), logs: filepath.Join(dir, "nats-server.log"), config: config}
 	var err error
 	for range 3 {
 		if s.addr, err = freeTCPAddr(); err != nil {
@@ -93,8 +103,11 @@ func (s *natsServer) start() error {
 		return err
 	}
 	defer logs.Close() // the child has its own descriptor
-	host, port, _ := net.SplitHostPort(s.addr)
-	cmd := exec.Command(s.path, "-a", host, "-p", port)
+	args, err := s.args()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(s.path, args...)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		return err
@@ -104,6 +117,20 @@ func (s *natsServer) start() error {
 	s.top.Cleanup(func() { cmd.Process.Kill() })
 	s.cmd, s.exited = cmd, exited
 	return s.awaitListening()
+}
+
+// args are nats-server's arguments for a server on s.addr: -a and -p, or
+// -c and s.config's file, written beside the log.
+func (s *natsServer) args() ([]string, error) {
+	host, port, _ := net.SplitHostPort(s.addr)
+	if s.config == nil {
+		return []string{"-a", host, "-p", port}, nil
+	}
+	path := filepath.Join(filepath.Dir(s.logs), "nats-server.conf")
+	if err := os.WriteFile(path, []byte(s.config(s.addr)), 0o600); err != nil {
+		return nil, err
+	}
+	return []string{"-c", path}, nil
 }
 
 // awaitListening polls s.addr with a TCP connection until nats-server
