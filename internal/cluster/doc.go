@@ -40,20 +40,21 @@
 //     (closes its NATS connection) and goes on serving alone.
 //   - Catch-up, at start and after each reconnection: announces that
 //     arrive are buffered; one live node (a NATS queue group on
-//     <name>.snapshot) is asked for a snapshot, which it streams in chunks
-//     of at most 1 MiB (a torrent's hash once per run of its peers), each
-//     acknowledged once applied, at most 4 unacknowledged; the requester
-//     applies chunks side by side (a snapshot holds each peer once); then
-//     the buffer is replayed. After the chunks that hold their torrents'
-//     first peers come lists of the torrents' completion counts
-//     (wire.AppendCounts), which the requester applies once those chunks
-//     are (Options.Downloaded: the larger count wins). A node serves one snapshot at a time and
-//     answers "busy" to more, and none before it has caught up (or given
-//     up) itself. No answer within 2 s: the node serves with what it
-//     holds and retries with back-off while other nodes are heard; still
-//     behind, it catches up when it hears a node it had not heard for 3 s.
-//     Ready closes when the node has caught up or given up waiting, at
-//     once when NATS is unreachable at start.
+//     <name>.snapshot) is asked for a snapshot, which it streams in
+//     chunks of at most 1 MiB (a torrent's hash once per run of its
+//     peers), each acknowledged once applied, at most 4 unacknowledged;
+//     the requester applies chunks side by side (a snapshot holds each
+//     peer once); then the buffer is replayed. After the chunks that
+//     hold their torrents' first peers come lists of the torrents'
+//     completion counts (wire.AppendCounts), which the requester applies
+//     once those chunks are (Options.Downloaded: the larger count wins).
+//     A node serves one snapshot at a time and answers "busy" to more,
+//     and none before it has caught up (or given up) itself, nor while
+//     the server refuses its announces. No answer within 2 s: the node
+//     serves with what it holds and retries with back-off while other
+//     nodes are heard; still behind, it catches up when it hears a node
+//     it had not heard for 3 s. Ready closes when the node has caught up
+//     or given up waiting, at once when NATS is unreachable at start.
 //   - The node keeps serving with NATS down, logs one warning, reconnects
 //     with back-off (100 ms doubling to 5 s) for ever, catches up and
 //     logs that it did.

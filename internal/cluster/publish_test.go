@@ -132,7 +132,8 @@ func TestBatchesBounded(t *testing.T) {
 
 // TestPublishDeniedCounted: a node whose credentials may not publish on
 // its subject logs so once, and its batches from then on are counted
-// dropped, not published; the other node gets none of them.
+// dropped, not published; the other node gets none of them, nor a
+// snapshot of its store.
 func TestPublishDeniedCounted(t *testing.T) {
 	perms := func(pub string) *server.Permissions {
 		return &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{pub, "trakx.snapshot", "_INBOX.>"}}}
@@ -169,5 +170,10 @@ func TestPublishDeniedCounted(t *testing.T) {
 	waitFor(t, "the third batch counted dropped", func() bool { return a.Stats().Dropped == 2 })
 	if n := denied(); n != 1 {
 		t.Errorf("the refusal was logged %d times, want once", n)
+	}
+	b.Close() // A alone answers snapshot requests now: it must not serve one
+	reply, err := rawConn(t, "nats://b:pb@"+addr).Request("trakx.snapshot", []byte("x"), 5*time.Second)
+	if err != nil || string(reply.Data) != string([]byte{msgBusy}) {
+		t.Fatalf("a snapshot request to the refused node: %v, %q; want busy", err, reply.Data)
 	}
 }

@@ -21,13 +21,15 @@ const (
 )
 
 // onSnapshotRequest answers a request for a snapshot: busy when one is
-// being served or this node has not caught up itself, else it streams
-// one from a goroutine of its own.
+// being served, this node has not caught up itself, or the server
+// refuses its announces (its store may hold announces it could not
+// publish: under another node's name, say), else it streams one from a
+// goroutine of its own.
 func (n *Node) onSnapshotRequest(m *nats.Msg) {
 	if m.Reply == "" || n.closed() {
 		return
 	}
-	if !n.everUp.Load() || !n.serving.CompareAndSwap(false, true) {
+	if !n.everUp.Load() || n.publishDenied.Load() || !n.serving.CompareAndSwap(false, true) {
 		n.counters.refusedSnapshots.Add(1)
 		_ = m.Respond([]byte{msgBusy})
 		return
