@@ -101,6 +101,8 @@ func (n *Node) attempt() outcome {
 	if nc == nil || !nc.IsConnected() {
 		return noAnswer
 	}
+	n.own.start()
+	defer n.own.stop(n.reapplyOwn) // last: after the snapshot and the buffer
 	n.rx.startBuffering()
 	defer n.rx.stopBuffering()
 	inbox := nc.NewInbox()
@@ -109,7 +111,7 @@ func (n *Node) attempt() outcome {
 		return noAnswer
 	}
 	defer sub.Unsubscribe()
-	if err := nc.PublishRequest(n.subjectSnapshot, inbox, []byte(n.opts.Node)); err != nil {
+	if err := nc.PublishRequest(n.subjectSnapshot, inbox, snapshotRequest(n.opts.Node, n.flushNow())); err != nil {
 		return noAnswer
 	}
 	return n.receiveSnapshot(sub)
@@ -136,6 +138,7 @@ func (n *Node) receiveSnapshot(sub *nats.Subscription) outcome {
 			n.applyCounts(m.Data[1:])
 			_ = m.Respond(nil)
 		case msgEnd:
+			n.skipHeld(m.Data[1:])
 			applied, refused, malformed := w.stop()
 			_ = m.Respond(nil)
 			n.log.Infof("cluster: caught up: %d peers from a snapshot (%d refused, %d malformed)", applied, refused, malformed)
@@ -143,6 +146,19 @@ func (n *Node) receiveSnapshot(sub *nats.Subscription) outcome {
 		}
 	}
 	return noAnswer
+}
+
+// skipHeld reads a snapshot's end, each node's last batch the snapshot
+// holds, so that the batches held meanwhile up to those are not applied
+// again (a completion counted twice, a peer set back); an end that does
+// not parse skips none.
+func (n *Node) skipHeld(end []byte) {
+	seqs := map[string]uint64{}
+	if err := wire.ParseSeqs(end, func(node []byte, seq uint64) { seqs[string(node)] = seq }); err != nil {
+		n.counters.badBatches.Add(1)
+		return
+	}
+	n.rx.skipUpTo(seqs)
 }
 
 // applyCounts raises the completion counts of the torrents a snapshot's

@@ -48,6 +48,13 @@
 //     hold their torrents' first peers come lists of the torrents'
 //     completion counts (wire.AppendCounts), which the requester applies
 //     once those chunks are (Options.Downloaded: the larger count wins).
+//     The snapshot is exact for the requester's own announces: it first
+//     publishes what its outbox holds and names that batch's Seq in its
+//     request, the serving node applies that batch before it walks its
+//     store (a second at most), and the requester applies its own
+//     announces made during the catch-up again after the snapshot
+//     (own.go). The snapshot's end names each node's last batch applied
+//     before the walk: of the batches held meanwhile, those are skipped.
 //     A node serves one snapshot at a time and answers "busy" to more,
 //     and none before it has caught up (or given up) itself, nor while
 //     the server refuses its announces. No answer within 2 s: the node
@@ -74,6 +81,7 @@
 //   - node.go: Options, Node, the NATS connection and its handlers.
 //   - publish.go: the publishing decorator, the outbox and the flusher.
 //   - outage.go: the journal of what was accepted while NATS was down.
+//   - own.go: the node's own announces during a catch-up.
 //   - receive.go: applying batches, the buffer during catch-up.
 //   - presence.go: live nodes and apply lag per sender.
 //   - catchup.go: asking for a snapshot and applying it.

@@ -65,17 +65,20 @@ type Node struct {
 	behind atomic.Bool
 	// publishDenied: the server refuses our announce subject.
 	publishDenied atomic.Bool
+	pubSeq        atomic.Uint64          // the Seq of the last batch published
 	connErr       atomic.Pointer[string] // the last reason a connection failed
 	counters      counters
 
 	out     outbox
 	journal journal
+	own     ownLog
 	rx      receiver
 	senders senders
 
 	ready     chan struct{}
 	readyOnce sync.Once
-	kick      chan struct{} // a catch-up is wanted
+	kick      chan struct{}    // a catch-up is wanted
+	flushReq  chan chan uint64 // flushNow's requests to the flusher
 	done      chan struct{}
 	closeOnce sync.Once
 	flushed   sync.WaitGroup // the flusher
@@ -104,6 +107,7 @@ func New(o Options) (*Node, error) {
 		subjectSnapshot: o.Name + ".snapshot",
 		ready:           make(chan struct{}),
 		kick:            make(chan struct{}, 1),
+		flushReq:        make(chan chan uint64),
 		done:            make(chan struct{}),
 	}
 	n.creds.Store(&o.CredsFile)

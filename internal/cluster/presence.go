@@ -81,6 +81,28 @@ func (s *senders) others(now time.Duration) int {
 	return live
 }
 
+// lastSeqOf is the Seq of the last batch applied from node, 0 if none.
+func (s *senders) lastSeqOf(node string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sd := s.byName[node]; sd != nil {
+		return sd.lastSeq
+	}
+	return 0
+}
+
+// applied is, for each node heard from, the Seq of the last batch
+// applied from it.
+func (s *senders) applied() []wire.Seq {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seqs := make([]wire.Seq, 0, len(s.byName))
+	for name, sd := range s.byName {
+		seqs = append(seqs, wire.Seq{Node: name, Seq: sd.lastSeq})
+	}
+	return seqs
+}
+
 // liveNames are the other nodes heard from within liveWindow.
 func (s *senders) liveNames(now time.Duration) []string {
 	s.mu.Lock()

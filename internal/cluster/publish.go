@@ -107,6 +107,7 @@ func (n *Node) publish(req *bittorrent.AnnounceRequest) {
 	if !n.out.add(r) {
 		n.counters.dropped.Add(1)
 	}
+	n.own.add(r)
 }
 
 // replicatePrivate is Options.ReplicatePrivate, false when unset.
@@ -138,6 +139,10 @@ func (n *Node) runFlusher() {
 			return
 		case <-tick.C:
 		case <-n.out.kick:
+		case reply := <-n.flushReq:
+			f.flush()
+			reply <- f.seq
+			continue
 		}
 		f.flush()
 	}
@@ -212,6 +217,9 @@ func (f *flusher) publish(nc *nats.Conn, data []byte, records int) {
 	}
 	n.counters.published.Add(uint64(records))
 	n.counters.bytesOut.Add(uint64(len(data)))
+	if seq, ok := wire.SeqOf(data); ok {
+		n.pubSeq.Store(seq)
+	}
 }
 
 // sendJournal sends the outage's journal once it is due, or, when now

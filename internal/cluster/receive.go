@@ -27,14 +27,20 @@ type pending struct {
 type receiver struct {
 	node *Node
 
-	mu        sync.Mutex // held while a batch is applied or buffered
-	buffering bool
+	mu sync.Mutex // held while a batch is applied or buffered
+	// buffering counts who wants batches held: a catch-up, a snapshot
+	// being walked; they are applied when the last one stops.
+	buffering int
 	buffer    []pending
 	bufBytes  int
-	parser    wire.Parser
-	req       bittorrent.AnnounceRequest
-	resp      bittorrent.AnnounceResponse
-	applyFn   func(wire.Record) // applyRecord, made once
+	// skip, set by a catch-up from its snapshot's end, is each node's
+	// last batch the snapshot holds: held batches up to it are not
+	// applied again.
+	skip    map[string]uint64
+	parser  wire.Parser
+	req     bittorrent.AnnounceRequest
+	resp    bittorrent.AnnounceResponse
+	applyFn func(wire.Record) // applyRecord, made once
 }
 
 // init ties the receiver to its node.
@@ -59,7 +65,7 @@ func (rx *receiver) onMessage(m *nats.Msg) {
 	}
 	rx.mu.Lock()
 	defer rx.mu.Unlock()
-	if !rx.buffering {
+	if rx.buffering == 0 {
 		rx.apply(node, m.Data)
 		return
 	}
@@ -128,17 +134,32 @@ func (rx *receiver) applyRecord(r wire.Record) {
 func (rx *receiver) startBuffering() {
 	rx.mu.Lock()
 	defer rx.mu.Unlock()
-	rx.buffering = true
+	rx.buffering++
 }
 
-// stopBuffering applies the batches held, in their order, and applies
+// skipUpTo has the held batches of each node up to its Seq in seqs left
+// out when they are applied: a snapshot holds them.
+func (rx *receiver) skipUpTo(seqs map[string]uint64) {
+	rx.mu.Lock()
+	defer rx.mu.Unlock()
+	rx.skip = seqs
+}
+
+// stopBuffering ends one want of holding; at the last, it applies the
+// batches held, in their order (but those skipUpTo names), and applies
 // those that arrive from now on as they come.
 func (rx *receiver) stopBuffering() {
 	rx.mu.Lock()
 	defer rx.mu.Unlock()
-	for i := range rx.buffer {
-		rx.apply(rx.buffer[i].node, rx.buffer[i].data)
-		rx.buffer[i] = pending{}
+	if rx.buffering--; rx.buffering > 0 {
+		return
 	}
-	rx.buffer, rx.bufBytes, rx.buffering = rx.buffer[:0], 0, false
+	for i := range rx.buffer {
+		p := &rx.buffer[i]
+		if seq, ok := wire.SeqOf(p.data); !ok || seq > rx.skip[p.node] {
+			rx.apply(p.node, p.data)
+		}
+		*p = pending{}
+	}
+	rx.buffer, rx.bufBytes, rx.skip = rx.buffer[:0], 0, nil
 }

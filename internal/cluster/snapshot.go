@@ -37,7 +37,9 @@ func (n *Node) onSnapshotRequest(m *nats.Msg) {
 	n.counters.served.Add(1)
 	go func() {
 		defer n.serving.Store(false)
-		n.serveSnapshot(m.Reply, string(m.Data))
+		to, seq := parseSnapshotRequest(m.Data)
+		n.awaitApplied(to, seq)
+		n.serveSnapshot(m.Reply, to)
 	}()
 }
 
@@ -77,6 +79,9 @@ func (n *Node) serveSnapshot(inbox, to string) {
 		defer c.acks.Unsubscribe()
 	}
 	began := time.Now()
+	// Every batch up to these was applied before the walk: the requester
+	// does not apply them again from what it held meanwhile.
+	seqs := append(n.senders.applied(), wire.Seq{Node: n.opts.Node, Seq: n.pubSeq.Load()})
 	if c.failed == nil {
 		n.opts.Snapshot(c.add)
 	}
@@ -84,7 +89,7 @@ func (n *Node) serveSnapshot(inbox, to string) {
 		c.sendCounts()
 	}
 	if c.failed == nil {
-		c.failed = c.request([]byte{msgEnd}, 0)
+		c.failed = c.request(wire.AppendSeqs([]byte{msgEnd}, seqs), 0)
 	}
 	if c.failed != nil {
 		if !n.closed() {

@@ -80,4 +80,16 @@
 // claims more entries than its bytes could hold (21 each at least), an
 // entry is cut short or its count is 2^32 or more, or bytes follow the
 // last entry.
+//
+// # Batch counters
+//
+// A snapshot's end names, for each node, the Seq of its last batch the
+// serving node had applied when it walked its store (AppendSeqs,
+// ParseSeqs):
+//
+//	seqs   count uvarint | entries
+//	entry  node length (1, 1..64) | node (a subject token) | seq uint64
+//
+// A list is refused whole (ErrSeqs) as a list of counts is. SeqOf reads
+// a batch's Seq from its header alone.
 package wire

@@ -1,0 +1,124 @@
+package cluster
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/cluster/wire"
+)
+
+// A snapshot may be older than this node's own latest announces: the
+// serving node walks its store before they reach it. Applied as they
+// come, its records would undo them (bring back a peer this node saw
+// stop, turn a seeder it saw complete back into a downloader). So a
+// catch-up first publishes what the outbox holds and names its last
+// batch in the request; the serving node waits until it has applied
+// that batch before it walks (awaitApplied, at most appliedWait); and
+// the node keeps its own announces made during the catch-up (ownLog)
+// and applies them again once the snapshot and the buffer are applied.
+
+// Bounds of a catch-up's own announces.
+const (
+	ownLogRecords = 1 << 16                // kept at most: past that, the rest are not applied again
+	appliedWait   = time.Second            // the serving node's wait for the requester's last batch
+	flushWait     = 500 * time.Millisecond // the requester's wait for its flusher
+)
+
+// ownLog keeps the node's own announces while a catch-up is under way.
+type ownLog struct {
+	on   atomic.Bool
+	mu   sync.Mutex
+	recs []wire.Record
+}
+
+// start empties the log and keeps what comes from now on.
+func (l *ownLog) start() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recs = l.recs[:0]
+	l.on.Store(true)
+}
+
+// add keeps r while the log is on and has room; a load, otherwise.
+func (l *ownLog) add(r wire.Record) {
+	if !l.on.Load() {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.on.Load() && len(l.recs) < ownLogRecords {
+		l.recs = append(l.recs, r)
+	}
+}
+
+// stop ends the log and calls fn with each record kept, in order.
+func (l *ownLog) stop(fn func(wire.Record)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.on.Store(false)
+	for _, r := range l.recs {
+		fn(r)
+	}
+	l.recs = l.recs[:0]
+}
+
+// reapplyOwn applies one of the node's own announces again, after a
+// snapshot: a completion as a seeder's plain announce, since it was
+// counted when the node took it.
+func (n *Node) reapplyOwn(r wire.Record) {
+	if r.Event == bittorrent.EventCompleted {
+		r.Event = bittorrent.EventNone
+	}
+	var req bittorrent.AnnounceRequest
+	var resp bittorrent.AnnounceResponse
+	r.Request(&req)
+	_ = n.opts.Apply.Announce(&req, &resp)
+}
+
+// flushNow has the flusher publish what the outbox holds, and returns
+// the Seq of the last batch published (0 if the flusher does not answer
+// in time, or has stopped).
+func (n *Node) flushNow() uint64 {
+	reply := make(chan uint64, 1)
+	select {
+	case n.flushReq <- reply:
+	case <-n.done:
+		return 0
+	case <-time.After(flushWait):
+		return 0
+	}
+	select {
+	case seq := <-reply:
+		return seq
+	case <-time.After(flushWait):
+		return 0
+	}
+}
+
+// snapshotRequest is a request's payload: the requester's node name, and
+// the Seq of its last batch published before it asked.
+func snapshotRequest(node string, seq uint64) []byte {
+	return []byte(node + " " + strconv.FormatUint(seq, 10))
+}
+
+// parseSnapshotRequest reads a request's payload; a payload with no
+// (readable) Seq asks for no wait.
+func parseSnapshotRequest(data []byte) (node string, seq uint64) {
+	node, s, _ := strings.Cut(string(data), " ")
+	seq, _ = strconv.ParseUint(s, 10, 64)
+	return node, seq
+}
+
+// awaitApplied waits, at most appliedWait, until this node has applied
+// node's batch seq: then its snapshot holds the requester's announces
+// made before it asked.
+func (n *Node) awaitApplied(node string, seq uint64) {
+	deadline := time.Now().Add(appliedWait)
+	for seq > 0 && n.senders.lastSeqOf(node) < seq && time.Now().Before(deadline) && !n.closed() {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
