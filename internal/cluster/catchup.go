@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"runtime"
+	"strconv"
 	"sync"
 	"time"
 
@@ -101,32 +102,52 @@ func (n *Node) attempt() outcome {
 	if nc == nil || !nc.IsConnected() {
 		return noAnswer
 	}
+	n.catching.Store(true)
+	defer n.catching.Store(false)
 	n.own.start()
 	defer n.own.stop(n.reapplyOwn) // last: after the snapshot and the buffer
 	n.rx.startBuffering()
 	defer n.rx.stopBuffering()
-	inbox := nc.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
+	id := n.attempts.Add(1)
+	attempt := strconv.FormatUint(id, 10)
+	sub, err := nc.SubscribeSync(n.snapshotStream("*", n.opts.Node, attempt))
 	if err != nil {
 		return noAnswer
 	}
 	defer sub.Unsubscribe()
-	if err := nc.PublishRequest(n.subjectSnapshot, inbox, snapshotRequest(n.opts.Node, n.flushNow())); err != nil {
+	seqs := append(n.senders.applied(), wire.Seq{Node: n.opts.Node, Seq: n.flushNow()})
+	// The reply subject is only for the server's "no responders", which
+	// ends the wait at once when no other node is there.
+	noResponders := n.snapshotStream(n.opts.Node, n.opts.Node, attempt)
+	if err := nc.PublishRequest(n.snapshotAsk(n.opts.Node), noResponders, snapshotRequest(id, seqs)); err != nil {
 		return noAnswer
 	}
-	return n.receiveSnapshot(sub)
+	return n.receiveSnapshot(sub, attempt)
 }
 
-// receiveSnapshot applies the chunks that come on sub until the end.
-func (n *Node) receiveSnapshot(sub *nats.Subscription) outcome {
+// receiveSnapshot applies the chunks that come on sub until the end,
+// from the first node that answers alone.
+func (n *Node) receiveSnapshot(sub *nats.Subscription, attempt string) outcome {
 	w := n.startAppliers()
 	defer w.stop()
+	from := ""
 	for range maxChunks {
 		m, err := sub.NextMsg(answerWait)
-		if err != nil || len(m.Data) == 0 {
+		if err != nil {
 			return noAnswer
 		}
+		if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+			return noAnswer // no node listens for requests
+		}
 		n.counters.bytesIn.Add(uint64(len(m.Data)))
+		node, ok := n.responderOf(m.Subject)
+		if from == "" && ok {
+			from, w.ackTo = node, n.snapshotAcks(n.opts.Node, node, attempt)
+		}
+		if !ok || node != from || len(m.Data) == 0 {
+			n.counters.badBatches.Add(1)
+			continue
+		}
 		switch m.Data[0] {
 		case msgBusy:
 			return busy
@@ -136,12 +157,12 @@ func (n *Node) receiveSnapshot(sub *nats.Subscription) outcome {
 		case msgCounts:
 			w.inflight.Wait() // the chunks before it made their torrents
 			n.applyCounts(m.Data[1:])
-			_ = m.Respond(nil)
+			w.ack()
 		case msgEnd:
 			n.skipHeld(m.Data[1:])
 			applied, refused, malformed := w.stop()
-			_ = m.Respond(nil)
-			n.log.Infof("cluster: caught up: %d peers from a snapshot (%d refused, %d malformed)", applied, refused, malformed)
+			w.ack()
+			n.log.Infof("cluster: caught up from %s: %d peers from a snapshot (%d refused, %d malformed)", from, applied, refused, malformed)
 			return caughtUp
 		}
 	}
@@ -184,6 +205,8 @@ const maxAppliers = 4
 // chunk once it has applied it. A snapshot holds each peer once, so their
 // order does not matter; the buffer is replayed after all are applied.
 type appliers struct {
+	node     *Node
+	ackTo    string // set before the first chunk is handed out
 	chunks   chan *nats.Msg
 	inflight sync.WaitGroup // chunks handed out and not yet applied
 	wg       sync.WaitGroup
@@ -193,7 +216,7 @@ type appliers struct {
 
 // startAppliers starts one applier a CPU, maxAppliers at most.
 func (n *Node) startAppliers() *appliers {
-	w := &appliers{chunks: make(chan *nats.Msg, ackWindow)}
+	w := &appliers{node: n, chunks: make(chan *nats.Msg, ackWindow)}
 	for range min(runtime.GOMAXPROCS(0), maxAppliers) {
 		a := &snapshotApplier{node: n}
 		w.each = append(w.each, a)
@@ -202,12 +225,19 @@ func (n *Node) startAppliers() *appliers {
 			defer w.wg.Done()
 			for m := range w.chunks {
 				a.apply(m.Data[1:])
-				_ = m.Respond(nil)
+				w.ack()
 				w.inflight.Done()
 			}
 		}()
 	}
 	return w
+}
+
+// ack acknowledges one message of the snapshot to the node serving it.
+func (w *appliers) ack() {
+	if nc := w.node.conn.Load(); nc != nil {
+		_ = nc.Publish(w.ackTo, nil)
+	}
 }
 
 // stop waits for the chunks handed out to be applied, and returns the

@@ -78,10 +78,10 @@ func TestSecondSnapshotRefused(t *testing.T) {
 	}
 	<-hold.entered // A is serving B
 	nc := rawConn(t, url)
-	for range 50 { // the queue group may pick B, which is not ready: busy too
-		m, err := nc.Request("trakx.snapshot", []byte("c"), 2*time.Second)
-		if err != nil || len(m.Data) != 1 || m.Data[0] != msgBusy {
-			t.Fatalf("a second request answered %v, %v", m, err)
+	for i := range 50 { // the queue group may pick B, which is not ready: busy too
+		data, err := askSnapshot(t, nc, "c", i)
+		if err != nil || len(data) != 1 || data[0] != msgBusy {
+			t.Fatalf("a second request answered %q, %v", data, err)
 		}
 		if a.Stats().SnapshotsRefused > 0 {
 			break

@@ -51,7 +51,7 @@ func (js *jwtServer) creds(t *testing.T, pub string) string {
 	user, _ := nkeys.CreateUser()
 	userPub, _ := user.PublicKey()
 	claims := jwt.NewUserClaims(userPub)
-	claims.Pub.Allow.Add(pub, "trakx.snapshot", "_INBOX.>")
+	claims.Pub.Allow.Add(pub)
 	userJWT, err := claims.Encode(js.account)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -124,6 +125,25 @@ func rawConn(t *testing.T, url string) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// askSnapshot asks for a snapshot by hand on nc as node asker, and
+// returns the first answer's bytes.
+func askSnapshot(t *testing.T, nc *nats.Conn, asker string, attempt int) ([]byte, error) {
+	t.Helper()
+	sub, err := nc.SubscribeSync(fmt.Sprintf("trakx.*.snapshot.%s.%d", asker, attempt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Publish("trakx."+asker+".snapshot", snapshotRequest(uint64(attempt), nil)); err != nil {
+		t.Fatal(err)
+	}
+	m, err := sub.NextMsg(5 * time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return m.Data, nil
 }
 
 // batchOf is a batch of records from node.

@@ -53,13 +53,17 @@ type Node struct {
 	log   *logrus.Logger
 	start time.Time // the monotonic clock's origin
 
-	subjectOut, subjectIn, subjectSnapshot string
+	subjectOut, subjectIn string
+	attempts              atomic.Uint64 // snapshot requests made
 
 	conn    atomic.Pointer[nats.Conn]
 	creds   atomic.Pointer[string] // the .creds file's path
 	left    atomic.Bool            // left the cluster for good
 	everUp  atomic.Bool            // caught up (or gave up) once: may serve snapshots
 	serving atomic.Bool            // a snapshot is being served
+	// catching: a catch-up is under way: the store may be behind, so
+	// the node serves no snapshot.
+	catching atomic.Bool
 	// behind: no catch-up has succeeded since the last (re)connection;
 	// a node heard anew then triggers one.
 	behind atomic.Bool
@@ -102,13 +106,12 @@ func New(o Options) (*Node, error) {
 	}
 	n := &Node{
 		opts: o, log: o.Log, start: time.Now(),
-		subjectOut:      o.Name + "." + o.Node + ".announce",
-		subjectIn:       o.Name + ".*.announce",
-		subjectSnapshot: o.Name + ".snapshot",
-		ready:           make(chan struct{}),
-		kick:            make(chan struct{}, 1),
-		flushReq:        make(chan chan uint64),
-		done:            make(chan struct{}),
+		subjectOut: o.Name + "." + o.Node + ".announce",
+		subjectIn:  o.Name + ".*.announce",
+		ready:      make(chan struct{}),
+		kick:       make(chan struct{}, 1),
+		flushReq:   make(chan chan uint64),
+		done:       make(chan struct{}),
 	}
 	n.creds.Store(&o.CredsFile)
 	n.out.init()
@@ -147,7 +150,7 @@ func (n *Node) Start() error {
 		nc.Close()
 		return err
 	}
-	if _, err := nc.QueueSubscribe(n.subjectSnapshot, "snapshot", n.onSnapshotRequest); err != nil {
+	if _, err := nc.QueueSubscribe(n.snapshotAsk("*"), "snapshot", n.onSnapshotRequest); err != nil {
 		nc.Close()
 		return err
 	}

@@ -1,8 +1,6 @@
 package cluster
 
 import (
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,14 +9,16 @@ import (
 	"github.com/trakx/trakx/internal/cluster/wire"
 )
 
-// A snapshot may be older than this node's own latest announces: the
-// serving node walks its store before they reach it. Applied as they
-// come, its records would undo them (bring back a peer this node saw
-// stop, turn a seeder it saw complete back into a downloader). So a
-// catch-up first publishes what the outbox holds and names its last
-// batch in the request; the serving node waits until it has applied
-// that batch before it walks (awaitApplied, at most appliedWait); and
-// the node keeps its own announces made during the catch-up (ownLog)
+// A snapshot may be older than what the requester has applied: the
+// serving node walks its store before the requester's own latest
+// announces, or another node's latest batches, reach it. Applied as they
+// come, its records would undo them (bring back a peer the requester saw
+// stop, turn a seeder back into a downloader). So a catch-up first
+// publishes what the outbox holds and names, in the request, that batch
+// and the last batch it applied of each node; the serving node waits
+// until it has applied as much before it walks (awaitApplied, at most
+// appliedWait), and serves none while it catches up itself; and the
+// requester keeps its own announces made during the catch-up (ownLog)
 // and applies them again once the snapshot and the buffer are applied.
 
 // Bounds of a catch-up's own announces.
@@ -99,26 +99,16 @@ func (n *Node) flushNow() uint64 {
 	}
 }
 
-// snapshotRequest is a request's payload: the requester's node name, and
-// the Seq of its last batch published before it asked.
-func snapshotRequest(node string, seq uint64) []byte {
-	return []byte(node + " " + strconv.FormatUint(seq, 10))
-}
-
-// parseSnapshotRequest reads a request's payload; a payload with no
-// (readable) Seq asks for no wait.
-func parseSnapshotRequest(data []byte) (node string, seq uint64) {
-	node, s, _ := strings.Cut(string(data), " ")
-	seq, _ = strconv.ParseUint(s, 10, 64)
-	return node, seq
-}
-
 // awaitApplied waits, at most appliedWait, until this node has applied
-// node's batch seq: then its snapshot holds the requester's announces
-// made before it asked.
-func (n *Node) awaitApplied(node string, seq uint64) {
+// every node's batches as far as the requester has (seqs), its own
+// included: then its snapshot takes back nothing the requester applied
+// (a peer it saw stop, say). Its own batches it has applied as it made
+// them.
+func (n *Node) awaitApplied(seqs []wire.Seq) {
 	deadline := time.Now().Add(appliedWait)
-	for seq > 0 && n.senders.lastSeqOf(node) < seq && time.Now().Before(deadline) && !n.closed() {
-		time.Sleep(5 * time.Millisecond)
+	for _, s := range seqs {
+		for s.Node != n.opts.Node && n.senders.lastSeqOf(s.Node) < s.Seq && time.Now().Before(deadline) && !n.closed() {
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 }

@@ -135,11 +135,12 @@ func TestBatchesBounded(t *testing.T) {
 // dropped, not published; the other node gets none of them, nor a
 // snapshot of its store.
 func TestPublishDeniedCounted(t *testing.T) {
-	perms := func(pub string) *server.Permissions {
-		return &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{pub, "trakx.snapshot", "_INBOX.>"}}}
+	perms := func(pub ...string) *server.Permissions {
+		return &server.Permissions{Publish: &server.SubjectPermission{Allow: pub}}
 	}
 	s := tt.RunNATS(t, &server.Options{Users: []*server.User{
-		{Username: "a", Password: "pa", Permissions: perms("trakx.elsewhere.>")},
+		// a may answer snapshot requests, not announce
+		{Username: "a", Password: "pa", Permissions: perms("trakx.elsewhere.>", "trakx.a.snapshot.>")},
 		{Username: "b", Password: "pb", Permissions: perms("trakx.b.>")},
 	}})
 	addr := s.Addr().String()
@@ -157,9 +158,10 @@ func TestPublishDeniedCounted(t *testing.T) {
 	}
 	announce(t, a.front, hash(1), "1.2.3.4", 1, bittorrent.EventStarted)
 	waitFor(t, "the refusal logged", func() bool { return denied() == 1 })
-	published := a.Stats().Published
+	waitFor(t, "the first batch sent", func() bool { st := a.Stats(); return st.Published+st.Dropped == 1 })
+	published, dropped := a.Stats().Published, a.Stats().Dropped
 	announce(t, a.front, hash(2), "1.2.3.5", 2, bittorrent.EventStarted)
-	waitFor(t, "the next batch counted dropped", func() bool { return a.Stats().Dropped == 1 })
+	waitFor(t, "the next batch counted dropped", func() bool { return a.Stats().Dropped == dropped+1 })
 	if st := a.Stats(); st.Published != published {
 		t.Errorf("published went from %d to %d after the refusal", published, st.Published)
 	}
@@ -167,13 +169,13 @@ func TestPublishDeniedCounted(t *testing.T) {
 		t.Error("B applied a refused batch")
 	}
 	announce(t, a.front, hash(3), "1.2.3.6", 3, bittorrent.EventStarted)
-	waitFor(t, "the third batch counted dropped", func() bool { return a.Stats().Dropped == 2 })
+	waitFor(t, "the third batch counted dropped", func() bool { return a.Stats().Dropped == dropped+2 })
 	if n := denied(); n != 1 {
 		t.Errorf("the refusal was logged %d times, want once", n)
 	}
 	b.Close() // A alone answers snapshot requests now: it must not serve one
-	reply, err := rawConn(t, "nats://b:pb@"+addr).Request("trakx.snapshot", []byte("x"), 5*time.Second)
-	if err != nil || string(reply.Data) != string([]byte{msgBusy}) {
-		t.Fatalf("a snapshot request to the refused node: %v, %q; want busy", err, reply.Data)
+	reply, err := askSnapshot(t, rawConn(t, "nats://b:pb@"+addr), "b", 1)
+	if err != nil || string(reply) != string([]byte{msgBusy}) {
+		t.Fatalf("a snapshot request to the refused node: %v, %q; want busy", err, reply)
 	}
 }

@@ -34,13 +34,16 @@ type receiver struct {
 	buffer    []pending
 	bufBytes  int
 	// skip, set by a catch-up from its snapshot's end, is each node's
-	// last batch the snapshot holds: held batches up to it are not
-	// applied again.
-	skip    map[string]uint64
-	parser  wire.Parser
-	req     bittorrent.AnnounceRequest
-	resp    bittorrent.AnnounceResponse
-	applyFn func(wire.Record) // applyRecord, made once
+	// last batch the snapshot holds: held batches up to it are applied
+	// again uncounted, their completions as plain seeders' announces (the
+	// snapshot's count has them), so that their stops still remove
+	// peers the node held from before.
+	skip      map[string]uint64
+	uncounted bool
+	parser    wire.Parser
+	req       bittorrent.AnnounceRequest
+	resp      bittorrent.AnnounceResponse
+	applyFn   func(wire.Record) // applyRecord, made once
 }
 
 // init ties the receiver to its node.
@@ -121,6 +124,9 @@ func (rx *receiver) apply(node string, data []byte) {
 // applyRecord applies one valid record through Options.Apply, counting
 // it applied or refused.
 func (rx *receiver) applyRecord(r wire.Record) {
+	if rx.uncounted && r.Event == bittorrent.EventCompleted {
+		r.Event = bittorrent.EventNone
+	}
 	r.Request(&rx.req)
 	rx.resp.Reset()
 	if err := rx.node.opts.Apply.Announce(&rx.req, &rx.resp); err != nil {
@@ -137,8 +143,8 @@ func (rx *receiver) startBuffering() {
 	rx.buffering++
 }
 
-// skipUpTo has the held batches of each node up to its Seq in seqs left
-// out when they are applied: a snapshot holds them.
+// skipUpTo has the held batches of each node up to its Seq in seqs
+// applied uncounted: a snapshot holds them.
 func (rx *receiver) skipUpTo(seqs map[string]uint64) {
 	rx.mu.Lock()
 	defer rx.mu.Unlock()
@@ -146,7 +152,7 @@ func (rx *receiver) skipUpTo(seqs map[string]uint64) {
 }
 
 // stopBuffering ends one want of holding; at the last, it applies the
-// batches held, in their order (but those skipUpTo names), and applies
+// batches held, in their order (those skipUpTo names uncounted), and applies
 // those that arrive from now on as they come.
 func (rx *receiver) stopBuffering() {
 	rx.mu.Lock()
@@ -156,10 +162,10 @@ func (rx *receiver) stopBuffering() {
 	}
 	for i := range rx.buffer {
 		p := &rx.buffer[i]
-		if seq, ok := wire.SeqOf(p.data); !ok || seq > rx.skip[p.node] {
-			rx.apply(p.node, p.data)
-		}
+		seq, ok := wire.SeqOf(p.data)
+		rx.uncounted = ok && seq <= rx.skip[p.node]
+		rx.apply(p.node, p.data)
 		*p = pending{}
 	}
-	rx.buffer, rx.bufBytes, rx.skip = rx.buffer[:0], 0, nil
+	rx.buffer, rx.bufBytes, rx.skip, rx.uncounted = rx.buffer[:0], 0, nil, false
 }

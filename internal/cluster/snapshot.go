@@ -26,20 +26,25 @@ const (
 // publish: under another node's name, say), else it streams one from a
 // goroutine of its own.
 func (n *Node) onSnapshotRequest(m *nats.Msg) {
-	if m.Reply == "" || n.closed() {
+	to, ok := n.askerOf(m.Subject)
+	attempt, seqs, readable := parseSnapshotRequest(m.Data)
+	nc := n.conn.Load()
+	switch {
+	case n.closed() || nc == nil:
 		return
-	}
-	if !n.everUp.Load() || n.publishDenied.Load() || !n.serving.CompareAndSwap(false, true) {
+	case !ok || !readable:
+		n.counters.badBatches.Add(1)
+		return
+	case !n.everUp.Load() || n.catching.Load() || n.publishDenied.Load() || !n.serving.CompareAndSwap(false, true):
 		n.counters.refusedSnapshots.Add(1)
-		_ = m.Respond([]byte{msgBusy})
+		_ = nc.Publish(n.snapshotStream(n.opts.Node, to, attempt), []byte{msgBusy})
 		return
 	}
 	n.counters.served.Add(1)
 	go func() {
 		defer n.serving.Store(false)
-		to, seq := parseSnapshotRequest(m.Data)
-		n.awaitApplied(to, seq)
-		n.serveSnapshot(m.Reply, to)
+		n.awaitApplied(seqs)
+		n.serveSnapshot(to, attempt)
 	}()
 }
 
@@ -47,7 +52,7 @@ func (n *Node) onSnapshotRequest(m *nats.Msg) {
 // the completion counts of their torrents into lists sent after them.
 type chunker struct {
 	node    *Node
-	inbox   string
+	stream  string // the subject the snapshot goes on
 	budget  int
 	recs    []wire.Record
 	size    int // the chunk's bytes so far, kind and header included
@@ -62,19 +67,21 @@ type chunker struct {
 	sent, acked int
 }
 
-// serveSnapshot streams the store's peers to inbox in chunks and then the
-// end, each acknowledged by the requester once applied, at most
-// ackWindow of them unacknowledged: the next chunk is made while the
-// requester applies the last, and the server never outruns it by more.
-func (n *Node) serveSnapshot(inbox, to string) {
+// serveSnapshot streams the store's peers to node to, for its attempt, in
+// chunks and then the end, each acknowledged by the requester once
+// applied, at most ackWindow of them unacknowledged (one, until the
+// first is: a requester that never acknowledges costs one chunk): the
+// next chunk is made while the requester applies the last, and the
+// server never outruns it by more.
+func (n *Node) serveSnapshot(to, attempt string) {
 	nc := n.conn.Load()
 	budget := chunkBytesMost
 	if n.opts.SnapshotChunkBytes > 0 {
 		budget = n.opts.SnapshotChunkBytes
 	}
 	budget = min(budget, int(nc.MaxPayload())) - chunkMargin
-	c := &chunker{node: n, inbox: inbox, budget: max(budget, 2*wire.MaxHeaderSize), size: 1 + wire.MaxHeaderSize, private: n.replicatePrivate()}
-	c.acks, c.failed = nc.SubscribeSync(nc.NewInbox())
+	c := &chunker{node: n, stream: n.snapshotStream(n.opts.Node, to, attempt), budget: max(budget, 2*wire.MaxHeaderSize), size: 1 + wire.MaxHeaderSize, private: n.replicatePrivate()}
+	c.acks, c.failed = nc.SubscribeSync(n.snapshotAcks(to, n.opts.Node, attempt))
 	if c.failed == nil {
 		defer c.acks.Unsubscribe()
 	}
@@ -176,11 +183,14 @@ func (c *chunker) send() {
 // acknowledgements until no more than unacked messages lack one.
 func (c *chunker) request(data []byte, unacked int) error {
 	nc := c.node.conn.Load()
-	if err := nc.PublishRequest(c.inbox, c.acks.Subject, data); err != nil {
+	if err := nc.Publish(c.stream, data); err != nil {
 		return err
 	}
 	c.sent++
 	c.node.counters.bytesOut.Add(uint64(len(data)))
+	if c.acked == 0 {
+		unacked = 0 // a requester is awaited once before it is sent more
+	}
 	for c.sent-c.acked > unacked {
 		if _, err := c.acks.NextMsg(ackWait); err != nil {
 			return err
