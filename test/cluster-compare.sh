@@ -39,8 +39,9 @@
 # pairs, 2), WARM (seconds of load before each window, 5), NET (the /24's
 # first three octets, 198.51.100), TRAKX (a trakx binary; default: `make
 # build`'s bin/trakx), NATS_SERVER (/usr/sbin/nats-server), PROFILE=1 (a
-# 10 s CPU profile of node a in each window, into OUT: it costs node a a
-# little CPU, alike in both phases), OUT (raw output, /tmp/trakx-cluster).
+# 10 s CPU profile of node a in each window, and of nodes a and b from b's
+# start in the join, into OUT: it costs node a a little CPU, alike in both
+# phases), OUT (raw output, /tmp/trakx-cluster).
 # Needs root (ip addr add), nats-server (apt-get install nats-server),
 # python3 and curl. Ports 17201-17203 (UDP, on the nodes' addresses),
 # 17211-17213 (stats, 127.0.0.1), 17220-17221 (NATS, its monitor).
@@ -330,6 +331,12 @@ run_join() {
   want=$(metric "$out/join-a.txt" trakx_peers)
   echo "  node a holds $want peers, RSS $(rss_kib "${node_pid[a]}") KiB; published $(metric "$out/join-a.txt" trakx_cluster_deltas_total 'direction="published"'), dropped $(metric "$out/join-a.txt" trakx_cluster_deltas_total 'direction="dropped"') (nobody else listens)"
   sleep 2 # the outbox drains
+  local a0 n0 profiled=''
+  a0=$(cpu_ticks "${node_pid[a]}"); n0=$(cpu_ticks "$nats_pid")
+  if [ -n "${PROFILE:-}" ]; then
+    curl -sf --max-time 20 -o "$out/join-a.prof" "http://127.0.0.1:$(stats_port a)/debug/pprof/profile?seconds=10" &
+    pids+=($!)
+  fi
   t_start=$(date +%s.%N)
   rm -f "$out/b.db"
   "$trakx" -config "$out/b.toml" 2>"$out/join-b.log" &
@@ -341,13 +348,23 @@ run_join() {
     [ "$SECONDS" -lt "$deadline" ] || { echo "  node b holds $got of $want peers after 120 s: missed"; break; }
     sleep 0.05
     metrics b > "$out/join-b.txt" 2>/dev/null || continue
+    if [ -n "${PROFILE:-}" ] && [ -z "$profiled" ]; then
+      curl -sf --max-time 20 -o "$out/join-b.prof" "http://127.0.0.1:$(stats_port b)/debug/pprof/profile?seconds=10" &
+      pids+=($!); profiled=1
+    fi
     got=$(metric "$out/join-b.txt" trakx_peers)
     echo "$(calc %.3f "$(date +%s.%N) - $t_start") $got" >> "$out/join-poll.txt"
   done
   t_end=$(date +%s.%N)
-  fig[join]=$(calc %.2f "$t_end - $t_start")
+  local took ca cb cn
+  took=$(calc %.2f "$t_end - $t_start")
+  ca=$(calc %.1f "($(cpu_ticks "${node_pid[a]}") - $a0) / $hz")
+  cb=$(calc %.1f "$(cpu_ticks "${node_pid[b]}") / $hz")
+  cn=$(calc %.1f "($(cpu_ticks "$nats_pid") - $n0) / $hz")
+  fig[join]=$took
   fig[join,rss]=$(rss_kib "${node_pid[b]}")
-  echo "  node b holds $got peers $(calc %.2f "$t_end - $t_start") s after its start; RSS $(rss_kib "${node_pid[b]}") KiB; $(metric "$out/join-b.txt" trakx_cluster_bytes_total 'direction="received"') snapshot bytes received"
+  echo "  node b holds $got peers $took s after its start; RSS ${fig[join,rss]} KiB; $(metric "$out/join-b.txt" trakx_cluster_bytes_total 'direction="received"') snapshot bytes received"
+  echo "  CPU meanwhile: node a (serving) $ca s, node b (applying) $cb s, nats-server $cn s: $(calc %.2f "($ca + $cb + $cn) / $took") of $(nproc) CPUs"
   sleep 1
   echo "  logs: $(grep -h 'caught up\|catching up\|snapshot' "$out/join-b.log" "$out/join-a.log" | tr '\n' ' ')"
   stop_nodes
