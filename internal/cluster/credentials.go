@@ -9,31 +9,58 @@ import (
 
 // credentials authenticates each (re)connection with the .creds file
 // named then (SetCredentials changes it), read anew each time, so that a
-// file replaced in place is read at the next reconnection too.
+// file replaced in place is read at the next reconnection too; one that
+// does not load (not found, no valid JWT or seed) is logged, and the
+// last that did is used instead.
 func (n *Node) credentials() nats.Option {
-	load := func() (nats.Options, error) {
-		var o nats.Options
-		data, err := os.ReadFile(*n.creds.Load())
-		if err == nil {
-			err = nats.UserCredentialBytes(data)(&o)
-		}
-		return o, err
-	}
 	user := func() (string, error) {
-		o, err := load()
+		o, err := n.loadCredentials()
 		if err != nil {
 			return "", err
 		}
 		return o.UserJWT()
 	}
 	sign := func(nonce []byte) ([]byte, error) {
-		o, err := load()
+		o, err := n.loadCredentials()
 		if err != nil {
 			return nil, err
 		}
 		return o.SignatureCB(nonce)
 	}
 	return nats.UserJWT(user, sign)
+}
+
+// loadCredentials reads the .creds file, or falls back to the last one
+// that loaded.
+func (n *Node) loadCredentials() (nats.Options, error) {
+	path := *n.creds.Load()
+	o, err := parseCredentials(os.ReadFile(path))
+	if err == nil {
+		n.goodCreds.Store(&o)
+		n.credsWarned.Store(false)
+		return o, nil
+	}
+	good := n.goodCreds.Load()
+	if good == nil {
+		return o, err
+	}
+	if !n.credsWarned.Swap(true) {
+		n.log.Errorf("cluster: the credentials %s do not load (%v); using the last that did", path, err)
+	}
+	return *good, nil
+}
+
+// parseCredentials reads a .creds file's JWT and seed, and signs once to
+// know that the seed is one.
+func parseCredentials(data []byte, err error) (nats.Options, error) {
+	var o nats.Options
+	if err == nil {
+		err = nats.UserCredentialBytes(data)(&o)
+	}
+	if err == nil {
+		_, err = o.SignatureCB([]byte("trakx"))
+	}
+	return o, err
 }
 
 // SetCredentials makes the node authenticate with the .creds file at
@@ -50,5 +77,6 @@ func (n *Node) SetCredentials(path string) error {
 		return nil
 	}
 	n.log.Infof("cluster: credentials %s; reconnecting to NATS with them", path)
+	n.connected.Store(false)
 	return nc.ForceReconnect()
 }

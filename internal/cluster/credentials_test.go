@@ -101,3 +101,18 @@ func TestSetCredentialsNeedsSome(t *testing.T) {
 		t.Fatal("credentials set on a node started without any")
 	}
 }
+
+// TestCredentialsFallBack: a .creds file that stops loading (replaced
+// by garbage) leaves the node reconnecting with the last that did.
+func TestCredentialsFallBack(t *testing.T) {
+	js := runJWTServer(t)
+	path := js.creds(t, "trakx.a.>")
+	a := startNode(t, js.url, "a", nil, func(o *Options) { o.CredsFile = path })
+	if err := os.WriteFile(path, []byte("-----BEGIN NATS USER JWT-----\ngarbage\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetCredentials(path); err != nil { // a reconnection, as after a NATS restart
+		t.Fatal(err)
+	}
+	waitFor(t, "A reconnected with its last good credentials", func() bool { return a.Stats().Connected && a.credsWarned.Load() })
+}

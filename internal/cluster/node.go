@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"errors"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/cluster/wire"
+	"github.com/trakx/trakx/internal/config"
 )
 
 // Options are what a node needs; the daemon fills them from [cluster].
@@ -56,11 +56,15 @@ type Node struct {
 	subjectOut, subjectIn string
 	attempts              atomic.Uint64 // snapshot requests made
 
-	conn    atomic.Pointer[nats.Conn]
-	creds   atomic.Pointer[string] // the .creds file's path
-	left    atomic.Bool            // left the cluster for good
-	everUp  atomic.Bool            // caught up (or gave up) once: may serve snapshots
-	serving atomic.Bool            // a snapshot is being served
+	conn  atomic.Pointer[nats.Conn]
+	creds atomic.Pointer[string] // the .creds file's path
+	// goodCreds is the last .creds file that loaded; credsWarned: one
+	// that does not load was logged.
+	goodCreds   atomic.Pointer[nats.Options]
+	credsWarned atomic.Bool
+	left        atomic.Bool // left the cluster for good
+	everUp      atomic.Bool // caught up (or gave up) once: may serve snapshots
+	serving     atomic.Bool // a snapshot is being served
 	// catching: a catch-up is under way: the store may be behind, so
 	// the node serves no snapshot.
 	catching atomic.Bool
@@ -69,9 +73,12 @@ type Node struct {
 	behind atomic.Bool
 	// publishDenied: the server refuses our announce subject.
 	publishDenied atomic.Bool
-	pubSeq        atomic.Uint64          // the Seq of the last batch published
-	connErr       atomic.Pointer[string] // the last reason a connection failed
-	counters      counters
+	// connected follows the connection's handlers, for Stats: asking the
+	// connection takes its lock, which a stalled write holds.
+	connected atomic.Bool
+	pubSeq    atomic.Uint64          // the Seq of the last batch published
+	connErr   atomic.Pointer[string] // the last reason a connection failed
+	counters  counters
 
 	out     outbox
 	journal journal
@@ -143,7 +150,7 @@ func (n *Node) Start() error {
 	}
 	n.conn.Store(nc)
 	if !nc.IsConnected() {
-		n.log.Warnf("cluster: NATS at %s is not reachable; serving alone, retrying in the background", RedactURLs(n.opts.URL))
+		n.log.Warnf("cluster: NATS at %s is not reachable; serving alone, retrying in the background", config.RedactURLs(n.opts.URL))
 		n.markReady() // nothing to wait for; the connect handler catches up
 	}
 	if _, err := nc.Subscribe(n.subjectIn, n.rx.onMessage); err != nil {
@@ -170,6 +177,9 @@ func (n *Node) natsOptions() []nats.Option {
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
 		nats.CustomReconnectDelay(reconnectDelay),
+		// A write stalled this long breaks the connection (then it
+		// reconnects): nothing waits on a socket NATS does not read.
+		nats.FlusherTimeout(2 * time.Second),
 		nats.DisconnectErrHandler(n.onDisconnect),
 		nats.ReconnectErrHandler(n.onConnectError),
 		nats.ReconnectHandler(func(nc *nats.Conn) { n.onConnect(nc, "reconnected") }),
@@ -185,6 +195,7 @@ func (n *Node) natsOptions() []nats.Option {
 // onDisconnect logs the loss of NATS, unless the node is leaving, and
 // starts the outage's journal.
 func (n *Node) onDisconnect(_ *nats.Conn, err error) {
+	n.connected.Store(false)
 	if !n.left.Load() && !n.closed() {
 		n.journal.lost(n.senders.liveNames(n.clock()))
 		n.log.Warnf("cluster: lost NATS (%v); serving alone, reconnecting", err)
@@ -194,7 +205,8 @@ func (n *Node) onDisconnect(_ *nats.Conn, err error) {
 // onConnect starts a catch-up on each (re)connection; the flusher sends
 // the outage's journal once the nodes live before it are heard again.
 func (n *Node) onConnect(nc *nats.Conn, how string) {
-	n.log.Infof("cluster: %s to NATS at %s; catching up", how, nc.ConnectedUrlRedacted())
+	n.connected.Store(true)
+	n.log.Infof("cluster: %s to NATS at %s; catching up", how, config.RedactURLs(nc.ConnectedUrl()))
 	n.publishDenied.Store(false)
 	n.connErr.Store(nil)
 	n.behind.Store(true)
@@ -288,23 +300,8 @@ func (n *Node) Close() {
 			}
 			nc.Close()
 		}
+		n.connected.Store(false)
 		n.wg.Wait()
 		n.markReady()
 	})
-}
-
-// RedactURLs is a comma-separated list of NATS URLs fit for a log: each
-// password replaced by "xxxxx" (url.URL.Redacted), and an entry that does
-// not parse replaced whole, since it may hold one.
-func RedactURLs(list string) string {
-	parts := strings.Split(list, ",")
-	for i, p := range parts {
-		u, err := url.Parse(strings.TrimSpace(p))
-		if err != nil {
-			parts[i] = "(an unreadable URL)"
-			continue
-		}
-		parts[i] = u.Redacted()
-	}
-	return strings.Join(parts, ",")
 }

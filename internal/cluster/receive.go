@@ -62,8 +62,12 @@ func (rx *receiver) onMessage(m *nats.Msg) {
 		n.counters.badBatches.Add(1)
 		return
 	}
-	if node == n.opts.Node {
-		n.leave("a batch on " + m.Subject)
+	if node == n.opts.Node { // a clash only if it is a batch of ours to the letter
+		if _, ok := wire.SeqOf(m.Data); ok && headerNames(m.Data, node) {
+			n.leave("a batch on " + m.Subject)
+		} else {
+			n.counters.badBatches.Add(1)
+		}
 		return
 	}
 	rx.mu.Lock()

@@ -126,3 +126,20 @@ func TestApplyLag(t *testing.T) {
 		t.Error("presence window wrong")
 	}
 }
+
+// TestGarbageOnOwnSubjectIsNoClash: bytes on a node's own subject that
+// are not a batch naming it are counted bad, and the node stays.
+func TestGarbageOnOwnSubjectIsNoClash(t *testing.T) {
+	_, url := runServer(t, -1)
+	b := startNode(t, url, "b", nil, nil)
+	nc := rawConn(t, url)
+	for _, msg := range [][]byte{{0}, batchOf("x", 1)} {
+		if err := nc.Publish("trakx.b.announce", msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "both counted bad", func() bool { return b.Stats().BadBatches == 2 })
+	if st := b.Stats(); st.Left || !st.Connected {
+		t.Fatalf("B left the cluster over garbage: %+v", st)
+	}
+}

@@ -42,9 +42,8 @@ type counters struct {
 // Stats returns the node's counters now.
 func (n *Node) Stats() Stats {
 	c := &n.counters
-	nc := n.conn.Load()
 	return Stats{
-		Connected:        nc != nil && nc.IsConnected() && !n.left.Load(),
+		Connected:        n.connected.Load() && !n.left.Load(),
 		Left:             n.left.Load(),
 		Nodes:            n.senders.live(n.clock()),
 		Published:        c.published.Load(),

@@ -88,3 +88,23 @@ func (c *Cluster) NodeName(host string) string {
 	}
 	return string(b)
 }
+
+// RedactURLs is a comma-separated list of NATS URLs fit for a log or a
+// printout: each password, or a token (a user with no password, as
+// nats://TOKEN@host), replaced by "xxxxx", and an entry that does not
+// parse replaced whole, since it may hold one.
+func RedactURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil {
+			parts[i] = "(an unreadable URL)"
+			continue
+		}
+		if _, hasPassword := u.User.Password(); u.User != nil && !hasPassword {
+			u.User = url.User("xxxxx")
+		}
+		parts[i] = u.Redacted()
+	}
+	return strings.Join(parts, ",")
+}

@@ -155,8 +155,12 @@ func (p *problems) positive(key string, n int64) {
 	}
 }
 
-// TOML renders the configuration as a complete file.
+// TOML renders the configuration as a complete file, NATS passwords and
+// tokens masked (RedactURLs).
 func (c Config) TOML() string {
+	if c.Cluster.NATSURL != "" { // printed, not logged: no secret either
+		c.Cluster.NATSURL = RedactURLs(c.Cluster.NATSURL)
+	}
 	var b bytes.Buffer
 	if err := toml.NewEncoder(&b).Encode(c); err != nil {
 		return "# cannot render: " + err.Error() + "\n"

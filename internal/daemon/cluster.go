@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/cluster"
@@ -70,7 +72,7 @@ func (d *Daemon) startCluster() error {
 		return nil
 	}
 	if err := d.node.Start(); err != nil {
-		return fmt.Errorf("cluster.nats_url %s: %w", cluster.RedactURLs(d.cfg.Cluster.NATSURL), err)
+		return fmt.Errorf("cluster.nats_url %s: %w", config.RedactURLs(d.cfg.Cluster.NATSURL), err)
 	}
 	return nil
 }
@@ -95,18 +97,37 @@ func (d *Daemon) ClusterReady() <-chan struct{} {
 	return d.node.Ready()
 }
 
+// readyWait is the longest READY waits for the catch-up: the node
+// serves meanwhile, and systemd gives a start 90 s by default.
+const readyWait = 60 * time.Second
+
 // awaitCluster waits for ClusterReady before READY, saying so in the
-// STATUS line, unless ctx ends first. Signals wait in their channel
-// meanwhile: the wait is at most the catch-up's (2 s without an answer,
-// longer while a snapshot streams in).
-func (d *Daemon) awaitCluster(ctx context.Context) {
+// STATUS line, unless ctx ends first or readyWait passes (logged: the
+// catch-up goes on). A SIGTERM or SIGINT meanwhile ends the wait and is
+// returned, to stop; other signals are returned in held, to be handled
+// once READY is said.
+func (d *Daemon) awaitCluster(ctx context.Context, signals <-chan os.Signal) (stop os.Signal, held []os.Signal) {
 	if d.node == nil {
-		return
+		return nil, nil
 	}
 	d.notify("STATUS=catching up with the cluster " + d.cfg.Cluster.Name)
-	select {
-	case <-d.node.Ready():
-	case <-ctx.Done():
+	limit := time.NewTimer(readyWait)
+	defer limit.Stop()
+	for {
+		select {
+		case <-d.node.Ready():
+			return nil, held
+		case <-ctx.Done():
+			return nil, held
+		case <-limit.C:
+			d.log.Warnf("cluster: still catching up after %v; ready meanwhile", readyWait)
+			return nil, held
+		case sig := <-signals:
+			if sig == syscall.SIGTERM || sig == syscall.SIGINT {
+				return sig, held
+			}
+			held = append(held, sig)
+		}
 	}
 }
 

@@ -2,15 +2,21 @@ package daemon
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/cluster/wire"
 	"github.com/trakx/trakx/internal/config"
 	tt "github.com/trakx/trakx/internal/trackertest"
 )
@@ -87,5 +93,54 @@ func TestClusterReadyAfterCatchUp(t *testing.T) {
 	}
 	if len(got) != 2 || got[0] != "STATUS=catching up with the cluster trakx" {
 		t.Fatalf("notifications before READY: %q", got)
+	}
+}
+
+// TestSIGTERMEndsTheCatchUpWait: a catch-up that never ends (a node that
+// answers a snapshot request with a chunk now and then, never the end)
+// holds READY back, but not a SIGTERM; a SIGHUP meanwhile is kept for
+// after READY.
+func TestSIGTERMEndsTheCatchUpWait(t *testing.T) {
+	srv := tt.RunNATS(t, nil)
+	url := "nats://" + srv.Addr().String()
+	drip, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(drip.Close)
+	asked := make(chan struct{}, 1)
+	drip.QueueSubscribe("trakx.*.snapshot", "snapshot", func(m *nats.Msg) {
+		id, _ := binary.Uvarint(m.Data)
+		stream := fmt.Sprintf("trakx.x.snapshot.%s.%d", strings.Split(m.Subject, ".")[1], id)
+		go func() {
+			for range 100 { // an empty chunk every 100 ms: never the end
+				drip.Publish(stream, wire.AppendBatch([]byte{'C'}, wire.Header{Node: "x"}, nil))
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
+		select {
+		case asked <- struct{}{}:
+		default:
+		}
+	})
+	drip.Flush()
+	cfg := config.Default()
+	cfg.UDP.Listen, cfg.HTTP.Listen, cfg.Stats.Listen = []string{"127.0.0.1:0"}, nil, ""
+	cfg.Database.Path = filepath.Join(t.TempDir(), "peers.db")
+	cfg.Cluster.NATSURL, cfg.Cluster.Node = url, "a"
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	d := New(cfg, "", "test", log)
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop() })
+	<-asked
+	signals := make(chan os.Signal, 2)
+	signals <- syscall.SIGHUP
+	signals <- syscall.SIGTERM
+	stop, held := d.awaitCluster(context.Background(), signals)
+	if stop != syscall.SIGTERM || len(held) != 1 || held[0] != syscall.SIGHUP {
+		t.Fatalf("awaitCluster returned %v, held %v; want SIGTERM, [SIGHUP]", stop, held)
 	}
 }

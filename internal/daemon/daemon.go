@@ -205,8 +205,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.Start(); err != nil {
 		return fmt.Errorf("cannot start: %w", err)
 	}
-	d.awaitCluster(ctx) // READY once caught up with the cluster, if any
+	stop, held := d.awaitCluster(ctx, signals) // READY once caught up with the cluster, if any
+	if stop != nil {
+		return d.shutdown(stop.String())
+	}
 	d.notify("READY=1\n" + d.status())
+	for _, sig := range held {
+		d.handle(sig)
+	}
 	d.goServe(func() { d.every(statusEvery, func() { d.notify(d.status()) }) })
 	d.startWatchdog()
 	for {
