@@ -50,6 +50,13 @@ func (n *Node) loadCredentials() (nats.Options, error) {
 	return *good, nil
 }
 
+// CheckCredentials reports whether data is a .creds file a node can
+// connect with: a user JWT and a seed that signs.
+func CheckCredentials(data []byte) error {
+	_, err := parseCredentials(data, nil)
+	return err
+}
+
 // parseCredentials reads a .creds file's JWT and seed, and signs once to
 // know that the seed is one.
 func parseCredentials(data []byte, err error) (nats.Options, error) {

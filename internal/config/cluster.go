@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/trakx/trakx/internal/cluster/wire"
@@ -62,6 +63,8 @@ func checkNATSURL(s string) error {
 		return fmt.Errorf("%q names no host", u.Redacted())
 	case u.Path != "" && u.Path != "/":
 		return fmt.Errorf("%q has a path; NATS URLs have none", u.Redacted())
+	case u.Port() != "" && !validPort(u.Port()):
+		return fmt.Errorf("%q: the port is not 1 to 65535", u.Redacted())
 	}
 	return nil
 }
@@ -107,4 +110,10 @@ func RedactURLs(list string) string {
 		parts[i] = u.Redacted()
 	}
 	return strings.Join(parts, ",")
+}
+
+// validPort reports whether a URL's port is 1 to 65535.
+func validPort(port string) bool {
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 1 && n <= 65535
 }

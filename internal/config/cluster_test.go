@@ -23,6 +23,7 @@ func TestClusterKeysAreChecked(t *testing.T) {
 		"[cluster]\nnats_url = \"nats://a:4222,\"\n":              `cluster.nats_url: server 2: empty`,
 		"[cluster]\nnats_url = \"nats://:4222\"\n":                `names no host`,
 		"[cluster]\nnats_url = \"nats://a:4222/x\"\n":             `has a path`,
+		"[cluster]\nnats_url = \"nats://a:99999\"\n":              `the port is not 1 to 65535`,
 		"[cluster]\nname = \"\"\n":                                `cluster.name: "" is not 1 to 64`,
 		"[cluster]\nname = \"a.b\"\n":                             `cluster.name: "a.b"`,
 		"[cluster]\nnode = \"node*\"\n":                           `cluster.node: "node*"`,

@@ -186,6 +186,9 @@ func clusterCredentials(c *config.Cluster, configPath string) (string, []byte, e
 	if !bytes.Contains(data, []byte("-----BEGIN NATS USER JWT-----")) {
 		return "", nil, fmt.Errorf("cluster.credentials %s: not a NATS .creds file (no -----BEGIN NATS USER JWT----- in it)", path)
 	}
+	if err := cluster.CheckCredentials(data); err != nil {
+		return "", nil, fmt.Errorf("cluster.credentials %s: not a usable NATS .creds file: %v", path, err)
+	}
 	return path, data, nil
 }
 

@@ -198,17 +198,21 @@ func TestClusterReloadReplicatePrivate(t *testing.T) {
 }
 
 // TestClusterCredentialsChecked: check-config and start refuse
-// cluster.credentials that are missing or not a .creds file, naming the
+// cluster.credentials that are missing, not a .creds file or one without
+// a seed, naming the
 // key; a relative path check-config cannot see (no
 // $CREDENTIALS_DIRECTORY) is a note, not a refusal.
 func TestClusterCredentialsChecked(t *testing.T) {
 	t.Setenv(config.CredentialsDirectoryEnv, "")
 	dir := t.TempDir()
-	notCreds := filepath.Join(dir, "not.creds")
+	notCreds, noSeed := filepath.Join(dir, "not.creds"), filepath.Join(dir, "noseed.creds")
 	os.WriteFile(notCreds, []byte("hello\n"), 0o644)
+	jwtOnly, _, _ := strings.Cut(string(userCreds(t)), "-----BEGIN USER NKEY SEED-----")
+	os.WriteFile(noSeed, []byte(jwtOnly), 0o600)
 	for creds, want := range map[string]string{
 		filepath.Join(dir, "missing.creds"): "cluster.credentials " + filepath.Join(dir, "missing.creds") + ": no such file",
 		notCreds:                            "not a NATS .creds file",
+		noSeed:                              "not a usable NATS .creds file",
 	} {
 		cfg := config.Default()
 		cfg.Cluster.NATSURL, cfg.Cluster.Node, cfg.Cluster.Credentials = "nats://127.0.0.1:1", "a", creds
