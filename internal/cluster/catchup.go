@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"net/netip"
 	"runtime"
 	"strconv"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/cluster/wire"
+	"github.com/trakx/trakx/internal/swarm"
 )
 
 // The snapshot protocol's message kinds, a message's first byte. A
@@ -254,18 +256,22 @@ func (w *appliers) stop() (applied, refused, malformed int) {
 	return applied, refused, malformed
 }
 
-// snapshotApplier applies a snapshot's chunks through Options.Apply.
+// snapshotApplier applies a snapshot's chunks: each run of one torrent's
+// records at once through Options.ApplyTorrent when it takes it, else
+// one by one through Options.Apply.
 type snapshotApplier struct {
 	node                        *Node
 	parser                      wire.Parser
 	req                         bittorrent.AnnounceRequest
 	resp                        bittorrent.AnnounceResponse
+	run                         swarm.Torrent // the run being gathered
 	applied, refused, malformed int
 }
 
 // apply applies one chunk's records.
 func (a *snapshotApplier) apply(chunk []byte) {
-	_, st, err := a.parser.Parse(chunk, a.record)
+	_, st, err := a.parser.Parse(chunk, a.gather)
+	a.flush()
 	var format wire.FormatError
 	if errors.Is(err, wire.ErrHeader) || errors.As(err, &format) {
 		a.node.counters.badBatches.Add(1)
@@ -273,6 +279,44 @@ func (a *snapshotApplier) apply(chunk []byte) {
 	}
 	a.malformed += st.Malformed
 	a.node.counters.dropped.Add(uint64(st.Malformed))
+}
+
+// gather adds a record to the run, applying the run first when the
+// record is another torrent's.
+func (a *snapshotApplier) gather(r wire.Record) {
+	if r.InfoHash != a.run.Hash {
+		a.flush()
+		a.run.Hash = r.InfoHash
+	}
+	partial := r.Event == bittorrent.EventPaused
+	if r.Addr.Is4() {
+		a.run.Peers4 = append(a.run.Peers4, swarm.SnapshotPeer4{IP: r.Addr.As4(), Port: r.Port, Seeder: r.Seeder, Partial: partial})
+	} else {
+		a.run.Peers6 = append(a.run.Peers6, swarm.SnapshotPeer6{IP: r.Addr.As16(), Port: r.Port, Seeder: r.Seeder, Partial: partial})
+	}
+}
+
+// flush applies the run gathered and empties it.
+func (a *snapshotApplier) flush() {
+	n := len(a.run.Peers4) + len(a.run.Peers6)
+	if n == 0 {
+		return
+	}
+	defer func() { a.run.Peers4, a.run.Peers6 = a.run.Peers4[:0], a.run.Peers6[:0] }()
+	if bulk := a.node.opts.ApplyTorrent; bulk != nil {
+		if kept, ok := bulk(&a.run); ok {
+			a.applied, a.refused = a.applied+kept, a.refused+n-kept
+			a.node.counters.snapshotPeers.Add(uint64(kept))
+			a.node.counters.refused.Add(uint64(n - kept))
+			return
+		}
+	}
+	for _, p := range a.run.Peers4 {
+		a.record(snapshotRecord(a.run.Hash, netip.AddrFrom4(p.IP), p.Port, p.Seeder, p.Partial))
+	}
+	for _, p := range a.run.Peers6 {
+		a.record(snapshotRecord(a.run.Hash, netip.AddrFrom16(p.IP), p.Port, p.Seeder, p.Partial))
+	}
 }
 
 // record applies one record of a snapshot.

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/swarm"
 )
 
 // fill announces n peers over torrents of 1 to 9 peers on tr.
@@ -231,5 +233,38 @@ func complete(t *testing.T, tr bittorrent.Tracker, h bittorrent.InfoHash, addr s
 	var resp bittorrent.AnnounceResponse
 	if err := tr.Announce(&req, &resp); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSnapshotRunsKeepTheRules: a snapshot's runs go into the store at
+// once only as the access list and the limits allow; the rest go one by
+// one, refused and counted.
+func TestSnapshotRunsKeepTheRules(t *testing.T) {
+	_, url := runServer(t, -1)
+	a := startNode(t, url, "a", nil, nil)
+	fill(t, a.store, 90) // 10 torrents of 9 peers
+	cfg := storeConfig
+	cfg.MaxTorrents = 5
+	limited := swarm.New(cfg)
+	t.Cleanup(limited.Close)
+	denied := hash(1)
+	admit := func(h *bittorrent.InfoHash) error {
+		if *h == denied {
+			return errors.New("not on the list")
+		}
+		return nil
+	}
+	b := startNode(t, url, "b", nil, func(o *Options) {
+		o.Apply, o.ApplyTorrent = Admitting(admit, limited), StoreApplyTorrent(limited, admit)
+	})
+	peersHeld, torrents := limited.Totals()
+	if st, _ := limited.Scrape(&denied); st.Complete+st.Incomplete != 0 {
+		t.Error("a torrent the access list refuses came in")
+	}
+	if torrents > cfg.MaxTorrents+maxAppliers { // read, not reserved: a run an applier at most
+		t.Errorf("%d torrents past max_torrents %d", torrents, cfg.MaxTorrents)
+	}
+	if st := b.Stats(); st.Refused == 0 || int64(st.SnapshotPeers) != peersHeld || int(st.SnapshotPeers+st.Refused) != 90 {
+		t.Errorf("snapshot peers %d, refused %d, held %d: want all 90 accounted for", st.SnapshotPeers, st.Refused, peersHeld)
 	}
 }

@@ -46,12 +46,15 @@ func newNode(t *testing.T, url, node string, apply func(bittorrent.Tracker) bitt
 	store := swarm.New(storeConfig)
 	t.Cleanup(store.Close)
 	var to bittorrent.Tracker = store
+	var bulk func(*swarm.Torrent) (int, bool)
 	if apply != nil {
-		to = apply(store)
+		to = apply(store) // a snapshot's records go through it one by one
+	} else {
+		bulk = StoreApplyTorrent(store, func(*bittorrent.InfoHash) error { return nil })
 	}
 	log := logrus.New()
 	log.SetLevel(logrus.WarnLevel)
-	o := Options{URL: url, Name: "trakx", Node: node, Apply: to, Snapshot: StoreSnapshot(store), Downloaded: StoreDownloaded(store), Log: log}
+	o := Options{URL: url, Name: "trakx", Node: node, Apply: to, Snapshot: StoreSnapshot(store), ApplyTorrent: bulk, Downloaded: StoreDownloaded(store), Log: log}
 	if edit != nil {
 		edit(&o)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/cluster/wire"
 	"github.com/trakx/trakx/internal/config"
+	"github.com/trakx/trakx/internal/swarm"
 )
 
 // Options are what a node needs; the daemon fills them from [cluster].
@@ -33,6 +34,10 @@ type Options struct {
 	// each with its torrent's completion count (StoreSnapshot), until
 	// yield returns false.
 	Snapshot func(yield func(r wire.Record, downloaded uint32) bool)
+	// ApplyTorrent, if set, applies a snapshot's run of one torrent's
+	// peers at once (StoreApplyTorrent), or says ok false for them to go
+	// through Apply one by one: the same rules, a list sized once.
+	ApplyTorrent func(t *swarm.Torrent) (kept int, ok bool)
 	// Downloaded raises a torrent's completion count to at least n, if
 	// the store holds the torrent (StoreDownloaded); nil: counts from a
 	// snapshot are not applied.

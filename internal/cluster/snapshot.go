@@ -232,6 +232,37 @@ func StoreDownloaded(s *swarm.Store) func(h *bittorrent.InfoHash, n uint32) {
 	}
 }
 
+// StoreApplyTorrent is Options.ApplyTorrent for a swarm.Store behind
+// admit (the access list's verdict): a snapshot's run of one torrent's
+// peers goes into the store at once, into a list sized once
+// (swarm.Store.Restore, as a database load does), when the store does
+// not hold the torrent yet, admit lets it in and the store's limits
+// leave room for it; ok is false otherwise, and the caller applies the
+// peers one by one (then refused and counted as any announce is). The
+// limits are read, not reserved: appliers side by side may pass them by
+// a torrent's peers each.
+func StoreApplyTorrent(s *swarm.Store, admit func(*bittorrent.InfoHash) error) func(t *swarm.Torrent) (kept int, ok bool) {
+	return func(t *swarm.Torrent) (int, bool) {
+		if st, _ := s.Scrape(&t.Hash); st.Complete+st.Incomplete > 0 || admit(&t.Hash) != nil {
+			return 0, false // held: its peers are updated one by one
+		}
+		cfg := s.Config()
+		peers, torrents := s.Totals()
+		if peers+int64(len(t.Peers4)+len(t.Peers6)) > cfg.MaxPeers || torrents >= cfg.MaxTorrents {
+			return 0, false
+		}
+		now := uint32(time.Now().Unix()) // as fresh as an announce applied now
+		for i := range t.Peers4 {
+			t.Peers4[i].LastSeen = now
+		}
+		for i := range t.Peers6 {
+			t.Peers6[i].LastSeen = now
+		}
+		kept, _ := s.Restore(t, 0, now)
+		return kept, true
+	}
+}
+
 // errStop ends a Walk when the snapshot's reader stops.
 type errStop struct{}
 

@@ -149,6 +149,12 @@ func (st Stats) Peers() int { return st.Seeders + st.Leechers }
 // without taking every shard's lock.
 func (s *Store) RefusedOutOfMemory() uint64 { return s.totals.refusedMemory.Load() }
 
+// Totals are the peers and torrents the store holds, the counts its
+// limits are checked against, read without a lock.
+func (s *Store) Totals() (peers, torrents int64) {
+	return s.totals.peers.Load(), s.totals.torrents.Load()
+}
+
 // Stats adds up the shards' totals, taking each lock in turn.
 func (s *Store) Stats() Stats {
 	var st Stats
