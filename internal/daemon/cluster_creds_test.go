@@ -9,10 +9,8 @@ import (
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nkeys"
-	"github.com/sirupsen/logrus"
 
 	"github.com/trakx/trakx/internal/config"
-	"github.com/trakx/trakx/internal/daemon"
 )
 
 // userCreds is a NATS .creds file for a new user of a made-up account:
@@ -44,20 +42,7 @@ func TestClusterReloadCredentials(t *testing.T) {
 	creds := filepath.Join(dir, "node.creds")
 	os.WriteFile(creds, userCreds(t), 0o600)
 	text := withHTTP(t, "") + "[cluster]\nnats_url = \"" + nats + "\"\nnode = \"a\"\n"
-	path := filepath.Join(dir, "trakx.toml")
-	os.WriteFile(path, []byte(text+"credentials = \""+creds+"\"\n"), 0o644)
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logged := &lockedBuffer{}
-	log := logrus.New()
-	log.SetOutput(logged)
-	d := daemon.New(cfg, path, "test", log)
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Stop() })
+	d, path, logged := startFromText(t, text+"credentials = \""+creds+"\"\n")
 	awaitClusterReady(t, d)
 	reload := func(want string) {
 		t.Helper()

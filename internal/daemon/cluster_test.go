@@ -162,20 +162,7 @@ func TestClusterReloadReplicatePrivate(t *testing.T) {
 	b := startTracker(t, clusterConfig(nats, "b"))
 	text := withHTTP(t, "real_ip_header = \"X-Forwarded-For\"\ntrusted_proxies = [\"127.0.0.1\"]\n") +
 		"[cluster]\nnats_url = \"" + nats + "\"\nnode = \"a\"\n"
-	path := filepath.Join(t.TempDir(), "trakx.toml")
-	os.WriteFile(path, []byte(text), 0o644)
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logged := &lockedBuffer{}
-	log := logrus.New()
-	log.SetOutput(logged)
-	a := daemon.New(cfg, path, "test", log)
-	if err := a.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Stop() })
+	a, path, logged := startFromText(t, text)
 	awaitClusterReady(t, a)
 	awaitClusterReady(t, b)
 

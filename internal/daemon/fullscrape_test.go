@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
 	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/config"
 	"github.com/trakx/trakx/internal/daemon"
@@ -336,20 +335,7 @@ func TestHTTPFullScrapeRefusals(t *testing.T) {
 // with no warning that they take a restart, and the reload line says so.
 func TestHTTPFullScrapeReload(t *testing.T) {
 	base := baseConfig(t)
-	path := filepath.Join(t.TempDir(), "trakx.toml")
-	os.WriteFile(path, []byte(base), 0o644)
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logged := &lockedBuffer{}
-	log := logrus.New()
-	log.SetOutput(logged)
-	d := daemon.New(cfg, path, "test", log)
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Stop() })
+	d, path, logged := startFromText(t, base)
 	addr := "http://" + d.HTTPAddrs()[0].String() + "/scrape"
 	if _, r := get(t, &http.Client{}, addr); r["failure reason"] != "full scrape is disabled" {
 		t.Fatalf("before: %v", r)

@@ -222,12 +222,19 @@ func servedName(t *testing.T, addr string) string {
 // startFromFile runs a tracker from the configuration file at path.
 func startFromFile(t *testing.T, path string) *daemon.Daemon {
 	t.Helper()
+	return startLogged(t, path, io.Discard)
+}
+
+// startLogged starts a tracker from the configuration file at path, its
+// log to w, stopped when the test ends.
+func startLogged(t *testing.T, path string, w io.Writer) *daemon.Daemon {
+	t.Helper()
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := logrus.New()
-	log.SetOutput(io.Discard)
+	log.SetOutput(w)
 	d := daemon.New(cfg, path, "test", log)
 	if err := d.Start(); err != nil {
 		t.Fatal(err)

@@ -192,20 +192,7 @@ func TestFullTrackerRefusesNewcomers(t *testing.T) {
 // included: peers expire by the new peer_ttl without a restart.
 func TestReloadWarnsAndAppliesTheSweep(t *testing.T) {
 	base := baseConfig(t)
-	path := filepath.Join(t.TempDir(), "trakx.toml")
-	os.WriteFile(path, []byte(base), 0o644)
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logged := &lockedBuffer{}
-	log := logrus.New()
-	log.SetOutput(logged)
-	d := daemon.New(cfg, path, "test", log)
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Stop() })
+	d, path, logged := startFromText(t, base)
 	c := tt.DialUDP(t, d.UDPAddrs()[0].String())
 	c.Connect()
 	c.Announce(&bittorrent.AnnounceRequest{InfoHash: tt.Hash("sweep"), Port: 1, NumWant: -1})
@@ -228,6 +215,17 @@ func TestReloadWarnsAndAppliesTheSweep(t *testing.T) {
 	// The peer was announced under a 45m TTL; under the new 2s one, the
 	// sweep (now every second) drops it.
 	tt.WaitForVar(t, d.StatsAddr().String(), "trakx.swarm.peers", func(v float64) bool { return v == 0 })
+}
+
+// startFromText writes text to a configuration file, starts a tracker
+// from it (so that Reload reads it again), stopped when the test ends,
+// and returns it, the file's path and its log.
+func startFromText(t *testing.T, text string) (*daemon.Daemon, string, *lockedBuffer) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "trakx.toml")
+	os.WriteFile(path, []byte(text), 0o644)
+	logged := &lockedBuffer{}
+	return startLogged(t, path, logged), path, logged
 }
 
 // lockedBuffer collects log output that other goroutines may write while
