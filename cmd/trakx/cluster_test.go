@@ -320,16 +320,22 @@ func (r *clusterRig) testRestartEmpty(t *testing.T, a, b, c *clusterNode) {
 }
 
 // testNATSOutage: with nats-server stopped every node keeps answering
-// from what it holds, and takes announces; once nats-server is back on
-// the same port, every node holds what every node took during the outage,
-// and all it held before.
+// from what it holds, and takes announces and completions; once
+// nats-server is back on the same port, every node holds what every node
+// took during the outage, and all it held before, and counts each
+// completion once: a torrent completed once before the outage and once on
+// each node during it shows 1 + 3 everywhere.
 func (r *clusterRig) testNATSOutage(t *testing.T, nodes []*clusterNode) {
 	awaitMesh(t, nodes...)
+	const shared = "e2e-outage-completed"
+	nodes[0].announce(t, shared, "203.0.113.50", 6050, 0, "completed")
+	waitSwarms(t, "the completion before the outage on every node", r.expect(shared, swarmCounts{1, 0, 1}), nodes...)
 	// Each node's own view, not the ledger: an earlier failure (a node
 	// that caught up without counts) is not this subtest's.
 	held := map[*clusterNode]map[string]swarmCounts{}
 	for _, n := range nodes {
 		held[n] = scrapeAll(t, n, r.want)
+		delete(held[n], shared) // its counts change during the outage
 	}
 	if err := r.nats.stop(); err != nil {
 		t.Fatal(err)
@@ -344,6 +350,10 @@ func (r *clusterRig) testNATSOutage(t *testing.T, nodes []*clusterNode) {
 	}()
 	awaitDisconnected(t, nodes)
 	outage := announceDuringOutage(t, nodes, held)
+	for i, n := range nodes {
+		n.announce(t, shared, fmt.Sprintf("203.0.113.%d", 51+i), 6051+i, 0, "completed")
+	}
+	outage[shared] = swarmCounts{int64(1 + len(nodes)), 0, int64(1 + len(nodes))}
 	restarted = true
 	if err := r.nats.start(); err != nil {
 		t.Fatal(err)

@@ -1,18 +1,12 @@
 package cluster
 
 import (
-	"errors"
-	"net/netip"
-	"runtime"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/trakx/trakx/internal/bittorrent"
 	"github.com/trakx/trakx/internal/cluster/wire"
-	"github.com/trakx/trakx/internal/swarm"
 )
 
 // The snapshot protocol's message kinds, a message's first byte. A
@@ -34,6 +28,9 @@ const (
 	retryMost  = 30 * time.Second
 	maxTries   = 20      // attempts of one catch-up
 	maxChunks  = 1 << 20 // chunks of one snapshot: 1 TiB
+	// hearingMargin is what a heartbeat may be late by: the flusher
+	// ticks every flushEvery.
+	hearingMargin = 2 * flushEvery
 )
 
 // outcome is how one attempt at a snapshot ended.
@@ -104,10 +101,16 @@ func (n *Node) attempt() outcome {
 	if nc == nil || !nc.IsConnected() {
 		return noAnswer
 	}
-	n.catching.Store(true)
-	defer n.catching.Store(false)
+	if !n.awaitJournal() {
+		return noAnswer
+	}
+	n.awaitHearing()
+	if !n.role.CompareAndSwap(idle, catchingUp) {
+		return busy // serving a snapshot: after it
+	}
+	defer n.role.Store(idle)
 	n.own.start()
-	defer n.own.stop(n.reapplyOwn) // last: after the snapshot and the buffer
+	defer n.own.stop(&n.announcing, n.reapplyOwn) // last: after the snapshot and the buffer
 	n.rx.startBuffering()
 	defer n.rx.stopBuffering()
 	id := n.attempts.Add(1)
@@ -125,6 +128,39 @@ func (n *Node) attempt() outcome {
 		return noAnswer
 	}
 	return n.receiveSnapshot(sub, attempt)
+}
+
+// awaitJournal waits until the outage's journal, if any, has gone, at
+// most journalWait and a heartbeat: the request then names its last
+// batch, so that the serving node's counts hold the completions this node
+// took during the outage before it is asked for them. It reports whether
+// the journal went.
+func (n *Node) awaitJournal() bool {
+	deadline := time.Now().Add(journalWait + heartbeat)
+	for n.journal.holding.Load() {
+		if time.Now().After(deadline) || n.closed() {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
+// awaitHearing waits until a heartbeat and hearingMargin have passed
+// since the node last began to listen, so that it has heard every live
+// node: the request then names a batch of each, and the serving node
+// awaits it. A batch a node published before this one listened reaches
+// this one only through the snapshot, and the serving node may not have
+// applied it yet; having applied a later one, it has.
+func (n *Node) awaitHearing() {
+	until := time.Duration(n.listening.Load()) + heartbeat + hearingMargin
+	for wait := until - n.clock(); wait > 0; wait = until - n.clock() {
+		select {
+		case <-n.done:
+			return
+		case <-time.After(wait):
+		}
+	}
 }
 
 // receiveSnapshot applies the chunks that come on sub until the end,
@@ -157,12 +193,15 @@ func (n *Node) receiveSnapshot(sub *nats.Subscription, attempt string) outcome {
 			w.inflight.Add(1)
 			w.chunks <- m // a free applier takes it and acknowledges it
 		case msgCounts:
-			w.inflight.Wait() // the chunks before it made their torrents
+			w.inflight.Wait()   // the chunks before it made their torrents
+			n.announcing.Lock() // each own completion is wholly before or after
 			n.applyCounts(m.Data[1:])
+			n.announcing.Unlock()
 			w.ack()
 		case msgEnd:
-			n.skipHeld(m.Data[1:])
+			upTo := n.skipHeld(m.Data[1:])
 			applied, refused, malformed := w.stop()
+			n.settleOwnCounts(upTo)
 			w.ack()
 			n.log.Infof("cluster: caught up from %s: %d peers from a snapshot (%d refused, %d malformed)", from, applied, refused, malformed)
 			return caughtUp
@@ -174,14 +213,16 @@ func (n *Node) receiveSnapshot(sub *nats.Subscription, attempt string) outcome {
 // skipHeld reads a snapshot's end, each node's last batch the snapshot
 // holds, so that the batches held meanwhile up to those are not applied
 // again (a completion counted twice, a peer set back); an end that does
-// not parse skips none.
-func (n *Node) skipHeld(end []byte) {
+// not parse skips none. It returns the end's Seq for this node
+// (noBatch: none read, the snapshot's counts taken as they are).
+func (n *Node) skipHeld(end []byte) (upTo uint64) {
 	seqs := map[string]uint64{}
 	if err := wire.ParseSeqs(end, func(node []byte, seq uint64) { seqs[string(node)] = seq }); err != nil {
 		n.counters.badBatches.Add(1)
-		return
+		return noBatch
 	}
 	n.rx.skipUpTo(seqs)
+	return seqs[n.opts.Node]
 }
 
 // applyCounts raises the completion counts of the torrents a snapshot's
@@ -196,138 +237,10 @@ func (n *Node) applyCounts(list []byte) {
 	}
 }
 
-// applyCount applies one torrent's count.
-func (n *Node) applyCount(c wire.Count) { n.opts.Downloaded(&c.InfoHash, c.Downloaded) }
-
-// maxAppliers is the most goroutines applying one snapshot's chunks:
-// the store is sharded, so chunks apply side by side.
-const maxAppliers = 4
-
-// appliers apply a snapshot's chunks side by side; each acknowledges a
-// chunk once it has applied it. A snapshot holds each peer once, so their
-// order does not matter; the buffer is replayed after all are applied.
-type appliers struct {
-	node     *Node
-	ackTo    string // set before the first chunk is handed out
-	chunks   chan *nats.Msg
-	inflight sync.WaitGroup // chunks handed out and not yet applied
-	wg       sync.WaitGroup
-	each     []*snapshotApplier
-	stopped  bool
-}
-
-// startAppliers starts one applier a CPU, maxAppliers at most.
-func (n *Node) startAppliers() *appliers {
-	w := &appliers{node: n, chunks: make(chan *nats.Msg, ackWindow)}
-	for range min(runtime.GOMAXPROCS(0), maxAppliers) {
-		a := &snapshotApplier{node: n}
-		w.each = append(w.each, a)
-		w.wg.Add(1)
-		go func() {
-			defer w.wg.Done()
-			for m := range w.chunks {
-				a.apply(m.Data[1:])
-				w.ack()
-				w.inflight.Done()
-			}
-		}()
+// applyCount applies one torrent's count, or holds it back until the end
+// when the node completed the torrent during the catch-up (owncounts.go).
+func (n *Node) applyCount(c wire.Count) {
+	if !n.own.deferCount(c) {
+		n.opts.Downloaded(&c.InfoHash, c.Downloaded)
 	}
-	return w
-}
-
-// ack acknowledges one message of the snapshot to the node serving it.
-func (w *appliers) ack() {
-	if nc := w.node.conn.Load(); nc != nil {
-		_ = nc.Publish(w.ackTo, nil)
-	}
-}
-
-// stop waits for the chunks handed out to be applied, and returns the
-// records applied, refused and malformed.
-func (w *appliers) stop() (applied, refused, malformed int) {
-	if !w.stopped {
-		w.stopped = true
-		close(w.chunks)
-		w.wg.Wait()
-	}
-	for _, a := range w.each {
-		applied, refused, malformed = applied+a.applied, refused+a.refused, malformed+a.malformed
-	}
-	return applied, refused, malformed
-}
-
-// snapshotApplier applies a snapshot's chunks: each run of one torrent's
-// records at once through Options.ApplyTorrent when it takes it, else
-// one by one through Options.Apply.
-type snapshotApplier struct {
-	node                        *Node
-	parser                      wire.Parser
-	req                         bittorrent.AnnounceRequest
-	resp                        bittorrent.AnnounceResponse
-	run                         swarm.Torrent // the run being gathered
-	applied, refused, malformed int
-}
-
-// apply applies one chunk's records.
-func (a *snapshotApplier) apply(chunk []byte) {
-	_, st, err := a.parser.Parse(chunk, a.gather)
-	a.flush()
-	var format wire.FormatError
-	if errors.Is(err, wire.ErrHeader) || errors.As(err, &format) {
-		a.node.counters.badBatches.Add(1)
-		return
-	}
-	a.malformed += st.Malformed
-	a.node.counters.dropped.Add(uint64(st.Malformed))
-}
-
-// gather adds a record to the run, applying the run first when the
-// record is another torrent's.
-func (a *snapshotApplier) gather(r wire.Record) {
-	if r.InfoHash != a.run.Hash {
-		a.flush()
-		a.run.Hash = r.InfoHash
-	}
-	partial := r.Event == bittorrent.EventPaused
-	if r.Addr.Is4() {
-		a.run.Peers4 = append(a.run.Peers4, swarm.SnapshotPeer4{IP: r.Addr.As4(), Port: r.Port, Seeder: r.Seeder, Partial: partial})
-	} else {
-		a.run.Peers6 = append(a.run.Peers6, swarm.SnapshotPeer6{IP: r.Addr.As16(), Port: r.Port, Seeder: r.Seeder, Partial: partial})
-	}
-}
-
-// flush applies the run gathered and empties it.
-func (a *snapshotApplier) flush() {
-	n := len(a.run.Peers4) + len(a.run.Peers6)
-	if n == 0 {
-		return
-	}
-	defer func() { a.run.Peers4, a.run.Peers6 = a.run.Peers4[:0], a.run.Peers6[:0] }()
-	if bulk := a.node.opts.ApplyTorrent; bulk != nil {
-		if kept, ok := bulk(&a.run); ok {
-			a.applied, a.refused = a.applied+kept, a.refused+n-kept
-			a.node.counters.snapshotPeers.Add(uint64(kept))
-			a.node.counters.refused.Add(uint64(n - kept))
-			return
-		}
-	}
-	for _, p := range a.run.Peers4 {
-		a.record(snapshotRecord(a.run.Hash, netip.AddrFrom4(p.IP), p.Port, p.Seeder, p.Partial))
-	}
-	for _, p := range a.run.Peers6 {
-		a.record(snapshotRecord(a.run.Hash, netip.AddrFrom16(p.IP), p.Port, p.Seeder, p.Partial))
-	}
-}
-
-// record applies one record of a snapshot.
-func (a *snapshotApplier) record(r wire.Record) {
-	r.Request(&a.req)
-	a.resp.Reset()
-	if err := a.node.opts.Apply.Announce(&a.req, &a.resp); err != nil {
-		a.refused++
-		a.node.counters.refused.Add(1)
-		return
-	}
-	a.applied++
-	a.node.counters.snapshotPeers.Add(1)
 }

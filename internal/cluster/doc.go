@@ -38,30 +38,45 @@
 //     crash. A batch on our own subject comes from another connection
 //     using our node name: the node logs an error and leaves the cluster
 //     (closes its NATS connection) and goes on serving alone.
-//   - Catch-up, at start and after each reconnection: announces that
-//     arrive are buffered; one live node (a NATS queue group on
-//     <name>.snapshot) is asked for a snapshot, which it streams in
+//   - Catch-up, at start and after each reconnection: the node waits
+//     until its outage journal, if any, has gone and it has listened for
+//     a heartbeat (so that it has heard every live node); announces that
+//     arrive are then buffered, and one live node (a NATS queue group on
+//     <name>.<node>.snapshot) is asked for a snapshot, which it streams in
 //     chunks of at most 1 MiB (a torrent's hash once per run of its
 //     peers), each acknowledged once applied, at most 4 unacknowledged;
 //     the requester applies chunks side by side (a snapshot holds each
-//     peer once); then the buffer is replayed. After the chunks that
-//     hold their torrents' first peers come lists of the torrents'
-//     completion counts (wire.AppendCounts), which the requester applies
-//     once those chunks are (Options.Downloaded: the larger count wins).
-//     The snapshot is exact for the requester's own announces: it first
-//     publishes what its outbox holds and names that batch's Seq in its
-//     request, the serving node applies that batch before it walks its
-//     store (a second at most), and the requester applies its own
-//     announces made during the catch-up again after the snapshot
-//     (own.go). The snapshot's end names each node's last batch applied
-//     before the walk: of the batches held meanwhile, those are skipped.
-//     A node serves one snapshot at a time and answers "busy" to more,
-//     and none before it has caught up (or given up) itself, nor while
-//     the server refuses its announces. No answer within 2 s: the node
+//     peer once); then the buffer is replayed. After the chunks come
+//     lists of the torrents' completion counts (wire.AppendCounts), which
+//     the requester applies as the larger of its count and the list's
+//     (Options.Downloaded). The request names, for every node, the last
+//     batch the requester applied of it, its own included (it publishes
+//     its outbox first); the serving node applies as much before it
+//     serves (a second at most).
+//   - Counts at one cut (cut.go): the serving node copies its counts
+//     while it holds the batches that arrive and its own completions
+//     wait, and notes how far it has applied each node's batches, its
+//     own by a barrier in its outbox; the snapshot's end names those.
+//     The requester applies the batches it held up to them uncounted,
+//     the later ones counted; its own completions in batches after the
+//     end's Seq for it are added to the list's count (owncounts.go); and
+//     it applies its own announces made during the catch-up again, a
+//     segment at a time while its announces wait, so that none is undone
+//     by an older state in the snapshot (own.go). A node holding an
+//     outage's journal serves no snapshot: its counts hold completions
+//     its batches do not. So each completion is counted once on every
+//     node, through outages and catch-ups under load.
+//   - A node serves one snapshot at a time and answers "busy" to more,
+//     and none before it has caught up (or given up) itself, while it
+//     catches up, nor while the server refuses its announces; it does not
+//     begin a catch-up while it serves. No answer within 2 s: the node
 //     serves with what it holds and retries with back-off while other
 //     nodes are heard; still behind, it catches up when it hears a node
 //     it had not heard for 3 s. Ready closes when the node has caught up
 //     or given up waiting, at once when NATS is unreachable at start.
+//     Snapshot requests are numbered from the time the node started, so
+//     that a node restarted under the same name never takes the rest of
+//     a stream served to its previous run.
 //   - The node keeps serving with NATS down, logs one warning, reconnects
 //     with back-off (100 ms doubling to 5 s) for ever, catches up and
 //     logs that it did.
@@ -82,10 +97,14 @@
 //   - publish.go: the publishing decorator, the outbox and the flusher.
 //   - outage.go: the journal of what was accepted while NATS was down.
 //   - own.go: the node's own announces during a catch-up.
+//   - owncounts.go: the node's own completions during a catch-up.
 //   - receive.go: applying batches, the buffer during catch-up.
 //   - presence.go: live nodes and apply lag per sender.
-//   - catchup.go: asking for a snapshot and applying it.
-//   - snapshot.go: serving a snapshot; StoreSnapshot walks a swarm.Store.
+//   - catchup.go: asking for a snapshot and receiving it.
+//   - apply.go: applying a snapshot's chunks side by side.
+//   - snapshot.go: serving a snapshot; StoreSnapshot walks a swarm.Store,
+//     StoreCounts copies its counts.
+//   - cut.go: the instant a snapshot's counts are taken at.
 //   - admit.go: Admitting, the access list in front of Apply.
 //   - credentials.go: the .creds file, read at each connection.
 //   - stats.go: the counters and Stats.

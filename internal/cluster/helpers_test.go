@@ -54,7 +54,7 @@ func newNode(t *testing.T, url, node string, apply func(bittorrent.Tracker) bitt
 	}
 	log := logrus.New()
 	log.SetLevel(logrus.WarnLevel)
-	o := Options{URL: url, Name: "trakx", Node: node, Apply: to, Snapshot: StoreSnapshot(store), ApplyTorrent: bulk, Downloaded: StoreDownloaded(store), Log: log}
+	o := Options{URL: url, Name: "trakx", Node: node, Apply: to, Snapshot: StoreSnapshot(store), Counts: StoreCounts(store), ApplyTorrent: bulk, Downloaded: StoreDownloaded(store), Log: log}
 	if edit != nil {
 		edit(&o)
 	}

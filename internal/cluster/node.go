@@ -30,10 +30,13 @@ type Options struct {
 	// the access list (Admitting(gate.AdmitTorrent, store)), never the
 	// publishing decorator, nor the client filter (peer ids do not travel).
 	Apply bittorrent.Tracker
-	// Snapshot yields every peer the store holds, torrent by torrent,
-	// each with its torrent's completion count (StoreSnapshot), until
-	// yield returns false.
-	Snapshot func(yield func(r wire.Record, downloaded uint32) bool)
+	// Snapshot yields every peer the store holds, torrent by torrent
+	// (StoreSnapshot), until yield returns false.
+	Snapshot func(yield func(r wire.Record) bool)
+	// Counts yields every torrent's completion count (StoreCounts); nil:
+	// snapshots carry no counts. It runs while the node's completions
+	// wait (see cut), so it copies and does nothing else.
+	Counts func(yield func(h *bittorrent.InfoHash, downloaded uint32))
 	// ApplyTorrent, if set, applies a snapshot's run of one torrent's
 	// peers at once (StoreApplyTorrent), or says ok false for them to go
 	// through Apply one by one: the same rules, a list sized once.
@@ -59,7 +62,10 @@ type Node struct {
 	start time.Time // the monotonic clock's origin
 
 	subjectOut, subjectIn string
-	attempts              atomic.Uint64 // snapshot requests made
+	// attempts numbers snapshot requests, from the time the node was
+	// made: a node restarted under the same name never takes the rest of
+	// a stream served to its previous run for itself.
+	attempts atomic.Uint64
 
 	conn  atomic.Pointer[nats.Conn]
 	creds atomic.Pointer[string] // the .creds file's path
@@ -69,10 +75,11 @@ type Node struct {
 	credsWarned atomic.Bool
 	left        atomic.Bool // left the cluster for good
 	everUp      atomic.Bool // caught up (or gave up) once: may serve snapshots
-	serving     atomic.Bool // a snapshot is being served
-	// catching: a catch-up is under way: the store may be behind, so
-	// the node serves no snapshot.
-	catching atomic.Bool
+	// role is what the node does with snapshots, one thing at a time:
+	// serving one, or catching up (its store may be behind, and its
+	// counts and its record of what it applied move apart: it serves
+	// none then, and does not begin one while it serves).
+	role atomic.Int32
 	// behind: no catch-up has succeeded since the last (re)connection;
 	// a node heard anew then triggers one.
 	behind atomic.Bool
@@ -81,7 +88,15 @@ type Node struct {
 	// connected follows the connection's handlers, for Stats: asking the
 	// connection takes its lock, which a stalled write holds.
 	connected atomic.Bool
-	pubSeq    atomic.Uint64          // the Seq of the last batch published
+	// announcing is held for reading while a completion, or an announce
+	// during a catch-up, is taken and queued; for writing while a
+	// snapshot's cut copies the counts, and while the catch-up applies
+	// the node's own announces again.
+	announcing sync.RWMutex
+	pubSeq     atomic.Uint64 // the Seq of the last batch published
+	// listening is when the node last began to receive batches (its
+	// subscription, a reconnection), on its clock: see awaitHearing.
+	listening atomic.Int64
 	connErr   atomic.Pointer[string] // the last reason a connection failed
 	counters  counters
 
@@ -125,12 +140,20 @@ func New(o Options) (*Node, error) {
 		flushReq:   make(chan chan uint64),
 		done:       make(chan struct{}),
 	}
+	n.attempts.Store(uint64(n.start.UnixNano()))
 	n.creds.Store(&o.CredsFile)
 	n.out.init()
 	n.rx.init(n)
 	n.senders.init()
 	return n, nil
 }
+
+// The node's snapshot roles (Node.role).
+const (
+	idle int32 = iota
+	serving
+	catchingUp
+)
 
 // clock is the node's monotonic clock: time since it was made.
 func (n *Node) clock() time.Duration { return time.Since(n.start) }
@@ -162,6 +185,7 @@ func (n *Node) Start() error {
 		nc.Close()
 		return err
 	}
+	n.listening.Store(int64(n.clock()))
 	if _, err := nc.QueueSubscribe(n.snapshotAsk("*"), "snapshot", n.onSnapshotRequest); err != nil {
 		nc.Close()
 		return err
@@ -211,6 +235,7 @@ func (n *Node) onDisconnect(_ *nats.Conn, err error) {
 // the outage's journal once the nodes live before it are heard again.
 func (n *Node) onConnect(nc *nats.Conn, how string) {
 	n.connected.Store(true)
+	n.listening.Store(int64(n.clock()))
 	n.log.Infof("cluster: %s to NATS at %s; catching up", how, config.RedactURLs(nc.ConnectedUrl()))
 	n.publishDenied.Store(false)
 	n.connErr.Store(nil)

@@ -23,16 +23,19 @@ import (
 
 // Bounds of a catch-up's own announces.
 const (
-	ownLogRecords = 1 << 16                // kept at most: past that, the rest are not applied again
-	appliedWait   = time.Second            // the serving node's wait for the requester's last batch
-	flushWait     = 500 * time.Millisecond // the requester's wait for its flusher
+	ownLogRecords  = 1 << 20                // kept at most: past that, the rest are not applied again
+	reapplySegment = 4096                   // records applied again at a time, announces waiting
+	appliedWait    = time.Second            // the serving node's wait for the requester's last batch
+	flushWait      = 500 * time.Millisecond // the requester's wait for its flusher
 )
 
-// ownLog keeps the node's own announces while a catch-up is under way.
+// ownLog keeps the node's own announces while a catch-up is under way,
+// and what its own completions need (see owncounts.go).
 type ownLog struct {
 	on   atomic.Bool
 	mu   sync.Mutex
 	recs []wire.Record
+	completions
 }
 
 // start empties the log and keeps what comes from now on.
@@ -40,6 +43,7 @@ func (l *ownLog) start() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.recs = l.recs[:0]
+	l.completions.reset()
 	l.on.Store(true)
 }
 
@@ -50,20 +54,42 @@ func (l *ownLog) add(r wire.Record) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.on.Load() && len(l.recs) < ownLogRecords {
+	if !l.on.Load() {
+		return
+	}
+	if len(l.recs) < ownLogRecords {
 		l.recs = append(l.recs, r)
+	}
+	if r.Event == bittorrent.EventCompleted {
+		l.completions.taken(r.InfoHash)
 	}
 }
 
-// stop ends the log and calls fn with each record kept, in order.
-func (l *ownLog) stop(fn func(wire.Record)) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.on.Store(false)
-	for _, r := range l.recs {
-		fn(r)
+// stop calls fn with each record kept, in order, and then ends the log.
+// It does so reapplySegment records at a time under announcing's write
+// lock, which every announce takes for reading while the log is on: an
+// announce is then either applied and kept before a segment (and applied
+// again after it, being later in the log) or begun after it, so that
+// applying an old record again never undoes a newer announce.
+func (l *ownLog) stop(announcing sync.Locker, fn func(wire.Record)) {
+	for i := 0; ; {
+		announcing.Lock()
+		l.mu.Lock()
+		for end := min(len(l.recs), i+reapplySegment); i < end; i++ {
+			fn(l.recs[i])
+		}
+		finished := i == len(l.recs)
+		if finished {
+			l.on.Store(false)
+			l.recs = l.recs[:0]
+			l.completions.reset()
+		}
+		l.mu.Unlock()
+		announcing.Unlock()
+		if finished {
+			return
+		}
 	}
-	l.recs = l.recs[:0]
 }
 
 // reapplyOwn applies one of the node's own announces again, after a
@@ -81,7 +107,8 @@ func (n *Node) reapplyOwn(r wire.Record) {
 
 // flushNow has the flusher publish what the outbox holds, and returns
 // the Seq of the last batch published (0 if the flusher does not answer
-// in time, or has stopped).
+// in time, or has stopped). It waits on the flusher, so on NATS: never
+// from a request's path.
 func (n *Node) flushNow() uint64 {
 	reply := make(chan uint64, 1)
 	select {

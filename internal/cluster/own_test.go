@@ -19,14 +19,14 @@ func TestOwnAnnouncesSurviveAStaleSnapshot(t *testing.T) {
 	stale := record(hash(1), "1.2.3.4", 1)
 	s := startNode(t, url, "s", nil, func(o *Options) {
 		real := o.Snapshot
-		o.Snapshot = func(yield func(wire.Record, uint32) bool) {
+		o.Snapshot = func(yield func(wire.Record) bool) {
 			if !armed.Load() {
 				real(yield)
 				return
 			}
 			close(walking) // the walk as it was before the stop arrived
 			<-release
-			yield(stale, 0)
+			yield(stale)
 		}
 	})
 	r := startNode(t, url, "r", nil, nil)

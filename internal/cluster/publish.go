@@ -30,6 +30,11 @@ type outbox struct {
 	recs  []wire.Record
 	spare []wire.Record
 	kick  chan struct{}
+	// cutAt, when cut is set, is how many of recs came before a
+	// snapshot's cut: the flusher ends a batch there and sends cut that
+	// batch's Seq (see barrier).
+	cutAt int
+	cut   chan uint64
 }
 
 // init makes the buffers.
@@ -60,13 +65,32 @@ func (o *outbox) add(r wire.Record) bool {
 }
 
 // take hands the flusher the records gathered, which it may use until it
-// calls take again.
-func (o *outbox) take() []wire.Record {
+// calls take again, and the barrier among them, if any (cut nil: none).
+func (o *outbox) take() (recs []wire.Record, cutAt int, cut chan uint64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	taken := o.recs
 	o.recs, o.spare = o.spare[:0], taken
-	return taken
+	cutAt, cut, o.cut = o.cutAt, o.cut, nil
+	return taken, cutAt, cut
+}
+
+// barrier marks the records gathered so far, without waiting: the
+// flusher sends them, ends a batch there and sends the returned channel
+// the Seq of that batch (of the last batch sent, when none are waiting):
+// every record added before barrier went in a batch up to that Seq,
+// every record added after it in a later one. Only one barrier may be
+// pending at a time.
+func (o *outbox) barrier() <-chan uint64 {
+	cut := make(chan uint64, 1)
+	o.mu.Lock()
+	o.cutAt, o.cut = len(o.recs), cut
+	o.mu.Unlock()
+	select {
+	case o.kick <- struct{}{}:
+	default:
+	}
+	return cut
 }
 
 // publishing is the decorator Wrap returns.
@@ -83,8 +107,15 @@ func (n *Node) Wrap(next bittorrent.Tracker) bittorrent.Tracker {
 }
 
 // Announce passes the announce on and, when it is accepted, queues its
-// record for publishing.
+// record for publishing. A completion, and any announce while a catch-up
+// keeps the node's own (ownLog), is taken and queued under announcing's
+// read lock: a snapshot's cut, and the catch-up applying the node's own
+// announces again, find each one either wholly done or not begun.
 func (p *publishing) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.AnnounceResponse) error {
+	if req.Event == bittorrent.EventCompleted || p.node.own.on.Load() {
+		p.node.announcing.RLock()
+		defer p.node.announcing.RUnlock()
+	}
 	if err := p.next.Announce(req, resp); err != nil {
 		return err
 	}
@@ -122,6 +153,9 @@ type flusher struct {
 	buf   []byte
 	seq   uint64
 	last  time.Duration // when a batch was last sent, on the node's clock
+	// completed are the torrents of the completions in the batch being
+	// gathered, noted while a catch-up keeps its own announces (ownLog).
+	completed []bittorrent.InfoHash
 }
 
 // runFlusher sends the outbox every flushEvery, or sooner when a batch's
@@ -152,17 +186,34 @@ func (n *Node) runFlusher() {
 // empty batch when nothing was sent for a heartbeat.
 func (f *flusher) flush() {
 	f.sendJournal(false)
-	recs := f.node.out.take()
+	recs, cutAt, cut := f.node.out.take()
+	if cut != nil {
+		f.gather(recs[:cutAt])
+		if f.batch.Len() > 0 {
+			f.send()
+		}
+		cut <- f.seq
+		recs = recs[cutAt:]
+	}
 	if len(recs) == 0 && f.node.clock()-f.last < heartbeat {
 		return
 	}
+	f.gather(recs)
+	f.send()
+}
+
+// gather adds records to the batch, sending it whenever it is full.
+func (f *flusher) gather(recs []wire.Record) {
+	noting := f.node.own.on.Load()
 	for _, r := range recs {
 		if f.batch.Bound()+wire.MaxRecordSize > batchBytes {
 			f.send()
 		}
 		f.batch.Add(r)
+		if noting && r.Event == bittorrent.EventCompleted {
+			f.completed = append(f.completed, r.InfoHash)
+		}
 	}
-	f.send()
 }
 
 // send publishes the batch gathered and empties it; while NATS is away,
@@ -176,17 +227,28 @@ func (f *flusher) send() {
 	switch {
 	case nc == nil || nc.IsClosed() || n.left.Load() || (n.closed() && !nc.IsConnected()):
 		n.counters.dropped.Add(uint64(f.batch.Len())) // nothing will send it
+		f.noteCompleted(noBatch)                      // in no batch any node applies
 		return
 	case f.batch.Len() == 0 && !nc.IsConnected():
 		return
 	}
 	f.seq++
+	f.noteCompleted(f.seq)
 	f.last = n.clock()
 	f.buf = f.batch.AppendTo(f.buf[:0], wire.Header{Node: n.opts.Node, Seq: f.seq, SentNanos: int64(f.last)})
 	if f.batch.Len() > 0 && f.hold(nc) {
 		return
 	}
 	f.publish(nc, f.buf, f.batch.Len())
+}
+
+// noteCompleted tells the catch-up's log which batch the completions
+// gathered went in.
+func (f *flusher) noteCompleted(seq uint64) {
+	if len(f.completed) > 0 {
+		f.node.own.sent(seq, f.completed)
+		f.completed = f.completed[:0]
+	}
 }
 
 // hold keeps the encoded batch in the outage's journal when NATS is away

@@ -21,8 +21,9 @@ const (
 )
 
 // onSnapshotRequest answers a request for a snapshot: busy when one is
-// being served, this node has not caught up itself, or the server
-// refuses its announces (its store may hold announces it could not
+// being served, this node has not caught up itself, holds an outage's
+// journal (its counts hold completions its batches do not yet), or the
+// server refuses its announces (its store may hold announces it could not
 // publish: under another node's name, say), else it streams one from a
 // goroutine of its own.
 func (n *Node) onSnapshotRequest(m *nats.Msg) {
@@ -35,28 +36,27 @@ func (n *Node) onSnapshotRequest(m *nats.Msg) {
 	case !ok || !readable:
 		n.counters.badBatches.Add(1)
 		return
-	case !n.everUp.Load() || n.catching.Load() || n.publishDenied.Load() || !n.serving.CompareAndSwap(false, true):
+	case !n.everUp.Load() || n.publishDenied.Load() || n.journal.holding.Load() || !n.role.CompareAndSwap(idle, serving):
 		n.counters.refusedSnapshots.Add(1)
 		_ = nc.Publish(n.snapshotStream(n.opts.Node, to, attempt), []byte{msgBusy})
 		return
 	}
 	n.counters.served.Add(1)
 	go func() {
-		defer n.serving.Store(false)
+		defer n.role.Store(idle)
 		n.awaitApplied(seqs)
 		n.serveSnapshot(to, attempt)
 	}()
 }
 
 // chunker gathers a snapshot's records into chunks and sends each, and
-// the completion counts of their torrents into lists sent after them.
+// then the completion counts in lists.
 type chunker struct {
 	node    *Node
 	stream  string // the subject the snapshot goes on
 	budget  int
 	recs    []wire.Record
 	size    int // the chunk's bytes so far, kind and header included
-	counts  []wire.Count
 	buf     []byte
 	seq     uint64
 	private bool
@@ -86,14 +86,17 @@ func (n *Node) serveSnapshot(to, attempt string) {
 		defer c.acks.Unsubscribe()
 	}
 	began := time.Now()
-	// Every batch up to these was applied before the walk: the requester
-	// does not apply them again from what it held meanwhile.
-	seqs := append(n.senders.applied(), wire.Seq{Node: n.opts.Node, Seq: n.pubSeq.Load()})
+	// The counts hold every batch up to these and none after: the
+	// requester applies those it held meanwhile uncounted.
+	counts, seqs, err := n.cut()
+	if c.failed == nil {
+		c.failed = err
+	}
 	if c.failed == nil {
 		n.opts.Snapshot(c.add)
 	}
 	if c.failed == nil {
-		c.sendCounts()
+		c.sendCounts(counts)
 	}
 	if c.failed == nil {
 		c.failed = c.request(wire.AppendSeqs([]byte{msgEnd}, seqs), 0)
@@ -108,16 +111,12 @@ func (n *Node) serveSnapshot(to, attempt string) {
 }
 
 // add adds a record to the chunk, sending the chunk first when the record
-// would take it past its budget, and notes its torrent's count when it
-// is the torrent's first record. It returns false once sending failed.
-func (c *chunker) add(r wire.Record, downloaded uint32) bool {
+// would take it past its budget. It returns false once sending failed.
+func (c *chunker) add(r wire.Record) bool {
 	if !r.Valid() || (!c.private && wire.IsPrivate(r.Addr)) {
 		return true
 	}
 	same := len(c.recs) > 0 && c.recs[len(c.recs)-1].InfoHash == r.InfoHash
-	if !same && downloaded > 0 && !c.noteCount(wire.Count{InfoHash: r.InfoHash, Downloaded: downloaded}) {
-		return false
-	}
 	size := recordBytes(&r, same)
 	if c.size+size > c.budget && len(c.recs) > 0 {
 		if c.send(); c.failed != nil {
@@ -130,31 +129,21 @@ func (c *chunker) add(r wire.Record, downloaded uint32) bool {
 	return true
 }
 
-// noteCount adds a torrent's count to the list, sending the chunk and
-// then the list first when it is full: a count goes after the chunk that
-// holds its torrent's first peer, so that the requester has the torrent
-// when it applies the count. It returns false once sending failed.
-func (c *chunker) noteCount(n wire.Count) bool {
-	if (len(c.counts)+1)*wire.MaxCountSize+binary.MaxVarintLen64 > c.budget {
-		if c.sendCounts(); c.failed != nil {
-			return false
-		}
-	}
-	c.counts = append(c.counts, n)
-	return true
-}
-
-// sendCounts sends the chunk gathered, then the counts gathered.
-func (c *chunker) sendCounts() {
+// sendCounts sends the chunk gathered, then the counts in lists within
+// the budget: after every chunk, so that the requester holds the
+// torrents when it applies their counts.
+func (c *chunker) sendCounts(counts []wire.Count) {
 	if len(c.recs) > 0 {
 		if c.send(); c.failed != nil {
 			return
 		}
 	}
-	if len(c.counts) > 0 {
-		c.buf = wire.AppendCounts(append(c.buf[:0], msgCounts), c.counts)
+	per := max(1, (c.budget-1-binary.MaxVarintLen64)/wire.MaxCountSize)
+	for len(counts) > 0 && c.failed == nil {
+		list := counts[:min(per, len(counts))]
+		counts = counts[len(list):]
+		c.buf = wire.AppendCounts(append(c.buf[:0], msgCounts), list)
 		c.failed = c.request(c.buf, ackWindow-1)
-		c.counts = c.counts[:0]
 	}
 }
 
@@ -202,24 +191,31 @@ func (c *chunker) request(data []byte, unacked int) error {
 
 // StoreSnapshot is Options.Snapshot for a swarm.Store: it walks the store
 // torrent by torrent and yields each peer as a record (a seeder as such,
-// a partial seed as event paused, others as event none), with the
-// torrent's completion count.
-func StoreSnapshot(s *swarm.Store) func(yield func(wire.Record, uint32) bool) {
-	return func(yield func(wire.Record, uint32) bool) {
+// a partial seed as event paused, others as event none).
+func StoreSnapshot(s *swarm.Store) func(yield func(wire.Record) bool) {
+	return func(yield func(wire.Record) bool) {
 		stop := errStop{}
 		_, _ = s.Walk(func(t *swarm.Torrent) error {
 			for _, p := range t.Peers4 {
-				if !yield(snapshotRecord(t.Hash, netip.AddrFrom4(p.IP), p.Port, p.Seeder, p.Partial), t.Downloaded) {
+				if !yield(snapshotRecord(t.Hash, netip.AddrFrom4(p.IP), p.Port, p.Seeder, p.Partial)) {
 					return stop
 				}
 			}
 			for _, p := range t.Peers6 {
-				if !yield(snapshotRecord(t.Hash, netip.AddrFrom16(p.IP), p.Port, p.Seeder, p.Partial), t.Downloaded) {
+				if !yield(snapshotRecord(t.Hash, netip.AddrFrom16(p.IP), p.Port, p.Seeder, p.Partial)) {
 					return stop
 				}
 			}
 			return nil
 		})
+	}
+}
+
+// StoreCounts is Options.Counts for a swarm.Store: every torrent's
+// completion count, copied a shard at a time (swarm.Store.EachTorrent).
+func StoreCounts(s *swarm.Store) func(yield func(h *bittorrent.InfoHash, downloaded uint32)) {
+	return func(yield func(*bittorrent.InfoHash, uint32)) {
+		s.EachTorrent(func(h *bittorrent.InfoHash, st bittorrent.ScrapeStats) { yield(h, st.Downloaded) })
 	}
 }
 

@@ -16,8 +16,9 @@ import (
 //	<name>.<S>.snapshot.<R>.<attempt> S answers R: busy, chunks, the end
 //	<name>.<R>.ack.<S>.<attempt>      R acknowledges each message of S
 //
-// The attempt, R's count of its requests, keeps a late answer to an
-// earlier request out of the next one.
+// The attempt, R's count of its requests from the time it started (in
+// nanoseconds since 1970), keeps a late answer to an earlier request out
+// of the next one, also across a restart of R under the same name.
 
 // snapshotAsk is the subject node asks for a snapshot on.
 func (n *Node) snapshotAsk(node string) string { return n.opts.Name + "." + node + ".snapshot" }

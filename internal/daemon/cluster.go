@@ -48,6 +48,7 @@ func (d *Daemon) newCluster() (bittorrent.Tracker, error) {
 		ReplicatePrivate: d.replicatePrivate.Load, // a reload sets it
 		Apply:            cluster.Admitting(d.admitTorrent, d.store),
 		Snapshot:         cluster.StoreSnapshot(d.store),
+		Counts:           cluster.StoreCounts(d.store),
 		ApplyTorrent:     cluster.StoreApplyTorrent(d.store, d.admitTorrent),
 		Downloaded:       cluster.StoreDownloaded(d.store),
 		Log:              d.log,
