@@ -55,6 +55,11 @@ type AnnounceRequest struct {
 	// those of the client's own family are exhausted. HTTP can carry both
 	// in one reply (BEP 7); a UDP reply cannot.
 	BothFamilies bool
+	// Counted says that this completion was counted where it was
+	// accepted (a cluster node's record applied after a snapshot): the
+	// store counts it even if the peer already seeds here, where the
+	// snapshot may have made it a seeder before its completion arrived.
+	Counted bool
 }
 
 // IP is the fixed-size address of either family: an array, so that a peer
@@ -87,6 +92,9 @@ type AnnounceResponse struct {
 	Incomplete  uint32 // leechers
 	Peers4      []Peer4
 	Peers6      []Peer6
+	// Counted: the announce was a completion the store counted (it made
+	// the peer a seeder, or came Counted).
+	Counted bool
 }
 
 // Reset empties the response for reuse, keeping the peer buffers.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/trakx/trakx/internal/bittorrent"
+	"github.com/trakx/trakx/internal/cluster/wire"
 )
 
 // TestOutageCompletionsCountedOnce: a torrent completed once before a
@@ -182,4 +183,52 @@ func merged(a, b swarmState) swarmState {
 	m := maps.Clone(a)
 	maps.Copy(m, b)
 	return m
+}
+
+// TestCompletionDuringTheWalkCounted: the serving node takes a completion
+// after its cut, before its walk reaches the torrent, so that the walk
+// sends the peer as a seeder. The requester, holding the completion's
+// batch (after the cut: counted), counts it although the snapshot made
+// the peer a seeder already: a completed record is one its publisher
+// counted, and every node counts it.
+func TestCompletionDuringTheWalkCounted(t *testing.T) {
+	_, url := runServer(t, -1)
+	h := hash(5)
+	var a, b *testNode
+	var once sync.Once
+	a = startNode(t, url, "a", nil, func(o *Options) {
+		walk := o.Snapshot
+		o.Snapshot = func(yield func(r wire.Record) bool) {
+			once.Do(func() {
+				complete(t, a.front, h, "1.2.5.9", 1)
+				seq := a.flushNow()
+				waitFor(t, "b holding the completion's batch", func() bool { return holds(b, "a", seq) })
+			})
+			walk(yield)
+		}
+	})
+	complete(t, a.front, h, "1.2.5.1", 1)
+	announce(t, a.front, h, "1.2.5.9", 1, bittorrent.EventStarted) // completes during the walk
+	b = newNode(t, url, "b", nil, nil)
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b caught up", func() bool { return b.Stats().CatchUps == 1 })
+	waitFor(t, "2 completions on b", func() bool { return downloaded(b, h) == 2 })
+	if got := downloaded(a, h); got != 2 {
+		t.Errorf("a counts %d completions, want 2", got)
+	}
+}
+
+// holds reports whether n holds, in its catch-up's buffer, a batch of
+// node's with Seq seq or later.
+func holds(n *testNode, node string, seq uint64) bool {
+	n.rx.mu.Lock()
+	defer n.rx.mu.Unlock()
+	for _, p := range n.rx.buffer {
+		if s, ok := wire.SeqOf(p.data); ok && p.node == node && s >= seq {
+			return true
+		}
+	}
+	return false
 }

@@ -48,24 +48,35 @@
 //     the requester applies chunks side by side (a snapshot holds each
 //     peer once); then the buffer is replayed. After the chunks come
 //     lists of the torrents' completion counts (wire.AppendCounts), which
-//     the requester applies as the larger of its count and the list's
+//     the requester merges as the larger of its count and the list's
 //     (Options.Downloaded). The request names, for every node, the last
 //     batch the requester applied of it, its own included (it publishes
 //     its outbox first); the serving node applies as much before it
 //     serves (a second at most).
+//   - Completions: a node publishes a completion as completed only when
+//     its store counted it (a repeat travels as a plain announce). A
+//     receiver applying a batch as it comes counts it by the store's rule
+//     (once per peer, so a batch applied twice counts once); applying the
+//     batches it held during a catch-up, it counts every completed record
+//     after the snapshot's cut (AnnounceRequest.Counted), since the
+//     snapshot may have made the peer a seeder already, and none up to it.
 //   - Counts at one cut (cut.go): the serving node copies its counts
 //     while it holds the batches that arrive and its own completions
 //     wait, and notes how far it has applied each node's batches, its
 //     own by a barrier in its outbox; the snapshot's end names those.
-//     The requester applies the batches it held up to them uncounted,
-//     the later ones counted; its own completions in batches after the
-//     end's Seq for it are added to the list's count (owncounts.go); and
-//     it applies its own announces made during the catch-up again, a
-//     segment at a time while its announces wait, so that none is undone
-//     by an older state in the snapshot (own.go). A node holding an
-//     outage's journal serves no snapshot: its counts hold completions
-//     its batches do not. So each completion is counted once on every
-//     node, through outages and catch-ups under load.
+//     The requester's own completions in batches after the end's Seq for
+//     it are added to the list's count (owncounts.go), and it applies its
+//     own announces made during the catch-up again, a segment at a time
+//     while its announces wait, so that none is undone by an older state
+//     in the snapshot (own.go). A node holding an outage's journal serves
+//     no snapshot: its counts hold completions its batches do not. The
+//     larger-of-two merge is then exact whenever the serving node has
+//     applied everything the requester has (it awaits the request's
+//     batches, a second at most). It is not when each of two nodes lacks
+//     completions the other has: a node that missed another's announces
+//     while NATS was away from it, and sent its own journal while that
+//     other was away in turn, stays short of those completions (a count
+//     per originating node would be needed; see docs/cluster.md).
 //   - A node serves one snapshot at a time and answers "busy" to more,
 //     and none before it has caught up (or given up) itself, while it
 //     catches up, nor while the server refuses its announces; it does not

@@ -114,6 +114,10 @@ type Node struct {
 	closeOnce sync.Once
 	flushed   sync.WaitGroup // the flusher
 	wg        sync.WaitGroup // the catch-up
+	// serves are the snapshots being served; servesMu orders goServe
+	// with Close's closing of done.
+	serves   sync.WaitGroup
+	servesMu sync.Mutex
 }
 
 // New checks the options and returns a node, not yet connected.
@@ -321,7 +325,9 @@ func (n *Node) parting(nc *nats.Conn) {
 // ends a catch-up under way at once.
 func (n *Node) Close() {
 	n.closeOnce.Do(func() {
+		n.servesMu.Lock()
 		close(n.done)
+		n.servesMu.Unlock()
 		n.flushed.Wait()
 		n.counters.dropped.Add(uint64(n.journal.discard()))
 		if nc := n.conn.Load(); nc != nil {
@@ -332,6 +338,7 @@ func (n *Node) Close() {
 		}
 		n.connected.Store(false)
 		n.wg.Wait()
+		n.serves.Wait() // its sends fail on the closed connection
 		n.markReady()
 	})
 }

@@ -17,8 +17,9 @@ import (
 // completions in batches after that Seq: the flusher tells the log which
 // batch each went in.
 
-// maxNotedCompletions bounds the completions a catch-up notes.
-const maxNotedCompletions = 1 << 16
+// maxNotedCompletions bounds the completions a catch-up notes: as many
+// as the announces it keeps (ownLogRecords).
+const maxNotedCompletions = ownLogRecords
 
 // noBatch is the Seq noted for completions that went in no batch.
 const noBatch = math.MaxUint64
@@ -100,9 +101,13 @@ func (l *ownLog) settle(upTo uint64) []wire.Count {
 // settleOwnCounts applies the counts held back once a snapshot has ended:
 // upTo is the end's Seq for this node. It first has the flusher send what
 // the outbox holds, so that every completion taken before the snapshot's
-// counts were applied is noted in its batch.
+// counts were applied is noted in its batch. A Seq past this node's last
+// is one of an earlier run of the node (the server had not yet heard
+// this one).
 func (n *Node) settleOwnCounts(upTo uint64) {
-	n.flushNow()
+	if seq := n.flushNow(); seq != 0 && upTo > seq {
+		upTo = 0 // the serving node's Seq for this node is its previous run's: it holds none of this run's batches
+	}
 	for _, c := range n.own.settle(upTo) {
 		n.opts.Downloaded(&c.InfoHash, c.Downloaded)
 	}

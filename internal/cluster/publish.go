@@ -119,7 +119,7 @@ func (p *publishing) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.
 	if err := p.next.Announce(req, resp); err != nil {
 		return err
 	}
-	p.node.publish(req)
+	p.node.publish(req, resp.Counted)
 	return nil
 }
 
@@ -129,9 +129,15 @@ func (p *publishing) Scrape(h *bittorrent.InfoHash) (bittorrent.ScrapeStats, err
 }
 
 // publish queues an accepted announce's record, unless it is not to
-// travel: invalid (loopback and the like), or private and not allowed.
-func (n *Node) publish(req *bittorrent.AnnounceRequest) {
+// travel: invalid (loopback and the like), or private and not allowed. A
+// completion the store did not count (a repeat, or from a peer already
+// seeding) travels as a plain announce: a completed record is one its
+// publisher counted, and every node counts it.
+func (n *Node) publish(req *bittorrent.AnnounceRequest, counted bool) {
 	r := wire.RecordOf(req)
+	if r.Event == bittorrent.EventCompleted && !counted {
+		r.Event = bittorrent.EventNone
+	}
 	if !r.Valid() || n.left.Load() || (wire.IsPrivate(r.Addr) && !n.replicatePrivate()) {
 		return
 	}

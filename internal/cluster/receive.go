@@ -40,10 +40,16 @@ type receiver struct {
 	// peers the node held from before.
 	skip      map[string]uint64
 	uncounted bool
-	parser    wire.Parser
-	req       bittorrent.AnnounceRequest
-	resp      bittorrent.AnnounceResponse
-	applyFn   func(wire.Record) // applyRecord, made once
+	// held: a held batch is being applied. Its completions are counted
+	// even from a peer that seeds already: a snapshot applied meanwhile
+	// may have made it a seeder, and a completed record is one its
+	// publisher counted (see publish); a batch applied as it comes keeps
+	// the store's rule, so that one applied twice counts once.
+	held    bool
+	parser  wire.Parser
+	req     bittorrent.AnnounceRequest
+	resp    bittorrent.AnnounceResponse
+	applyFn func(wire.Record) // applyRecord, made once
 }
 
 // init ties the receiver to its node.
@@ -132,6 +138,7 @@ func (rx *receiver) applyRecord(r wire.Record) {
 		r.Event = bittorrent.EventNone
 	}
 	r.Request(&rx.req)
+	rx.req.Counted = rx.held && r.Event == bittorrent.EventCompleted
 	rx.resp.Reset()
 	if err := rx.node.opts.Apply.Announce(&rx.req, &rx.resp); err != nil {
 		rx.node.counters.refused.Add(1)
@@ -168,8 +175,9 @@ func (rx *receiver) stopBuffering() {
 		p := &rx.buffer[i]
 		seq, ok := wire.SeqOf(p.data)
 		rx.uncounted = ok && seq <= rx.skip[p.node]
+		rx.held = true
 		rx.apply(p.node, p.data)
 		*p = pending{}
 	}
-	rx.buffer, rx.bufBytes, rx.skip, rx.uncounted = rx.buffer[:0], 0, nil, false
+	rx.buffer, rx.bufBytes, rx.skip, rx.uncounted, rx.held = rx.buffer[:0], 0, nil, false, false
 }

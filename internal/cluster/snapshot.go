@@ -42,11 +42,30 @@ func (n *Node) onSnapshotRequest(m *nats.Msg) {
 		return
 	}
 	n.counters.served.Add(1)
-	go func() {
+	if !n.goServe(func() {
 		defer n.role.Store(idle)
 		n.awaitApplied(seqs)
 		n.serveSnapshot(to, attempt)
+	}) {
+		n.role.Store(idle)
+	}
+}
+
+// goServe runs serve in a goroutine that Close waits for (it walks the
+// store, which the daemon frees after Close), unless the node is closing;
+// it reports whether it did.
+func (n *Node) goServe(serve func()) bool {
+	n.servesMu.Lock()
+	defer n.servesMu.Unlock()
+	if n.closed() {
+		return false
+	}
+	n.serves.Add(1)
+	go func() {
+		defer n.serves.Done()
+		serve()
 	}()
+	return true
 }
 
 // chunker gathers a snapshot's records into chunks and sends each, and

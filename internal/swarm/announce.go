@@ -70,6 +70,7 @@ func (s *Store) Announce(req *bittorrent.AnnounceRequest, resp *bittorrent.Annou
 	}
 	if err == nil {
 		resp.Complete, resp.Incomplete = t.counts()
+		resp.Counted = a.counted
 	}
 	return err
 }
@@ -118,6 +119,8 @@ type shardAnnounce struct {
 	sh     *shard
 	now    uint16 // instant.tick
 	pick   pick
+	// counted: the announce added one to the torrent's downloaded.
+	counted bool
 }
 
 // pick is which peers of a list a reply may carry, and how many.
@@ -175,13 +178,15 @@ func announceIn[A bittorrent.IP](a *shardAnnounce, v *view[A], ip A) (int, error
 		}
 		if completes {
 			t.downloaded++
+			a.counted = true
 		}
 		sh.count(v.fam, k, 1)
 		return pos, nil
 	}
 	was := v.kindAt(pos)
-	if completes && was != seeder {
+	if completes && (was != seeder || req.Counted) {
 		t.downloaded++
+		a.counted = true
 	}
 	if was != k {
 		sh.count(v.fam, was, -1)
