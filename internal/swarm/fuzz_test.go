@@ -179,6 +179,7 @@ func (h *harness) request() bittorrent.AnnounceRequest {
 		Event:        bittorrent.Event(h.in.intn(5)), // none, completed, started, stopped, paused
 		NumWant:      []int32{-1, 0, 1, 5, 80}[h.in.intn(5)],
 		BothFamilies: h.in.intn(2) == 0,
+		Counted:      h.in.intn(4) == 0, // a cluster's completion, counted where it was taken
 	}
 }
 
@@ -207,7 +208,9 @@ func (h *harness) announce(req bittorrent.AnnounceRequest) {
 		}
 		h.refused.RefusedPeers++
 	case err == nil:
-		h.m.announce(&req, int64(h.clock.mono))
+		if counted := h.m.announce(&req, int64(h.clock.mono)); counted != h.resp.Counted {
+			t.Fatalf("%+v: the reply says counted %v, the model %v", req, h.resp.Counted, counted)
+		}
 		checkReply(t, 0, h.m, &req, &h.resp, numWant(&req, &h.cfg), h.cfg.PrivatePeers)
 	default:
 		t.Fatalf("%+v: %v (faults %v, joins %v)", req, err, h.faulty, joins)

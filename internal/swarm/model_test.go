@@ -29,7 +29,9 @@ type modelTorrent struct {
 
 type model map[bittorrent.InfoHash]*modelTorrent
 
-func (m model) announce(req *bittorrent.AnnounceRequest, now int64) {
+// announce applies req to the model and reports whether it counted a
+// completion.
+func (m model) announce(req *bittorrent.AnnounceRequest, now int64) (counted bool) {
 	t := m[req.InfoHash]
 	key := netip.AddrPortFrom(req.Addr, req.Port)
 	if req.Event == bittorrent.EventStopped {
@@ -39,15 +41,16 @@ func (m model) announce(req *bittorrent.AnnounceRequest, now int64) {
 				delete(m, req.InfoHash)
 			}
 		}
-		return
+		return false
 	}
 	if t == nil {
 		t = &modelTorrent{peers: map[netip.AddrPort]*modelPeer{}}
 		m[req.InfoHash] = t
 	}
 	p := t.peers[key]
-	if req.Event == bittorrent.EventCompleted && req.Left == 0 && (p == nil || !p.seeder) {
+	if req.Event == bittorrent.EventCompleted && req.Left == 0 && (p == nil || !p.seeder || req.Counted) {
 		t.downloaded++
+		counted = true
 	}
 	if p == nil {
 		p = &modelPeer{}
@@ -55,6 +58,7 @@ func (m model) announce(req *bittorrent.AnnounceRequest, now int64) {
 	}
 	p.seeder, p.seen = req.Left == 0, now
 	p.partial = !p.seeder && req.Event == bittorrent.EventPaused
+	return counted
 }
 
 func (m model) expire(now int64, ttl time.Duration) {
