@@ -35,11 +35,11 @@ func BenchmarkApplyBatch(b *testing.B) {
 		batches = append(batches, batch.AppendTo(nil, wire.Header{Node: "other", Seq: uint64(s + 1), SentNanos: int64(s)}))
 	}
 	for _, data := range batches { // the peers are known: re-announces
-		n.rx.apply("other", data)
+		n.rx.apply("other", data, false)
 	}
 	b.ResetTimer()
 	for i := range b.N {
-		n.rx.apply("other", batches[i%len(batches)])
+		n.rx.apply("other", batches[i%len(batches)], false)
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/record")

@@ -10,14 +10,15 @@ import (
 )
 
 // The snapshot protocol's message kinds, a message's first byte. A
-// requester publishes its node name on <name>.snapshot with a reply inbox;
-// the node that takes it answers on the inbox with busy, or with chunks
-// and then the end, each a request the requester acknowledges (an empty
-// reply) once it has applied it, so that the server never outruns it.
+// requester publishes a request on <name>.<node>.snapshot (subjects.go);
+// the node that takes it answers with busy, or with chunks, count lists,
+// the walk's end and then the end, each acknowledged by the requester
+// once it has applied it, so that the server never outruns it.
 const (
 	msgBusy   = 'B'
 	msgChunk  = 'C' // followed by a wire batch
 	msgCounts = 'D' // followed by completion counts (wire.AppendCounts)
+	msgWalked = 'W' // followed by each node's last batch applied when the walk ended (wire.AppendSeqs)
 	msgEnd    = 'E'
 )
 
@@ -169,6 +170,7 @@ func (n *Node) receiveSnapshot(sub *nats.Subscription, attempt string) outcome {
 	w := n.startAppliers()
 	defer w.stop()
 	from := ""
+	var walked map[string]uint64 // the walk's end, sent before the end
 	for range maxChunks {
 		m, err := sub.NextMsg(answerWait)
 		if err != nil {
@@ -198,8 +200,11 @@ func (n *Node) receiveSnapshot(sub *nats.Subscription, attempt string) outcome {
 			n.applyCounts(m.Data[1:])
 			n.announcing.Unlock()
 			w.ack()
+		case msgWalked:
+			walked = n.parseSeqs(m.Data[1:])
+			w.ack()
 		case msgEnd:
-			upTo := n.skipHeld(m.Data[1:])
+			upTo := n.skipHeld(m.Data[1:], walked)
 			applied, refused, malformed := w.stop()
 			n.settleOwnCounts(upTo)
 			w.ack()
@@ -210,19 +215,30 @@ func (n *Node) receiveSnapshot(sub *nats.Subscription, attempt string) outcome {
 	return noAnswer
 }
 
-// skipHeld reads a snapshot's end, each node's last batch the snapshot
-// holds, so that the batches held meanwhile up to those are not applied
-// again (a completion counted twice, a peer set back); an end that does
-// not parse skips none. It returns the end's Seq for this node
-// (noBatch: none read, the snapshot's counts taken as they are).
-func (n *Node) skipHeld(end []byte) (upTo uint64) {
-	seqs := map[string]uint64{}
-	if err := wire.ParseSeqs(end, func(node []byte, seq uint64) { seqs[string(node)] = seq }); err != nil {
-		n.counters.badBatches.Add(1)
+// skipHeld reads a snapshot's end, each node's last batch applied at the
+// cut, so that the batches held meanwhile up to those are not counted
+// again, and those between them and the walk's end (walked) are (see
+// window.go); an end that does not parse skips none. It returns the
+// end's Seq for this node (noBatch: none read, the snapshot's counts
+// taken as they are).
+func (n *Node) skipHeld(end []byte, walked map[string]uint64) (upTo uint64) {
+	cut := n.parseSeqs(end)
+	if cut == nil {
 		return noBatch
 	}
-	n.rx.skipUpTo(seqs)
-	return seqs[n.opts.Node]
+	n.rx.skipUpTo(cut, walked)
+	return cut[n.opts.Node]
+}
+
+// parseSeqs reads a list of Seqs into a map; nil, and counted a bad
+// batch, when it does not parse.
+func (n *Node) parseSeqs(list []byte) map[string]uint64 {
+	seqs := map[string]uint64{}
+	if err := wire.ParseSeqs(list, func(node []byte, seq uint64) { seqs[string(node)] = seq }); err != nil {
+		n.counters.badBatches.Add(1)
+		return nil
+	}
+	return seqs
 }
 
 // applyCounts raises the completion counts of the torrents a snapshot's

@@ -55,11 +55,14 @@
 //     serves (a second at most).
 //   - Completions: a node publishes a completion as completed only when
 //     its store counted it (a repeat travels as a plain announce). A
-//     receiver applying a batch as it comes counts it by the store's rule
-//     (once per peer, so a batch applied twice counts once); applying the
-//     batches it held during a catch-up, it counts every completed record
-//     after the snapshot's cut (AnnounceRequest.Counted), since the
-//     snapshot may have made the peer a seeder already, and none up to it.
+//     receiver counts it by the store's rule (once per peer, so a batch
+//     applied twice counts once), except after a snapshot: of each node's
+//     batches, those up to the snapshot's cut are applied uncounted (held
+//     during the catch-up; the snapshot's counts hold them), and those
+//     between the cut and the end of the serving node's walk, sent before
+//     the end, are counted whatever the store holds of the peer
+//     (AnnounceRequest.Counted), held or not, since the walk may have
+//     brought the peer as a seeder already (window.go).
 //   - Counts at one cut (cut.go): the serving node copies its counts
 //     while it holds the batches that arrive and its own completions
 //     wait, and notes how far it has applied each node's batches, its
@@ -78,7 +81,7 @@
 //     other was away in turn, stays short of those completions (a count
 //     per originating node would be needed; see docs/cluster.md).
 //   - A node serves one snapshot at a time and answers "busy" to more,
-//     and none before it has caught up (or given up) itself, while it
+//     and none before it has first caught up (or given up), while it
 //     catches up, nor while the server refuses its announces; it does not
 //     begin a catch-up while it serves. No answer within 2 s: the node
 //     serves with what it holds and retries with back-off while other
@@ -116,6 +119,7 @@
 //   - snapshot.go: serving a snapshot; StoreSnapshot walks a swarm.Store,
 //     StoreCounts copies its counts.
 //   - cut.go: the instant a snapshot's counts are taken at.
+//   - window.go: the batches between a snapshot's cut and its walk's end.
 //   - admit.go: Admitting, the access list in front of Apply.
 //   - credentials.go: the .creds file, read at each connection.
 //   - stats.go: the counters and Stats.

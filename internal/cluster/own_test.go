@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"net/netip"
 	"sync/atomic"
 	"testing"
 
@@ -67,7 +68,7 @@ func TestHeldBatchesTheSnapshotHoldsAreSkipped(t *testing.T) {
 		return len(r.rx.buffer) == 3
 	})
 	complete(t, r.store, hash(1), "1.2.3.4", 1) // as the snapshot brings it, counted
-	r.rx.skipUpTo(map[string]uint64{"x": 2})
+	r.rx.skipUpTo(map[string]uint64{"x": 2}, nil)
 	r.rx.stopBuffering()
 	h := hash(1)
 	if st, _ := r.store.Scrape(&h); st.Complete != 1 || st.Downloaded != 1 {
@@ -75,5 +76,44 @@ func TestHeldBatchesTheSnapshotHoldsAreSkipped(t *testing.T) {
 	}
 	if peers(r.store, hash(2)) != 1 {
 		t.Error("the batch after the snapshot's Seq was not applied")
+	}
+}
+
+// TestWindowCountsWhatTheWalkSaw: of the batches after a snapshot's cut,
+// those up to its walk's end are counted even for a peer the walk brought
+// as a seeder already (the snapshot's counts lack them), held or applied
+// as they come; later ones by the store's rule.
+func TestWindowCountsWhatTheWalkSaw(t *testing.T) {
+	_, url := runServer(t, -1)
+	r := startNode(t, url, "r", nil, nil)
+	nc := rawConn(t, url)
+	done := func(addr string) wire.Record {
+		rec := record(hash(1), addr, 1)
+		rec.Seeder, rec.Event = true, bittorrent.EventCompleted
+		return rec
+	}
+	for _, addr := range []string{"1.2.3.4", "1.2.3.5", "1.2.3.6"} { // as the walk brings them: seeders, uncounted
+		req := bittorrent.AnnounceRequest{InfoHash: hash(1), Addr: netip.MustParseAddr(addr), Port: 1}
+		var resp bittorrent.AnnounceResponse
+		if err := r.store.Announce(&req, &resp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.rx.startBuffering()
+	publish := func(seq uint64, rec wire.Record) {
+		if err := nc.Publish("trakx.x.announce", batchOf("x", seq, rec)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(5, done("1.2.3.4")) // after the cut (4), held
+	waitFor(t, "one batch held", func() bool { r.rx.mu.Lock(); defer r.rx.mu.Unlock(); return len(r.rx.buffer) == 1 })
+	r.rx.skipUpTo(map[string]uint64{"x": 4}, map[string]uint64{"x": 7})
+	r.rx.stopBuffering()
+	publish(6, done("1.2.3.5")) // in the window, applied as it comes
+	publish(8, done("1.2.3.6")) // after the walk: the store's rule, a seeder already
+	waitFor(t, "the three batches applied", func() bool { return r.Stats().Applied == 3 })
+	h := hash(1)
+	if st, _ := r.store.Scrape(&h); st.Downloaded != 2 {
+		t.Errorf("downloaded %d, want 2: the two completions in the window, not the one after it", st.Downloaded)
 	}
 }

@@ -105,7 +105,7 @@ func (l *ownLog) settle(upTo uint64) []wire.Count {
 // is one of an earlier run of the node (the server had not yet heard
 // this one).
 func (n *Node) settleOwnCounts(upTo uint64) {
-	if seq := n.flushNow(); seq != 0 && upTo > seq {
+	if seq := n.flushNow(); seq != 0 && upTo != noBatch && upTo > seq {
 		upTo = 0 // the serving node's Seq for this node is its previous run's: it holds none of this run's batches
 	}
 	for _, c := range n.own.settle(upTo) {

@@ -100,8 +100,10 @@ type publishing struct {
 }
 
 // Wrap returns a tracker that passes every request to next and publishes
-// each announce next accepts (see the package doc). The frontends are
-// handed it; Options.Apply must not be it.
+// each announce next accepts (see the package doc). next must say in
+// AnnounceResponse.Counted which completions it counted, as swarm.Store
+// does: the others travel as plain announces. The frontends are handed
+// it; Options.Apply must not be it.
 func (n *Node) Wrap(next bittorrent.Tracker) bittorrent.Tracker {
 	return &publishing{next: next, node: n}
 }
@@ -131,8 +133,8 @@ func (p *publishing) Scrape(h *bittorrent.InfoHash) (bittorrent.ScrapeStats, err
 // publish queues an accepted announce's record, unless it is not to
 // travel: invalid (loopback and the like), or private and not allowed. A
 // completion the store did not count (a repeat, or from a peer already
-// seeding) travels as a plain announce: a completed record is one its
-// publisher counted, and every node counts it.
+// seeding) travels as a plain announce, so that a completed record is
+// always one its publisher counted (window.go relies on it).
 func (n *Node) publish(req *bittorrent.AnnounceRequest, counted bool) {
 	r := wire.RecordOf(req)
 	if r.Event == bittorrent.EventCompleted && !counted {
@@ -238,10 +240,18 @@ func (f *flusher) send() {
 	case f.batch.Len() == 0 && !nc.IsConnected():
 		return
 	}
-	f.seq++
-	f.noteCompleted(f.seq)
+	seq := f.seq + 1
+	if f.batch.Len() == 0 && n.journal.holding.Load() {
+		// A heartbeat while the journal waits names the last batch
+		// published: with a Seq of its own it would pass the journal's
+		// batches, which then looked older than what the others applied.
+		seq = n.pubSeq.Load()
+	} else {
+		f.seq = seq
+	}
+	f.noteCompleted(seq)
 	f.last = n.clock()
-	f.buf = f.batch.AppendTo(f.buf[:0], wire.Header{Node: n.opts.Node, Seq: f.seq, SentNanos: int64(f.last)})
+	f.buf = f.batch.AppendTo(f.buf[:0], wire.Header{Node: n.opts.Node, Seq: seq, SentNanos: int64(f.last)})
 	if f.batch.Len() > 0 && f.hold(nc) {
 		return
 	}

@@ -40,12 +40,11 @@ type receiver struct {
 	// peers the node held from before.
 	skip      map[string]uint64
 	uncounted bool
-	// held: a held batch is being applied. Its completions are counted
-	// even from a peer that seeds already: a snapshot applied meanwhile
-	// may have made it a seeder, and a completed record is one its
-	// publisher counted (see publish); a batch applied as it comes keeps
-	// the store's rule, so that one applied twice counts once.
-	held    bool
+	// windows are the last snapshot's spans (window.go); forced: the
+	// batch being applied is in one, its completions counted whatever
+	// the store holds of the peer.
+	windows windows
+	forced  bool
 	parser  wire.Parser
 	req     bittorrent.AnnounceRequest
 	resp    bittorrent.AnnounceResponse
@@ -79,7 +78,7 @@ func (rx *receiver) onMessage(m *nats.Msg) {
 	rx.mu.Lock()
 	defer rx.mu.Unlock()
 	if rx.buffering == 0 {
-		rx.apply(node, m.Data)
+		rx.apply(node, m.Data, false)
 		return
 	}
 	if rx.bufBytes+len(m.Data) > maxBuffered {
@@ -106,13 +105,18 @@ func headerNames(data []byte, node string) bool {
 	return len(data) >= 2 && int(data[1]) <= len(data)-2 && string(data[2:2+int(data[1])]) == node
 }
 
-// apply applies one batch that came on node's subject; rx.mu is held.
-func (rx *receiver) apply(node string, data []byte) {
+// apply applies one batch that came on node's subject, held during a
+// catch-up or not; rx.mu is held. Its completions count as skipUpTo and
+// the snapshot's windows say, else by the store's rule.
+func (rx *receiver) apply(node string, data []byte, held bool) {
 	n := rx.node
 	if !headerNames(data, node) {
 		n.counters.badBatches.Add(1)
 		return
 	}
+	seq, _ := wire.SeqOf(data) // headerNames checked the header's length
+	rx.uncounted = held && seq <= rx.skip[node]
+	rx.forced = !rx.uncounted && rx.windows.covers(node, seq)
 	h, st, err := rx.parser.Parse(data, rx.applyFn)
 	var format wire.FormatError
 	if errors.Is(err, wire.ErrHeader) || errors.As(err, &format) {
@@ -138,7 +142,7 @@ func (rx *receiver) applyRecord(r wire.Record) {
 		r.Event = bittorrent.EventNone
 	}
 	r.Request(&rx.req)
-	rx.req.Counted = rx.held && r.Event == bittorrent.EventCompleted
+	rx.req.Counted = rx.forced && r.Event == bittorrent.EventCompleted
 	rx.resp.Reset()
 	if err := rx.node.opts.Apply.Announce(&rx.req, &rx.resp); err != nil {
 		rx.node.counters.refused.Add(1)
@@ -154,12 +158,14 @@ func (rx *receiver) startBuffering() {
 	rx.buffering++
 }
 
-// skipUpTo has the held batches of each node up to its Seq in seqs
-// applied uncounted: a snapshot holds them.
-func (rx *receiver) skipUpTo(seqs map[string]uint64) {
+// skipUpTo has the held batches of each node up to its Seq in cut
+// applied uncounted: a snapshot holds them; and those after it, up to its
+// Seq in walked, counted whatever the store holds (window.go).
+func (rx *receiver) skipUpTo(cut, walked map[string]uint64) {
 	rx.mu.Lock()
 	defer rx.mu.Unlock()
-	rx.skip = seqs
+	rx.skip = cut
+	rx.windows = newWindows(cut, walked)
 }
 
 // stopBuffering ends one want of holding; at the last, it applies the
@@ -173,11 +179,8 @@ func (rx *receiver) stopBuffering() {
 	}
 	for i := range rx.buffer {
 		p := &rx.buffer[i]
-		seq, ok := wire.SeqOf(p.data)
-		rx.uncounted = ok && seq <= rx.skip[p.node]
-		rx.held = true
-		rx.apply(p.node, p.data)
+		rx.apply(p.node, p.data, true)
 		*p = pending{}
 	}
-	rx.buffer, rx.bufBytes, rx.skip, rx.uncounted, rx.held = rx.buffer[:0], 0, nil, false, false
+	rx.buffer, rx.bufBytes, rx.skip, rx.uncounted, rx.forced = rx.buffer[:0], 0, nil, false, false
 }

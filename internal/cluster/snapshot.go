@@ -118,6 +118,9 @@ func (n *Node) serveSnapshot(to, attempt string) {
 		c.sendCounts(counts)
 	}
 	if c.failed == nil {
+		c.failed = c.request(wire.AppendSeqs([]byte{msgWalked}, n.walked()), ackWindow-1)
+	}
+	if c.failed == nil {
 		c.failed = c.request(wire.AppendSeqs([]byte{msgEnd}, seqs), 0)
 	}
 	if c.failed != nil {
@@ -127,6 +130,17 @@ func (n *Node) serveSnapshot(to, attempt string) {
 		return
 	}
 	n.log.Infof("cluster: served a snapshot to %q: %d chunks in %v", to, c.seq, time.Since(began).Round(time.Millisecond))
+}
+
+// walked is each node's last batch applied as a walk ends, this node's
+// own after it publishes what its outbox holds (so that its batches the
+// walk may have seen go before the end).
+func (n *Node) walked() []wire.Seq {
+	own := n.flushNow()
+	if own == 0 {
+		own = n.pubSeq.Load()
+	}
+	return append(n.senders.applied(), wire.Seq{Node: n.opts.Node, Seq: own})
 }
 
 // add adds a record to the chunk, sending the chunk first when the record
