@@ -87,7 +87,13 @@ func startNode(t *testing.T, url, node string, apply func(bittorrent.Tracker) bi
 // waitFor polls cond until it holds, failing the test after 15 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	waitLong(t, what, 15*time.Second, cond)
+}
+
+// waitLong polls cond until it holds, failing the test after limit.
+func waitLong(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
