@@ -336,6 +336,7 @@ func (n *Node) Close() {
 			}
 			nc.Close()
 		}
+		n.rx.close()
 		n.connected.Store(false)
 		n.wg.Wait()
 		n.serves.Wait() // its sends fail on the closed connection

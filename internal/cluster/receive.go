@@ -45,6 +45,9 @@ type receiver struct {
 	// the store holds of the peer.
 	windows windows
 	forced  bool
+	// closed: the node closed; a handler still running applies nothing
+	// more (the store may be freed once Close returns).
+	closed  bool
 	parser  wire.Parser
 	req     bittorrent.AnnounceRequest
 	resp    bittorrent.AnnounceResponse
@@ -77,6 +80,9 @@ func (rx *receiver) onMessage(m *nats.Msg) {
 	}
 	rx.mu.Lock()
 	defer rx.mu.Unlock()
+	if rx.closed {
+		return
+	}
 	if rx.buffering == 0 {
 		rx.apply(node, m.Data, false)
 		return
@@ -149,6 +155,14 @@ func (rx *receiver) applyRecord(r wire.Record) {
 		return
 	}
 	rx.node.counters.applied.Add(1)
+}
+
+// close waits for a batch being applied, and has those that come later
+// dropped: nats.go's Close does not wait for a handler already running.
+func (rx *receiver) close() {
+	rx.mu.Lock()
+	defer rx.mu.Unlock()
+	rx.closed = true
 }
 
 // startBuffering holds the batches that arrive from now on.
